@@ -1,0 +1,146 @@
+//! Command-line interface: `fuselab serve`, `fuselab devices`.
+
+use std::{
+    io::Write as _,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{devices, server};
+
+/// fuselab: trustworthy-AI methods in one self-hosted binary.
+#[derive(Debug, Parser)]
+#[command(name = "fuselab", version, propagate_version = true)]
+pub struct Cli {
+    /// Directory for the database, caches and model files [default: the platform's data
+    /// directory, e.g. ~/.local/share/fuselab]
+    #[arg(long, global = true, env = "FUSELAB_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log format (logs go to stderr; filter them with RUST_LOG)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app and the JSON API
+    Serve(ServeArgs),
+    /// List the compute devices and check that each computes correctly
+    Devices(DevicesArgs),
+}
+
+/// `fuselab serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Largest accepted request body, in bytes
+    #[arg(long, default_value_t = server::ServerConfig::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+}
+
+/// `fuselab devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Exit with an error when no GPU adapter (wgpu) passes its checks
+    #[arg(long)]
+    pub require_gpu: bool,
+}
+
+/// Parses the command line, runs it and turns errors into a message and an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            // `{:#}` prints the whole context chain on one line.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
+    match &cli.data_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => dirs::data_dir()
+            .map(|dir| dir.join("fuselab"))
+            .context("this platform has no data directory; pass --data-dir DIR"),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Whatever stopped the command, with context.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = data_dir(&cli)?;
+    match cli.command {
+        Command::Serve(args) => {
+            ensure_dir(&data_dir)?;
+            serve(&args, &data_dir)
+        }
+        Command::Devices(args) => Ok(devices::report(args.require_gpu)),
+    }
+}
+
+fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
+        // Scripts and tests read the URL from stdout (with `--addr 127.0.0.1:0` the port is new).
+        println!("fuselab listening on http://{addr}");
+        let app = server::app(server::ServerConfig {
+            max_body_bytes: args.max_body_bytes,
+        });
+        server::serve(listener, app)
+            .await
+            .context("the server failed")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,6 @@
+//! The `fuselab` binary's library: the web server (with the browser app embedded) and the CLI.
+
+pub mod assets;
+pub mod cli;
+pub mod devices;
+pub mod server;

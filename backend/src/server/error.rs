@@ -1,0 +1,74 @@
+//! API errors: a safe message for the client, the details in the log, each error logged once.
+
+use axum::{
+    Json,
+    extract::rejection::JsonRejection,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use fuselab_shared::api::ApiError;
+use thiserror::Error;
+
+/// Why a request failed.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The client sent something we cannot use; the message describes their own input and is
+    /// safe to return.
+    #[error("{message}")]
+    Client {
+        /// 4xx status.
+        status: StatusCode,
+        /// What was wrong with the request.
+        message: String,
+    },
+    /// Something failed on our side; the client gets a generic message.
+    #[error("{context}: {source:#}")]
+    Internal {
+        /// What the server was doing.
+        context: &'static str,
+        /// The cause.
+        source: anyhow::Error,
+    },
+}
+
+impl AppError {
+    /// A 4xx error with a message for the client.
+    pub fn client(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::Client {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A rejected JSON body: bad syntax, wrong shape, or over the body limit.
+    pub fn json(rejection: &JsonRejection, max_body_bytes: usize) -> Self {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the request body is larger than the server's limit of {max_body_bytes} bytes")
+        } else {
+            rejection.body_text()
+        };
+        Self::client(status, message)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Client { status, message } => {
+                tracing::debug!(%status, %message, "client error");
+                (status, Json(ApiError { error: message })).into_response()
+            }
+            Self::Internal { .. } => {
+                tracing::error!(error = %self, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(ApiError {
+                        error: "internal server error; the details are in the server log".into(),
+                    }),
+                )
+                    .into_response()
+            }
+        }
+    }
+}

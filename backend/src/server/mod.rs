@@ -1,0 +1,160 @@
+//! The HTTP server: the JSON API under `/api` and the embedded browser app everywhere else.
+
+mod error;
+
+use std::{io, sync::Arc};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, State, rejection::JsonRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::{any, get, post},
+};
+use fuselab_shared::{
+    CofailureReport, FailureMasks, PredictionTable,
+    api::{ApiError, Health},
+};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use error::AppError;
+
+use crate::assets;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+type AppState = Arc<ServerConfig>;
+
+/// The whole application: API routes, the embedded app, body limits and request tracing.
+pub fn app(config: ServerConfig) -> Router {
+    let max_body_bytes = config.max_body_bytes;
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/cofailure", post(cofailure))
+        .route("/api/{*rest}", any(api_not_found))
+        .fallback(get(asset))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(Arc::new(config))
+}
+
+/// Serves `app` on `listener` until SIGTERM or Ctrl-C, then lets requests in flight finish.
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// `POST /api/cofailure`: per-model accuracy and pairwise co-failure counts of a prediction table.
+async fn cofailure(
+    State(config): State<AppState>,
+    body: Result<Json<PredictionTable>, JsonRejection>,
+) -> Result<Json<CofailureReport>, AppError> {
+    let Json(table) = body.map_err(|r| AppError::json(&r, config.max_body_bytes))?;
+    table
+        .validate()
+        .map_err(|e| AppError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || {
+        let counts = FailureMasks::from_table(&table).cofailure_counts();
+        CofailureReport::new(&table, &counts)
+    })
+    .await
+    .map_err(|e| AppError::Internal {
+        context: "co-failure computation",
+        source: e.into(),
+    })?;
+    Ok(Json(report))
+}
+
+async fn api_not_found(uri: Uri) -> AppError {
+    AppError::client(
+        StatusCode::NOT_FOUND,
+        format!("no API endpoint at {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed() -> (StatusCode, Json<ApiError>) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ApiError {
+            error: "this endpoint does not accept that HTTP method".into(),
+        }),
+    )
+}
+
+async fn asset(uri: Uri, headers: HeaderMap) -> Response {
+    let Some(asset) = assets::find(uri.path()) else {
+        return (StatusCode::NOT_FOUND, "Not found").into_response();
+    };
+    let etag = HeaderValue::from_static(asset.etag);
+    // Asset names are not content-hashed, so the browser revalidates; the ETag keeps that cheap.
+    let cache = HeaderValue::from_static("no-cache");
+    if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache)],
+        )
+            .into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(asset.mime)),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache),
+        ],
+        asset.bytes,
+    )
+        .into_response()
+}

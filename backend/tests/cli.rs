@@ -1,0 +1,131 @@
+//! The real `fuselab` binary: help, the server process, graceful shutdown, the data directory.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpStream,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
+
+#[test]
+fn help_lists_the_subcommands() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for expected in ["serve", "devices", "--data-dir"] {
+        assert!(help.contains(expected), "{help}");
+    }
+    let output = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        help.contains("--addr") && help.contains("--data-dir"),
+        "{help}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_with_usage_error() {
+    let output = Command::new(BIN)
+        .args(["serve", "--addr", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--addr"), "{stderr}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serves_until_sigterm_then_exits_cleanly() {
+    let data_dir = std::env::temp_dir().join(format!("fuselab-cli-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("fuselab listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    assert!(data_dir.is_dir(), "serve creates --data-dir");
+
+    let response = http_get(&addr, "/api/health");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""status":"ok""#), "{response}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+#[test]
+fn an_address_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data_dir = std::env::temp_dir().join(format!("fuselab-cli-busy-{}", std::process::id()));
+    let output = Command::new(BIN)
+        .args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {addr}")),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// `fuselab devices` on this machine: flex always; wgpu on lavapipe where there is no GPU.
+#[test]
+fn devices_checks_cpu_and_wgpu() {
+    let output = Command::new(BIN)
+        .args(["devices", "--require-gpu"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("cpu   burn ok"), "{stdout}");
+    assert!(stdout.contains("wgpu  burn ok"), "{stdout}");
+    assert!(
+        stdout.contains("co-failure kernel matches the CPU"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,40 @@
+//! The fuselab browser app (leptos 0.8, client-side rendered).
+//!
+//! Computations run on this device: on WebGPU when the browser offers it, with the CPU twin of
+//! every kernel as the reference and the fallback. Only wasm32 builds have content.
+#![cfg(target_arch = "wasm32")]
+
+mod api;
+mod cofailure;
+mod gpu;
+
+use leptos::prelude::*;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+/// Entry point called by the JS glue once the module is instantiated.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+/// The application shell.
+#[component]
+fn App() -> impl IntoView {
+    let device = gpu::start();
+    view! {
+        <header>
+            <h1>"fuselab"</h1>
+            <p class="tagline">
+                "Focal-diversity ensembles, face-privacy masks and alignment fusion, self-hosted."
+            </p>
+        </header>
+        <main>
+            <section class="status" aria-label="Status">
+                <api::ServerStatus />
+                <gpu::DeviceStatus device=device />
+            </section>
+            <cofailure::CofailureTool />
+        </main>
+    }
+}

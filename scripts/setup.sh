@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building, running (`setup.sh run`) or testing (`setup.sh test`) fuselab needs and
+# is missing. Nothing is downloaded from outside the package registries (apt, crates.io, npm).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+mode="${1:-run}"
+
+packages=(mesa-vulkan-drivers libvulkan1)
+[ "$mode" = test ] && packages+=(chromium chromium-driver)
+command -v npm >/dev/null || packages+=(nodejs npm)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt: installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${missing[@]}"
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rustup: adding wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+if [ "$mode" = test ]; then
+  for component in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+  done
+fi
+
+# wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
+wasm_bindgen=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen" ]; then
+  step "cargo: installing wasm-bindgen-cli $wasm_bindgen (a few minutes, once)"
+  # Not --locked: the lock file it ships pins crates this registry does not have.
+  cargo install wasm-bindgen-cli --version "$wasm_bindgen"
+fi
+
+# npm: wasm-opt (binaryen) and playwright-core, exactly as package-lock.json pins them.
+if ! cmp -s package-lock.json node_modules/.fuselab-installed 2>/dev/null; then
+  step "npm: installing build and test tools"
+  npm ci --no-audit --no-fund
+  cp package-lock.json node_modules/.fuselab-installed
+fi

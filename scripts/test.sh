@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every test: format, lints (native and wasm32), Rust unit and
+# integration tests (server, shader validation, wgpu on lavapipe, burn on CPU and wgpu), and the
+# browser end-to-end test against the real binary in headless Chromium.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+scripts/setup.sh test
+
+step "rustfmt"
+cargo fmt --all --check
+
+scripts/build-web.sh
+
+step "clippy: wasm32"
+cargo clippy "${WEB_PACKAGES[@]}" --lib --target wasm32-unknown-unknown --profile web -- -D warnings
+
+step "clippy: native"
+cargo clippy "${NATIVE_PACKAGES[@]}" --all-targets --release -- -D warnings
+
+step "cargo test: native (release, the same set and profile as the served binary)"
+cargo test "${NATIVE_PACKAGES[@]}" --release
+
+step "browser end-to-end: headless Chromium against the real fuselab binary"
+FUSELAB_BIN="$TARGET_DIR/release/fuselab" node --test tests/e2e/

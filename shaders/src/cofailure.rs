@@ -1,0 +1,197 @@
+//! The co-failure kernel: `cofailure.wgsl`, twin of `FailureMasks::cofailure_counts`.
+
+use fuselab_shared::FailureMasks;
+use wgpu::util::DeviceExt as _;
+
+use crate::gpu::{Gpu, GpuError};
+
+/// The kernel's WGSL source.
+pub const WGSL: &str = include_str!("../cofailure.wgsl");
+
+const NAME: &str = "cofailure.wgsl";
+
+/// Must match `@workgroup_size(8, 8, 1)` in `cofailure.wgsl`.
+const WORKGROUP_SIDE: u32 = 8;
+
+/// A compiled co-failure pipeline for one device.
+#[derive(Debug)]
+pub struct CofailureKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+fn to_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+async fn check_scope(scope: wgpu::ErrorScopeGuard) -> Result<(), GpuError> {
+    match scope.pop().await {
+        None => Ok(()),
+        Some(error) => Err(GpuError::Kernel {
+            kernel: NAME,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+impl CofailureKernel {
+    /// Compiles the kernel on `gpu`.
+    ///
+    /// # Errors
+    /// [`GpuError::Kernel`] if the device rejects the shader or pipeline.
+    pub async fn new(gpu: &Gpu) -> Result<Self, GpuError> {
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = gpu
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(NAME),
+                source: wgpu::ShaderSource::Wgsl(WGSL.into()),
+            });
+        let pipeline = gpu
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(NAME),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
+        check_scope(scope).await?;
+        Ok(Self { pipeline })
+    }
+
+    /// Counts co-failures of every model pair on the GPU: row-major `models × models`, equal
+    /// to [`FailureMasks::cofailure_counts`].
+    ///
+    /// # Errors
+    /// [`GpuError::TooLarge`] when the pool exceeds the device's limits, [`GpuError::Kernel`]
+    /// or [`GpuError::Readback`] when the device fails.
+    pub async fn run(&self, gpu: &Gpu, masks: &FailureMasks) -> Result<Vec<u32>, GpuError> {
+        let limits = gpu.device.limits();
+        let models = u32::try_from(masks.models()).map_err(|_| GpuError::TooLarge {
+            what: "the number of models",
+            needed: masks.models() as u64,
+            limit: u64::from(u32::MAX),
+        })?;
+        let groups = models.div_ceil(WORKGROUP_SIDE);
+        if groups > limits.max_compute_workgroups_per_dimension {
+            return Err(GpuError::TooLarge {
+                what: "the workgroup grid",
+                needed: u64::from(groups),
+                limit: u64::from(limits.max_compute_workgroups_per_dimension),
+            });
+        }
+        let mask_bytes = (masks.words().len() * 4) as u64;
+        let count_bytes = u64::from(models) * u64::from(models) * 4;
+        for (what, needed) in [
+            ("the failure masks", mask_bytes),
+            ("the co-failure table", count_bytes),
+        ] {
+            if needed > u64::from(limits.max_storage_buffer_binding_size) {
+                return Err(GpuError::TooLarge {
+                    what,
+                    needed,
+                    limit: u64::from(limits.max_storage_buffer_binding_size),
+                });
+            }
+        }
+
+        let device = &gpu.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom_scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("cofailure params"),
+            contents: &to_bytes(&[
+                models,
+                masks.words_per_model() as u32,
+                masks.samples() as u32,
+                0,
+            ]),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("cofailure masks"),
+            contents: &to_bytes(masks.words()),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let output = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("cofailure counts"),
+            size: count_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("cofailure readback"),
+            size: count_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("cofailure bindings"),
+            layout: &self.pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: input.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: output.as_entire_binding(),
+                },
+            ],
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("cofailure"),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("cofailure"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups, groups, 1);
+        }
+        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, count_bytes);
+        gpu.queue.submit([encoder.finish()]);
+        check_scope(oom_scope).await?;
+        check_scope(scope).await?;
+
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        readback.map_async(wgpu::MapMode::Read, .., move |result| {
+            // The receiver is only gone if this future was dropped; nothing is left to tell.
+            let _ = sender.send(result);
+        });
+        // Natively the callback fires only when the device is polled; the browser fires it
+        // from its own event loop, so blocking there is neither needed nor allowed.
+        #[cfg(not(target_arch = "wasm32"))]
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| readback_error(&e))?;
+        receiver
+            .await
+            .map_err(|e| readback_error(&e))?
+            .map_err(|e| readback_error(&e))?;
+        let view = readback
+            .get_mapped_range(..)
+            .map_err(|e| readback_error(&e))?;
+        let counts = view
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        drop(view);
+        readback.unmap();
+        Ok(counts)
+    }
+}
+
+fn readback_error(error: &dyn std::fmt::Display) -> GpuError {
+    GpuError::Readback {
+        kernel: NAME,
+        reason: error.to_string(),
+    }
+}

@@ -1,0 +1,137 @@
+//! Acquiring a compute-capable wgpu device, and the errors of GPU work.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// Why GPU work could not be done. The CPU twin is the fallback for every one of these.
+#[derive(Debug, Error)]
+pub enum GpuError {
+    /// No adapter of the requested backends exists (no WebGPU in this browser, no Vulkan driver).
+    #[error("no GPU adapter is available: {reason}")]
+    NoAdapter {
+        /// What wgpu reported.
+        reason: String,
+    },
+    /// The adapter exists but cannot run compute shaders (WebGL2, for example).
+    #[error("the GPU adapter `{adapter}` cannot run compute shaders")]
+    NoComputeShaders {
+        /// The adapter's name.
+        adapter: String,
+    },
+    /// The adapter refused to open a device.
+    #[error("the GPU adapter refused to open a device: {reason}")]
+    Device {
+        /// What wgpu reported.
+        reason: String,
+    },
+    /// The input needs a larger buffer or dispatch than this device allows.
+    #[error("{what} needs {needed}, but this GPU allows at most {limit}")]
+    TooLarge {
+        /// The resource that is too large.
+        what: &'static str,
+        /// What the input needs.
+        needed: u64,
+        /// The device limit.
+        limit: u64,
+    },
+    /// wgpu reported a validation or out-of-memory error while running a kernel.
+    #[error("the GPU rejected the `{kernel}` kernel: {reason}")]
+    Kernel {
+        /// The kernel's file name.
+        kernel: &'static str,
+        /// What wgpu reported.
+        reason: String,
+    },
+    /// Reading the results back failed.
+    #[error("reading the `{kernel}` results back from the GPU failed: {reason}")]
+    Readback {
+        /// The kernel's file name.
+        kernel: &'static str,
+        /// What wgpu reported.
+        reason: String,
+    },
+}
+
+/// What the user or operator needs to know about the adapter in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// The API, e.g. `Vulkan` or `BrowserWebGpu`.
+    pub backend: String,
+    /// `DiscreteGpu`, `Cpu`, ...
+    pub device_type: String,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &self.name
+        };
+        write!(f, "{name} ({}, {})", self.backend, self.device_type)
+    }
+}
+
+/// An open device and queue that can run compute shaders.
+#[derive(Debug)]
+pub struct Gpu {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The adapter it was opened on.
+    pub adapter: AdapterSummary,
+}
+
+impl Gpu {
+    /// Opens the preferred adapter of `backends` with WebGPU's default limits.
+    ///
+    /// # Errors
+    /// [`GpuError::NoAdapter`], [`GpuError::NoComputeShaders`] or [`GpuError::Device`].
+    pub async fn request(backends: wgpu::Backends) -> Result<Self, GpuError> {
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = backends;
+        let instance = wgpu::Instance::new(descriptor);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..wgpu::RequestAdapterOptions::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter {
+                reason: e.to_string(),
+            })?;
+        let info = adapter.get_info();
+        let summary = AdapterSummary {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+        };
+        if !adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        {
+            return Err(GpuError::NoComputeShaders {
+                adapter: summary.to_string(),
+            });
+        }
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("fuselab"),
+                ..wgpu::DeviceDescriptor::default()
+            })
+            .await
+            .map_err(|e| GpuError::Device {
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            device,
+            queue,
+            adapter: summary,
+        })
+    }
+}

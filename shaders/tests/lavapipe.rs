@@ -1,0 +1,57 @@
+//! The co-failure kernel on a real Vulkan device (Mesa's lavapipe where there is no GPU)
+//! against its CPU twin.
+
+use fuselab_shaders::{Gpu, cofailure::CofailureKernel};
+use fuselab_shared::{FailureMasks, ModelPredictions, PredictionTable};
+
+fn pool(models: usize, samples: usize, seed: u32) -> PredictionTable {
+    let mut state = seed;
+    let mut next = move |n: u32| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state % n
+    };
+    let labels: Vec<u32> = (0..samples).map(|_| next(4)).collect();
+    PredictionTable {
+        models: (0..models)
+            .map(|m| ModelPredictions {
+                name: format!("model{m}"),
+                // Model m is right about (m + 1) / (models + 1) of the time on average.
+                predictions: labels
+                    .iter()
+                    .map(|&y| {
+                        if next(models as u32 + 1) <= m as u32 {
+                            y
+                        } else {
+                            next(4)
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        labels,
+    }
+}
+
+#[test]
+fn gpu_matches_cpu_twin_on_vulkan() {
+    let gpu = pollster::block_on(Gpu::request(wgpu::Backends::VULKAN))
+        .expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+    eprintln!("adapter: {}", gpu.adapter);
+    let kernel = pollster::block_on(CofailureKernel::new(&gpu)).unwrap();
+    // Sizes cover partial words, partial workgroups and more than one workgroup per side.
+    for (models, samples, seed) in [(2, 1, 7), (3, 33, 11), (9, 1000, 13), (17, 4099, 17)] {
+        let masks = FailureMasks::from_table(&pool(models, samples, seed));
+        let gpu_counts = pollster::block_on(kernel.run(&gpu, &masks)).unwrap();
+        let cpu_counts = masks.cofailure_counts();
+        assert_eq!(
+            gpu_counts, cpu_counts,
+            "{models} models × {samples} samples"
+        );
+        assert!(
+            cpu_counts.iter().any(|&c| c > 0),
+            "the pool must have failures"
+        );
+    }
+}
