@@ -36,7 +36,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// FNV-1a: a stable content hash for ETags (std's hasher is randomly seeded per process).
+/// FNV-1a: a stable content hash for `ETag` headers (std's hasher is seeded per process).
 struct Fnv(u64);
 
 impl std::hash::Hasher for Fnv {

@@ -7,7 +7,7 @@ pub struct Asset {
     pub path: &'static str,
     /// Content type.
     pub mime: &'static str,
-    /// Quoted strong ETag derived from the content.
+    /// Quoted strong `ETag` derived from the content.
     pub etag: &'static str,
     /// The file's bytes.
     pub bytes: &'static [u8],

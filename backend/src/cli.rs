@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{devices, server};
 
 /// fuselab: trustworthy-AI methods in one self-hosted binary.
+// clap prints these doc comments as `--help`, where backticks would show.
+#[allow(clippy::doc_markdown)]
 #[derive(Debug, Parser)]
 #[command(name = "fuselab", version, propagate_version = true)]
 pub struct Cli {

@@ -67,42 +67,22 @@ impl CofailureKernel {
     /// [`GpuError::TooLarge`] when the pool exceeds the device's limits, [`GpuError::Kernel`]
     /// or [`GpuError::Readback`] when the device fails.
     pub async fn run(&self, gpu: &Gpu, masks: &FailureMasks) -> Result<Vec<u32>, GpuError> {
-        let limits = gpu.device.limits();
-        let models = u32::try_from(masks.models()).map_err(|_| GpuError::TooLarge {
-            what: "the number of models",
-            needed: masks.models() as u64,
-            limit: u64::from(u32::MAX),
-        })?;
-        let groups = models.div_ceil(WORKGROUP_SIDE);
-        if groups > limits.max_compute_workgroups_per_dimension {
-            return Err(GpuError::TooLarge {
-                what: "the workgroup grid",
-                needed: u64::from(groups),
-                limit: u64::from(limits.max_compute_workgroups_per_dimension),
-            });
-        }
-        let mask_bytes = (masks.words().len() * 4) as u64;
-        let count_bytes = u64::from(models) * u64::from(models) * 4;
-        for (what, needed) in [
-            ("the failure masks", mask_bytes),
-            ("the co-failure table", count_bytes),
-        ] {
-            if needed > u64::from(limits.max_storage_buffer_binding_size) {
-                return Err(GpuError::TooLarge {
-                    what,
-                    needed,
-                    limit: u64::from(limits.max_storage_buffer_binding_size),
-                });
-            }
-        }
+        let plan = Plan::new(masks, &gpu.device.limits())?;
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom_scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let readback = self.submit(gpu, masks, &plan);
+        check_scope(oom_scope).await?;
+        check_scope(scope).await?;
+        read_words(&gpu.device, &readback).await
+    }
 
+    /// Uploads the masks, dispatches the kernel and copies the counts into a mappable buffer.
+    fn submit(&self, gpu: &Gpu, masks: &FailureMasks, plan: &Plan) -> wgpu::Buffer {
         let device = &gpu.device;
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom_scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("cofailure params"),
             contents: &to_bytes(&[
-                models,
+                plan.models,
                 masks.words_per_model() as u32,
                 masks.samples() as u32,
                 0,
@@ -116,13 +96,13 @@ impl CofailureKernel {
         });
         let output = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("cofailure counts"),
-            size: count_bytes,
+            size: plan.count_bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         let readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("cofailure readback"),
-            size: count_bytes,
+            size: plan.count_bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -154,39 +134,85 @@ impl CofailureKernel {
             });
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups, groups, 1);
+            pass.dispatch_workgroups(plan.groups, plan.groups, 1);
         }
-        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, count_bytes);
+        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, plan.count_bytes);
         gpu.queue.submit([encoder.finish()]);
-        check_scope(oom_scope).await?;
-        check_scope(scope).await?;
-
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        readback.map_async(wgpu::MapMode::Read, .., move |result| {
-            // The receiver is only gone if this future was dropped; nothing is left to tell.
-            let _ = sender.send(result);
-        });
-        // Natively the callback fires only when the device is polled; the browser fires it
-        // from its own event loop, so blocking there is neither needed nor allowed.
-        #[cfg(not(target_arch = "wasm32"))]
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| readback_error(&e))?;
-        receiver
-            .await
-            .map_err(|e| readback_error(&e))?
-            .map_err(|e| readback_error(&e))?;
-        let view = readback
-            .get_mapped_range(..)
-            .map_err(|e| readback_error(&e))?;
-        let counts = view
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        drop(view);
-        readback.unmap();
-        Ok(counts)
+        readback
     }
+}
+
+/// Sizes of one dispatch, checked against the device's limits.
+struct Plan {
+    models: u32,
+    groups: u32,
+    count_bytes: u64,
+}
+
+impl Plan {
+    fn new(masks: &FailureMasks, limits: &wgpu::Limits) -> Result<Self, GpuError> {
+        let models = u32::try_from(masks.models()).map_err(|_| GpuError::TooLarge {
+            what: "the number of models",
+            needed: masks.models() as u64,
+            limit: u64::from(u32::MAX),
+        })?;
+        let groups = models.div_ceil(WORKGROUP_SIDE);
+        if groups > limits.max_compute_workgroups_per_dimension {
+            return Err(GpuError::TooLarge {
+                what: "the workgroup grid",
+                needed: u64::from(groups),
+                limit: u64::from(limits.max_compute_workgroups_per_dimension),
+            });
+        }
+        let count_bytes = u64::from(models) * u64::from(models) * 4;
+        for (what, needed) in [
+            ("the failure masks", (masks.words().len() * 4) as u64),
+            ("the co-failure table", count_bytes),
+        ] {
+            if needed > limits.max_storage_buffer_binding_size {
+                return Err(GpuError::TooLarge {
+                    what,
+                    needed,
+                    limit: limits.max_storage_buffer_binding_size,
+                });
+            }
+        }
+        Ok(Self {
+            models,
+            groups,
+            count_bytes,
+        })
+    }
+}
+
+/// Maps a `MAP_READ` buffer and reads it as little-endian `u32` words.
+async fn read_words(device: &wgpu::Device, readback: &wgpu::Buffer) -> Result<Vec<u32>, GpuError> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    readback.map_async(wgpu::MapMode::Read, .., move |result| {
+        // The receiver is only gone if this future was dropped; nothing is left to tell.
+        let _ = sender.send(result);
+    });
+    // Natively the callback fires only when the device is polled; the browser fires it from its
+    // own event loop, so blocking there is neither needed nor allowed.
+    #[cfg(not(target_arch = "wasm32"))]
+    let poll = wgpu::PollType::wait_indefinitely();
+    #[cfg(target_arch = "wasm32")]
+    let poll = wgpu::PollType::Poll;
+    device.poll(poll).map_err(|e| readback_error(&e))?;
+    receiver
+        .await
+        .map_err(|e| readback_error(&e))?
+        .map_err(|e| readback_error(&e))?;
+    let view = readback
+        .get_mapped_range(..)
+        .map_err(|e| readback_error(&e))?;
+    let words = view
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    drop(view);
+    readback.unmap();
+    Ok(words)
 }
 
 fn readback_error(error: &dyn std::fmt::Display) -> GpuError {

@@ -49,9 +49,11 @@ fn gpu_matches_cpu_twin_on_vulkan() {
             gpu_counts, cpu_counts,
             "{models} models × {samples} samples"
         );
-        assert!(
-            cpu_counts.iter().any(|&c| c > 0),
-            "the pool must have failures"
-        );
+        if samples > 100 {
+            assert!(
+                cpu_counts.iter().all(|&c| c > 0),
+                "every pair of models fails together somewhere"
+            );
+        }
     }
 }

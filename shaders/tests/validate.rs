@@ -22,8 +22,9 @@ fn every_file_is_registered() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut on_disk: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".wgsl"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wgsl"))
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
     let mut registered: Vec<String> = fuselab_shaders::ALL

@@ -29,14 +29,17 @@ before(async () => {
   });
   serverExit = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
   baseUrl = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("fuselab did not listen within 30 s")), 30_000);
     let out = "";
     server.stdout.on("data", (chunk) => {
       out += chunk;
       const match = out.match(/listening on (http:\/\/\S+)/);
-      if (match) resolve(match[1]);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
     });
     serverExit.then(({ code }) => reject(new Error(`fuselab exited (${code}) before listening`)));
-    setTimeout(() => reject(new Error("fuselab did not listen within 30 s")), 30_000);
   });
   context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
@@ -49,6 +52,9 @@ before(async () => {
     if (message.type() === "error") problems.push(`console error: ${message.text()}`);
   });
   page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
   await page.goto(baseUrl);
 });
 
