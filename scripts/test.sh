@@ -8,6 +8,9 @@ scripts/setup.sh test
 step "rustfmt"
 cargo fmt --all --check
 
+step "workspace: ARCHITECTURE.md rows and single versions of pinned crates"
+node scripts/check-workspace.mjs
+
 scripts/build-web.sh
 
 step "clippy: wasm32"

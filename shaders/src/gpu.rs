@@ -58,15 +58,16 @@ pub enum GpuError {
 pub struct AdapterSummary {
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
     pub name: String,
-    /// The API, e.g. `Vulkan` or `BrowserWebGpu`.
+    /// The API, e.g. `Vulkan` or `WebGPU`.
     pub backend: String,
-    /// `DiscreteGpu`, `Cpu`, ...
+    /// `discrete GPU`, `software renderer`, ...
     pub device_type: String,
 }
 
 impl fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.name.is_empty() {
+            // Browsers often withhold the adapter's name.
             "unnamed adapter"
         } else {
             &self.name
@@ -107,8 +108,18 @@ impl Gpu {
         let info = adapter.get_info();
         let summary = AdapterSummary {
             name: info.name,
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
+            backend: match info.backend {
+                wgpu::Backend::BrowserWebGpu => "WebGPU".to_owned(),
+                other => format!("{other:?}"),
+            },
+            device_type: match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+                wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+                wgpu::DeviceType::VirtualGpu => "virtual GPU",
+                wgpu::DeviceType::Cpu => "software renderer",
+                wgpu::DeviceType::Other => "unknown device type",
+            }
+            .to_owned(),
         };
         if !adapter
             .get_downlevel_capabilities()

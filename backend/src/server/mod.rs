@@ -16,7 +16,8 @@ use fuselab_shared::{
     api::{ApiError, Health},
 };
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 pub use error::AppError;
 
@@ -49,7 +50,12 @@ pub fn app(config: ServerConfig) -> Router {
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // One info line per request: method, path, status and latency.
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(Arc::new(config))
 }
 
