@@ -56,10 +56,12 @@ fn serves_until_sigterm_then_exits_cleanly() {
     let data_dir = std::env::temp_dir().join(format!("fuselab-cli-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
+        .arg("--data-dir")
         .arg(&data_dir)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -92,6 +94,29 @@ fn serves_until_sigterm_then_exits_cleanly() {
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
     std::fs::remove_dir_all(&data_dir).unwrap();
+
+    // Structured logs: one JSON object per line, the request and the shutdown among them.
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["fields"]["status"] == 200),
+        "{stderr}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["message"] == "SIGTERM received, shutting down"),
+        "{stderr}"
+    );
 }
 
 #[test]
