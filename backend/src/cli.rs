@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{devices, server};
+use crate::{devices, ensemble, server};
 
 /// fuselab: trustworthy-AI methods in one self-hosted binary.
 // clap prints these doc comments as `--help`, where backticks would show.
@@ -47,6 +47,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// List the compute devices and check that each computes correctly
     Devices(DevicesArgs),
+    /// Analyse a pool of models from their predictions: focal diversity, votes, best teams
+    #[command(subcommand)]
+    Ensemble(ensemble::EnsembleCommand),
 }
 
 /// `fuselab serve`.
@@ -78,9 +81,21 @@ pub fn main() -> ExitCode {
         Err(error) => {
             // `{:#}` prints the whole context chain on one line.
             let _ = writeln!(std::io::stderr(), "error: {error:#}");
-            ExitCode::FAILURE
+            if is_bad_input(&error) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// Errors in what the user gave (files, their contents) exit with 2, like usage errors.
+fn is_bad_input(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<ensemble::input::InputError>()
+            || cause.is::<fuselab_shared::ensemble::PoolError>()
+    })
 }
 
 fn init_logging(format: LogFormat) {
@@ -121,6 +136,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(&args, &data_dir)
         }
         Command::Devices(args) => Ok(devices::report(args.require_gpu)),
+        Command::Ensemble(command) => {
+            ensemble::run(&command)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

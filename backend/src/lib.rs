@@ -3,4 +3,5 @@
 pub mod assets;
 pub mod cli;
 pub mod devices;
+pub mod ensemble;
 pub mod server;

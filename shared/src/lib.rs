@@ -6,6 +6,8 @@
 
 pub mod api;
 pub mod cofailure;
+pub mod ensemble;
+pub mod npy;
 pub mod predictions;
 
 pub use cofailure::{CofailureReport, FailureMasks, ModelSummary};

@@ -1,0 +1,353 @@
+//! `fuselab ensemble`: which sub-ensembles of a model pool are focally diverse and accurate.
+
+pub mod input;
+
+use std::{
+    fmt::{self, Write as _},
+    io::{IsTerminal as _, Write as _},
+    path::PathBuf,
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use fuselab_shared::ensemble::{AnalysisOptions, Pool, Report, TeamListing, analyze};
+
+/// `fuselab ensemble ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnsembleCommand {
+    /// Score every team of a pool: canonical focal diversity, votes, top-K
+    Analyze(AnalyzeArgs),
+}
+
+/// Inclusive team sizes: `A..B`, `A..` or `A`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeRange {
+    /// Smallest size.
+    pub min: usize,
+    /// Largest size (`usize::MAX`: up to the whole pool).
+    pub max: usize,
+}
+
+impl FromStr for SizeRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let size = |part: &str| {
+            part.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{part}` is not a team size; expected A..B, A.. or A"))
+        };
+        let range = match text.split_once("..") {
+            Some((min, "")) => Self {
+                min: size(min)?,
+                max: usize::MAX,
+            },
+            Some((min, max)) => Self {
+                min: size(min)?,
+                max: size(max)?,
+            },
+            None => {
+                let only = size(text)?;
+                Self {
+                    min: only,
+                    max: only,
+                }
+            }
+        };
+        if range.min < 2 || range.min > range.max {
+            return Err(format!(
+                "`{text}`: expected sizes of at least 2 with A <= B"
+            ));
+        }
+        Ok(range)
+    }
+}
+
+impl fmt::Display for SizeRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.max == usize::MAX {
+            write!(f, "{}..", self.min)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
+}
+
+/// How much each described team carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Detail {
+    /// Focal diversity, per-focal GD and vote accuracies.
+    Summary,
+    /// Also the eight diversity metrics on all samples.
+    Full,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// The `fuselab.ensemble.report/v1` schema.
+    Json,
+    /// One row per described team.
+    Csv,
+}
+
+/// `fuselab ensemble analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The pool: a JSON file, an .npz archive, or a folder with labels.npy and one <model>.npy
+    /// per model
+    pub input: Option<PathBuf>,
+    /// CSV with one column of true labels (use with --predictions)
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// CSV with one column of predicted classes per model, model names in the header (use with
+    /// --labels)
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+    /// How many teams to rank by focal diversity
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    /// Team sizes: A..B (inclusive), A.. or A
+    #[arg(long, default_value = "2..")]
+    pub sizes: SizeRange,
+    /// How much to report for each team
+    #[arg(long, value_enum, default_value_t = Detail::Summary)]
+    pub detail: Detail,
+    /// Describe every team in the size range, not only the top-K
+    #[arg(long)]
+    pub all_teams: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the report to FILE instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `fuselab ensemble ...`.
+///
+/// # Errors
+/// Unreadable or invalid input (an [`input::InputError`] or a
+/// [`fuselab_shared::ensemble::PoolError`] in the chain), or an unwritable output.
+pub fn run(command: &EnsembleCommand) -> anyhow::Result<()> {
+    match command {
+        EnsembleCommand::Analyze(args) => analyze_command(args),
+    }
+}
+
+fn analyze_command(args: &AnalyzeArgs) -> anyhow::Result<()> {
+    let source = input::source(
+        args.input.as_deref(),
+        args.labels.as_deref(),
+        args.predictions.as_deref(),
+    )?;
+    let pool = Pool::new(input::load(&source)?)
+        .with_context(|| format!("{source}: not a valid model pool"))?;
+    let options = AnalysisOptions {
+        min_size: args.sizes.min,
+        max_size: args.sizes.max,
+        top_k: args.top_k,
+        listing: if args.all_teams {
+            TeamListing::All
+        } else {
+            TeamListing::TopK
+        },
+        full_detail: args.detail == Detail::Full,
+    };
+    let mut bar = ProgressBar::new();
+    let report = analyze(&pool, &options, &mut |done, total| bar.update(done, total))
+        .context("the analysis failed")?;
+    bar.finish();
+    let text = match args.format {
+        Format::Json => {
+            let mut json = serde_json::to_string_pretty(&report).context("encoding the report")?;
+            json.push('\n');
+            json
+        }
+        Format::Table => table(&report),
+        Format::Csv => csv(&report),
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write the report to {}", path.display())),
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .context("cannot write the report to stdout"),
+    }
+}
+
+/// A one-line progress bar on stderr, shown only on a terminal and only after the first second.
+struct ProgressBar {
+    start: Instant,
+    last: Option<Instant>,
+    visible: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last: None,
+            visible: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        let now = Instant::now();
+        if !self.visible
+            || now - self.start < Duration::from_secs(1)
+            || self
+                .last
+                .is_some_and(|last| now - last < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let filled = (done.min(total) * 30 / total.max(1)) as usize;
+        eprint!(
+            "\r[{}{}] {done}/{total} teams",
+            "#".repeat(filled),
+            " ".repeat(30 - filled.min(30))
+        );
+    }
+
+    fn finish(&self) {
+        if self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+fn names(report: &Report, members: &[usize]) -> String {
+    members
+        .iter()
+        .map(|&m| report.models[m].name.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
+}
+
+fn table(report: &Report) -> String {
+    let mut out = format!(
+        "pool: {} models, {} samples, {} classes\n\n",
+        report.n_models, report.n_samples, report.n_classes
+    );
+    let width = report
+        .models
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(out, "{:<width$}  accuracy  negatives", "model");
+    for model in &report.models {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8.4}  {:>9}",
+            model.name, model.accuracy, model.n_negatives
+        );
+    }
+    let rows: Vec<(String, &fuselab_shared::ensemble::TeamReport)> = report
+        .teams
+        .iter()
+        .map(|team| (names(report, &team.members), team))
+        .collect();
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(7);
+    let is_top_k = report
+        .teams
+        .iter()
+        .map(|t| &t.members)
+        .eq(report.top_k.iter());
+    let heading = if is_top_k {
+        format!("top {} teams by focal diversity", report.top_k.len())
+    } else {
+        format!("{} teams", report.teams.len())
+    };
+    let _ = writeln!(
+        out,
+        "\n{heading} (accuracies are fractions; - = undefined)\n{:<width$}  size  focal div.  plurality  majority  soft vote",
+        "members"
+    );
+    for (members, team) in rows {
+        let _ = writeln!(
+            out,
+            "{members:<width$}  {:>4}  {:>10}  {:>9.4}  {:>8.4}  {:>9}",
+            team.members.len(),
+            number(team.focal_diversity),
+            team.plurality_accuracy,
+            team.majority_accuracy,
+            number(team.soft_vote_accuracy),
+        );
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}
+
+/// Quotes a CSV field when it holds a separator, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn csv(report: &Report) -> String {
+    let mut out = String::from(
+        "members,size,focal_diversity,plurality_accuracy,majority_accuracy,soft_vote_accuracy\n",
+    );
+    let cell = |value: Option<f64>| value.map_or_else(String::new, |v| v.to_string());
+    for team in &report.teams {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            csv_field(&names(report, &team.members)),
+            team.members.len(),
+            cell(team.focal_diversity),
+            team.plurality_accuracy,
+            team.majority_accuracy,
+            cell(team.soft_vote_accuracy),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_ranges() {
+        assert_eq!(
+            "2..4".parse::<SizeRange>(),
+            Ok(SizeRange { min: 2, max: 4 })
+        );
+        assert_eq!(
+            "3..".parse::<SizeRange>(),
+            Ok(SizeRange {
+                min: 3,
+                max: usize::MAX
+            })
+        );
+        assert_eq!("5".parse::<SizeRange>(), Ok(SizeRange { min: 5, max: 5 }));
+        assert!("1..3".parse::<SizeRange>().is_err());
+        assert!("4..3".parse::<SizeRange>().is_err());
+        assert!("x".parse::<SizeRange>().is_err());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("resnet"), "resnet");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

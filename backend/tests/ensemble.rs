@@ -1,0 +1,457 @@
+//! `fuselab ensemble analyze` on the reference vectors, written as JSON, as a CSV pair, as an
+//! `.npz` and as a folder of `.npy` files; and its errors on malformed input (exit code 2).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
+
+fn shared_tests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests")
+}
+
+fn vector(case: &str) -> Value {
+    let path = shared_tests().join(format!("vectors/focal/{case}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fuselab-ensemble-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn fuselab(args: &[&str]) -> Output {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn analyze_json(args: &[&str]) -> Value {
+    let mut all = vec!["ensemble", "analyze"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--all-teams",
+        "--top-k",
+        "100000",
+        "--detail",
+        "full",
+        "--format",
+        "json",
+    ]);
+    let out = fuselab(&all);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn close(what: &str, actual: &Value, expected: f64, rel: f64) {
+    let actual = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: expected a number, found {actual}"));
+    let tolerance = (rel * expected.abs()).max(1e-15);
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{what}: {actual} vs reference {expected}"
+    );
+}
+
+/// A reference value that is a number, `"nan"` (undefined: the report must say null) or an
+/// exception of the reference code (not compared).
+fn check(what: &str, actual: &Value, reference: &Value, scale: f64, rel: f64) {
+    match reference {
+        Value::Number(n) => close(what, actual, n.as_f64().unwrap() * scale, rel),
+        Value::String(s) if s == "nan" => assert!(actual.is_null(), "{what}: {actual} vs nan"),
+        _ => {}
+    }
+}
+
+/// Every canonical number of a vector file against a report of all its teams.
+fn compare(case: &str, report: &Value, with_probabilities: bool) {
+    let data = vector(case);
+    let inputs = &data["inputs"];
+    assert_eq!(report["schema"], "fuselab.ensemble.report/v1");
+    assert_eq!(report["n_models"], inputs["n_models"]);
+    assert_eq!(report["n_samples"], inputs["n_samples"]);
+    for (m, model) in report["models"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(model["index"], m);
+        close(
+            &format!("{case} accuracy[{m}]"),
+            &model["accuracy"],
+            data["per_model"]["accuracy_pct"][m].as_f64().unwrap() / 100.0,
+            1e-12,
+        );
+        assert_eq!(
+            model["n_negatives"],
+            data["per_model"]["negative_samples"][m]
+                .as_array()
+                .unwrap()
+                .len()
+        );
+    }
+    let teams = report["teams"].as_array().unwrap();
+    let ensembles = data["ensembles"].as_array().unwrap();
+    assert_eq!(teams.len(), ensembles.len(), "{case}: every team");
+    for (team, reference) in teams.iter().zip(ensembles) {
+        compare_team(case, team, reference, with_probabilities);
+    }
+    let ranking: Vec<Value> = data["derived_rankings"]["by_fs_focal_diversity_desc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            Value::from(
+                r[0].as_str()
+                    .unwrap()
+                    .bytes()
+                    .map(|b| usize::from(b - b'0'))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    // The reference ranks only the teams its code could score; ours must agree on those.
+    let ours: Vec<&Value> = report["top_k"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| ranking.contains(t))
+        .collect();
+    assert_eq!(ours, ranking.iter().collect::<Vec<_>>(), "{case}: ranking");
+}
+
+/// One team of a report against the vector's entry for it.
+fn compare_team(case: &str, team: &Value, reference: &Value, with_probabilities: bool) {
+    assert_eq!(team["members"], reference["members"], "{case}: team order");
+    let name = format!("{case} {}", reference["members"]);
+    check(
+        &format!("{name} focal_diversity"),
+        &team["focal_diversity"],
+        &reference["fs_focal_diversity"],
+        1.0,
+        1e-12,
+    );
+    if let Some(per_focal) = reference["fs_per_focal_generalized_div"].as_array() {
+        for (f, value) in per_focal.iter().enumerate() {
+            check(
+                &format!("{name} per_focal[{f}]"),
+                &team["per_focal"][f],
+                value,
+                1.0,
+                1e-12,
+            );
+        }
+    }
+    let accuracies = [
+        ("plurality_accuracy", "fs_plurality_acc_pct"),
+        ("majority_accuracy", "fs_majority_acc_pct"),
+    ];
+    for (ours, theirs) in accuracies {
+        check(
+            &format!("{name} {ours}"),
+            &team[ours],
+            &reference[theirs],
+            0.01,
+            1e-12,
+        );
+    }
+    if with_probabilities {
+        check(
+            &format!("{name} soft_vote_accuracy"),
+            &team["soft_vote_accuracy"],
+            &reference["eb_avgprob_acc_pct"],
+            0.01,
+            1e-12,
+        );
+    } else {
+        assert!(
+            team["soft_vote_accuracy"].is_null(),
+            "{name}: no probabilities"
+        );
+    }
+    let raw = &reference["eb_raw_all_samples"];
+    let diversity = &team["diversity"];
+    for (ours, theirs, rel) in [
+        ("cohen_kappa", "cohen_kappa_statistic", 1e-9),
+        ("disagreement", "binary_disagreement", 1e-12),
+        ("fleiss_kappa", "fleiss_kappa_statistic", 1e-9),
+        ("entropy", "entropy", 1e-12),
+        ("kw_variance", "kohavi_wolpert_variance", 1e-12),
+        ("generalized_diversity", "generalized_diversity", 1e-12),
+    ] {
+        check(
+            &format!("{name} {ours}"),
+            &diversity[ours],
+            &raw[theirs],
+            1.0,
+            rel,
+        );
+    }
+}
+
+fn write_json(dir: &Path, case: &str) -> PathBuf {
+    let inputs = &vector(case)["inputs"];
+    let models: Vec<Value> = (0..inputs["n_models"].as_u64().unwrap() as usize)
+        .map(|m| {
+            json!({
+                "name": format!("m{m}"),
+                "predictions": inputs["predictions"][m],
+                "probabilities": inputs["probabilities"][m],
+            })
+        })
+        .collect();
+    let path = dir.join(format!("{case}.json"));
+    std::fs::write(
+        &path,
+        json!({"labels": inputs["labels"], "models": models}).to_string(),
+    )
+    .unwrap();
+    path
+}
+
+fn write_csv(dir: &Path, case: &str) -> (PathBuf, PathBuf) {
+    let inputs = &vector(case)["inputs"];
+    let labels: Vec<String> = inputs["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    let predictions = inputs["predictions"].as_array().unwrap();
+    let mut table = (0..predictions.len())
+        .map(|m| format!("m{m}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for n in 0..labels.len() {
+        table.push('\n');
+        table.push_str(
+            &predictions
+                .iter()
+                .map(|p| p[n].to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    let labels_path = dir.join(format!("{case}.labels.csv"));
+    let predictions_path = dir.join(format!("{case}.predictions.csv"));
+    std::fs::write(&labels_path, format!("label\n{}\n", labels.join("\n"))).unwrap();
+    std::fs::write(&predictions_path, table).unwrap();
+    (labels_path, predictions_path)
+}
+
+const CASES: [&str; 6] = [
+    "hand_3m_3c",
+    "hand_4m_ties",
+    "hand_3m_gaps",
+    "random_6m_500s_10c",
+    "always_right_wrong",
+    "binary_5m_2c",
+];
+
+#[test]
+fn json_input_reproduces_every_vector() {
+    let dir = scratch("json");
+    for case in CASES {
+        let path = write_json(&dir, case);
+        compare(case, &analyze_json(&[path.to_str().unwrap()]), true);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn csv_input_reproduces_every_vector() {
+    let dir = scratch("csv");
+    for case in CASES {
+        let (labels, predictions) = write_csv(&dir, case);
+        let report = analyze_json(&[
+            "--labels",
+            labels.to_str().unwrap(),
+            "--predictions",
+            predictions.to_str().unwrap(),
+        ]);
+        compare(case, &report, false);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn numpy_inputs_reproduce_their_vectors() {
+    let npy = shared_tests().join("npy");
+    let report = analyze_json(&[npy.join("hand_4m_ties.npz").to_str().unwrap()]);
+    compare("hand_4m_ties", &report, true);
+    // float32 probabilities; argmax and every vote are unchanged by the rounding.
+    let report = analyze_json(&[npy.join("hand_3m_3c").to_str().unwrap()]);
+    compare("hand_3m_3c", &report, true);
+}
+
+#[test]
+fn top_k_summary_table_and_csv() {
+    let dir = scratch("formats");
+    let path = write_json(&dir, "random_6m_500s_10c");
+    let path = path.to_str().unwrap();
+    let out = fuselab(&[
+        "ensemble", "analyze", path, "--top-k", "3", "--format", "json",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let top: Vec<&Value> = report["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["members"])
+        .collect();
+    assert_eq!(
+        top,
+        report["top_k"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(top.len(), 3);
+    assert!(
+        report["teams"][0].get("diversity").is_none(),
+        "summary detail"
+    );
+
+    let out = fuselab(&["ensemble", "analyze", path, "--top-k", "2", "--sizes", "3"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("pool: 6 models, 500 samples, 10 classes"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("top 2 teams by focal diversity"),
+        "{}",
+        out.stdout
+    );
+
+    let csv_path = dir.join("teams.csv");
+    let out = fuselab(&[
+        "ensemble",
+        "analyze",
+        path,
+        "--sizes",
+        "2..3",
+        "--all-teams",
+        "--format",
+        "csv",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "members,size,focal_diversity,plurality_accuracy,majority_accuracy,soft_vote_accuracy"
+    );
+    // 15 pairs and 20 triples of 6 models.
+    assert_eq!(lines.len(), 1 + 15 + 20);
+    assert!(lines[1].starts_with("m0+m1,2,"), "{}", lines[1]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `analyze` on `args` and expects exit code 2 with every `needle` in the message.
+fn rejects(args: &[&str], needles: &[&str]) {
+    let mut all = vec!["ensemble", "analyze"];
+    all.extend_from_slice(args);
+    let out = fuselab(&all);
+    assert_eq!(out.code, Some(2), "{args:?}: {}{}", out.stdout, out.stderr);
+    for needle in needles {
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: `{needle}` not in {}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn malformed_inputs_are_named_and_exit_2() {
+    let dir = scratch("bad");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ragged = write(
+        "ragged.json",
+        r#"{"labels":[0,1,1],"models":[{"name":"a","predictions":[0,1,1]},{"name":"b","predictions":[0,1]}]}"#,
+    );
+    rejects(
+        &[&ragged],
+        &["ragged.json", "model `b`", "expected 3 predictions"],
+    );
+    let one = write(
+        "one.json",
+        r#"{"labels":[0,1],"models":[{"name":"a","predictions":[0,1]}]}"#,
+    );
+    rejects(&[&one], &["one.json", "at least 2 models"]);
+    let label = write(
+        "label.json",
+        r#"{"labels":[0,5],"classes":3,"models":[{"name":"a","predictions":[0,1]},{"name":"b","predictions":[0,1]}]}"#,
+    );
+    rejects(&[&label], &["label.json", "5"]);
+    let negative = write(
+        "negative.json",
+        r#"{"labels":[0,1],"models":[{"name":"a","probabilities":[[1.2,-0.2],[0,1]]},{"name":"b","probabilities":[[1,0],[0,1]]}]}"#,
+    );
+    rejects(&[&negative], &["negative.json", "model `a`"]);
+    let sum = write(
+        "sum.json",
+        r#"{"labels":[0,1],"models":[{"name":"a","probabilities":[[0.5,0.4],[0,1]]},{"name":"b","probabilities":[[1,0],[0,1]]}]}"#,
+    );
+    rejects(&[&sum], &["sum.json", "model `a`"]);
+    let syntax = write("syntax.json", r#"{"labels":[0,1],"models":[{"name":"a""#);
+    rejects(&[&syntax], &["syntax.json", "line 1"]);
+
+    let labels = write("labels.csv", "label\n0\n1\n");
+    let cell = write("cell.csv", "a,b\n0,1\n1,x\n");
+    rejects(
+        &["--labels", &labels, "--predictions", &cell],
+        &["cell.csv, line 3", "column `b`", "found `x`"],
+    );
+    let short = write("short.csv", "a,b\n0,1\n1\n");
+    rejects(
+        &["--labels", &labels, "--predictions", &short],
+        &["short.csv, line 3", "expected 2 cells"],
+    );
+
+    let npy = shared_tests().join("npy");
+    rejects(
+        &[npy.join("text_dtype").to_str().unwrap()],
+        &["a.npy", "unsupported dtype `<U3`"],
+    );
+    rejects(
+        &[npy.join("mixed").to_str().unwrap()],
+        &["mixed", "model `a`", "probabilities"],
+    );
+    rejects(
+        &[npy.join("pool.npz").to_str().unwrap()],
+        &["pool.npz", "model `model0`"],
+    );
+    rejects(
+        &[dir.join("missing.json").to_str().unwrap()],
+        &["cannot read", "missing.json"],
+    );
+    rejects(&[], &["no input"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,25 @@
+//! The focal-diversity ensemble engine (spec `focal.md`, canonical mode): a validated model
+//! pool, correctness bitsets, the diversity metrics of any team on any sample subset,
+//! canonical focal diversity, voting, and team enumeration with top-K selection.
+//!
+//! Undefined values (0/0, a focal model without negative samples) are `None`, never NaN.
+
+mod bitset;
+mod focal;
+mod focal_table;
+mod pool;
+mod report;
+mod select;
+mod team;
+mod vote;
+
+pub use bitset::Bitset;
+pub use focal::FocalDiversity;
+pub use focal_table::FocalTable;
+pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
+pub use report::{
+    AnalysisOptions, DiversityReport, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
+    analyze,
+};
+pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
+pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};

@@ -1,0 +1,612 @@
+//! A validated pool of models: labels, predicted classes, optional class probabilities and
+//! the correctness bitsets every metric is computed from.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::bitset::Bitset;
+use crate::predictions::PredictionTable;
+
+/// How far a probability row's sum may be from 1: rounded softmax outputs (4 decimals over
+/// 10 classes) are off by a few 1e-4.
+pub const PROBABILITY_SUM_TOLERANCE: f64 = 1e-3;
+
+/// One model of a [`PoolInput`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInput {
+    /// The model's name, unique within the pool.
+    pub name: String,
+    /// Predicted class per sample; when absent, the argmax of `probabilities` (first maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Vec<u32>>,
+    /// Class-probability vector per sample (`samples × classes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<Vec<f64>>>,
+}
+
+/// Unvalidated pool data. The JSON form extends [`PredictionTable`]'s:
+/// `{"labels":[...], "models":[{"name":"..", "predictions":[...], "probabilities":[[...]]}]}`,
+/// with an optional `"classes"` count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolInput {
+    /// True class per sample.
+    pub labels: Vec<u32>,
+    /// The models, in pool order.
+    pub models: Vec<ModelInput>,
+    /// Number of classes; when absent, the probability row width, else the largest class seen + 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
+}
+
+impl From<&PredictionTable> for PoolInput {
+    fn from(table: &PredictionTable) -> Self {
+        Self {
+            labels: table.labels.clone(),
+            models: table
+                .models
+                .iter()
+                .map(|m| ModelInput {
+                    name: m.name.clone(),
+                    predictions: Some(m.predictions.clone()),
+                    probabilities: None,
+                })
+                .collect(),
+            classes: None,
+        }
+    }
+}
+
+/// Why pool data was rejected. Sample and class indices are 0-based.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum PoolError {
+    /// Fewer than two models.
+    #[error("found {found} model(s); at least 2 models are needed to form a team")]
+    TooFewModels {
+        /// How many models there are.
+        found: usize,
+    },
+    /// No samples.
+    #[error("there are no labels: expected at least one sample")]
+    NoSamples,
+    /// A model's name is empty.
+    #[error("model #{index}: the name is empty")]
+    EmptyName {
+        /// 0-based position of the model.
+        index: usize,
+    },
+    /// Two models share a name.
+    #[error("model name `{name}` appears twice; model names must be unique")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+    },
+    /// The class count is zero.
+    #[error("the number of classes is 0: expected at least 1")]
+    NoClasses,
+    /// A model has neither predictions nor probabilities.
+    #[error("model `{model}`: expected `predictions` or `probabilities`, found neither")]
+    MissingPredictions {
+        /// The model's name.
+        model: String,
+    },
+    /// Some models have probabilities and this one has none.
+    #[error("model `{model}`: expected `probabilities` like the other models, found none")]
+    MissingProbabilities {
+        /// The model's name.
+        model: String,
+    },
+    /// A model has a different number of predictions than there are labels.
+    #[error("model `{model}`: expected {expected} predictions (one per label), found {found}")]
+    PredictionLength {
+        /// The model's name.
+        model: String,
+        /// The number of labels.
+        expected: usize,
+        /// The number of predictions.
+        found: usize,
+    },
+    /// A model has a different number of probability rows than there are labels.
+    #[error("model `{model}`: expected {expected} probability rows (one per label), found {found}")]
+    ProbabilityRows {
+        /// The model's name.
+        model: String,
+        /// The number of labels.
+        expected: usize,
+        /// The number of rows.
+        found: usize,
+    },
+    /// A probability row has the wrong number of classes.
+    #[error("model `{model}`, sample {sample}: expected {expected} probabilities, found {found}")]
+    ProbabilityWidth {
+        /// The model's name.
+        model: String,
+        /// The sample.
+        sample: usize,
+        /// The number of classes.
+        expected: usize,
+        /// The row's length.
+        found: usize,
+    },
+    /// A probability is negative, NaN or infinite.
+    #[error(
+        "model `{model}`, sample {sample}, class {class}: expected a finite probability >= 0, found {value}"
+    )]
+    BadProbability {
+        /// The model's name.
+        model: String,
+        /// The sample.
+        sample: usize,
+        /// The class.
+        class: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A probability row does not sum to about 1.
+    #[error(
+        "model `{model}`, sample {sample}: probabilities sum to {sum}, expected 1 (within {PROBABILITY_SUM_TOLERANCE})"
+    )]
+    ProbabilitySum {
+        /// The model's name.
+        model: String,
+        /// The sample.
+        sample: usize,
+        /// The row's sum.
+        sum: f64,
+    },
+    /// A label is not a class id.
+    #[error("sample {sample}: label {label} is outside the classes 0..{classes}")]
+    LabelOutOfRange {
+        /// The sample.
+        sample: usize,
+        /// The label.
+        label: u32,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// A prediction is not a class id.
+    #[error(
+        "model `{model}`, sample {sample}: prediction {class} is outside the classes 0..{classes}"
+    )]
+    PredictionOutOfRange {
+        /// The model's name.
+        model: String,
+        /// The sample.
+        sample: usize,
+        /// The predicted class.
+        class: u32,
+        /// The number of classes.
+        classes: usize,
+    },
+}
+
+/// A validated model pool. Models are indexed `0..models()` in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    names: Vec<String>,
+    labels: Vec<u32>,
+    predictions: Vec<Vec<u32>>,
+    /// Per model, `samples × classes` row-major.
+    probabilities: Option<Vec<Vec<f64>>>,
+    classes: usize,
+    correct: Vec<Bitset>,
+    wrong: Vec<Bitset>,
+    all: Bitset,
+}
+
+/// Index of the first maximum of a row (0 for an empty row).
+pub(crate) fn first_argmax(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (c, &p) in row.iter().enumerate() {
+        if p > row[best] {
+            best = c;
+        }
+    }
+    best
+}
+
+impl Pool {
+    /// Validates `input` and builds the pool.
+    ///
+    /// # Errors
+    /// The first problem found, naming the model, sample and class and what was expected.
+    pub fn new(input: PoolInput) -> Result<Self, PoolError> {
+        let PoolInput {
+            labels,
+            models,
+            classes,
+        } = input;
+        if models.len() < 2 {
+            return Err(PoolError::TooFewModels {
+                found: models.len(),
+            });
+        }
+        if labels.is_empty() {
+            return Err(PoolError::NoSamples);
+        }
+        check_names(&models)?;
+        let samples = labels.len();
+        let with_probabilities = models.iter().any(|m| m.probabilities.is_some());
+        let classes =
+            classes.unwrap_or_else(|| infer_classes(&labels, &models, with_probabilities));
+        if classes == 0 {
+            return Err(PoolError::NoClasses);
+        }
+        if let Some((sample, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l as usize >= classes)
+        {
+            return Err(PoolError::LabelOutOfRange {
+                sample,
+                label,
+                classes,
+            });
+        }
+        let mut names = Vec::with_capacity(models.len());
+        let mut predictions = Vec::with_capacity(models.len());
+        let mut probabilities = Vec::with_capacity(models.len());
+        for model in models {
+            let flat = match model.probabilities {
+                Some(rows) => Some(check_probabilities(&model.name, rows, samples, classes)?),
+                None if with_probabilities => {
+                    return Err(PoolError::MissingProbabilities { model: model.name });
+                }
+                None => None,
+            };
+            let preds = match (model.predictions, &flat) {
+                (Some(p), _) => p,
+                (None, Some(flat)) => flat
+                    .chunks(classes)
+                    .map(|row| first_argmax(row) as u32)
+                    .collect(),
+                (None, None) => return Err(PoolError::MissingPredictions { model: model.name }),
+            };
+            if preds.len() != samples {
+                return Err(PoolError::PredictionLength {
+                    model: model.name,
+                    expected: samples,
+                    found: preds.len(),
+                });
+            }
+            if let Some((sample, &class)) = preds
+                .iter()
+                .enumerate()
+                .find(|&(_, &p)| p as usize >= classes)
+            {
+                return Err(PoolError::PredictionOutOfRange {
+                    model: model.name,
+                    sample,
+                    class,
+                    classes,
+                });
+            }
+            names.push(model.name);
+            predictions.push(preds);
+            probabilities.extend(flat);
+        }
+        let correct: Vec<Bitset> = predictions
+            .iter()
+            .map(|p| Bitset::from_fn(samples, |n| p[n] == labels[n]))
+            .collect();
+        let wrong = predictions
+            .iter()
+            .map(|p| Bitset::from_fn(samples, |n| p[n] != labels[n]))
+            .collect();
+        Ok(Self {
+            names,
+            labels,
+            predictions,
+            probabilities: with_probabilities.then_some(probabilities),
+            classes,
+            correct,
+            wrong,
+            all: Bitset::full(samples),
+        })
+    }
+
+    /// Builds a pool from a prediction table (no probabilities; classes = largest class + 1).
+    ///
+    /// # Errors
+    /// As [`Pool::new`].
+    pub fn from_table(table: &PredictionTable) -> Result<Self, PoolError> {
+        Self::new(table.into())
+    }
+
+    /// Number of models.
+    pub fn models(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Number of samples.
+    pub fn samples(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Model names, in pool order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// True class per sample.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// Predicted classes of model `m`, or `None` past the last model.
+    pub fn predictions(&self, m: usize) -> Option<&[u32]> {
+        self.predictions.get(m).map(Vec::as_slice)
+    }
+
+    /// Whether the pool carries class probabilities (needed for soft voting).
+    pub fn has_probabilities(&self) -> bool {
+        self.probabilities.is_some()
+    }
+
+    /// Samples model `m` gets right, or `None` past the last model.
+    pub fn correct(&self, m: usize) -> Option<&Bitset> {
+        self.correct.get(m)
+    }
+
+    /// Samples model `m` gets wrong: its negative samples neg(m). `None` past the last model.
+    pub fn negatives(&self, m: usize) -> Option<&Bitset> {
+        self.wrong.get(m)
+    }
+
+    /// Share of samples model `m` gets right, in `[0, 1]`; `None` past the last model.
+    pub fn accuracy(&self, m: usize) -> Option<f64> {
+        let right = self.correct.get(m)?.count();
+        Some(right as f64 / self.samples() as f64)
+    }
+
+    /// The set of all samples.
+    pub fn all_samples(&self) -> &Bitset {
+        &self.all
+    }
+
+    pub(crate) fn prediction_rows(&self) -> &[Vec<u32>] {
+        &self.predictions
+    }
+
+    pub(crate) fn probability_rows(&self) -> Option<&[Vec<f64>]> {
+        self.probabilities.as_deref()
+    }
+
+    pub(crate) fn wrong_rows(&self) -> &[Bitset] {
+        &self.wrong
+    }
+
+    pub(crate) fn correct_rows(&self) -> &[Bitset] {
+        &self.correct
+    }
+}
+
+/// Model names must be non-blank and unique.
+fn check_names(models: &[ModelInput]) -> Result<(), PoolError> {
+    for (index, model) in models.iter().enumerate() {
+        if model.name.trim().is_empty() {
+            return Err(PoolError::EmptyName { index });
+        }
+        if models[..index].iter().any(|m| m.name == model.name) {
+            return Err(PoolError::DuplicateName {
+                name: model.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The probability row width when there are probabilities, else the largest class seen + 1.
+fn infer_classes(labels: &[u32], models: &[ModelInput], with_probabilities: bool) -> usize {
+    if with_probabilities {
+        models
+            .iter()
+            .find_map(|m| m.probabilities.as_ref()?.first().map(Vec::len))
+            .unwrap_or(0)
+    } else {
+        labels
+            .iter()
+            .chain(models.iter().flat_map(|m| m.predictions.iter().flatten()))
+            .max()
+            .map_or(0, |&c| c as usize + 1)
+    }
+}
+
+/// Checks one model's probability rows and flattens them row-major.
+fn check_probabilities(
+    model: &str,
+    rows: Vec<Vec<f64>>,
+    samples: usize,
+    classes: usize,
+) -> Result<Vec<f64>, PoolError> {
+    if rows.len() != samples {
+        return Err(PoolError::ProbabilityRows {
+            model: model.to_owned(),
+            expected: samples,
+            found: rows.len(),
+        });
+    }
+    let mut flat = Vec::with_capacity(samples * classes);
+    for (sample, row) in rows.into_iter().enumerate() {
+        if row.len() != classes {
+            return Err(PoolError::ProbabilityWidth {
+                model: model.to_owned(),
+                sample,
+                expected: classes,
+                found: row.len(),
+            });
+        }
+        if let Some((class, &value)) = row
+            .iter()
+            .enumerate()
+            .find(|&(_, &p)| !p.is_finite() || p < 0.0)
+        {
+            return Err(PoolError::BadProbability {
+                model: model.to_owned(),
+                sample,
+                class,
+                value,
+            });
+        }
+        let sum: f64 = row.iter().sum();
+        if (sum - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
+            return Err(PoolError::ProbabilitySum {
+                model: model.to_owned(),
+                sample,
+                sum,
+            });
+        }
+        flat.extend(row);
+    }
+    Ok(flat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(
+        name: &str,
+        predictions: Option<Vec<u32>>,
+        probs: Option<Vec<Vec<f64>>>,
+    ) -> ModelInput {
+        ModelInput {
+            name: name.into(),
+            predictions,
+            probabilities: probs,
+        }
+    }
+
+    fn input(models: Vec<ModelInput>) -> PoolInput {
+        PoolInput {
+            labels: vec![0, 1],
+            models,
+            classes: None,
+        }
+    }
+
+    #[test]
+    fn predictions_from_probabilities_first_maximum() {
+        let json = r#"{"labels":[0,1],"models":[
+            {"name":"a","probabilities":[[0.5,0.5],[0.2,0.8]]},
+            {"name":"b","predictions":[1,1],"probabilities":[[0.6,0.4],[0.1,0.9]]}]}"#;
+        let pool = Pool::new(serde_json::from_str(json).unwrap()).unwrap();
+        assert_eq!(pool.predictions(0), Some(&[0, 1][..]));
+        assert_eq!(pool.predictions(1), Some(&[1, 1][..]));
+        assert_eq!(pool.classes(), 2);
+        assert!(pool.has_probabilities());
+        assert_eq!(pool.accuracy(1), Some(0.5));
+        assert_eq!(pool.negatives(1).unwrap().iter().collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn prediction_table_json_still_reads() {
+        let json = r#"{"labels":[0,2],"models":[{"name":"a","predictions":[0,1]},{"name":"b","predictions":[2,2]}]}"#;
+        let table: PredictionTable = serde_json::from_str(json).unwrap();
+        let via_table = Pool::from_table(&table).unwrap();
+        let direct = Pool::new(serde_json::from_str(json).unwrap()).unwrap();
+        assert_eq!(via_table, direct);
+        assert_eq!(direct.classes(), 3);
+    }
+
+    #[test]
+    fn errors_name_model_sample_and_class() {
+        let ok = || model("b", Some(vec![0, 1]), None);
+        assert_eq!(
+            Pool::new(input(vec![ok()])).unwrap_err(),
+            PoolError::TooFewModels { found: 1 }
+        );
+        assert_eq!(
+            Pool::new(input(vec![model("a", Some(vec![0]), None), ok()])).unwrap_err(),
+            PoolError::PredictionLength {
+                model: "a".into(),
+                expected: 2,
+                found: 1
+            }
+        );
+        let mut classes = input(vec![model("a", Some(vec![0, 3]), None), ok()]);
+        classes.classes = Some(2);
+        assert_eq!(
+            Pool::new(classes).unwrap_err().to_string(),
+            "model `a`, sample 1: prediction 3 is outside the classes 0..2"
+        );
+        let mut labels = input(vec![ok(), model("a", Some(vec![0, 0]), None)]);
+        labels.labels = vec![0, 5];
+        labels.classes = Some(3);
+        assert_eq!(
+            Pool::new(labels).unwrap_err(),
+            PoolError::LabelOutOfRange {
+                sample: 1,
+                label: 5,
+                classes: 3
+            }
+        );
+        let probs = |rows: Vec<Vec<f64>>| {
+            input(vec![
+                model("p", None, Some(rows)),
+                model("q", None, Some(vec![vec![1.0, 0.0]; 2])),
+            ])
+        };
+        assert!(matches!(
+            Pool::new(probs(vec![vec![1.0, 0.0], vec![f64::NAN, 1.0]])).unwrap_err(),
+            PoolError::BadProbability {
+                sample: 1,
+                class: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Pool::new(probs(vec![vec![1.2, -0.2], vec![0.0, 1.0]])).unwrap_err(),
+            PoolError::BadProbability {
+                sample: 0,
+                class: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Pool::new(probs(vec![vec![0.5, 0.4], vec![0.0, 1.0]])).unwrap_err(),
+            PoolError::ProbabilitySum { sample: 0, .. }
+        ));
+        assert_eq!(
+            Pool::new(probs(vec![vec![1.0, 0.0], vec![1.0]])).unwrap_err(),
+            PoolError::ProbabilityWidth {
+                model: "p".into(),
+                sample: 1,
+                expected: 2,
+                found: 1
+            }
+        );
+        assert_eq!(
+            Pool::new(probs(vec![vec![1.0, 0.0]])).unwrap_err(),
+            PoolError::ProbabilityRows {
+                model: "p".into(),
+                expected: 2,
+                found: 1
+            }
+        );
+        assert_eq!(
+            Pool::new(input(vec![
+                model("p", None, Some(vec![vec![1.0, 0.0]; 2])),
+                ok()
+            ]))
+            .unwrap_err(),
+            PoolError::MissingProbabilities { model: "b".into() }
+        );
+        assert_eq!(
+            Pool::new(input(vec![model("a", None, None), ok()])).unwrap_err(),
+            PoolError::MissingPredictions { model: "a".into() }
+        );
+        assert_eq!(
+            Pool::new(input(vec![ok(), ok()])).unwrap_err(),
+            PoolError::DuplicateName { name: "b".into() }
+        );
+        assert_eq!(
+            Pool::new(input(vec![model(" ", Some(vec![0, 0]), None), ok()])).unwrap_err(),
+            PoolError::EmptyName { index: 0 }
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Team enumeration and top-K selection by focal diversity (spec §5.1).
+
+use core::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::pool::Pool;
+use super::team::TeamError;
+
+/// Every team of a pool with a size in a range, as ascending member indices, ordered by size
+/// and then lexicographically (Python's `itertools.combinations` order).
+#[derive(Debug, Clone)]
+pub struct Teams {
+    models: usize,
+    max_size: usize,
+    current: Vec<usize>,
+}
+
+impl Teams {
+    /// Teams of `models` models with `min_size..=max_size` members; sizes are clamped to
+    /// `2..=models`, and an empty range yields nothing.
+    pub fn new(models: usize, min_size: usize, max_size: usize) -> Self {
+        let size = min_size.max(2);
+        let max_size = max_size.min(models);
+        Self {
+            models,
+            max_size,
+            // Empty `current` marks the end, so an empty size range yields nothing.
+            current: if size <= max_size {
+                (0..size).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Number of teams of `models` models with sizes in `min_size..=max_size` (clamped as in
+    /// [`Teams::new`]); saturates at `u64::MAX`.
+    pub fn total(models: usize, min_size: usize, max_size: usize) -> u64 {
+        (min_size.max(2)..=max_size.min(models))
+            .map(|k| binomial(models as u64, k as u64))
+            .fold(0, u64::saturating_add)
+    }
+}
+
+/// `n choose k` for `k <= n`, saturating.
+fn binomial(n: u64, k: u64) -> u64 {
+    (0..k.min(n.saturating_sub(k))).fold(1_u64, |acc, i| acc.saturating_mul(n - i) / (i + 1))
+}
+
+impl Iterator for Teams {
+    type Item = Vec<usize>;
+
+    fn next(&mut self) -> Option<Vec<usize>> {
+        if self.current.is_empty() {
+            return None;
+        }
+        let team = self.current.clone();
+        let size = self.current.len();
+        // Rightmost position that can still move right.
+        match (0..size)
+            .rev()
+            .find(|&i| self.current[i] < self.models - size + i)
+        {
+            Some(i) => {
+                self.current[i] += 1;
+                for k in i + 1..size {
+                    self.current[k] = self.current[k - 1] + 1;
+                }
+            }
+            None if size < self.max_size => self.current = (0..=size).collect(),
+            None => self.current.clear(),
+        }
+        Some(team)
+    }
+}
+
+/// A team and its canonical focal diversity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedTeam {
+    /// Ascending member indices.
+    pub members: Vec<usize>,
+    /// The mean focal diversity.
+    pub focal_diversity: f64,
+}
+
+/// Heap order in which the *worse* team is greater, so the heap's top is evicted first.
+#[derive(Debug)]
+struct WorstFirst(RankedTeam);
+
+impl Ord for WorstFirst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .0
+            .focal_diversity
+            .total_cmp(&self.0.focal_diversity)
+            .then_with(|| self.0.members.cmp(&other.0.members))
+    }
+}
+
+impl PartialOrd for WorstFirst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for WorstFirst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for WorstFirst {}
+
+/// The `k` teams with the highest focal diversity, best first. Ties keep the
+/// lexicographically smaller member list first (the reference's stable sort over team
+/// names). Teams whose focal diversity is undefined are left out. Memory is O(k).
+///
+/// # Errors
+/// The first invalid team.
+pub fn top_k_by_focal_diversity(
+    pool: &Pool,
+    teams: impl IntoIterator<Item = Vec<usize>>,
+    k: usize,
+) -> Result<Vec<RankedTeam>, TeamError> {
+    let scored = teams
+        .into_iter()
+        .map(|members| {
+            let view = pool.team(&members)?;
+            Ok((view.members().to_vec(), view.focal_diversity().mean))
+        })
+        .collect::<Result<Vec<_>, TeamError>>()?;
+    Ok(top_k_of(scored, k))
+}
+
+/// The `k` best of already scored teams (ascending members, focal diversity), ordered as in
+/// [`top_k_by_focal_diversity`]; teams scored `None` are left out. Memory is O(k), so the
+/// scores can stream from an enumeration of millions of teams.
+pub fn top_k_of(
+    scored: impl IntoIterator<Item = (Vec<usize>, Option<f64>)>,
+    k: usize,
+) -> Vec<RankedTeam> {
+    let mut heap = BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16));
+    for (members, score) in scored {
+        let Some(focal_diversity) = score else {
+            continue;
+        };
+        heap.push(WorstFirst(RankedTeam {
+            members,
+            focal_diversity,
+        }));
+        if heap.len() > k {
+            heap.pop();
+        }
+    }
+    heap.into_sorted_vec().into_iter().map(|w| w.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn itertools_order_and_counts() {
+        let teams: Vec<Vec<usize>> = Teams::new(4, 0, 9).collect();
+        assert_eq!(
+            teams,
+            [
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3],
+                vec![0, 1, 2],
+                vec![0, 1, 3],
+                vec![0, 2, 3],
+                vec![1, 2, 3],
+                vec![0, 1, 2, 3],
+            ]
+        );
+        assert_eq!(Teams::total(4, 0, 9), 11);
+        assert_eq!(Teams::total(20, 2, 20), 1_048_555);
+        assert_eq!(Teams::new(5, 3, 3).count(), 10);
+        assert_eq!(Teams::new(5, 4, 3).count(), 0);
+        assert_eq!(Teams::new(1, 2, 5).count(), 0);
+    }
+}

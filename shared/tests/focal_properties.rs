@@ -1,0 +1,219 @@
+//! Property checks of the ensemble engine on seeded random pools (plain loops, no extra
+//! dependencies): GD in [0, 1], invariance under permuting samples and models, and
+//! independence of the order in which team members are given.
+
+use fuselab_shared::ensemble::{ModelInput, Pool, PoolInput, Teams};
+
+/// xorshift32: deterministic and dependency-free.
+struct Rng(u32);
+
+impl Rng {
+    fn below(&mut self, n: u32) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0 % n
+    }
+}
+
+/// Labels, predictions with correlated errors (a shared per-sample difficulty) and
+/// probabilities whose argmax is the prediction.
+fn random_input(rng: &mut Rng, models: usize, samples: usize, classes: u32) -> PoolInput {
+    let labels: Vec<u32> = (0..samples).map(|_| rng.below(classes)).collect();
+    let hard: Vec<bool> = (0..samples).map(|_| rng.below(3) == 0).collect();
+    PoolInput {
+        models: (0..models)
+            .map(|m| {
+                let predictions: Vec<u32> = (0..samples)
+                    .map(|n| {
+                        let wrong = rng.below(10) < if hard[n] { 6 } else { 2 };
+                        if wrong {
+                            (labels[n] + 1 + rng.below(classes - 1)) % classes
+                        } else {
+                            labels[n]
+                        }
+                    })
+                    .collect();
+                let probabilities = predictions
+                    .iter()
+                    .map(|&p| {
+                        let mut row: Vec<f64> =
+                            (0..classes).map(|_| f64::from(rng.below(100))).collect();
+                        row[p as usize] = 150.0 + f64::from(rng.below(100));
+                        let sum: f64 = row.iter().sum();
+                        row.iter().map(|x| x / sum).collect()
+                    })
+                    .collect();
+                ModelInput {
+                    name: format!("m{m}"),
+                    predictions: Some(predictions),
+                    probabilities: Some(probabilities),
+                }
+            })
+            .collect(),
+        labels,
+        classes: Some(classes as usize),
+    }
+}
+
+fn close(a: Option<f64>, b: Option<f64>, what: &str) {
+    match (a, b) {
+        (Some(x), Some(y)) => assert!(
+            (x - y).abs() <= 1e-12 * x.abs().max(y.abs()) + 1e-15,
+            "{what}: {x} vs {y}"
+        ),
+        (None, None) => {}
+        _ => panic!("{what}: {a:?} vs {b:?}"),
+    }
+}
+
+/// Every number the engine gives for one team, in a fixed order.
+fn summary(pool: &Pool, members: &[usize]) -> Vec<Option<f64>> {
+    let view = pool.team(members).expect("team");
+    let d = view.diversity();
+    vec![
+        view.focal_diversity().mean,
+        d.cohen_kappa,
+        d.q_statistic,
+        d.correlation,
+        d.disagreement,
+        d.fleiss_kappa,
+        d.entropy,
+        d.kw_variance,
+        d.generalized_diversity,
+        view.plurality_accuracy(),
+        view.majority_accuracy(),
+        view.soft_vote_accuracy(),
+    ]
+}
+
+#[test]
+fn generalized_diversity_is_within_unit_interval() {
+    let mut rng = Rng(0x9e37_79b9);
+    for round in 0..8 {
+        let pool = Pool::new(random_input(&mut rng, 5, 40 + 37 * round, 4)).expect("pool");
+        for members in Teams::new(pool.models(), 2, pool.models()) {
+            let view = pool.team(&members).expect("team");
+            let focal = view.focal_diversity();
+            let values = focal
+                .per_focal
+                .iter()
+                .copied()
+                .chain([focal.mean, view.generalized_diversity()]);
+            for gd in values {
+                let gd = gd.expect("every model fails somewhere");
+                assert!((0.0..=1.0).contains(&gd), "GD {gd} for {members:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn invariant_under_sample_permutation() {
+    let mut rng = Rng(0x1234_5678);
+    for _ in 0..4 {
+        let input = random_input(&mut rng, 4, 150, 5);
+        // Fisher–Yates shuffle of the sample order.
+        let mut order: Vec<usize> = (0..input.labels.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u32 + 1) as usize);
+        }
+        let mut shuffled = input.clone();
+        shuffled.labels = order.iter().map(|&n| input.labels[n]).collect();
+        for (to, from) in shuffled.models.iter_mut().zip(&input.models) {
+            let preds = from.predictions.as_ref().expect("predictions");
+            let probs = from.probabilities.as_ref().expect("probabilities");
+            to.predictions = Some(order.iter().map(|&n| preds[n]).collect());
+            to.probabilities = Some(order.iter().map(|&n| probs[n].clone()).collect());
+        }
+        let (a, b) = (
+            Pool::new(input).expect("pool"),
+            Pool::new(shuffled).expect("pool"),
+        );
+        for members in Teams::new(4, 2, 4) {
+            for (x, y) in summary(&a, &members).into_iter().zip(summary(&b, &members)) {
+                close(x, y, &format!("team {members:?}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn invariant_under_model_permutation_and_member_order() {
+    let mut rng = Rng(0xdead_beef);
+    let input = random_input(&mut rng, 5, 200, 3);
+    // Model k of the permuted pool is model perm[k] of the original.
+    let perm = [3, 0, 4, 1, 2];
+    let mut permuted = input.clone();
+    permuted.models = perm.iter().map(|&m| input.models[m].clone()).collect();
+    let (a, b) = (
+        Pool::new(input).expect("pool"),
+        Pool::new(permuted).expect("pool"),
+    );
+    for members in Teams::new(5, 2, 5) {
+        let mapped: Vec<usize> = members
+            .iter()
+            .map(|&m| perm.iter().position(|&p| p == m).expect("permutation"))
+            .collect();
+        let reference = summary(&a, &members);
+        for (x, y) in reference.iter().zip(summary(&b, &mapped)) {
+            close(*x, y, &format!("team {members:?} as {mapped:?}"));
+        }
+        let mut reversed = members.clone();
+        reversed.reverse();
+        assert_eq!(
+            summary(&a, &reversed),
+            reference,
+            "member order {reversed:?}"
+        );
+        let focal = a.team(&reversed).expect("team").focal_diversity();
+        assert_eq!(focal, a.team(&members).expect("team").focal_diversity());
+    }
+}
+
+#[test]
+fn invalid_teams_are_errors() {
+    use fuselab_shared::ensemble::{Bitset, TeamError};
+    let mut rng = Rng(7);
+    let pool = Pool::new(random_input(&mut rng, 3, 10, 3)).expect("pool");
+    assert_eq!(
+        pool.team(&[1]).unwrap_err(),
+        TeamError::TooSmall { size: 1 }
+    );
+    assert_eq!(
+        pool.team(&[0, 3]).unwrap_err(),
+        TeamError::ModelOutOfRange {
+            model: 3,
+            models: 3
+        }
+    );
+    assert_eq!(
+        pool.team(&[2, 2]).unwrap_err(),
+        TeamError::DuplicateMember { model: 2 }
+    );
+    assert_eq!(
+        pool.team_on(&[0, 1], &Bitset::full(9)).unwrap_err(),
+        TeamError::SubsetLength {
+            expected: 10,
+            found: 9
+        }
+    );
+    // An empty subset: every metric is undefined, none is NaN.
+    let empty = pool.team_on(&[0, 1], &Bitset::empty(10)).expect("team");
+    let d = empty.diversity();
+    for value in [
+        d.cohen_kappa,
+        d.q_statistic,
+        d.correlation,
+        d.disagreement,
+        d.fleiss_kappa,
+        d.entropy,
+        d.kw_variance,
+        d.generalized_diversity,
+        empty.plurality_accuracy(),
+        empty.soft_vote_accuracy(),
+        empty.focal_diversity().mean,
+    ] {
+        assert_eq!(value, None);
+    }
+}
