@@ -2,7 +2,7 @@
 //! dependencies): GD in [0, 1], invariance under permuting samples and models, and
 //! independence of the order in which team members are given.
 
-use fuselab_shared::ensemble::{ModelInput, Pool, PoolInput, Teams};
+use fuselab_shared::ensemble::{FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams};
 
 /// xorshift32: deterministic and dependency-free.
 struct Rng(u32);
@@ -215,5 +215,27 @@ fn invalid_teams_are_errors() {
         empty.focal_diversity().mean,
     ] {
         assert_eq!(value, None);
+    }
+}
+
+/// The team-independent tables (triple co-failure counts, vote patterns) agree exactly with
+/// the per-sample computations on random pools with many ties (few classes, many models).
+#[test]
+fn precomputed_tables_match_per_sample_results() {
+    let mut rng = Rng(0x1234_5678);
+    for (models, samples, classes) in [(7, 300, 3), (9, 200, 2), (6, 500, 10)] {
+        let pool = Pool::new(random_input(&mut rng, models, samples, classes)).unwrap();
+        let focal = FocalTable::new(&pool);
+        let plurality = PluralityTable::new(&pool).unwrap();
+        assert!(plurality.patterns() < samples);
+        for members in Teams::new(models, 2, models) {
+            let view = pool.team(&members).unwrap();
+            assert_eq!(focal.focal_diversity(&members), view.focal_diversity());
+            assert_eq!(
+                Some(plurality.plurality_accuracy(&members)),
+                view.plurality_accuracy(),
+                "{members:?}"
+            );
+        }
     }
 }

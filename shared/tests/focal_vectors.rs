@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use fuselab_shared::ensemble::{
-    AnalysisOptions, FocalTable, ModelInput, Pool, PoolInput, REPORT_SCHEMA, TeamListing, Teams,
-    analyze, top_k_by_focal_diversity,
+    AnalysisOptions, FocalTable, ModelInput, PluralityTable, Pool, PoolInput, REPORT_SCHEMA,
+    TeamListing, Teams, analyze, top_k_by_focal_diversity,
 };
 use serde_json::Value;
 
@@ -399,9 +399,16 @@ fn check_case(case: &str) {
         assert_eq!(top, ours[..k.min(ours.len())], "{case}: top-{k}");
     }
 
-    // The triple-count table gives the same focal diversity as the per-team histogram, bit for bit.
+    // The triple-count and vote-pattern tables give the same focal diversity and plurality
+    // accuracy as the per-sample computations, bit for bit.
     let table = FocalTable::new(&pool);
+    let plurality = PluralityTable::new(&pool).expect("at most 64 models");
     for members in Teams::new(pool.models(), 2, pool.models()) {
+        assert_eq!(
+            Some(plurality.plurality_accuracy(&members)),
+            pool.team(&members).expect("team").plurality_accuracy(),
+            "{case}: plurality table {members:?}"
+        );
         assert_eq!(
             table.focal_diversity(&members),
             pool.team(&members).expect("team").focal_diversity(),

@@ -7,6 +7,7 @@
 mod bitset;
 mod focal;
 mod focal_table;
+mod plurality_table;
 mod pool;
 mod report;
 mod select;
@@ -16,6 +17,7 @@ mod vote;
 pub use bitset::Bitset;
 pub use focal::FocalDiversity;
 pub use focal_table::FocalTable;
+pub use plurality_table::PluralityTable;
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
     AnalysisOptions, DiversityReport, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
