@@ -91,6 +91,19 @@ impl PluralityTable {
             larger.sort_unstable();
             *counts.entry((label_mask, smaller, larger)).or_default() += 1;
         }
+        // Most wrong models first: a team can only lose a pattern whose wrong models could
+        // outvote the right ones, so small teams need only a prefix. The full key makes the
+        // order (and so the table) independent of the hash map's.
+        let mut counts: Vec<_> = counts.into_iter().collect();
+        counts.sort_unstable_by_key(|((label, smaller, larger), _)| {
+            let wrong = smaller.iter().chain(larger).fold(0_u64, |all, m| all | m);
+            (
+                std::cmp::Reverse(wrong.count_ones()),
+                *label,
+                smaller.clone(),
+                larger.clone(),
+            )
+        });
         let mut patterns = Vec::with_capacity(counts.len());
         let mut others = Vec::new();
         for ((label, smaller, larger), weight) in counts {
@@ -107,9 +120,6 @@ impl PluralityTable {
             others.extend(smaller);
             others.extend(larger);
         }
-        // Most wrong models first: a team can only lose a pattern whose wrong models could
-        // outvote the right ones, so small teams need only a prefix.
-        patterns.sort_by_key(|p| std::cmp::Reverse(p.wrong_count));
         let mut suffix = vec![0; patterns.len() + 1];
         for (i, p) in patterns.iter().enumerate().rev() {
             suffix[i] = suffix[i + 1] + p.weight;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::bitset::Bitset;
+use super::plurality_table::PluralityTable;
 use crate::predictions::PredictionTable;
 
 /// How far a probability row's sum may be from 1: rounded softmax outputs (4 decimals over
@@ -191,6 +192,12 @@ pub struct Pool {
     correct: Vec<Bitset>,
     wrong: Vec<Bitset>,
     all: Bitset,
+    /// `agreement[i * M + j]`: samples on which models i and j predict the same class.
+    agreement: Vec<u64>,
+    /// `class_counts[m * C + c]`: samples on which model m predicts class c.
+    class_counts: Vec<u64>,
+    /// Vote patterns for plurality accuracy on all samples (pools of at most 64 models).
+    plurality: Option<PluralityTable>,
 }
 
 /// Index of the first maximum of a row (0 for an empty row).
@@ -202,6 +209,32 @@ pub(crate) fn first_argmax(row: &[f64]) -> usize {
         }
     }
     best
+}
+
+/// Label statistics on all samples: pairwise agreement counts (`M × M`) and per-model class
+/// counts (`M × C`). With them, Cohen's and Fleiss' κ of any team on all samples cost
+/// O(|T|²·C) instead of a pass over the samples.
+fn label_statistics(predictions: &[Vec<u32>], classes: usize) -> (Vec<u64>, Vec<u64>) {
+    let models = predictions.len();
+    let mut agreement = vec![0_u64; models * models];
+    for i in 0..models {
+        for j in i..models {
+            let same = predictions[i]
+                .iter()
+                .zip(&predictions[j])
+                .filter(|(a, b)| a == b)
+                .count() as u64;
+            agreement[i * models + j] = same;
+            agreement[j * models + i] = same;
+        }
+    }
+    let mut class_counts = vec![0_u64; models * classes];
+    for (m, row) in predictions.iter().enumerate() {
+        for &class in row {
+            class_counts[m * classes + class as usize] += 1;
+        }
+    }
+    (agreement, class_counts)
 }
 
 impl Pool {
@@ -292,7 +325,11 @@ impl Pool {
             .iter()
             .map(|p| Bitset::from_fn(samples, |n| p[n] != labels[n]))
             .collect();
-        Ok(Self {
+        let (agreement, class_counts) = label_statistics(&predictions, classes);
+        let mut pool = Self {
+            plurality: None,
+            agreement,
+            class_counts,
             names,
             labels,
             predictions,
@@ -301,7 +338,9 @@ impl Pool {
             correct,
             wrong,
             all: Bitset::full(samples),
-        })
+        };
+        pool.plurality = PluralityTable::new(&pool);
+        Ok(pool)
     }
 
     /// Builds a pool from a prediction table (no probabilities; classes = largest class + 1).
@@ -374,6 +413,21 @@ impl Pool {
 
     pub(crate) fn probability_rows(&self) -> Option<&[Vec<f64>]> {
         self.probabilities.as_deref()
+    }
+
+    /// The vote-pattern table, when the pool has at most 64 models.
+    pub(crate) fn plurality_table(&self) -> Option<&PluralityTable> {
+        self.plurality.as_ref()
+    }
+
+    /// Samples on which models `i` and `j` predict the same class.
+    pub(crate) fn agreement(&self, i: usize, j: usize) -> u64 {
+        self.agreement[i * self.models() + j]
+    }
+
+    /// How often model `m` predicts each class, on all samples.
+    pub(crate) fn class_counts(&self, m: usize) -> &[u64] {
+        &self.class_counts[m * self.classes..(m + 1) * self.classes]
     }
 
     pub(crate) fn wrong_rows(&self) -> &[Bitset] {

@@ -128,6 +128,8 @@ pub struct TeamView<'a> {
     pub(crate) pool: &'a Pool,
     pub(crate) members: Vec<usize>,
     pub(crate) subset: Bitset,
+    /// The subset is every sample, so the pool's precomputed label statistics apply.
+    pub(crate) all_samples: bool,
 }
 
 impl Pool {
@@ -171,6 +173,7 @@ impl Pool {
         Ok(TeamView {
             pool: self,
             members: sorted,
+            all_samples: subset.count() == self.samples(),
             subset: subset.clone(),
         })
     }
@@ -229,17 +232,33 @@ impl TeamView<'_> {
     pub fn pair_cohen_kappa(&self, i: usize, j: usize) -> Option<f64> {
         let preds = self.pool.prediction_rows();
         let (pi, pj) = (preds.get(i)?, preds.get(j)?);
-        let classes = self.pool.classes();
-        let (mut by_i, mut by_j) = (vec![0_u64; classes], vec![0_u64; classes]);
-        let (mut agree, mut total) = (0_u64, 0_u64);
-        for s in self.subset.iter() {
-            by_i[pi[s] as usize] += 1;
-            by_j[pj[s] as usize] += 1;
-            agree += u64::from(pi[s] == pj[s]);
-            total += 1;
-        }
+        let (agree, total, chance) = if self.all_samples {
+            let chance = self
+                .pool
+                .class_counts(i)
+                .iter()
+                .zip(self.pool.class_counts(j))
+                .map(|(x, y)| x * y)
+                .sum();
+            (
+                self.pool.agreement(i, j),
+                self.pool.samples() as u64,
+                chance,
+            )
+        } else {
+            let classes = self.pool.classes();
+            let (mut by_i, mut by_j) = (vec![0_u64; classes], vec![0_u64; classes]);
+            let (mut agree, mut total) = (0_u64, 0_u64);
+            for s in self.subset.iter() {
+                by_i[pi[s] as usize] += 1;
+                by_j[pj[s] as usize] += 1;
+                agree += u64::from(pi[s] == pj[s]);
+                total += 1;
+            }
+            let chance: u64 = by_i.iter().zip(&by_j).map(|(x, y)| x * y).sum();
+            (agree, total, chance)
+        };
         // Scaled by total²: exact integers until the one division.
-        let chance: u64 = by_i.iter().zip(&by_j).map(|(x, y)| x * y).sum();
         ratio(
             (agree * total) as f64 - chance as f64,
             (total * total) as f64 - chance as f64,
@@ -269,21 +288,35 @@ impl TeamView<'_> {
     /// Fleiss' κ over the members' predicted labels: `(P̄ − P_e)/(1 − P_e)`; `None` when every
     /// member always predicts the same single class or the subset is empty.
     pub fn fleiss_kappa(&self) -> Option<f64> {
-        let preds = self.pool.prediction_rows();
         let raters = self.members.len() as u64;
-        let mut per_sample = vec![0_u64; self.pool.classes()];
         let mut totals = vec![0_u64; self.pool.classes()];
         let (mut squares, mut n) = (0_u64, 0_u64);
-        for s in self.subset.iter() {
-            per_sample.fill(0);
-            for &m in &self.members {
-                per_sample[preds[m][s] as usize] += 1;
+        if self.all_samples {
+            // Σ_c count² per sample = raters + 2·(pairs that agree there).
+            n = self.pool.samples() as u64;
+            squares = n * raters;
+            for (k, &i) in self.members.iter().enumerate() {
+                for (t, c) in totals.iter_mut().zip(self.pool.class_counts(i)) {
+                    *t += c;
+                }
+                for &j in &self.members[k + 1..] {
+                    squares += 2 * self.pool.agreement(i, j);
+                }
             }
-            for (t, &c) in totals.iter_mut().zip(&per_sample) {
-                squares += c * c;
-                *t += c;
+        } else {
+            let preds = self.pool.prediction_rows();
+            let mut per_sample = vec![0_u64; self.pool.classes()];
+            for s in self.subset.iter() {
+                per_sample.fill(0);
+                for &m in &self.members {
+                    per_sample[preds[m][s] as usize] += 1;
+                }
+                for (t, &c) in totals.iter_mut().zip(&per_sample) {
+                    squares += c * c;
+                    *t += c;
+                }
+                n += 1;
             }
-            n += 1;
         }
         let ratings = (n * raters) as f64;
         let agreement = ratio((squares - n * raters) as f64, ratings * (raters - 1) as f64)?;
@@ -314,27 +347,12 @@ impl TeamView<'_> {
 
     /// Kuncheva's entropy `E = (1/N) Σ min(l, L − l) / (L − ⌈L/2⌉)`, `l` = members correct.
     pub fn entropy(&self) -> Option<f64> {
-        let team = self.members.len();
-        let hist = self.failure_histogram();
-        let n: u64 = hist.iter().sum();
-        let sum: u64 = hist
-            .iter()
-            .enumerate()
-            .map(|(fails, &h)| fails.min(team - fails) as u64 * h)
-            .sum();
-        ratio(sum as f64, (n * (team - team.div_ceil(2)) as u64) as f64)
+        entropy_from_histogram(&self.failure_histogram())
     }
 
     /// Kohavi–Wolpert variance `(1/(N·L²)) Σ l (L − l)`.
     pub fn kw_variance(&self) -> Option<f64> {
-        let team = self.members.len() as u64;
-        let hist = self.failure_histogram();
-        let n: u64 = hist.iter().sum();
-        let sum: u64 = (0..)
-            .zip(&hist)
-            .map(|(fails, &h)| fails * (team - fails) * h)
-            .sum();
-        ratio(sum as f64, (n * team * team) as f64)
+        kw_from_histogram(&self.failure_histogram())
     }
 
     /// Generalized diversity `GD = 1 − P2/P1` on the subset; `None` when no member ever
@@ -345,17 +363,41 @@ impl TeamView<'_> {
 
     /// All eight metrics.
     pub fn diversity(&self) -> DiversityMetrics {
+        let hist = self.failure_histogram();
         DiversityMetrics {
             cohen_kappa: self.cohen_kappa(),
             q_statistic: self.q_statistic(),
             correlation: self.correlation(),
             disagreement: self.disagreement(),
             fleiss_kappa: self.fleiss_kappa(),
-            entropy: self.entropy(),
-            kw_variance: self.kw_variance(),
-            generalized_diversity: self.generalized_diversity(),
+            entropy: entropy_from_histogram(&hist),
+            kw_variance: kw_from_histogram(&hist),
+            generalized_diversity: gd_from_histogram(&hist),
         }
     }
+}
+
+/// Kuncheva's entropy from a failure histogram over `0..=L` (`L` = team size).
+fn entropy_from_histogram(hist: &[u64]) -> Option<f64> {
+    let team = hist.len().checked_sub(1)?;
+    let n: u64 = hist.iter().sum();
+    let sum: u64 = hist
+        .iter()
+        .enumerate()
+        .map(|(fails, &h)| fails.min(team - fails) as u64 * h)
+        .sum();
+    ratio(sum as f64, (n * (team - team.div_ceil(2)) as u64) as f64)
+}
+
+/// Kohavi–Wolpert variance from a failure histogram over `0..=L`.
+fn kw_from_histogram(hist: &[u64]) -> Option<f64> {
+    let team = hist.len().checked_sub(1)? as u64;
+    let n: u64 = hist.iter().sum();
+    let sum: u64 = (0..)
+        .zip(hist)
+        .map(|(fails, &h)| fails * (team - fails) * h)
+        .sum();
+    ratio(sum as f64, (n * team * team) as f64)
 }
 
 /// GD from a failure histogram over `0..=L`. With `S1 = Σ i·h_i` and `S2 = Σ i(i−1)·h_i`,
