@@ -106,9 +106,12 @@ fn compare(case: &str, report: &Value, with_probabilities: bool) {
     let teams = report["teams"].as_array().unwrap();
     let ensembles = data["ensembles"].as_array().unwrap();
     assert_eq!(teams.len(), ensembles.len(), "{case}: every team");
-    for (team, reference) in teams.iter().zip(ensembles) {
-        compare_team(case, team, reference, with_probabilities);
-    }
+    let focal_compared: usize = teams
+        .iter()
+        .zip(ensembles)
+        .map(|(team, reference)| compare_team(case, team, reference, with_probabilities))
+        .sum();
+    assert!(focal_compared > 0, "{case}: no per-focal scores compared");
     let ranking: Vec<Value> = data["derived_rankings"]["by_fs_focal_diversity_desc"]
         .as_array()
         .unwrap()
@@ -133,8 +136,48 @@ fn compare(case: &str, report: &Value, with_probabilities: bool) {
     assert_eq!(ours, ranking.iter().collect::<Vec<_>>(), "{case}: ranking");
 }
 
+/// The oriented per-focal scores of a report (`--detail full`) against `EnsembleBench`'s exact
+/// per-focal metrics. Its Q adds an epsilon to the denominator, so where our canonical Q is
+/// undefined (a 0/0 pair) it reports a number instead: those are skipped.
+fn compare_focal_metrics(name: &str, team: &Value, reference: &Value) -> usize {
+    let mut compared = 0;
+    for member in team["members"].as_array().unwrap() {
+        let key = member.to_string();
+        let ours = &team["focal_metrics"][&key];
+        let theirs = &reference["eb_focal_exact"][&key];
+        assert!(
+            theirs.is_object() && ours.is_object(),
+            "{name}: focal {key}"
+        );
+        if theirs.get("error").is_some() {
+            continue;
+        }
+        for (metric, rel) in [
+            ("CK", 1e-9),
+            ("QS", 1e-12),
+            ("BD", 1e-12),
+            ("FK", 1e-9),
+            ("KW", 1e-12),
+            ("GD", 1e-12),
+        ] {
+            if metric == "QS" && ours[metric].is_null() {
+                continue;
+            }
+            check(
+                &format!("{name} focal_metrics[{key}].{metric}"),
+                &ours[metric],
+                &theirs[metric],
+                1.0,
+                rel,
+            );
+            compared += usize::from(theirs[metric].is_number());
+        }
+    }
+    compared
+}
+
 /// One team of a report against the vector's entry for it.
-fn compare_team(case: &str, team: &Value, reference: &Value, with_probabilities: bool) {
+fn compare_team(case: &str, team: &Value, reference: &Value, with_probabilities: bool) -> usize {
     assert_eq!(team["members"], reference["members"], "{case}: team order");
     let name = format!("{case} {}", reference["members"]);
     check(
@@ -200,6 +243,7 @@ fn compare_team(case: &str, team: &Value, reference: &Value, with_probabilities:
             rel,
         );
     }
+    compare_focal_metrics(&name, team, reference)
 }
 
 fn write_json(dir: &Path, case: &str) -> PathBuf {

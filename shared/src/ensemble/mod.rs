@@ -20,8 +20,8 @@ pub use focal_table::FocalTable;
 pub use plurality_table::PluralityTable;
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
-    AnalysisOptions, DiversityReport, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
-    analyze,
+    AnalysisOptions, DiversityReport, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing,
+    TeamReport, analyze,
 };
 pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};

@@ -2,6 +2,8 @@
 //! canonical focal diversity (streamed, top-K kept in a heap) and the details of the reported
 //! teams. Undefined values are `null` with a warning, never NaN.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -87,6 +89,44 @@ impl From<DiversityMetrics> for DiversityReport {
     }
 }
 
+/// `EnsembleBench`'s oriented per-focal scores (lower = more diverse) of a team on one member's
+/// negative samples, computed exactly (no bootstrap, no epsilon).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FocalScores {
+    /// Mean pairwise Cohen's κ on labels.
+    #[serde(rename = "CK")]
+    pub cohen_kappa: Option<f64>,
+    /// Mean pairwise Q-statistic.
+    #[serde(rename = "QS")]
+    pub q_statistic: Option<f64>,
+    /// 1 − mean pairwise disagreement.
+    #[serde(rename = "BD")]
+    pub one_minus_disagreement: Option<f64>,
+    /// Fleiss' κ on labels.
+    #[serde(rename = "FK")]
+    pub fleiss_kappa: Option<f64>,
+    /// 1 − Kohavi–Wolpert variance.
+    #[serde(rename = "KW")]
+    pub one_minus_kw_variance: Option<f64>,
+    /// 1 − generalized diversity.
+    #[serde(rename = "GD")]
+    pub one_minus_generalized_diversity: Option<f64>,
+}
+
+impl From<DiversityMetrics> for FocalScores {
+    fn from(m: DiversityMetrics) -> Self {
+        let flip = |x: Option<f64>| x.map(|x| 1.0 - x);
+        Self {
+            cohen_kappa: m.cohen_kappa,
+            q_statistic: m.q_statistic,
+            one_minus_disagreement: flip(m.disagreement),
+            fleiss_kappa: m.fleiss_kappa,
+            one_minus_kw_variance: flip(m.kw_variance),
+            one_minus_generalized_diversity: flip(m.generalized_diversity),
+        }
+    }
+}
+
 /// One described team.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeamReport {
@@ -105,6 +145,10 @@ pub struct TeamReport {
     /// The eight metrics on all samples (with full detail only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diversity: Option<DiversityReport>,
+    /// Per member (by model index), the oriented scores on its negative samples (with full
+    /// detail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focal_metrics: Option<BTreeMap<String, FocalScores>>,
 }
 
 /// The whole report.
@@ -141,7 +185,29 @@ fn describe(pool: &Pool, members: &[usize], full_detail: bool) -> Result<TeamRep
         majority_accuracy: accuracy(view.majority_accuracy()),
         soft_vote_accuracy: view.soft_vote_accuracy(),
         diversity: full_detail.then(|| view.diversity().into()),
+        focal_metrics: if full_detail {
+            Some(focal_metrics(pool, view.members())?)
+        } else {
+            None
+        },
     })
+}
+
+fn focal_metrics(
+    pool: &Pool,
+    members: &[usize],
+) -> Result<BTreeMap<String, FocalScores>, TeamError> {
+    members
+        .iter()
+        .map(|&f| {
+            let negatives = pool.negatives(f).ok_or(TeamError::ModelOutOfRange {
+                model: f,
+                models: pool.models(),
+            })?;
+            let view = pool.team_on(members, negatives)?;
+            Ok((f.to_string(), view.diversity().into()))
+        })
+        .collect()
 }
 
 /// Analyses every team of `pool` in the options' size range. `progress(done, total)` is called
