@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use fuselab_shared::ensemble::{
-    FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams, top_k_of,
+    FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams, soft_vote_accuracies, top_k_of,
 };
 
 /// xorshift64*: deterministic pools without dependencies.
@@ -102,13 +102,16 @@ fn ten_models() {
 
     let start = Instant::now();
     let focal = FocalTable::new(&pool);
+    // Soft votes of every team in one depth-first pass, in enumeration order.
+    let soft = soft_vote_accuracies(&pool, 2, 10).expect("probabilities");
     let mut checksum = 0.0;
     let mut teams = 0;
-    for members in Teams::new(10, 2, 10) {
+    for (members, (soft_members, soft_vote)) in Teams::new(10, 2, 10).zip(&soft) {
+        assert_eq!(&members, soft_members);
         let view = pool.team(&members).expect("team");
         checksum += focal.focal_diversity(&members).mean.unwrap_or(0.0);
         checksum += view.plurality_accuracy().unwrap_or(0.0);
-        checksum += view.soft_vote_accuracy().unwrap_or(0.0);
+        checksum += soft_vote;
         let d = view.diversity();
         checksum += [
             d.cohen_kappa,

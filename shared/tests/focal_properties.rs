@@ -2,7 +2,9 @@
 //! dependencies): GD in [0, 1], invariance under permuting samples and models, and
 //! independence of the order in which team members are given.
 
-use fuselab_shared::ensemble::{FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams};
+use fuselab_shared::ensemble::{
+    FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams, soft_vote_accuracies,
+};
 
 /// xorshift32: deterministic and dependency-free.
 struct Rng(u32);
@@ -224,7 +226,25 @@ fn invalid_teams_are_errors() {
 fn precomputed_tables_match_per_sample_results() {
     let mut rng = Rng(0x1234_5678);
     for (models, samples, classes) in [(7, 300, 3), (9, 200, 2), (6, 500, 10)] {
-        let pool = Pool::new(random_input(&mut rng, models, samples, classes)).unwrap();
+        let input = random_input(&mut rng, models, samples, classes);
+        let pool = Pool::new(input.clone()).unwrap();
+        let soft = soft_vote_accuracies(&pool, 2, models).unwrap();
+        let teams: Vec<Vec<usize>> = Teams::new(models, 2, models).collect();
+        assert_eq!(
+            soft.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+            teams
+        );
+        for (members, accuracy) in &soft {
+            assert_eq!(
+                Some(*accuracy),
+                Some(soft_vote_by_definition(&input, members)),
+                "{members:?}"
+            );
+            assert_eq!(
+                Some(*accuracy),
+                pool.team(members).unwrap().soft_vote_accuracy()
+            );
+        }
         let focal = FocalTable::new(&pool);
         let plurality = PluralityTable::new(&pool).unwrap();
         assert!(plurality.patterns() < samples);
@@ -249,4 +269,34 @@ fn per_sample_plurality(pool: &Pool, members: &[usize]) -> f64 {
         .filter(|(vote, label)| vote == label)
         .count();
     right as f64 / pool.samples() as f64
+}
+
+/// Soft-vote accuracy as the spec defines it: the first maximum of the mean probability vector.
+fn soft_vote_by_definition(input: &PoolInput, members: &[usize]) -> f64 {
+    let right = input
+        .labels
+        .iter()
+        .enumerate()
+        .filter(|&(n, &label)| {
+            let classes = input.classes.unwrap();
+            let mut mean = vec![0.0; classes];
+            for &m in members {
+                let row = &input.models[m].probabilities.as_ref().unwrap()[n];
+                for (acc, p) in mean.iter_mut().zip(row) {
+                    *acc += p;
+                }
+            }
+            for acc in &mut mean {
+                *acc /= members.len() as f64;
+            }
+            let mut best = 0;
+            for (c, &v) in mean.iter().enumerate() {
+                if v > mean[best] {
+                    best = c;
+                }
+            }
+            best == label as usize
+        })
+        .count();
+    right as f64 / input.labels.len() as f64
 }

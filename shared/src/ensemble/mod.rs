@@ -25,3 +25,4 @@ pub use report::{
 };
 pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
+pub use vote::soft_vote_accuracies;

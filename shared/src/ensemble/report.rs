@@ -11,6 +11,7 @@ use super::{
     pool::Pool,
     select::{RankedTeam, Teams, top_k_of},
     team::{DiversityMetrics, TeamError},
+    vote::soft_vote_accuracies,
 };
 
 /// The value of the report's `schema` field.
@@ -172,7 +173,13 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-fn describe(pool: &Pool, members: &[usize], full_detail: bool) -> Result<TeamReport, TeamError> {
+/// The report line of one team; `soft_vote` when it was computed in bulk.
+fn describe(
+    pool: &Pool,
+    members: &[usize],
+    full_detail: bool,
+    soft_vote: Option<f64>,
+) -> Result<TeamReport, TeamError> {
     let view = pool.team(members)?;
     let focal = view.focal_diversity();
     // A validated pool has samples, so these accuracies are defined.
@@ -183,7 +190,7 @@ fn describe(pool: &Pool, members: &[usize], full_detail: bool) -> Result<TeamRep
         per_focal: focal.per_focal,
         plurality_accuracy: accuracy(view.plurality_accuracy()),
         majority_accuracy: accuracy(view.majority_accuracy()),
-        soft_vote_accuracy: view.soft_vote_accuracy(),
+        soft_vote_accuracy: soft_vote.or_else(|| view.soft_vote_accuracy()),
         diversity: full_detail.then(|| view.diversity().into()),
         focal_metrics: if full_detail {
             Some(focal_metrics(pool, view.members())?)
@@ -264,9 +271,23 @@ pub fn analyze(
         TeamListing::TopK => ranked.iter().map(|t| t.members.clone()).collect(),
         TeamListing::All => all,
     };
+    // Every team: soft votes in one depth-first pass (same order as `described`).
+    let soft_votes: Vec<Option<f64>> = match options.listing {
+        TeamListing::All => soft_vote_accuracies(pool, options.min_size, options.max_size)
+            .map_or_else(
+                || vec![None; described.len()],
+                |all| {
+                    all.into_iter()
+                        .map(|(_, accuracy)| Some(accuracy))
+                        .collect()
+                },
+            ),
+        TeamListing::TopK => vec![None; described.len()],
+    };
     let teams = described
         .iter()
-        .map(|members| describe(pool, members, options.full_detail))
+        .zip(soft_votes)
+        .map(|(members, soft_vote)| describe(pool, members, options.full_detail, soft_vote))
         .collect::<Result<Vec<_>, _>>()?;
     for team in &teams {
         for (&member, value) in team.members.iter().zip(&team.per_focal) {

@@ -1,7 +1,144 @@
 //! Combination rules of spec §4: plurality, majority and soft voting over a team.
 
-use super::pool::first_argmax;
+use super::pool::{Pool, first_argmax};
 use super::team::TeamView;
+
+/// `first_argmax` of `row / team` without dividing every entry: division by a positive number
+/// preserves order, so the answer is the first maximum of the sums unless an earlier sum is so
+/// close that both means round to the same value.
+fn mean_argmax(row: &[f64], team: f64) -> usize {
+    let best = first_argmax(row);
+    let top = row[best];
+    let mean = top / team;
+    row[..best]
+        .iter()
+        // No earlier sum exceeds `top`, so a mean at least `mean` is a tie.
+        .position(|&sum| top - sum <= top.abs() * 4.0 * f64::EPSILON && sum / team >= mean)
+        .unwrap_or(best)
+}
+
+/// Whether the label is the first maximum of `row / team` (the soft vote is right), deciding
+/// from the sums and dividing only where two sums are close enough for their means to round
+/// to the same value.
+fn label_wins(row: &[f64], label: usize, team: f64) -> bool {
+    let top = row[label];
+    let close = top.abs() * 4.0 * f64::EPSILON;
+    row.iter().enumerate().all(|(c, &sum)| {
+        let gap = top - sum;
+        if c == label {
+            true
+        } else if gap.abs() > close {
+            gap > 0.0
+        } else if c < label {
+            // An earlier class wins a tie of the means.
+            sum / team < top / team
+        } else {
+            sum / team <= top / team
+        }
+    })
+}
+
+/// Soft-vote accuracy on all samples of every team with `min_size..=max_size` members (clamped
+/// to `2..=models`), in [`super::Teams`] order; `None` without probabilities.
+///
+/// Teams are visited depth first, so each team's probability sums are its prefix's plus one
+/// model's: one pass over one model's probabilities per team instead of one per member. The
+/// walk is repeated per block of samples so that the running sums stay in cache. The additions
+/// happen in the same order as in [`TeamView::soft_vote_accuracy`], so the results are
+/// identical.
+pub fn soft_vote_accuracies(
+    pool: &Pool,
+    min_size: usize,
+    max_size: usize,
+) -> Option<Vec<(Vec<usize>, f64)>> {
+    /// What one depth-first walk over a block of samples reads and writes.
+    struct Walk<'a> {
+        /// Per model, the block's probability rows.
+        probs: Vec<&'a [f64]>,
+        labels: &'a [u32],
+        classes: usize,
+        bounds: (usize, usize),
+        /// `levels[d]`: sums of the current team's first `d + 1` members.
+        levels: Vec<Vec<f64>>,
+        members: Vec<usize>,
+        /// Teams in visiting order, recorded on the first block.
+        teams: Vec<Vec<usize>>,
+        right: Vec<u64>,
+        next_team: usize,
+    }
+
+    fn visit(walk: &mut Walk<'_>) {
+        let depth = walk.members.len();
+        let start = walk.members.last().map_or(0, |&m| m + 1);
+        for next in start..walk.probs.len() {
+            let (done, rest) = walk.levels.split_at_mut(depth);
+            let sums = &mut rest[0][..walk.probs[next].len()];
+            match done.last() {
+                // 0.0 + p = p: the same first addition as the per-team sum.
+                None => sums.copy_from_slice(walk.probs[next]),
+                Some(prefix) => {
+                    for ((acc, a), p) in sums.iter_mut().zip(prefix).zip(walk.probs[next]) {
+                        *acc = a + p;
+                    }
+                }
+            }
+            walk.members.push(next);
+            let size = walk.members.len();
+            if size >= walk.bounds.0 {
+                let right = sums
+                    .chunks_exact(walk.classes)
+                    .zip(walk.labels)
+                    .filter(|(row, label)| label_wins(row, **label as usize, size as f64))
+                    .count() as u64;
+                if walk.next_team == walk.teams.len() {
+                    walk.teams.push(walk.members.clone());
+                    walk.right.push(0);
+                }
+                walk.right[walk.next_team] += right;
+                walk.next_team += 1;
+            }
+            if size < walk.bounds.1 {
+                visit(walk);
+            }
+            walk.members.pop();
+        }
+    }
+
+    const BLOCK: usize = 256;
+    let probs = pool.probability_rows()?;
+    let classes = pool.classes();
+    let bounds = (min_size.max(2), max_size.min(pool.models()));
+    let mut walk = Walk {
+        probs: Vec::new(),
+        labels: &[],
+        classes,
+        bounds,
+        levels: vec![vec![0.0; BLOCK * classes]; bounds.1],
+        members: Vec::new(),
+        teams: Vec::new(),
+        right: Vec::new(),
+        next_team: 0,
+    };
+    let samples = pool.samples();
+    for first in (0..samples).step_by(BLOCK) {
+        let last = (first + BLOCK).min(samples);
+        walk.probs = probs
+            .iter()
+            .map(|p| &p[first * classes..last * classes])
+            .collect();
+        walk.labels = &pool.labels()[first..last];
+        walk.next_team = 0;
+        visit(&mut walk);
+    }
+    let mut out: Vec<(Vec<usize>, f64)> = walk
+        .teams
+        .into_iter()
+        .zip(walk.right)
+        .map(|(members, right)| (members, right as f64 / samples as f64))
+        .collect();
+    out.sort_unstable_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    Some(out)
+}
 
 impl TeamView<'_> {
     /// Votes per class on sample `s`.
@@ -64,13 +201,8 @@ impl TeamView<'_> {
                 }
             }
             return Some(
-                sums.chunks_exact_mut(classes)
-                    .map(|row| {
-                        for acc in row.iter_mut() {
-                            *acc /= team;
-                        }
-                        first_argmax(row) as u32
-                    })
+                sums.chunks_exact(classes)
+                    .map(|row| mean_argmax(row, team) as u32)
                     .collect(),
             );
         }
