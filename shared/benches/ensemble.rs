@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use fuselab_shared::ensemble::{
-    FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams, soft_vote_accuracies, top_k_of,
+    FocalTable, ModelInput, Pool, PoolInput, Teams, VoteTable, soft_vote_accuracies, top_k_of,
 };
 
 /// xorshift64*: deterministic pools without dependencies.
@@ -142,7 +142,7 @@ fn twenty_models() {
     let pool = pool(20, 10_000, 10, false);
     let start = Instant::now();
     let focal = FocalTable::new(&pool);
-    let plurality = PluralityTable::new(&pool).expect("20 models fit a mask");
+    let plurality = VoteTable::new(&pool).expect("20 models fit a mask");
     let tables = start.elapsed();
     let threads = 2;
     let (best, teams, accuracy_sum) = std::thread::scope(|scope| {

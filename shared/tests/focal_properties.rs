@@ -3,7 +3,7 @@
 //! independence of the order in which team members are given.
 
 use fuselab_shared::ensemble::{
-    FocalTable, ModelInput, PluralityTable, Pool, PoolInput, Teams, soft_vote_accuracies,
+    FocalTable, ModelInput, Pool, PoolInput, Teams, VoteTable, soft_vote_accuracies,
 };
 
 /// xorshift32: deterministic and dependency-free.
@@ -246,7 +246,7 @@ fn precomputed_tables_match_per_sample_results() {
             );
         }
         let focal = FocalTable::new(&pool);
-        let plurality = PluralityTable::new(&pool).unwrap();
+        let plurality = VoteTable::new(&pool).unwrap();
         assert!(plurality.patterns() < samples);
         for members in Teams::new(models, 2, models) {
             let view = pool.team(&members).unwrap();
@@ -254,6 +254,11 @@ fn precomputed_tables_match_per_sample_results() {
             assert_eq!(
                 Some(plurality.plurality_accuracy(&members)),
                 Some(per_sample_plurality(&pool, &members)),
+                "{members:?}"
+            );
+            assert_eq!(
+                Some(plurality.majority_accuracy(&members)),
+                Some(per_sample_majority(&pool, &members)),
                 "{members:?}"
             );
         }
@@ -299,4 +304,15 @@ fn soft_vote_by_definition(input: &PoolInput, members: &[usize]) -> f64 {
         })
         .count();
     right as f64 / input.labels.len() as f64
+}
+
+/// Majority accuracy from the per-sample votes, independent of the vote-pattern table.
+fn per_sample_majority(pool: &Pool, members: &[usize]) -> f64 {
+    let votes = pool.team(members).expect("team").majority_predictions();
+    let right = votes
+        .iter()
+        .zip(pool.labels())
+        .filter(|(vote, label)| **vote == Some(**label))
+        .count();
+    right as f64 / pool.samples() as f64
 }

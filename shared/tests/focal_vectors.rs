@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use fuselab_shared::ensemble::{
-    AnalysisOptions, FocalTable, ModelInput, PluralityTable, Pool, PoolInput, REPORT_SCHEMA,
-    TeamListing, Teams, analyze, top_k_by_focal_diversity,
+    AnalysisOptions, FocalTable, ModelInput, Pool, PoolInput, REPORT_SCHEMA, TeamListing, Teams,
+    VoteTable, analyze, top_k_by_focal_diversity,
 };
 use serde_json::Value;
 
@@ -402,7 +402,7 @@ fn check_case(case: &str) {
     // The triple-count and vote-pattern tables give the same focal diversity and plurality
     // accuracy as the per-sample computations, bit for bit.
     let table = FocalTable::new(&pool);
-    let plurality = PluralityTable::new(&pool).expect("at most 64 models");
+    let plurality = VoteTable::new(&pool).expect("at most 64 models");
     for members in Teams::new(pool.models(), 2, pool.models()) {
         assert_eq!(
             Some(plurality.plurality_accuracy(&members)),

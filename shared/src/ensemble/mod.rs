@@ -7,17 +7,16 @@
 mod bitset;
 mod focal;
 mod focal_table;
-mod plurality_table;
 mod pool;
 mod report;
 mod select;
 mod team;
 mod vote;
+mod vote_table;
 
 pub use bitset::Bitset;
 pub use focal::FocalDiversity;
 pub use focal_table::FocalTable;
-pub use plurality_table::PluralityTable;
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
     AnalysisOptions, DiversityReport, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing,
@@ -26,3 +25,4 @@ pub use report::{
 pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
 pub use vote::soft_vote_accuracies;
+pub use vote_table::VoteTable;

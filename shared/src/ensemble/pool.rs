@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::bitset::Bitset;
-use super::plurality_table::PluralityTable;
+use super::vote_table::VoteTable;
 use crate::predictions::PredictionTable;
 
 /// How far a probability row's sum may be from 1: rounded softmax outputs (4 decimals over
@@ -196,8 +196,8 @@ pub struct Pool {
     agreement: Vec<u64>,
     /// `class_counts[m * C + c]`: samples on which model m predicts class c.
     class_counts: Vec<u64>,
-    /// Vote patterns for plurality accuracy on all samples (pools of at most 64 models).
-    plurality: Option<PluralityTable>,
+    /// Vote patterns for plurality and majority accuracy on all samples (at most 64 models).
+    votes: Option<VoteTable>,
 }
 
 /// Index of the first maximum of a row (0 for an empty row).
@@ -327,7 +327,7 @@ impl Pool {
             .collect();
         let (agreement, class_counts) = label_statistics(&predictions, classes);
         let mut pool = Self {
-            plurality: None,
+            votes: None,
             agreement,
             class_counts,
             names,
@@ -339,7 +339,7 @@ impl Pool {
             wrong,
             all: Bitset::full(samples),
         };
-        pool.plurality = PluralityTable::new(&pool);
+        pool.votes = VoteTable::new(&pool);
         Ok(pool)
     }
 
@@ -416,8 +416,8 @@ impl Pool {
     }
 
     /// The vote-pattern table, when the pool has at most 64 models.
-    pub(crate) fn plurality_table(&self) -> Option<&PluralityTable> {
-        self.plurality.as_ref()
+    pub(crate) fn vote_table(&self) -> Option<&VoteTable> {
+        self.votes.as_ref()
     }
 
     /// Samples on which models `i` and `j` predict the same class.

@@ -176,12 +176,13 @@ pub struct Report {
 /// The report line of one team; `soft_vote` when it was computed in bulk.
 fn describe(
     pool: &Pool,
+    table: &FocalTable,
     members: &[usize],
     full_detail: bool,
     soft_vote: Option<f64>,
 ) -> Result<TeamReport, TeamError> {
     let view = pool.team(members)?;
-    let focal = view.focal_diversity();
+    let focal = table.focal_diversity(view.members());
     // A validated pool has samples, so these accuracies are defined.
     let accuracy = |value: Option<f64>| value.unwrap_or(0.0);
     Ok(TeamReport {
@@ -287,7 +288,7 @@ pub fn analyze(
     let teams = described
         .iter()
         .zip(soft_votes)
-        .map(|(members, soft_vote)| describe(pool, members, options.full_detail, soft_vote))
+        .map(|(members, soft_vote)| describe(pool, &table, members, options.full_detail, soft_vote))
         .collect::<Result<Vec<_>, _>>()?;
     for team in &teams {
         for (&member, value) in team.members.iter().zip(&team.per_focal) {

@@ -243,7 +243,7 @@ impl TeamView<'_> {
     /// Plurality-vote accuracy on the subset, in `[0, 1]`; `None` on an empty subset.
     pub fn plurality_accuracy(&self) -> Option<f64> {
         if self.all_samples
-            && let Some(table) = self.pool.plurality_table()
+            && let Some(table) = self.pool.vote_table()
         {
             return Some(table.plurality_accuracy(&self.members));
         }
@@ -252,6 +252,11 @@ impl TeamView<'_> {
 
     /// Majority-vote accuracy: samples without a strict majority count as wrong.
     pub fn majority_accuracy(&self) -> Option<f64> {
+        if self.all_samples
+            && let Some(table) = self.pool.vote_table()
+        {
+            return Some(table.majority_accuracy(&self.members));
+        }
         self.accuracy_of(self.majority_predictions().into_iter())
     }
 

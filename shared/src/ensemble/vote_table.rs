@@ -1,4 +1,4 @@
-//! Plurality-vote accuracy of any team from vote patterns instead of samples.
+//! Plurality- and majority-vote accuracy of any team from vote patterns instead of samples.
 //!
 //! A sample's plurality outcome depends only on which members predict the label and how the
 //! others split among the wrong classes. Samples with the same split share one pattern (errors
@@ -30,7 +30,7 @@ struct Pattern {
 
 /// The vote patterns of a pool of at most 64 models.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluralityTable {
+pub struct VoteTable {
     patterns: Vec<Pattern>,
     /// The wrong-class masks of all patterns, back to back.
     others: Vec<u64>,
@@ -41,7 +41,7 @@ pub struct PluralityTable {
     samples: u64,
 }
 
-impl PluralityTable {
+impl VoteTable {
     /// The most models a team bit mask can hold.
     pub const MAX_MODELS: usize = 64;
 
@@ -136,6 +136,23 @@ impl PluralityTable {
     /// Number of distinct patterns (samples that not every model gets right).
     pub fn patterns(&self) -> usize {
         self.patterns.len()
+    }
+
+    /// Majority-vote accuracy of `members` (distinct, each below the pool's model count): the
+    /// label needs more than half of the votes. Equal to [`super::TeamView::majority_accuracy`]
+    /// on all samples.
+    pub fn majority_accuracy(&self, members: &[usize]) -> f64 {
+        let team = members.iter().fold(0_u64, |mask, &m| mask | (1 << m));
+        let size = team.count_ones();
+        // With fewer than half of the models wrong, the label has a majority in every team.
+        let contested = self.patterns.partition_point(|p| 2 * p.wrong_count >= size);
+        let right: u64 = self.suffix[contested]
+            + self.patterns[..contested]
+                .iter()
+                .filter(|p| 2 * (p.label & team).count_ones() > size)
+                .map(|p| p.weight)
+                .sum::<u64>();
+        (self.unanimous + right) as f64 / self.samples as f64
     }
 
     /// Plurality-vote accuracy of `members` (distinct, each below the pool's model count):
