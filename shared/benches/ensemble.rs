@@ -112,20 +112,12 @@ fn ten_models() {
         checksum += focal.focal_diversity(&members).mean.unwrap_or(0.0);
         checksum += view.plurality_accuracy().unwrap_or(0.0);
         checksum += soft_vote;
-        let d = view.diversity();
-        checksum += [
-            d.cohen_kappa,
-            d.q_statistic,
-            d.correlation,
-            d.disagreement,
-            d.fleiss_kappa,
-            d.entropy,
-            d.kw_variance,
-            d.generalized_diversity,
-        ]
-        .iter()
-        .map(|v| v.unwrap_or(0.0))
-        .sum::<f64>();
+        checksum += view
+            .diversity()
+            .values()
+            .iter()
+            .map(|v| v.unwrap_or(0.0))
+            .sum::<f64>();
         teams += 1;
     }
     let analysed = start.elapsed();

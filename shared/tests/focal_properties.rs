@@ -2,6 +2,9 @@
 //! dependencies): GD in [0, 1], invariance under permuting samples and models, and
 //! independence of the order in which team members are given.
 
+mod common;
+
+use common::{per_sample_majority, per_sample_plurality};
 use fuselab_shared::ensemble::{
     FocalTable, ModelInput, Pool, PoolInput, Teams, VoteTable, soft_vote_accuracies,
 };
@@ -72,21 +75,14 @@ fn close(a: Option<f64>, b: Option<f64>, what: &str) {
 /// Every number the engine gives for one team, in a fixed order.
 fn summary(pool: &Pool, members: &[usize]) -> Vec<Option<f64>> {
     let view = pool.team(members).expect("team");
-    let d = view.diversity();
-    vec![
-        view.focal_diversity().mean,
-        d.cohen_kappa,
-        d.q_statistic,
-        d.correlation,
-        d.disagreement,
-        d.fleiss_kappa,
-        d.entropy,
-        d.kw_variance,
-        d.generalized_diversity,
+    let mut values = vec![view.focal_diversity().mean];
+    values.extend(view.diversity().values());
+    values.extend([
         view.plurality_accuracy(),
         view.majority_accuracy(),
         view.soft_vote_accuracy(),
-    ]
+    ]);
+    values
 }
 
 #[test]
@@ -202,20 +198,11 @@ fn invalid_teams_are_errors() {
     );
     // An empty subset: every metric is undefined, none is NaN.
     let empty = pool.team_on(&[0, 1], &Bitset::empty(10)).expect("team");
-    let d = empty.diversity();
-    for value in [
-        d.cohen_kappa,
-        d.q_statistic,
-        d.correlation,
-        d.disagreement,
-        d.fleiss_kappa,
-        d.entropy,
-        d.kw_variance,
-        d.generalized_diversity,
+    for value in empty.diversity().values().into_iter().chain([
         empty.plurality_accuracy(),
         empty.soft_vote_accuracy(),
         empty.focal_diversity().mean,
-    ] {
+    ]) {
         assert_eq!(value, None);
     }
 }
@@ -265,17 +252,6 @@ fn precomputed_tables_match_per_sample_results() {
     }
 }
 
-/// Plurality accuracy from the per-sample votes, independent of the vote-pattern table.
-fn per_sample_plurality(pool: &Pool, members: &[usize]) -> f64 {
-    let votes = pool.team(members).expect("team").plurality_predictions();
-    let right = votes
-        .iter()
-        .zip(pool.labels())
-        .filter(|(vote, label)| vote == label)
-        .count();
-    right as f64 / pool.samples() as f64
-}
-
 /// Soft-vote accuracy as the spec defines it: the first maximum of the mean probability vector.
 fn soft_vote_by_definition(input: &PoolInput, members: &[usize]) -> f64 {
     let right = input
@@ -304,15 +280,4 @@ fn soft_vote_by_definition(input: &PoolInput, members: &[usize]) -> f64 {
         })
         .count();
     right as f64 / input.labels.len() as f64
-}
-
-/// Majority accuracy from the per-sample votes, independent of the vote-pattern table.
-fn per_sample_majority(pool: &Pool, members: &[usize]) -> f64 {
-    let votes = pool.team(members).expect("team").majority_predictions();
-    let right = votes
-        .iter()
-        .zip(pool.labels())
-        .filter(|(vote, label)| **vote == Some(**label))
-        .count();
-    right as f64 / pool.samples() as f64
 }

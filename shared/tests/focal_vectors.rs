@@ -8,8 +8,11 @@
 //! `{"error": ...}` value. `eb_focal_exact` is used as a cross-check of the raw metrics on
 //! focal-negative subsets (its BD, KW and GD are `1 − x`).
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::{per_sample_majority, per_sample_plurality};
 use fuselab_shared::ensemble::{
     AnalysisOptions, FocalTable, ModelInput, Pool, PoolInput, REPORT_SCHEMA, TeamListing, Teams,
     VoteTable, analyze, top_k_by_focal_diversity,
@@ -410,6 +413,11 @@ fn check_case(case: &str) {
             "{case}: plurality table {members:?}"
         );
         assert_eq!(
+            Some(plurality.majority_accuracy(&members)),
+            Some(per_sample_majority(&pool, &members)),
+            "{case}: majority table {members:?}"
+        );
+        assert_eq!(
             table.focal_diversity(&members),
             pool.team(&members).expect("team").focal_diversity(),
             "{case}: focal table {members:?}"
@@ -481,15 +489,4 @@ fn always_right_wrong() {
 #[test]
 fn binary_5m_2c() {
     check_case("binary_5m_2c");
-}
-
-/// Plurality accuracy from the per-sample votes, independent of the vote-pattern table.
-fn per_sample_plurality(pool: &Pool, members: &[usize]) -> f64 {
-    let votes = pool.team(members).expect("team").plurality_predictions();
-    let right = votes
-        .iter()
-        .zip(pool.labels())
-        .filter(|(vote, label)| vote == label)
-        .count();
-    right as f64 / pool.samples() as f64
 }

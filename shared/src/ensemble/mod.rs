@@ -19,8 +19,8 @@ pub use focal::FocalDiversity;
 pub use focal_table::FocalTable;
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
-    AnalysisOptions, DiversityReport, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing,
-    TeamReport, analyze,
+    AnalysisOptions, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
+    analyze,
 };
 pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};

@@ -54,42 +54,6 @@ pub struct ModelReport {
     pub n_negatives: usize,
 }
 
-/// The eight raw diversity metrics of a team on all samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DiversityReport {
-    /// Mean pairwise Cohen's κ on labels.
-    pub cohen_kappa: Option<f64>,
-    /// Mean pairwise Q-statistic.
-    pub q_statistic: Option<f64>,
-    /// Mean pairwise correlation coefficient.
-    pub correlation: Option<f64>,
-    /// Mean pairwise disagreement.
-    pub disagreement: Option<f64>,
-    /// Fleiss' κ on labels.
-    pub fleiss_kappa: Option<f64>,
-    /// Entropy E.
-    pub entropy: Option<f64>,
-    /// Kohavi–Wolpert variance.
-    pub kw_variance: Option<f64>,
-    /// Generalized diversity.
-    pub generalized_diversity: Option<f64>,
-}
-
-impl From<DiversityMetrics> for DiversityReport {
-    fn from(m: DiversityMetrics) -> Self {
-        Self {
-            cohen_kappa: m.cohen_kappa,
-            q_statistic: m.q_statistic,
-            correlation: m.correlation,
-            disagreement: m.disagreement,
-            fleiss_kappa: m.fleiss_kappa,
-            entropy: m.entropy,
-            kw_variance: m.kw_variance,
-            generalized_diversity: m.generalized_diversity,
-        }
-    }
-}
-
 /// `EnsembleBench`'s oriented per-focal scores (lower = more diverse) of a team on one member's
 /// negative samples, computed exactly (no bootstrap, no epsilon).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,7 +109,7 @@ pub struct TeamReport {
     pub soft_vote_accuracy: Option<f64>,
     /// The eight metrics on all samples (with full detail only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diversity: Option<DiversityReport>,
+    pub diversity: Option<DiversityMetrics>,
     /// Per member (by model index), the oriented scores on its negative samples (with full
     /// detail only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,7 +156,7 @@ fn describe(
         plurality_accuracy: accuracy(view.plurality_accuracy()),
         majority_accuracy: accuracy(view.majority_accuracy()),
         soft_vote_accuracy: soft_vote.or_else(|| view.soft_vote_accuracy()),
-        diversity: full_detail.then(|| view.diversity().into()),
+        diversity: full_detail.then(|| view.diversity()),
         focal_metrics: if full_detail {
             Some(focal_metrics(pool, view.members())?)
         } else {

@@ -1,6 +1,7 @@
 //! A validated team on a sample subset, and the diversity metrics of spec §2 on it
 //! (raw definitions; an undefined value such as 0/0 is `None`, never NaN).
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::bitset::Bitset;
@@ -100,8 +101,9 @@ impl PairCounts {
     }
 }
 
-/// The eight diversity metrics of spec §2 for one team on one sample set, raw orientation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The eight diversity metrics of spec §2 for one team on one sample set, raw orientation;
+/// `null` in JSON where undefined.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DiversityMetrics {
     /// Mean pairwise Cohen's κ on predicted labels.
     pub cohen_kappa: Option<f64>,
@@ -119,6 +121,22 @@ pub struct DiversityMetrics {
     pub kw_variance: Option<f64>,
     /// Generalized diversity (Partridge & Krzanowski).
     pub generalized_diversity: Option<f64>,
+}
+
+impl DiversityMetrics {
+    /// The eight values in declaration order: CK, Q, ρ, BD, FK, E, KW, GD.
+    pub fn values(&self) -> [Option<f64>; 8] {
+        [
+            self.cohen_kappa,
+            self.q_statistic,
+            self.correlation,
+            self.disagreement,
+            self.fleiss_kappa,
+            self.entropy,
+            self.kw_variance,
+            self.generalized_diversity,
+        ]
+    }
 }
 
 /// A team of a pool restricted to a sample subset. Members are kept ascending, so every

@@ -138,54 +138,61 @@ impl VoteTable {
         self.patterns.len()
     }
 
+    /// The team's bit mask and size, and the samples of every pattern the team cannot lose:
+    /// the label loses a sample only if the wrong votes are at least the right ones,
+    /// 2·|team ∩ wrong| ≥ |team|, so patterns with fewer wrong models are right for it (for
+    /// majority too: the label then has more than half of the votes).
+    fn uncontested(&self, members: &[usize]) -> (u64, u32, &[Pattern], u64) {
+        let team = members.iter().fold(0_u64, |mask, &m| mask | (1 << m));
+        let size = team.count_ones();
+        let contested = self.patterns.partition_point(|p| 2 * p.wrong_count >= size);
+        (
+            team,
+            size,
+            &self.patterns[..contested],
+            self.unanimous + self.suffix[contested],
+        )
+    }
+
     /// Majority-vote accuracy of `members` (distinct, each below the pool's model count): the
     /// label needs more than half of the votes. Equal to [`super::TeamView::majority_accuracy`]
     /// on all samples.
     pub fn majority_accuracy(&self, members: &[usize]) -> f64 {
-        let team = members.iter().fold(0_u64, |mask, &m| mask | (1 << m));
-        let size = team.count_ones();
-        // With fewer than half of the models wrong, the label has a majority in every team.
-        let contested = self.patterns.partition_point(|p| 2 * p.wrong_count >= size);
-        let right: u64 = self.suffix[contested]
-            + self.patterns[..contested]
-                .iter()
-                .filter(|p| 2 * (p.label & team).count_ones() > size)
-                .map(|p| p.weight)
-                .sum::<u64>();
-        (self.unanimous + right) as f64 / self.samples as f64
+        let (team, size, contested, right) = self.uncontested(members);
+        let won: u64 = contested
+            .iter()
+            .filter(|p| 2 * (p.label & team).count_ones() > size)
+            .map(|p| p.weight)
+            .sum();
+        (right + won) as f64 / self.samples as f64
     }
 
     /// Plurality-vote accuracy of `members` (distinct, each below the pool's model count):
     /// equal to [`super::TeamView::plurality_accuracy`] on all samples.
     pub fn plurality_accuracy(&self, members: &[usize]) -> f64 {
-        let team = members.iter().fold(0_u64, |mask, &m| mask | (1 << m));
-        let size = team.count_ones();
-        // The label loses a sample only if the wrong votes are at least the right ones:
-        // 2·|team ∩ wrong| ≥ |team|. Patterns with fewer wrong models are right for this team.
-        let contested = self.patterns.partition_point(|p| 2 * p.wrong_count >= size);
-        let right: u64 = self.suffix[contested]
-            + self.patterns[..contested]
-                .iter()
-                .filter(|p| {
-                    if 2 * (p.wrong & team).count_ones() < size {
-                        return true;
-                    }
-                    let votes = (p.label & team).count_ones();
-                    if votes == 0 {
-                        return false;
-                    }
-                    let start = p.start as usize;
-                    let middle = start + usize::from(p.smaller);
-                    let end = middle + usize::from(p.larger);
-                    self.others[start..middle]
+        let (team, size, contested, right) = self.uncontested(members);
+        let won: u64 = contested
+            .iter()
+            .filter(|p| {
+                if 2 * (p.wrong & team).count_ones() < size {
+                    return true;
+                }
+                let votes = (p.label & team).count_ones();
+                if votes == 0 {
+                    return false;
+                }
+                let start = p.start as usize;
+                let middle = start + usize::from(p.smaller);
+                let end = middle + usize::from(p.larger);
+                self.others[start..middle]
+                    .iter()
+                    .all(|&s| (s & team).count_ones() < votes)
+                    && self.others[middle..end]
                         .iter()
-                        .all(|&s| (s & team).count_ones() < votes)
-                        && self.others[middle..end]
-                            .iter()
-                            .all(|&l| (l & team).count_ones() <= votes)
-                })
-                .map(|p| p.weight)
-                .sum::<u64>();
-        (self.unanimous + right) as f64 / self.samples as f64
+                        .all(|&l| (l & team).count_ones() <= votes)
+            })
+            .map(|p| p.weight)
+            .sum();
+        (right + won) as f64 / self.samples as f64
     }
 }
