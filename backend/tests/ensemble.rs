@@ -499,3 +499,78 @@ fn malformed_inputs_are_named_and_exit_2() {
     rejects(&[], &["no input"]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn select_by_top_k_and_by_genetic_search() {
+    let dir = scratch("select");
+    let path = write_json(&dir, "random_6m_500s_10c");
+    let path = path.to_str().unwrap();
+    let data = vector("random_6m_500s_10c");
+
+    let out = fuselab(&[
+        "ensemble", "select", path, "--method", "topk", "--top-k", "3", "--format", "json",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let selection: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(selection["schema"], "fuselab.ensemble.selection/v1");
+    let ranking = &data["derived_rankings"]["by_fs_focal_diversity_desc"];
+    for k in 0..3 {
+        let name: String = selection["teams"][k]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(name, ranking[k][0].as_str().unwrap());
+    }
+
+    // The spec's sanity run: both weightings find {m0, m4}, the exhaustive optimum.
+    for (extra, key, expected) in [
+        (&[][..], "fitness_default_w0.6_0.4_nopenalty", 0.65834),
+        (
+            &["--weights", "0.5,0.5", "--size-penalty"][..],
+            "fitness_runga_sh_w0.5_0.5_penalty",
+            0.65562,
+        ),
+    ] {
+        let mut args = vec![
+            "ensemble", "select", path, "--method", "ga", "--format", "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = fuselab(&args);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let selection: Value = serde_json::from_str(&out.stdout).unwrap();
+        let best = &selection["teams"][0];
+        assert_eq!(best["members"], json!([0, 4]), "{key}");
+        assert_eq!(best["names"], json!(["m0", "m4"]));
+        let optimum = data["ga_fitness"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e[key].as_f64())
+            .fold(f64::NEG_INFINITY, f64::max);
+        close(key, &best["fitness"], optimum, 1e-12);
+        assert!((optimum - expected).abs() < 1e-5, "{key}: {optimum}");
+        assert!(selection["generations"].as_u64().unwrap() >= 100);
+    }
+
+    let out = fuselab(&[
+        "ensemble",
+        "select",
+        path,
+        "--method",
+        "ga",
+        "--weights",
+        "0.6",
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("DIV,ACC"), "{}", out.stderr);
+    let out = fuselab(&["ensemble", "select", path, "--method", "ga"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("5 teams by genetic search"),
+        "{}",
+        out.stdout
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -490,3 +490,60 @@ fn always_right_wrong() {
 fn binary_5m_2c() {
     check_case("binary_5m_2c");
 }
+
+/// FusionShot's GA fitness for every chromosome of every vector file, both weightings; and the
+/// seeded GA finds the exhaustive optimum of each pool.
+#[test]
+fn ga_fitness_and_search() {
+    use fuselab_shared::ensemble::{Fitness, FitnessWeights, GaConfig, genetic_search};
+    for case in [
+        "hand_3m_3c",
+        "hand_4m_ties",
+        "hand_3m_gaps",
+        "random_6m_500s_10c",
+        "always_right_wrong",
+        "binary_5m_2c",
+    ] {
+        let data = load(case);
+        let pool = Pool::new(pool_input(&data["inputs"], true)).expect("valid pool");
+        let mut ck = Checker {
+            case: case.to_owned(),
+            checked: 0,
+        };
+        for (weights, key) in [
+            (
+                FitnessWeights::FUSIONSHOT_DEFAULT,
+                "fitness_default_w0.6_0.4_nopenalty",
+            ),
+            (
+                FitnessWeights::RUN_GA_SH,
+                "fitness_runga_sh_w0.5_0.5_penalty",
+            ),
+        ] {
+            let fitness = Fitness::new(&pool, weights).expect("fitness");
+            let mut best = f64::NEG_INFINITY;
+            for entry in data["ga_fitness"].as_array().expect("ga_fitness") {
+                let mask = entry["solution"]
+                    .as_array()
+                    .expect("genes")
+                    .iter()
+                    .enumerate()
+                    .fold(0_u64, |mask, (m, gene)| {
+                        mask | (gene.as_u64().expect("0 or 1") << m)
+                    });
+                let ours = fitness.of(mask);
+                best = best.max(ours);
+                if let Ref::Num(expected) = reference(&entry[key]) {
+                    ck.close(&format!("{key} {mask:b}"), ours, expected, REL);
+                }
+            }
+            let found = genetic_search(&pool, weights, GaConfig::default()).expect("search");
+            assert_eq!(
+                Some(found.teams[0].fitness),
+                Some(best),
+                "{case}: {key}: GA optimum"
+            );
+        }
+        assert!(ck.checked > 4, "{case}: too few fitness values checked");
+    }
+}

@@ -7,6 +7,7 @@
 mod bitset;
 mod focal;
 mod focal_table;
+mod ga;
 mod pool;
 mod report;
 mod select;
@@ -17,6 +18,9 @@ mod vote_table;
 pub use bitset::Bitset;
 pub use focal::FocalDiversity;
 pub use focal_table::FocalTable;
+pub use ga::{
+    Fitness, FitnessWeights, GaConfig, GaError, GaResult, GaTeam, INVALID_FITNESS, genetic_search,
+};
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
     AnalysisOptions, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
