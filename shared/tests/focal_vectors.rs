@@ -1,116 +1,22 @@
 //! Every canonical number of the reference vectors in `tests/vectors/focal/` (copied from the
 //! read-only reference set so a clean clone can run them), within the stated tolerances.
 //!
-//! Keys left to later slices (compatibility modes): `fs_generalized_div_all_samples`,
-//! `eb_calDiversityMetric_all_samples`, `eb_focal_cv2021`, `eb_fq`, `eb_notebook_pipeline`,
-//! `ga_fitness`, `llm_topla_majority_voting_acc_pct`, `eb_avgprob_argmax_ties`,
-//! `per_model.eb_cv2021_bootstrap_positions`, `check_fs_equals_1_minus_mean_eb_GD`, and every
-//! `{"error": ...}` value. `eb_focal_exact` is used as a cross-check of the raw metrics on
+//! The compatibility-mode keys (`eb_calDiversityMetric_all_samples`, `eb_focal_cv2021`,
+//! `eb_fq`, `eb_notebook_pipeline`, every `{"error": ...}` value, ...) are checked in
+//! `compat_vectors.rs`. Here `eb_focal_exact` is a cross-check of the raw metrics on
 //! focal-negative subsets (its BD, KW and GD are `1 − x`).
 
 mod common;
-
-use std::path::PathBuf;
+#[path = "common/vectors.rs"]
+mod vectors;
 
 use common::{per_sample_majority, per_sample_plurality};
 use fuselab_shared::ensemble::{
-    AnalysisOptions, FocalTable, ModelInput, Pool, PoolInput, REPORT_SCHEMA, TeamListing, Teams,
-    VoteTable, analyze, top_k_by_focal_diversity,
+    AnalysisOptions, FocalTable, Pool, REPORT_SCHEMA, TeamListing, Teams, VoteTable, analyze,
+    top_k_by_focal_diversity,
 };
 use serde_json::Value;
-
-/// 1e-12 relative for GD, KW, BD, QS and accuracies.
-const REL: f64 = 1e-12;
-/// 1e-9 for CK and FK (different summation order).
-const REL_KAPPA: f64 = 1e-9;
-/// Absolute floor for values that are 0 up to rounding (and the `EnsembleBench` `+ eps`).
-const ABS: f64 = 1e-15;
-
-/// A reference value: a number, NaN (undefined) or a recorded exception.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Ref {
-    Num(f64),
-    Nan,
-    Error,
-}
-
-fn reference(v: &Value) -> Ref {
-    match v {
-        Value::Number(n) => Ref::Num(n.as_f64().expect("finite number")),
-        Value::String(s) if s == "nan" => Ref::Nan,
-        Value::Object(o) if o.contains_key("error") => Ref::Error,
-        other => panic!("unexpected reference value {other}"),
-    }
-}
-
-/// Counts the numbers compared, so a silently empty check cannot pass.
-struct Checker {
-    case: String,
-    checked: usize,
-}
-
-impl Checker {
-    fn close(&mut self, what: &str, actual: f64, expected: f64, rel: f64) {
-        let tol = rel * actual.abs().max(expected.abs()) + ABS;
-        assert!(
-            (actual - expected).abs() <= tol,
-            "{}: {what}: got {actual:e}, expected {expected:e}",
-            self.case
-        );
-        self.checked += 1;
-    }
-
-    /// Compares an optional value with a reference; errors are skipped (compatibility mode).
-    fn opt(&mut self, what: &str, actual: Option<f64>, expected: &Value, rel: f64) {
-        match (reference(expected), actual) {
-            (Ref::Num(e), Some(a)) => self.close(what, a, e, rel),
-            (Ref::Nan, None) => self.checked += 1,
-            (Ref::Error, _) => {}
-            (e, a) => panic!("{}: {what}: got {a:?}, expected {e:?}", self.case),
-        }
-    }
-}
-
-fn load(case: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/focal")
-        .join(format!("{case}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).expect("valid JSON")
-}
-
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_u64().expect("index") as usize)
-        .collect()
-}
-
-fn num(v: &Value) -> f64 {
-    v.as_f64().expect("number")
-}
-
-fn pool_input(inputs: &Value, with_predictions: bool) -> PoolInput {
-    let labels = serde_json::from_value(inputs["labels"].clone()).expect("labels");
-    let preds = inputs["predictions"].as_array().expect("predictions");
-    let probs = inputs["probabilities"].as_array().expect("probabilities");
-    PoolInput {
-        labels,
-        models: preds
-            .iter()
-            .zip(probs)
-            .enumerate()
-            .map(|(m, (p, q))| ModelInput {
-                name: format!("m{m}"),
-                predictions: with_predictions
-                    .then(|| serde_json::from_value(p.clone()).expect("predictions")),
-                probabilities: Some(serde_json::from_value(q.clone()).expect("probabilities")),
-            })
-            .collect(),
-        classes: Some(inputs["n_classes"].as_u64().expect("n_classes") as usize),
-    }
-}
+use vectors::{Checker, REL, REL_KAPPA, Ref, load, num, pool_input, reference, usizes};
 
 /// Mean of a pairwise statistic with the `EnsembleBench` epsilon: a 0/0 pair counts as 0.
 fn eps_pair_mean(

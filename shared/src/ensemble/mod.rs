@@ -4,23 +4,29 @@
 //!
 //! Undefined values (0/0, a focal model without negative samples) are `None`, never NaN.
 
+mod answers;
 mod bitset;
+pub mod compat;
 mod focal;
 mod focal_table;
 mod ga;
+mod kmeans;
 mod pool;
 mod report;
 mod select;
 mod team;
+mod threshold;
 mod vote;
 mod vote_table;
 
+pub use answers::{Answer, vote_over_answers};
 pub use bitset::Bitset;
 pub use focal::FocalDiversity;
 pub use focal_table::FocalTable;
 pub use ga::{
     Fitness, FitnessWeights, GaConfig, GaError, GaResult, GaTeam, INVALID_FITNESS, genetic_search,
 };
+pub use kmeans::{Point, TwoMeans, two_means};
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
     AnalysisOptions, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
@@ -28,5 +34,9 @@ pub use report::{
 };
 pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
+pub use threshold::{
+    ClusterFailure, TeamStatistics, cluster_center_threshold, cluster_min_threshold, hq_prune,
+    std_threshold, team_statistics,
+};
 pub use vote::soft_vote_accuracies;
 pub use vote_table::VoteTable;

@@ -212,6 +212,13 @@ pub fn analyze(
         .collect();
 
     let total = Teams::total(pool.models(), options.min_size, options.max_size);
+    if total == 0 {
+        warnings.push(format!(
+            "no team size in the requested range fits a pool of {} models (sizes 2 to {})",
+            pool.models(),
+            pool.models()
+        ));
+    }
     let table = FocalTable::new(pool);
     let mut done = 0_u64;
     let scored = Teams::new(pool.models(), options.min_size, options.max_size).map(|members| {
