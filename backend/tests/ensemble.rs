@@ -409,6 +409,20 @@ fn top_k_summary_table_and_csv() {
     // 15 pairs and 20 triples of 6 models.
     assert_eq!(lines.len(), 1 + 15 + 20);
     assert!(lines[1].starts_with("m0+m1,2,"), "{}", lines[1]);
+
+    let out = fuselab(&[
+        "ensemble", "analyze", path, "--sizes", "7..", "--format", "json",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["teams"], json!([]));
+    assert!(
+        report["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no team size in the requested range fits a pool of 6 models"),
+        "{report}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -571,6 +585,281 @@ fn select_by_top_k_and_by_genetic_search() {
         out.stdout.starts_with("5 teams by genetic search"),
         "{}",
         out.stdout
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A reference entry that is a number, `"nan"` or an exception, against a report value that
+/// must be that number or null.
+fn check_or_null(what: &str, actual: &Value, reference: &Value, rel: f64) {
+    match reference {
+        Value::Number(n) => close(what, actual, n.as_f64().unwrap(), rel),
+        _ => assert!(actual.is_null(), "{what}: {actual} vs {reference}"),
+    }
+}
+
+const METRICS: [&str; 6] = ["CK", "QS", "BD", "FK", "KW", "GD"];
+
+#[test]
+fn compatibility_modes_reproduce_the_reference_numbers() {
+    let dir = scratch("compat");
+    for case in CASES {
+        let data = vector(case);
+        let path = write_json(&dir, case);
+        let path = path.to_str().unwrap();
+        let references = data["ensembles"].as_array().unwrap();
+
+        for (sampling, variant, focal_key) in [
+            ("exact", "exact", "eb_focal_exact"),
+            ("bootstrap", "cv2021", "eb_focal_cv2021"),
+        ] {
+            let report = analyze_json(&[path, "--compat", "ensemblebench", "--sampling", sampling]);
+            assert_eq!(report["compat"]["mode"], "ensemblebench", "{case}");
+            let teams = report["teams"].as_array().unwrap();
+            assert_eq!(teams.len(), references.len(), "{case}");
+            for (team, reference) in teams.iter().zip(references) {
+                let name = format!("{case} {sampling} team {}", team["members"]);
+                let eb = &team["ensemblebench"];
+                for metric in METRICS {
+                    let rel = if metric == "CK" || metric == "FK" {
+                        1e-9
+                    } else {
+                        1e-12
+                    };
+                    check_or_null(
+                        &format!("{name} fq {metric}"),
+                        &eb["fq"][metric],
+                        &reference["eb_fq"][variant][metric]["fq_weighted_argsort"],
+                        rel,
+                    );
+                    for (f, scores) in reference[focal_key].as_object().unwrap() {
+                        let ours = &eb["per_focal"][f];
+                        if scores.get("error").is_some() {
+                            assert!(ours.is_null(), "{name} focal {f}: {ours}");
+                        } else {
+                            check_or_null(
+                                &format!("{name} focal {f} {metric}"),
+                                &ours[metric],
+                                &scores[metric],
+                                rel,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        let report = analyze_json(&[path, "--compat", "fusionshot"]);
+        let warnings = report["warnings"].to_string();
+        for (team, reference) in report["teams"].as_array().unwrap().iter().zip(references) {
+            let members = team["members"].as_array().unwrap();
+            for (k, f) in members.iter().enumerate() {
+                let expected = &reference["fs_per_focal_generalized_div"][f.to_string()];
+                check_or_null(
+                    &format!("{case} fusionshot {} focal {f}", team["members"]),
+                    &team["per_focal"][k],
+                    expected,
+                    1e-12,
+                );
+            }
+            let crashed = reference["fs_per_focal_generalized_div"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|v| v.get("error").is_some());
+            if crashed {
+                assert!(team["focal_diversity"].is_null());
+                assert!(warnings.contains("IndexError"), "{case}: {warnings}");
+            } else {
+                close(
+                    &format!("{case} fusionshot {}", team["members"]),
+                    &team["focal_diversity"],
+                    reference["fs_focal_diversity"].as_f64().unwrap(),
+                    1e-12,
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn select_json(args: &[&str]) -> Value {
+    let mut all = vec!["ensemble", "select"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let out = fuselab(&all);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn team_names(selection: &Value) -> Vec<String> {
+    let mut names: Vec<String> = selection["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::to_string)
+                .collect()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn ensemblebench_demo_selection_and_its_failures() {
+    let dir = scratch("demo");
+    for case in CASES {
+        let data = vector(case);
+        let path = write_json(&dir, case);
+        let path = path.to_str().unwrap();
+        for (sampling, variant) in [("exact", "exact"), ("bootstrap", "cv2021")] {
+            let expected = &data["eb_notebook_pipeline"][variant];
+            for metric in METRICS {
+                let args = [
+                    path,
+                    "--method",
+                    "kmeans",
+                    "--compat",
+                    "ensemblebench",
+                    "--sampling",
+                    sampling,
+                    "--metric",
+                    metric,
+                ];
+                if let Some(error) = expected["error"].as_str() {
+                    let mut all = vec!["ensemble", "select"];
+                    all.extend_from_slice(&args);
+                    let out = fuselab(&all);
+                    assert_eq!(out.code, Some(1), "{case} {variant}: {}", out.stderr);
+                    let cell = &error[..6];
+                    assert!(
+                        out.stderr.contains(&format!("notebook {cell}")),
+                        "{case} {variant}: {error} vs {}",
+                        out.stderr
+                    );
+                    break;
+                }
+                let selection = select_json(&args);
+                let mut reference: Vec<String> = expected["selected_teams"][metric]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_owned())
+                    .collect();
+                reference.sort();
+                assert_eq!(
+                    team_names(&selection),
+                    reference,
+                    "{case} {variant} {metric}"
+                );
+                assert_eq!(
+                    selection["statistics"]["count"].as_u64(),
+                    Some(reference.len() as u64)
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn threshold_and_hq_selections() {
+    let dir = scratch("thresholds");
+    let case = "random_6m_500s_10c";
+    let data = vector(case);
+    let path = write_json(&dir, case);
+    let path = path.to_str().unwrap();
+    let references = data["ensembles"].as_array().unwrap();
+    let focal = |r: &Value| r["fs_focal_diversity"].as_f64().unwrap();
+
+    // Mean rule: per size, the teams more focally diverse than that size's mean.
+    let selection = select_json(&[path, "--method", "threshold"]);
+    let mut expected = Vec::new();
+    for size in 2..=6 {
+        let group: Vec<&Value> = references
+            .iter()
+            .filter(|r| r["members"].as_array().unwrap().len() == size)
+            .collect();
+        let mean = group.iter().map(|r| 1.0 - focal(r)).sum::<f64>() / group.len() as f64;
+        expected.extend(
+            group
+                .iter()
+                .filter(|r| 1.0 - focal(r) < mean)
+                .map(|r| r["team_name"].as_str().unwrap().to_owned()),
+        );
+    }
+    expected.sort();
+    assert_eq!(team_names(&selection), expected);
+    let scores: Vec<f64> = selection["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.is_sorted(), "most diverse first: {scores:?}");
+
+    // HQ: 10 % of the 15 pairs is one pair, the least diverse; no selected team contains it.
+    let selection = select_json(&[path, "--method", "hq"]);
+    let pairs: Vec<&Value> = references
+        .iter()
+        .filter(|r| r["members"].as_array().unwrap().len() == 2)
+        .collect();
+    let worst = pairs
+        .iter()
+        .min_by(|a, b| focal(a).total_cmp(&focal(b)))
+        .unwrap()["members"]
+        .clone();
+    let worst: Vec<u64> = worst
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    for team in selection["teams"].as_array().unwrap() {
+        let members: Vec<u64> = team["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(
+            !worst.iter().all(|m| members.contains(m)),
+            "{members:?} contains the pruned pair {worst:?}"
+        );
+    }
+    // The pair and its 4 + 6 + 4 + 1 supersets of sizes 3 to 6 are gone, at least.
+    let kept = selection["n_selected"].as_u64().unwrap();
+    assert!(kept <= 57 - 16, "{kept}");
+
+    // Canonical 2-means per size keeps a non-empty, strictly smaller set of every size.
+    let selection = select_json(&[path, "--method", "kmeans", "--top-k", "3"]);
+    assert_eq!(selection["teams"].as_array().unwrap().len(), 3);
+    assert!(selection["n_selected"].as_u64().unwrap() < 57);
+
+    let out = fuselab(&[
+        "ensemble",
+        "select",
+        path,
+        "--method",
+        "hq",
+        "--fraction",
+        "2",
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("--fraction"), "{}", out.stderr);
+    let out = fuselab(&[
+        "ensemble", "select", path, "--method", "kmeans", "--metric", "XX",
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("CK, QS, BD, FK, KW, GD"),
+        "{}",
+        out.stderr
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -12,8 +12,8 @@ mod vectors;
 
 use common::{per_sample_majority, per_sample_plurality};
 use fuselab_shared::ensemble::{
-    AnalysisOptions, FocalTable, Pool, REPORT_SCHEMA, TeamListing, Teams, VoteTable, analyze,
-    top_k_by_focal_diversity,
+    AnalysisOptions, Compat, FocalTable, Pool, REPORT_SCHEMA, TeamListing, Teams, VoteTable,
+    analyze, top_k_by_focal_diversity,
 };
 use serde_json::Value;
 use vectors::{Checker, REL, REL_KAPPA, Ref, load, num, pool_input, reference, usizes};
@@ -337,6 +337,7 @@ fn check_case(case: &str) {
         top_k: usize::MAX,
         listing: TeamListing::All,
         full_detail: true,
+        compat: Compat::Canonical,
     };
     let mut calls = 0;
     let report = analyze(&pool, &options, &mut |done, total| {

@@ -1,6 +1,7 @@
 //! `fuselab ensemble`: which sub-ensembles of a model pool are focally diverse and accurate.
 
 pub mod input;
+mod select;
 
 use std::{
     fmt::{self, Write as _},
@@ -12,17 +13,17 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use fuselab_shared::ensemble::{
-    AnalysisOptions, FitnessWeights, FocalTable, GaConfig, Pool, Report, TeamListing, Teams,
-    analyze, genetic_search, top_k_of,
-};
+use fuselab_shared::ensemble::compat::Sampling;
+use fuselab_shared::ensemble::{AnalysisOptions, Compat, Pool, Report, TeamListing, analyze};
+pub use select::SelectArgs;
 
 /// `fuselab ensemble ...`.
 #[derive(Debug, Subcommand)]
 pub enum EnsembleCommand {
     /// Score every team of a pool: canonical focal diversity, votes, top-K
     Analyze(AnalyzeArgs),
-    /// Pick the best teams: exhaustive top-K by focal diversity, or a seeded genetic search
+    /// Pick teams: top-K by focal diversity, EnsembleBench thresholds or 2-means, HQ pruning,
+    /// or a seeded genetic search
     Select(SelectArgs),
 }
 
@@ -89,6 +90,43 @@ pub enum Detail {
     Full,
 }
 
+/// Whose definitions to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompatArg {
+    /// fuselab's: every divergence of the reference code fixed
+    Canonical,
+    /// Also EnsembleBench's per-focal Q-metrics and team FQ scores, computed as its code does
+    Ensemblebench,
+    /// Focal diversity from FusionShot's code (teams it crashes on are unscored)
+    Fusionshot,
+}
+
+/// How `EnsembleBench` samples a focal model's negatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplingArg {
+    /// The library default: 3 rounds of 100 draws, seed 2021
+    Bootstrap,
+    /// The whole negative set (deterministic)
+    Exact,
+}
+
+impl SamplingArg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bootstrap => "bootstrap",
+            Self::Exact => "exact",
+        }
+    }
+
+    /// The sampling when `compat` is `EnsembleBench`'s.
+    fn for_compat(self, compat: CompatArg) -> Option<Sampling> {
+        (compat == CompatArg::Ensemblebench).then_some(match self {
+            Self::Bootstrap => Sampling::Bootstrap2021,
+            Self::Exact => Sampling::Exact,
+        })
+    }
+}
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -128,60 +166,6 @@ impl InputArgs {
     }
 }
 
-/// How `ensemble select` searches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Method {
-    /// Every team in the size range, ranked by canonical focal diversity
-    Topk,
-    /// FusionShot's genetic search, seeded (for pools too large to enumerate)
-    Ga,
-}
-
-/// `fuselab ensemble select`.
-#[derive(Debug, Args)]
-pub struct SelectArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-    /// Search method
-    #[arg(long, value_enum)]
-    pub method: Method,
-    /// How many teams to return
-    #[arg(long, default_value_t = 5)]
-    pub top_k: usize,
-    /// Team sizes for topk: A..B (inclusive), A.. or A
-    #[arg(long, default_value = "2..")]
-    pub sizes: SizeRange,
-    /// GA fitness weights of focal diversity and plurality accuracy
-    #[arg(long, value_name = "DIV,ACC", default_value = "0.6,0.4", value_parser = parse_weights)]
-    pub weights: (f64, f64),
-    /// GA: subtract 0.1 x team size / pool size from the fitness
-    #[arg(long)]
-    pub size_penalty: bool,
-    /// GA: random seed (equal seeds give equal runs)
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output format (csv is not offered for selections)
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Write the selection to FILE instead of stdout
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
-
-fn parse_weights(text: &str) -> Result<(f64, f64), String> {
-    let parse = |part: &str| {
-        part.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|w| w.is_finite())
-            .ok_or_else(|| format!("`{part}` is not a weight; expected DIV,ACC such as 0.6,0.4"))
-    };
-    let (div, acc) = text
-        .split_once(',')
-        .ok_or_else(|| format!("`{text}`: expected two weights DIV,ACC such as 0.6,0.4"))?;
-    Ok((parse(div)?, parse(acc)?))
-}
-
 /// `fuselab ensemble analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
@@ -199,6 +183,12 @@ pub struct AnalyzeArgs {
     /// Describe every team in the size range, not only the top-K
     #[arg(long)]
     pub all_teams: bool,
+    /// Whose definitions to follow
+    #[arg(long, value_enum, default_value_t = CompatArg::Canonical)]
+    pub compat: CompatArg,
+    /// EnsembleBench sampling of the negatives (with --compat ensemblebench)
+    #[arg(long, value_enum, default_value_t = SamplingArg::Bootstrap)]
+    pub sampling: SamplingArg,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -215,7 +205,7 @@ pub struct AnalyzeArgs {
 pub fn run(command: &EnsembleCommand) -> anyhow::Result<()> {
     match command {
         EnsembleCommand::Analyze(args) => analyze_command(args),
-        EnsembleCommand::Select(args) => select_command(args),
+        EnsembleCommand::Select(args) => select::select_command(args),
     }
 }
 
@@ -231,6 +221,11 @@ fn analyze_command(args: &AnalyzeArgs) -> anyhow::Result<()> {
             TeamListing::TopK
         },
         full_detail: args.detail == Detail::Full,
+        compat: match (args.compat, args.sampling.for_compat(args.compat)) {
+            (_, Some(sampling)) => Compat::EnsembleBench { sampling },
+            (CompatArg::Fusionshot, None) => Compat::FusionShot,
+            _ => Compat::Canonical,
+        },
     };
     let mut bar = ProgressBar::new();
     let report = analyze(&pool, &options, &mut |done, total| bar.update(done, total))
@@ -256,135 +251,6 @@ fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
             .write_all(text.as_bytes())
             .context("cannot write the output to stdout"),
     }
-}
-
-/// One team of a selection.
-#[derive(Debug, serde::Serialize)]
-struct Selected {
-    members: Vec<usize>,
-    names: Vec<String>,
-    focal_diversity: Option<f64>,
-    plurality_accuracy: Option<f64>,
-    /// GA fitness (absent for topk).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fitness: Option<f64>,
-}
-
-/// The JSON form of a selection (`fuselab.ensemble.selection/v1`).
-#[derive(Debug, serde::Serialize)]
-struct Selection {
-    schema: &'static str,
-    method: &'static str,
-    teams: Vec<Selected>,
-    /// GA generations run (absent for topk).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    generations: Option<usize>,
-    /// Distinct teams the GA evaluated (absent for topk).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    evaluated: Option<usize>,
-}
-
-fn selected(pool: &Pool, members: Vec<usize>, fitness: Option<f64>) -> anyhow::Result<Selected> {
-    let view = pool.team(&members).context("a selected team")?;
-    Ok(Selected {
-        names: members.iter().map(|&m| pool.names()[m].clone()).collect(),
-        focal_diversity: view.focal_diversity().mean,
-        plurality_accuracy: view.plurality_accuracy(),
-        fitness,
-        members,
-    })
-}
-
-fn select_command(args: &SelectArgs) -> anyhow::Result<()> {
-    let pool = args.input.pool()?;
-    let selection = match args.method {
-        Method::Topk => {
-            let table = FocalTable::new(&pool);
-            let scored = Teams::new(pool.models(), args.sizes.min, args.sizes.max).map(|m| {
-                let score = table.focal_diversity(&m).mean;
-                (m, score)
-            });
-            Selection {
-                schema: "fuselab.ensemble.selection/v1",
-                method: "topk",
-                teams: top_k_of(scored, args.top_k)
-                    .into_iter()
-                    .map(|t| selected(&pool, t.members, None))
-                    .collect::<anyhow::Result<_>>()?,
-                generations: None,
-                evaluated: None,
-            }
-        }
-        Method::Ga => {
-            let weights = FitnessWeights {
-                diversity: args.weights.0,
-                accuracy: args.weights.1,
-                size_penalty: args.size_penalty,
-            };
-            let config = GaConfig {
-                seed: args.seed,
-                ..GaConfig::default()
-            };
-            let result = genetic_search(&pool, weights, config).context("the genetic search")?;
-            Selection {
-                schema: "fuselab.ensemble.selection/v1",
-                method: "ga",
-                teams: result
-                    .teams
-                    .into_iter()
-                    .take(args.top_k)
-                    .map(|t| selected(&pool, t.members, Some(t.fitness)))
-                    .collect::<anyhow::Result<_>>()?,
-                generations: Some(result.generations),
-                evaluated: Some(result.evaluated),
-            }
-        }
-    };
-    let text = match args.format {
-        Format::Json => {
-            let mut json =
-                serde_json::to_string_pretty(&selection).context("encoding the selection")?;
-            json.push('\n');
-            json
-        }
-        Format::Table | Format::Csv => selection_table(&selection),
-    };
-    write_output(args.out.as_ref(), &text)
-}
-
-fn selection_table(selection: &Selection) -> String {
-    let rows: Vec<String> = selection.teams.iter().map(|t| t.names.join("+")).collect();
-    let width = rows.iter().map(String::len).max().unwrap_or(0).max(7);
-    let mut out = format!(
-        "{} teams by {}",
-        selection.teams.len(),
-        match selection.method {
-            "ga" => "genetic search (fitness)",
-            _ => "focal diversity",
-        }
-    );
-    if let (Some(generations), Some(evaluated)) = (selection.generations, selection.evaluated) {
-        let _ = write!(
-            out,
-            ", {generations} generations, {evaluated} teams evaluated"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n{:<width$}  size  focal div.  plurality  fitness",
-        "members"
-    );
-    for (names, team) in rows.iter().zip(&selection.teams) {
-        let _ = writeln!(
-            out,
-            "{names:<width$}  {:>4}  {:>10}  {:>9}  {:>7}",
-            team.members.len(),
-            number(team.focal_diversity),
-            number(team.plurality_accuracy),
-            number(team.fitness),
-        );
-    }
-    out
 }
 
 /// A one-line progress bar on stderr, shown only on a terminal and only after the first second.

@@ -29,8 +29,8 @@ pub use ga::{
 pub use kmeans::{Point, TwoMeans, two_means};
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
-    AnalysisOptions, FocalScores, ModelReport, REPORT_SCHEMA, Report, TeamListing, TeamReport,
-    analyze,
+    AnalysisOptions, Compat, EnsembleBenchScores, FocalScores, ModelReport, REPORT_SCHEMA, Report,
+    TeamListing, TeamReport, analyze,
 };
 pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};

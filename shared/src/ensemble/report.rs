@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    compat::{
+        CompatError, EbMetric, FocalScoreTable, FocalWeights, Sampling, fs_generalized_div,
+        numpy::np_mean,
+    },
     focal_table::FocalTable,
     pool::Pool,
     select::{RankedTeam, Teams, top_k_of},
@@ -26,6 +30,26 @@ pub enum TeamListing {
     All,
 }
 
+/// Whose definitions the report follows (spec §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Compat {
+    /// fuselab's definitions: every divergence fixed (the default).
+    #[default]
+    Canonical,
+    /// Adds `EnsembleBench`'s per-focal Q-metrics and team FQ scores, computed as its code
+    /// does (`eps`, `1 − x` orientation, argsort weights, min–max per focal model and size).
+    #[serde(rename = "ensemblebench")]
+    EnsembleBench {
+        /// Whole negative sets or the library's seed-2021 bootstrap.
+        sampling: Sampling,
+    },
+    /// Focal diversity from `FusionShot`'s `calc_generalized_div`, whose `IndexError`s leave a
+    /// team unscored (null, with a warning) instead of silently dropping it.
+    #[serde(rename = "fusionshot")]
+    FusionShot,
+}
+
 /// What [`analyze`] computes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalysisOptions {
@@ -39,6 +63,8 @@ pub struct AnalysisOptions {
     pub listing: TeamListing,
     /// Add the eight diversity metrics on all samples to each described team.
     pub full_detail: bool,
+    /// Canonical or a reference's compatibility mode.
+    pub compat: Compat,
 }
 
 /// One model's line.
@@ -114,6 +140,22 @@ pub struct TeamReport {
     /// detail only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub focal_metrics: Option<BTreeMap<String, FocalScores>>,
+    /// `EnsembleBench`'s scores (in its compatibility mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemblebench: Option<EnsembleBenchScores>,
+}
+
+/// A team's scores as `EnsembleBench` computes them; lower = more diverse. `null` where its
+/// code raises or divides 0 by 0 (each with a warning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleBenchScores {
+    /// Team FQ per metric: scaled per-focal scores averaged with the reference's argsort
+    /// weights (divergence 6 reproduced).
+    pub fq: BTreeMap<String, Option<f64>>,
+    /// Team FQ per metric with every member weighted equally.
+    pub fq_uniform: BTreeMap<String, Option<f64>>,
+    /// Per member (by model index), the raw per-focal scores; `null` where the code raises.
+    pub per_focal: BTreeMap<String, Option<BTreeMap<String, Option<f64>>>>,
 }
 
 /// The whole report.
@@ -135,6 +177,9 @@ pub struct Report {
     pub top_k: Vec<Vec<usize>>,
     /// Undefined values and other things the reader should know.
     pub warnings: Vec<String>,
+    /// The compatibility mode, when not canonical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compat: Option<Compat>,
 }
 
 /// The report line of one team; `soft_vote` when it was computed in bulk.
@@ -162,7 +207,93 @@ fn describe(
         } else {
             None
         },
+        ensemblebench: None,
     })
+}
+
+/// A finite value, or `None` for NaN.
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+/// `FusionShot`'s focal diversity: per member its `calc_generalized_div` on the member's
+/// negatives, and their mean when none raised.
+fn fusionshot_focal(
+    pool: &Pool,
+    negatives: &[Vec<usize>],
+    members: &[usize],
+) -> (Option<f64>, Vec<Result<f64, CompatError>>) {
+    let per_focal: Vec<Result<f64, CompatError>> = members
+        .iter()
+        .map(|&f| fs_generalized_div(pool, members, &negatives[f]))
+        .collect();
+    let values: Option<Vec<f64>> = per_focal.iter().map(|r| r.as_ref().ok().copied()).collect();
+    (values.map(|v| np_mean(&v)), per_focal)
+}
+
+/// Attaches `EnsembleBench`'s scores to the described teams, warning about every value its
+/// code cannot give.
+fn attach_ensemblebench(
+    pool: &Pool,
+    teams: &mut [TeamReport],
+    table: &FocalScoreTable,
+    warnings: &mut Vec<String>,
+) {
+    let names = pool.names();
+    for team in teams {
+        let Some(t) = table.find(&team.members) else {
+            continue;
+        };
+        let mut per_focal = BTreeMap::new();
+        for (&f, scores) in team.members.iter().zip(table.scores(t)) {
+            let entry = match scores {
+                Ok(scores) => Some(
+                    EbMetric::ALL
+                        .iter()
+                        .map(|m| (m.name().to_owned(), finite(scores[m.index()])))
+                        .collect(),
+                ),
+                Err(error) => {
+                    warnings.push(format!(
+                        "EnsembleBench cannot score team {:?} on the negatives of `{}`: {error}",
+                        team.members, names[f]
+                    ));
+                    None
+                }
+            };
+            per_focal.insert(f.to_string(), entry);
+        }
+        let fq = |weights| {
+            EbMetric::ALL
+                .iter()
+                .map(|&m| {
+                    (
+                        m.name().to_owned(),
+                        finite(table.fq(t, m, weights).weighted),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let scores = EnsembleBenchScores {
+            fq: fq(FocalWeights::ArgsortCompat),
+            fq_uniform: fq(FocalWeights::Uniform),
+            per_focal,
+        };
+        let undefined: Vec<&str> = scores
+            .fq
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !undefined.is_empty() {
+            warnings.push(format!(
+                "team {:?}: EnsembleBench's FQ for {} is undefined (NaN in its code: a missing or 0/0 per-focal score among the teams it is scaled with); reported as null",
+                team.members,
+                undefined.join(", ")
+            ));
+        }
+        team.ensemblebench = Some(scores);
+    }
 }
 
 fn focal_metrics(
@@ -182,6 +313,69 @@ fn focal_metrics(
         .collect()
 }
 
+/// Replaces or adds the scores of the described teams for a compatibility mode.
+fn apply_compat(
+    pool: &Pool,
+    options: &AnalysisOptions,
+    negatives: &[Vec<usize>],
+    teams: &mut [TeamReport],
+    warnings: &mut Vec<String>,
+) {
+    let names = pool.names();
+    match options.compat {
+        Compat::Canonical => {}
+        Compat::FusionShot => {
+            for team in teams {
+                let (focal, per_focal) = fusionshot_focal(pool, negatives, &team.members);
+                team.focal_diversity = focal;
+                team.per_focal = per_focal.iter().map(|r| r.as_ref().ok().copied()).collect();
+                for (&f, result) in team.members.iter().zip(&per_focal) {
+                    if let Err(error) = result {
+                        warnings.push(format!(
+                            "FusionShot cannot score team {:?} on the negatives of `{}`: {error}",
+                            team.members, names[f]
+                        ));
+                    }
+                }
+            }
+        }
+        Compat::EnsembleBench { sampling } => {
+            let table = FocalScoreTable::new(
+                pool,
+                sampling,
+                options.min_size,
+                options.max_size.min(pool.models()),
+                &mut |_, _| {},
+            );
+            attach_ensemblebench(pool, teams, &table, warnings);
+        }
+    }
+}
+
+/// Each model's line, and a warning for each model without negative samples.
+fn model_lines(pool: &Pool) -> (Vec<ModelReport>, Vec<String>) {
+    let names = pool.names();
+    let models: Vec<ModelReport> = (0..pool.models())
+        .map(|m| ModelReport {
+            index: m,
+            name: names[m].clone(),
+            accuracy: pool.accuracy(m).unwrap_or(0.0),
+            n_negatives: pool.negatives(m).map_or(0, super::Bitset::count),
+        })
+        .collect();
+    let warnings: Vec<String> = (0..pool.models())
+        .filter(|&m| pool.negatives(m).is_some_and(|n| n.count() == 0))
+        .map(|m| {
+            format!(
+                "model `{}` has no negative samples: teams with it have no focal diversity and are left out of top_k",
+                names[m]
+            )
+        })
+        .collect();
+
+    (models, warnings)
+}
+
 /// Analyses every team of `pool` in the options' size range. `progress(done, total)` is called
 /// every 4,096 teams and at the end, so callers can show a progress bar.
 ///
@@ -193,24 +387,7 @@ pub fn analyze(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, TeamError> {
     let names = pool.names();
-    let models = (0..pool.models())
-        .map(|m| ModelReport {
-            index: m,
-            name: names[m].clone(),
-            accuracy: pool.accuracy(m).unwrap_or(0.0),
-            n_negatives: pool.negatives(m).map_or(0, super::Bitset::count),
-        })
-        .collect();
-    let mut warnings: Vec<String> = (0..pool.models())
-        .filter(|&m| pool.negatives(m).is_some_and(|n| n.count() == 0))
-        .map(|m| {
-            format!(
-                "model `{}` has no negative samples: teams with it have no focal diversity and are left out of top_k",
-                names[m]
-            )
-        })
-        .collect();
-
+    let (models, mut warnings) = model_lines(pool);
     let total = Teams::total(pool.models(), options.min_size, options.max_size);
     if total == 0 {
         warnings.push(format!(
@@ -220,13 +397,28 @@ pub fn analyze(
         ));
     }
     let table = FocalTable::new(pool);
+    let negatives: Vec<Vec<usize>> = (0..pool.models())
+        .map(|m| {
+            pool.negatives(m)
+                .map(|n| n.iter().collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let fusionshot = options.compat == Compat::FusionShot;
+    let mut unscored = 0_u64;
     let mut done = 0_u64;
     let scored = Teams::new(pool.models(), options.min_size, options.max_size).map(|members| {
         done += 1;
         if done.is_multiple_of(4096) {
             progress(done, total);
         }
-        let focal = table.focal_diversity(&members).mean;
+        let focal = if fusionshot {
+            let focal = fusionshot_focal(pool, &negatives, &members).0;
+            unscored += u64::from(focal.is_none());
+            focal
+        } else {
+            table.focal_diversity(&members).mean
+        };
         (members, focal)
     });
     let mut all = Vec::new();
@@ -238,6 +430,11 @@ pub fn analyze(
         ),
     };
     progress(total, total);
+    if unscored > 0 {
+        warnings.push(format!(
+            "FusionShot's calc_generalized_div raises IndexError on {unscored} of {total} teams (divergence 1: a failure count missing on a focal model's negatives); they are unscored and left out of top_k"
+        ));
+    }
 
     let described: Vec<Vec<usize>> = match options.listing {
         TeamListing::TopK => ranked.iter().map(|t| t.members.clone()).collect(),
@@ -256,12 +453,13 @@ pub fn analyze(
             ),
         TeamListing::TopK => vec![None; described.len()],
     };
-    let teams = described
+    let mut teams = described
         .iter()
         .zip(soft_votes)
         .map(|(members, soft_vote)| describe(pool, &table, members, options.full_detail, soft_vote))
         .collect::<Result<Vec<_>, _>>()?;
-    for team in &teams {
+    apply_compat(pool, options, &negatives, &mut teams, &mut warnings);
+    for team in teams.iter().filter(|_| !fusionshot) {
         for (&member, value) in team.members.iter().zip(&team.per_focal) {
             if value.is_none() {
                 warnings.push(format!(
@@ -280,5 +478,6 @@ pub fn analyze(
         teams,
         top_k: ranked.into_iter().map(|t| t.members).collect(),
         warnings,
+        compat: (options.compat != Compat::Canonical).then_some(options.compat),
     })
 }

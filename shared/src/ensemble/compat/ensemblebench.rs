@@ -64,6 +64,7 @@ pub type EbScores = [f64; 6];
 
 /// How EnsembleBench samples a focal model's negatives (§3.3 step 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Sampling {
     /// One evaluation on the whole negative set (`crossValidation=False`; deterministic).
     Exact,
