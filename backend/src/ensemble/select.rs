@@ -10,7 +10,7 @@ use fuselab_shared::ensemble::compat::{
     EbMetric, FocalScoreTable, FocalWeights, notebook_pipeline,
 };
 use fuselab_shared::ensemble::{
-    ClusterFailure, FitnessWeights, FocalTable, GaConfig, Pool, TeamStatistics, Teams,
+    ClusterFailure, FitnessWeights, FocalTable, GaConfig, Pool, TeamStatistics, Teams, VoteTable,
     cluster_center_threshold, genetic_search, hq_prune, std_threshold, team_statistics, top_k_of,
 };
 
@@ -168,28 +168,54 @@ impl Selection {
     }
 }
 
-fn selected(
-    pool: &Pool,
-    members: Vec<usize>,
-    score: Option<f64>,
-    fitness: Option<f64>,
-) -> anyhow::Result<Selected> {
-    let view = pool.team(&members).context("a selected team")?;
-    Ok(Selected {
-        names: members.iter().map(|&m| pool.names()[m].clone()).collect(),
-        focal_diversity: view.focal_diversity().mean,
-        plurality_accuracy: view.plurality_accuracy(),
-        score,
-        fitness,
-        members,
-    })
+/// Focal diversity and plurality accuracy of any team from the pool's tables, so scoring or
+/// listing a million teams stays fast.
+struct Lookup<'a> {
+    pool: &'a Pool,
+    focal: FocalTable,
+    votes: Option<VoteTable>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(pool: &'a Pool) -> Self {
+        Self {
+            pool,
+            focal: FocalTable::new(pool),
+            votes: VoteTable::new(pool),
+        }
+    }
+
+    fn focal_diversity(&self, members: &[usize]) -> Option<f64> {
+        self.focal.focal_diversity(members).mean
+    }
+
+    fn plurality_accuracy(&self, members: &[usize]) -> Option<f64> {
+        match &self.votes {
+            Some(votes) => Some(votes.plurality_accuracy(members)),
+            None => self.pool.team(members).ok()?.plurality_accuracy(),
+        }
+    }
+
+    fn selected(&self, members: Vec<usize>, score: Option<f64>, fitness: Option<f64>) -> Selected {
+        Selected {
+            names: members
+                .iter()
+                .map(|&m| self.pool.names()[m].clone())
+                .collect(),
+            focal_diversity: self.focal_diversity(&members),
+            plurality_accuracy: self.plurality_accuracy(&members),
+            score,
+            fitness,
+            members,
+        }
+    }
 }
 
 /// A candidate team: members, score (lower = more diverse) and accuracy in percent.
 type Scored = (Vec<usize>, f64, f64);
 
 /// Scores every team in the size range; teams without a defined score are counted, not kept.
-fn score_teams(pool: &Pool, args: &SelectArgs) -> (Vec<Scored>, String, usize) {
+fn score_teams(pool: &Pool, lookup: &Lookup, args: &SelectArgs) -> (Vec<Scored>, String, usize) {
     let max = args.sizes.max.min(pool.models());
     let mut bar = ProgressBar::new();
     let mut undefined = 0;
@@ -215,15 +241,14 @@ fn score_teams(pool: &Pool, args: &SelectArgs) -> (Vec<Scored>, String, usize) {
             args.sampling.name()
         );
     } else {
-        let table = FocalTable::new(pool);
-        for members in Teams::new(pool.models(), args.sizes.min, max) {
-            match table.focal_diversity(&members).mean {
+        let total = Teams::total(pool.models(), args.sizes.min, max);
+        for (done, members) in Teams::new(pool.models(), args.sizes.min, max).enumerate() {
+            if done % 4096 == 0 {
+                bar.update(done as u64, total);
+            }
+            match lookup.focal_diversity(&members) {
                 Some(focal) => {
-                    let accuracy = pool
-                        .team(&members)
-                        .ok()
-                        .and_then(|v| v.plurality_accuracy())
-                        .unwrap_or(0.0);
+                    let accuracy = lookup.plurality_accuracy(&members).unwrap_or(f64::NAN);
                     teams.push((members, 1.0 - focal, accuracy * 100.0));
                 }
                 None => undefined += 1,
@@ -338,10 +363,11 @@ fn notebook(
 /// Runs `fuselab ensemble select`.
 pub fn select_command(args: &SelectArgs) -> anyhow::Result<()> {
     let pool = args.input.pool()?;
+    let lookup = Lookup::new(&pool);
     let selection = match args.method {
-        Method::Ga => genetic(&pool, args)?,
-        Method::Topk => top_k(&pool, args)?,
-        Method::Threshold | Method::Kmeans | Method::Hq => thresholded(&pool, args)?,
+        Method::Ga => genetic(&pool, &lookup, args)?,
+        Method::Topk => top_k(&lookup, args),
+        Method::Threshold | Method::Kmeans | Method::Hq => thresholded(&pool, &lookup, args)?,
     };
     let text = match args.format {
         Format::Json => {
@@ -355,22 +381,21 @@ pub fn select_command(args: &SelectArgs) -> anyhow::Result<()> {
     write_output(args.out.as_ref(), &text)
 }
 
-fn top_k(pool: &Pool, args: &SelectArgs) -> anyhow::Result<Selection> {
-    let table = FocalTable::new(pool);
-    let scored = Teams::new(pool.models(), args.sizes.min, args.sizes.max).map(|m| {
-        let score = table.focal_diversity(&m).mean;
+fn top_k(lookup: &Lookup, args: &SelectArgs) -> Selection {
+    let scored = Teams::new(lookup.pool.models(), args.sizes.min, args.sizes.max).map(|m| {
+        let score = lookup.focal_diversity(&m);
         (m, score)
     });
     let mut selection = Selection::new("topk");
     selection.teams = top_k_of(scored, args.top_k.unwrap_or(5))
         .into_iter()
-        .map(|t| selected(pool, t.members, None, None))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|t| lookup.selected(t.members, None, None))
+        .collect();
     selection.n_selected = selection.teams.len();
-    Ok(selection)
+    selection
 }
 
-fn genetic(pool: &Pool, args: &SelectArgs) -> anyhow::Result<Selection> {
+fn genetic(pool: &Pool, lookup: &Lookup, args: &SelectArgs) -> anyhow::Result<Selection> {
     let weights = FitnessWeights {
         diversity: args.weights.0,
         accuracy: args.weights.1,
@@ -386,15 +411,15 @@ fn genetic(pool: &Pool, args: &SelectArgs) -> anyhow::Result<Selection> {
         .teams
         .into_iter()
         .take(args.top_k.unwrap_or(5))
-        .map(|t| selected(pool, t.members, None, Some(t.fitness)))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|t| lookup.selected(t.members, None, Some(t.fitness)))
+        .collect();
     selection.n_selected = selection.teams.len();
     selection.generations = Some(result.generations);
     selection.evaluated = Some(result.evaluated);
     Ok(selection)
 }
 
-fn thresholded(pool: &Pool, args: &SelectArgs) -> anyhow::Result<Selection> {
+fn thresholded(pool: &Pool, lookup: &Lookup, args: &SelectArgs) -> anyhow::Result<Selection> {
     let method = match args.method {
         Method::Threshold => "threshold",
         Method::Kmeans => "kmeans",
@@ -417,7 +442,7 @@ fn thresholded(pool: &Pool, args: &SelectArgs) -> anyhow::Result<Selection> {
                 args.fraction
             );
         }
-        let (teams, label, undefined) = score_teams(pool, args);
+        let (teams, label, undefined) = score_teams(pool, lookup, args);
         selection.score = Some(label);
         if undefined > 0 {
             selection.warnings.push(format!(
@@ -447,8 +472,8 @@ fn thresholded(pool: &Pool, args: &SelectArgs) -> anyhow::Result<Selection> {
     selection.teams = chosen
         .into_iter()
         .take(args.top_k.unwrap_or(usize::MAX))
-        .map(|(members, score, _)| selected(pool, members, Some(score), None))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|(members, score, _)| lookup.selected(members, Some(score), None))
+        .collect();
     Ok(selection)
 }
 

@@ -102,16 +102,29 @@ pub fn cluster_center_threshold(accuracy: &[f64], score: &[f64]) -> Result<f64, 
 /// `teams` holds (members ascending, score, accuracy); returns which teams are kept.
 pub fn hq_prune(teams: &[(Vec<usize>, f64, f64)], fraction: f64, max_size: usize) -> Vec<bool> {
     let mut kept = vec![true; teams.len()];
-    let mut pruned: Vec<&[usize]> = Vec::new();
-    let contains_pruned = |members: &[usize], pruned: &[&[usize]]| {
-        pruned
-            .iter()
-            .any(|p| p.iter().all(|m| members.binary_search(m).is_ok()))
+    // Members as bit masks when they fit 64 bits (any pool small enough to enumerate).
+    let masks: Option<Vec<u64>> = teams
+        .iter()
+        .map(|t| {
+            t.0.iter().try_fold(0_u64, |acc, &m| {
+                1_u64.checked_shl(u32::try_from(m).ok()?).map(|b| acc | b)
+            })
+        })
+        .collect();
+    let mut pruned: Vec<usize> = Vec::new();
+    let contains_pruned = |i: usize, pruned: &[usize]| match &masks {
+        Some(masks) => pruned.iter().any(|&p| masks[p] & masks[i] == masks[p]),
+        None => pruned.iter().any(|&p| {
+            teams[p]
+                .0
+                .iter()
+                .all(|m| teams[i].0.binary_search(m).is_ok())
+        }),
     };
     let largest = teams.iter().map(|t| t.0.len()).max().unwrap_or(0);
     for size in 2..=max_size.min(largest) {
         for (i, team) in teams.iter().enumerate() {
-            if team.0.len() == size && contains_pruned(&team.0, &pruned) {
+            if team.0.len() == size && contains_pruned(i, &pruned) {
                 kept[i] = false;
             }
         }
@@ -129,11 +142,11 @@ pub fn hq_prune(teams: &[(Vec<usize>, f64, f64)], fraction: f64, max_size: usize
         let cut = ((fraction * candidates.len() as f64) as usize).min(candidates.len());
         for &i in &candidates[..cut] {
             kept[i] = false;
-            pruned.push(&teams[i].0);
+            pruned.push(i);
         }
     }
     for (i, team) in teams.iter().enumerate() {
-        if team.0.len() > max_size && contains_pruned(&team.0, &pruned) {
+        if team.0.len() > max_size && contains_pruned(i, &pruned) {
             kept[i] = false;
         }
     }
