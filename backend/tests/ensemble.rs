@@ -296,19 +296,23 @@ fn write_csv(dir: &Path, case: &str) -> (PathBuf, PathBuf) {
     (labels_path, predictions_path)
 }
 
-const CASES: [&str; 6] = [
-    "hand_3m_3c",
-    "hand_4m_ties",
-    "hand_3m_gaps",
-    "random_6m_500s_10c",
-    "always_right_wrong",
-    "binary_5m_2c",
-];
+/// The pool cases of the vectors' `index.json`.
+fn cases() -> Vec<String> {
+    vector("index")["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["file"].as_str()?.strip_suffix(".json"))
+        .filter(|f| *f != "llm_topla_helpers")
+        .map(str::to_owned)
+        .collect()
+}
 
 #[test]
 fn json_input_reproduces_every_vector() {
     let dir = scratch("json");
-    for case in CASES {
+    for case in cases() {
+        let case = case.as_str();
         let path = write_json(&dir, case);
         compare(case, &analyze_json(&[path.to_str().unwrap()]), true);
     }
@@ -318,7 +322,8 @@ fn json_input_reproduces_every_vector() {
 #[test]
 fn csv_input_reproduces_every_vector() {
     let dir = scratch("csv");
-    for case in CASES {
+    for case in cases() {
+        let case = case.as_str();
         let (labels, predictions) = write_csv(&dir, case);
         let report = analyze_json(&[
             "--labels",
@@ -603,7 +608,8 @@ const METRICS: [&str; 6] = ["CK", "QS", "BD", "FK", "KW", "GD"];
 #[test]
 fn compatibility_modes_reproduce_the_reference_numbers() {
     let dir = scratch("compat");
-    for case in CASES {
+    for case in cases() {
+        let case = case.as_str();
         let data = vector(case);
         let path = write_json(&dir, case);
         let path = path.to_str().unwrap();
@@ -713,7 +719,8 @@ fn team_names(selection: &Value) -> Vec<String> {
 #[test]
 fn ensemblebench_demo_selection_and_its_failures() {
     let dir = scratch("demo");
-    for case in CASES {
+    for case in cases() {
+        let case = case.as_str();
         let data = vector(case);
         let path = write_json(&dir, case);
         let path = path.to_str().unwrap();

@@ -16,15 +16,6 @@ use fuselab_shared::ensemble::{ClusterFailure, Pool, vote_over_answers};
 use serde_json::Value;
 use vectors::{Checker, REL, REL_KAPPA, Ref, load, num, pool_input, reference, usizes};
 
-const CASES: [&str; 6] = [
-    "hand_3m_3c",
-    "hand_4m_ties",
-    "hand_3m_gaps",
-    "random_6m_500s_10c",
-    "always_right_wrong",
-    "binary_5m_2c",
-];
-
 fn tolerance(metric: EbMetric) -> f64 {
     match metric {
         EbMetric::CK | EbMetric::FK => REL_KAPPA,
@@ -298,6 +289,15 @@ fn names(teams: &[Vec<usize>]) -> BTreeSet<String> {
     teams.iter().map(|t| team_name(t)).collect()
 }
 
+/// A recorded list of team names, as a set.
+fn reference_names(list: &Value) -> BTreeSet<String> {
+    list.as_array()
+        .expect("teams")
+        .iter()
+        .map(|t| t.as_str().expect("name").to_owned())
+        .collect()
+}
+
 #[allow(clippy::too_many_lines)] // one walk over the pipeline's recorded outputs
 fn check_pipeline(ck: &mut Checker, pool: &Pool, table: &FocalScoreTable, expected: &Value) {
     let team_accuracy: Vec<f64> = table
@@ -368,13 +368,10 @@ fn check_pipeline(ck: &mut Checker, pool: &Pool, table: &FocalScoreTable, expect
     }
     for ((f, size), chosen) in &selection.per_focal_size {
         for metric in EbMetric::ALL {
-            let reference: BTreeSet<String> = expected["per_focal_size_selected"][f.to_string()]
-                [size.to_string()][metric.name()]
-            .as_array()
-            .expect("teams")
-            .iter()
-            .map(|t| t.as_str().expect("name").to_owned())
-            .collect();
+            let reference = reference_names(
+                &expected["per_focal_size_selected"][f.to_string()][size.to_string()]
+                    [metric.name()],
+            );
             assert_eq!(
                 names(&chosen[metric.index()]),
                 reference,
@@ -385,12 +382,7 @@ fn check_pipeline(ck: &mut Checker, pool: &Pool, table: &FocalScoreTable, expect
         }
     }
     for metric in EbMetric::ALL {
-        let reference: BTreeSet<String> = expected["selected_teams"][metric.name()]
-            .as_array()
-            .expect("teams")
-            .iter()
-            .map(|t| t.as_str().expect("name").to_owned())
-            .collect();
+        let reference = reference_names(&expected["selected_teams"][metric.name()]);
         assert_eq!(
             names(&selection.selected[metric.index()]),
             reference,
@@ -437,45 +429,4 @@ fn check_pipeline(ck: &mut Checker, pool: &Pool, table: &FocalScoreTable, expect
     }
 }
 
-#[test]
-fn hand_3m_3c() {
-    check_case("hand_3m_3c");
-}
-
-#[test]
-fn hand_4m_ties() {
-    check_case("hand_4m_ties");
-}
-
-#[test]
-fn hand_3m_gaps() {
-    check_case("hand_3m_gaps");
-}
-
-#[test]
-fn random_6m_500s_10c() {
-    check_case("random_6m_500s_10c");
-}
-
-#[test]
-fn always_right_wrong() {
-    check_case("always_right_wrong");
-}
-
-#[test]
-fn binary_5m_2c() {
-    check_case("binary_5m_2c");
-}
-
-#[test]
-fn every_case_file_is_covered() {
-    let index = load("index");
-    let files: Vec<&str> = index["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .filter_map(|f| f["file"].as_str()?.strip_suffix(".json"))
-        .filter(|f| *f != "llm_topla_helpers")
-        .collect();
-    assert_eq!(files, CASES);
-}
+vectors::one_test_per_case!(check_case);

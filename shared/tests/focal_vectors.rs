@@ -368,53 +368,18 @@ fn check_case(case: &str) {
     assert!(ck.checked > 50, "{case}: too few values checked");
 }
 
-#[test]
-fn hand_3m_3c() {
-    check_case("hand_3m_3c");
-}
-
-#[test]
-fn hand_4m_ties() {
-    check_case("hand_4m_ties");
-}
-
-#[test]
-fn hand_3m_gaps() {
-    check_case("hand_3m_gaps");
-}
-
-#[test]
-fn random_6m_500s_10c() {
-    check_case("random_6m_500s_10c");
-}
-
-#[test]
-fn always_right_wrong() {
-    check_case("always_right_wrong");
-}
-
-#[test]
-fn binary_5m_2c() {
-    check_case("binary_5m_2c");
-}
+vectors::one_test_per_case!(check_case);
 
 /// FusionShot's GA fitness for every chromosome of every vector file, both weightings; and the
 /// seeded GA finds the exhaustive optimum of each pool.
 #[test]
 fn ga_fitness_and_search() {
     use fuselab_shared::ensemble::{Fitness, FitnessWeights, GaConfig, genetic_search};
-    for case in [
-        "hand_3m_3c",
-        "hand_4m_ties",
-        "hand_3m_gaps",
-        "random_6m_500s_10c",
-        "always_right_wrong",
-        "binary_5m_2c",
-    ] {
-        let data = load(case);
+    for case in vectors::cases() {
+        let data = load(&case);
         let pool = Pool::new(pool_input(&data["inputs"], true)).expect("valid pool");
         let mut ck = Checker {
-            case: case.to_owned(),
+            case: case.clone(),
             checked: 0,
         };
         for (weights, key) in [

@@ -99,3 +99,67 @@ pub fn pool_input(inputs: &Value, with_predictions: bool) -> PoolInput {
         classes: Some(inputs["n_classes"].as_u64().expect("n_classes") as usize),
     }
 }
+
+/// The case files named in `index.json` (all but the LLM-TOPLA helpers, which hold no pool).
+pub fn cases() -> Vec<String> {
+    load("index")["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["file"].as_str()?.strip_suffix(".json"))
+        .filter(|f| *f != "llm_topla_helpers")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One `#[test]` per case file, each calling `$check(case)`, and a test that the list matches
+/// `index.json`.
+macro_rules! one_test_per_case {
+    ($check:ident) => {
+        #[test]
+        fn hand_3m_3c() {
+            $check("hand_3m_3c");
+        }
+
+        #[test]
+        fn hand_4m_ties() {
+            $check("hand_4m_ties");
+        }
+
+        #[test]
+        fn hand_3m_gaps() {
+            $check("hand_3m_gaps");
+        }
+
+        #[test]
+        fn random_6m_500s_10c() {
+            $check("random_6m_500s_10c");
+        }
+
+        #[test]
+        fn always_right_wrong() {
+            $check("always_right_wrong");
+        }
+
+        #[test]
+        fn binary_5m_2c() {
+            $check("binary_5m_2c");
+        }
+
+        #[test]
+        fn every_case_file_has_a_test() {
+            assert_eq!(
+                vectors::cases(),
+                [
+                    "hand_3m_3c",
+                    "hand_4m_ties",
+                    "hand_3m_gaps",
+                    "random_6m_500s_10c",
+                    "always_right_wrong",
+                    "binary_5m_2c"
+                ]
+            );
+        }
+    };
+}
+pub(crate) use one_test_per_case;
