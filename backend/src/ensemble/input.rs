@@ -1,30 +1,29 @@
-//! Reading a model pool from files: JSON, a CSV pair, an `.npz` archive or a folder of `.npy`.
+//! Reading a model pool from disk: the files behind `INPUT` or `--labels`/`--predictions` are
+//! read here and parsed by [`fuselab_shared::ensemble::PoolFiles`], the same code the browser
+//! runs on dropped files.
 
 use std::{
     fs, io,
     path::{Path, PathBuf},
 };
 
-use fuselab_shared::{
-    ensemble::{ModelInput, PoolInput},
-    npy::{NpyArray, NpyData, NpyError, parse_npy, parse_npz},
-};
+use fuselab_shared::ensemble::{InputFile, PoolFiles, PoolInput};
 use thiserror::Error;
 
 /// Where a pool comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `{"labels": [...], "models": [{"name", "predictions", "probabilities"}]}`.
+    /// A JSON file.
     Json(PathBuf),
-    /// Arrays `labels` (N), `predictions` (M×N), optional `probabilities` (M×N×C).
+    /// An `.npz` archive.
     Npz(PathBuf),
-    /// `labels.npy` and one `<model>.npy` per model (N integers or N×C floats).
+    /// A folder with `labels.npy` and one `<model>.npy` per model.
     NpyDir(PathBuf),
-    /// A one-column labels file and a predictions file with one column per model.
+    /// A labels CSV and a predictions CSV.
     CsvPair {
-        /// The labels file.
+        /// One column of true labels.
         labels: PathBuf,
-        /// The predictions file; its header names the models.
+        /// One column of predicted classes per model.
         predictions: PathBuf,
     },
 }
@@ -43,7 +42,7 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// Why the input files could not be read as a pool. Rows and lines are 1-based.
+/// Why the input files could not be read as a pool.
 #[derive(Debug, Error)]
 pub enum InputError {
     /// The command line names no input, or two.
@@ -60,42 +59,9 @@ pub enum InputError {
         /// The system's reason.
         error: io::Error,
     },
-    /// A JSON file does not have the pool's shape.
-    #[error("{}: {error}", path.display())]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// serde's message, with line and column.
-        error: serde_json::Error,
-    },
-    /// A CSV cell or row is malformed.
-    #[error("{}, line {line}: {message}", path.display())]
-    Csv {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// What was expected.
-        message: String,
-    },
-    /// A `.npy` or `.npz` file is malformed.
-    #[error("{}: {error}", path.display())]
-    Npy {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        error: NpyError,
-    },
-    /// An array has the wrong shape, type or values.
-    #[error("{}, array `{array}`: {message}", path.display())]
-    Array {
-        /// The file.
-        path: PathBuf,
-        /// The array's name.
-        array: String,
-        /// What was expected.
-        message: String,
-    },
+    /// The contents are not a pool (the message names file, array, line or column).
+    #[error(transparent)]
+    Parse(#[from] fuselab_shared::ensemble::InputError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, InputError> {
@@ -141,356 +107,67 @@ pub fn source(
     }
 }
 
+/// The `.npy` files of a folder, in file-name order.
+fn npy_paths(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let unreadable = |error| InputError::Read {
+        path: dir.to_owned(),
+        error,
+    };
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+        {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
 /// Reads the pool data; [`fuselab_shared::ensemble::Pool::new`] validates it.
 ///
 /// # Errors
 /// [`InputError`] naming the file, array, line or column and what was expected.
 pub fn load(source: &Source) -> Result<PoolInput, InputError> {
-    match source {
-        Source::Json(path) => {
-            serde_json::from_slice(&read(path)?).map_err(|error| InputError::Json {
-                path: path.clone(),
-                error,
-            })
-        }
+    let paths = match source {
+        Source::Json(path) | Source::Npz(path) => vec![path.clone()],
         Source::CsvPair {
             labels,
             predictions,
-        } => csv_pair(labels, predictions),
-        Source::Npz(path) => npz(path),
-        Source::NpyDir(path) => npy_dir(path),
-    }
-}
-
-fn text(path: &Path) -> Result<String, InputError> {
-    String::from_utf8(read(path)?).map_err(|_| InputError::Csv {
-        path: path.to_owned(),
-        line: 1,
-        message: "the file is not UTF-8 text".into(),
-    })
-}
-
-/// Non-blank lines with their 1-based numbers, cells trimmed.
-fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| (index + 1, line.split(',').map(str::trim).collect()))
-}
-
-fn class(path: &Path, line: usize, column: &str, cell: &str) -> Result<u32, InputError> {
-    cell.parse().map_err(|_| InputError::Csv {
-        path: path.to_owned(),
-        line,
-        message: format!(
-            "column `{column}`: expected a non-negative integer class id, found `{cell}`"
-        ),
-    })
-}
-
-fn csv_pair(labels_path: &Path, predictions_path: &Path) -> Result<PoolInput, InputError> {
-    let labels_text = text(labels_path)?;
-    let mut labels = Vec::new();
-    for (index, (line, cells)) in rows(&labels_text).enumerate() {
-        if cells.len() != 1 {
-            return Err(InputError::Csv {
-                path: labels_path.to_owned(),
-                line,
-                message: format!("expected one column (the label), found {}", cells.len()),
-            });
+        } => vec![labels.clone(), predictions.clone()],
+        Source::NpyDir(dir) => {
+            let paths = npy_paths(dir)?;
+            if !paths
+                .iter()
+                .any(|p| p.file_name() == Some("labels.npy".as_ref()))
+            {
+                // Read it anyway, so the error is the system's "not found" for that path.
+                read(&dir.join("labels.npy"))?;
+            }
+            paths
         }
-        // A first row that is not a number is the column's header.
-        if index == 0 && cells[0].parse::<u32>().is_err() && cells[0].parse::<i64>().is_err() {
-            continue;
-        }
-        labels.push(class(labels_path, line, "label", cells[0])?);
-    }
-
-    let predictions_text = text(predictions_path)?;
-    let mut lines = rows(&predictions_text);
-    let (_, header) = lines.next().ok_or_else(|| InputError::Csv {
-        path: predictions_path.to_owned(),
-        line: 1,
-        message: "the file is empty: expected a header with one model name per column".into(),
-    })?;
-    let names: Vec<String> = header.iter().map(|&name| name.to_owned()).collect();
-    let mut predictions = vec![Vec::with_capacity(labels.len()); names.len()];
-    for (line, cells) in lines {
-        if cells.len() != names.len() {
-            return Err(InputError::Csv {
-                path: predictions_path.to_owned(),
-                line,
-                message: format!(
-                    "expected {} cells (one per model), found {}",
-                    names.len(),
-                    cells.len()
-                ),
-            });
-        }
-        for ((column, cell), values) in names.iter().zip(&cells).zip(&mut predictions) {
-            values.push(class(predictions_path, line, column, cell)?);
-        }
-    }
-    Ok(PoolInput {
-        labels,
-        models: names
-            .into_iter()
-            .zip(predictions)
-            .map(|(name, predictions)| ModelInput {
-                name,
-                predictions: Some(predictions),
-                probabilities: None,
-            })
-            .collect(),
-        classes: None,
-    })
-}
-
-fn array_error(path: &Path, array: &str, message: String) -> InputError {
-    InputError::Array {
-        path: path.to_owned(),
-        array: array.to_owned(),
-        message,
-    }
-}
-
-/// Class ids from an integer array.
-fn classes(path: &Path, name: &str, values: &[i64]) -> Result<Vec<u32>, InputError> {
-    values
+    };
+    let contents = paths
         .iter()
-        .enumerate()
-        .map(|(index, &value)| {
-            u32::try_from(value).map_err(|_| {
-                array_error(
-                    path,
-                    name,
-                    format!("element {index} is {value}: expected a non-negative class id"),
-                )
-            })
-        })
-        .collect()
-}
-
-fn ints<'a>(path: &Path, name: &str, array: &'a NpyArray) -> Result<&'a [i64], InputError> {
-    match &array.data {
-        NpyData::Int(values) => Ok(values),
-        NpyData::Float(_) => Err(array_error(
-            path,
-            name,
-            format!(
-                "expected integer class ids, found a float array of shape {:?}",
-                array.shape
-            ),
-        )),
-    }
-}
-
-/// Rows of `width` probabilities from a float array.
-fn probability_rows(
-    path: &Path,
-    name: &str,
-    array: &NpyArray,
-    width: usize,
-) -> Result<Vec<Vec<f64>>, InputError> {
-    match &array.data {
-        NpyData::Float(values) => Ok(values.chunks(width).map(<[f64]>::to_vec).collect()),
-        NpyData::Int(_) => Err(array_error(
-            path,
-            name,
-            "expected float probabilities, found an integer array".into(),
-        )),
-    }
-}
-
-fn npz(path: &Path) -> Result<PoolInput, InputError> {
-    let arrays = parse_npz(&read(path)?).map_err(|error| InputError::Npy {
-        path: path.to_owned(),
-        error,
-    })?;
-    let find = |name: &str| arrays.iter().find(|(n, _)| n == name).map(|(_, a)| a);
-    let labels = find("labels").ok_or_else(|| {
-        array_error(
-            path,
-            "labels",
-            "missing: the archive needs `labels` (N)".into(),
-        )
-    })?;
-    if labels.shape.len() != 1 {
-        return Err(array_error(
-            path,
-            "labels",
-            format!("expected 1-D (samples), found shape {:?}", labels.shape),
-        ));
-    }
-    let samples = labels.shape[0];
-    let labels = classes(path, "labels", ints(path, "labels", labels)?)?;
-
-    let predictions = match find("predictions") {
-        None => None,
-        Some(array) => {
-            if array.shape.len() != 2 || array.shape[1] != samples {
-                return Err(array_error(
-                    path,
-                    "predictions",
-                    format!(
-                        "expected shape [models, {samples}], found {:?}",
-                        array.shape
-                    ),
-                ));
-            }
-            let values = classes(path, "predictions", ints(path, "predictions", array)?)?;
-            Some(
-                values
-                    .chunks(samples.max(1))
-                    .map(<[u32]>::to_vec)
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
-    let probabilities = match find("probabilities") {
-        None => None,
-        Some(array) => {
-            if array.shape.len() != 3 || array.shape[1] != samples {
-                return Err(array_error(
-                    path,
-                    "probabilities",
-                    format!(
-                        "expected shape [models, {samples}, classes], found {:?}",
-                        array.shape
-                    ),
-                ));
-            }
-            let rows = probability_rows(path, "probabilities", array, array.shape[2].max(1))?;
-            Some(
-                rows.chunks(samples.max(1))
-                    .map(<[Vec<f64>]>::to_vec)
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
-    let models = match (&predictions, &probabilities) {
-        (None, None) => {
-            return Err(array_error(
-                path,
-                "predictions",
-                "missing: the archive needs `predictions` (M×N) or `probabilities` (M×N×C)".into(),
-            ));
-        }
-        (Some(p), _) => p.len(),
-        (None, Some(p)) => p.len(),
-    };
-    if let (Some(p), Some(q)) = (&predictions, &probabilities)
-        && p.len() != q.len()
-    {
-        return Err(array_error(
-            path,
-            "probabilities",
-            format!("has {} models, `predictions` has {}", q.len(), p.len()),
-        ));
-    }
-    let mut predictions = predictions.map(Vec::into_iter);
-    let mut probabilities = probabilities.map(Vec::into_iter);
-    Ok(PoolInput {
-        labels,
-        models: (0..models)
-            .map(|m| ModelInput {
-                name: format!("model{m}"),
-                predictions: predictions.as_mut().and_then(Iterator::next),
-                probabilities: probabilities.as_mut().and_then(Iterator::next),
-            })
-            .collect(),
-        classes: None,
-    })
-}
-
-fn npy_dir(dir: &Path) -> Result<PoolInput, InputError> {
-    let entries = fs::read_dir(dir).map_err(|error| InputError::Read {
-        path: dir.to_owned(),
-        error,
-    })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|error| InputError::Read {
-                path: dir.to_owned(),
-                error,
-            })?
-            .path();
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-        {
-            files.push(path);
-        }
-    }
-    // Model order is file-name order, so the same folder always gives the same pool.
-    files.sort();
-    let parse = |path: &Path| {
-        parse_npy(&read(path)?).map_err(|error| InputError::Npy {
-            path: path.to_owned(),
-            error,
-        })
-    };
-    let labels_path = dir.join("labels.npy");
-    let labels_array = parse(&labels_path)?;
-    if labels_array.shape.len() != 1 {
-        return Err(array_error(
-            &labels_path,
-            "labels",
-            format!(
-                "expected 1-D (samples), found shape {:?}",
-                labels_array.shape
-            ),
-        ));
-    }
-    let labels = classes(
-        &labels_path,
-        "labels",
-        ints(&labels_path, "labels", &labels_array)?,
-    )?;
-    let mut models = Vec::new();
-    for path in files
+        .map(|p| read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let files: Vec<InputFile> = names
         .iter()
-        .filter(|p| p.file_name() != Some("labels.npy".as_ref()))
-    {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let array = parse(path)?;
-        let model = match (array.shape.as_slice(), &array.data) {
-            ([n], NpyData::Int(values)) if *n == labels.len() => ModelInput {
-                predictions: Some(classes(path, &name, values)?),
-                probabilities: None,
-                name,
-            },
-            ([n, c], NpyData::Float(_)) if *n == labels.len() => ModelInput {
-                probabilities: Some(probability_rows(path, &name, &array, (*c).max(1))?),
-                predictions: None,
-                name,
-            },
-            (shape, _) => {
-                return Err(array_error(
-                    path,
-                    &name,
-                    format!(
-                        "expected {} integer class ids or a {}×C float array, found a {} array of shape {shape:?}",
-                        labels.len(),
-                        labels.len(),
-                        if matches!(array.data, NpyData::Int(_)) {
-                            "integer"
-                        } else {
-                            "float"
-                        },
-                    ),
-                ));
-            }
-        };
-        models.push(model);
-    }
-    Ok(PoolInput {
-        labels,
-        models,
-        classes: None,
-    })
+        .zip(&contents)
+        .map(|(name, bytes)| InputFile { name, bytes })
+        .collect();
+    let pool = match source {
+        Source::Json(_) => PoolFiles::Json(files[0]),
+        Source::Npz(_) => PoolFiles::Npz(files[0]),
+        Source::CsvPair { .. } => PoolFiles::CsvPair {
+            labels: files[0],
+            predictions: files[1],
+        },
+        Source::NpyDir(_) => PoolFiles::Npy(files),
+    };
+    Ok(pool.parse()?)
 }

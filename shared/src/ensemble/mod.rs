@@ -10,6 +10,7 @@ pub mod compat;
 mod focal;
 mod focal_table;
 mod ga;
+mod input;
 mod kmeans;
 mod pool;
 mod report;
@@ -26,6 +27,7 @@ pub use focal_table::FocalTable;
 pub use ga::{
     Fitness, FitnessWeights, GaConfig, GaError, GaResult, GaTeam, INVALID_FITNESS, genetic_search,
 };
+pub use input::{InputError, InputFile, PoolFiles};
 pub use kmeans::{Point, TwoMeans, two_means};
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
