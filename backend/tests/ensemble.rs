@@ -859,6 +859,16 @@ fn threshold_and_hq_selections() {
     ]);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("--fraction"), "{}", out.stderr);
+    for (compat, method, message) in [
+        ("fusionshot", "hq", "not offered for selection"),
+        ("ensemblebench", "topk", "threshold, kmeans and hq"),
+    ] {
+        let out = fuselab(&[
+            "ensemble", "select", path, "--method", method, "--compat", compat,
+        ]);
+        assert_eq!(out.code, Some(1));
+        assert!(out.stderr.contains(message), "{}", out.stderr);
+    }
     let out = fuselab(&[
         "ensemble", "select", path, "--method", "kmeans", "--metric", "XX",
     ]);

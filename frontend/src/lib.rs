@@ -6,16 +6,20 @@
 
 mod api;
 mod cofailure;
+mod ensembles;
 mod gpu;
 
 use leptos::prelude::*;
-use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
 
 /// Entry point called by the JS glue once the module is instantiated.
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(App);
+    // The Ensembles page's Web Worker loads this module too; it has no page to mount.
+    if js_sys::global().is_instance_of::<web_sys::Window>() {
+        leptos::mount::mount_to_body(App);
+    }
 }
 
 /// The application shell.
@@ -34,6 +38,7 @@ fn App() -> impl IntoView {
                 <api::ServerStatus />
                 <gpu::DeviceStatus device=device />
             </section>
+            <ensembles::EnsemblesPage />
             <cofailure::CofailureTool />
         </main>
     }

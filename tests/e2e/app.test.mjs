@@ -3,70 +3,17 @@
 // result is compared with an independent computation here.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { assertText as waitForText, startApp } from "./harness.mjs";
 
-const BIN = process.env.FUSELAB_BIN;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--enable-unsafe-webgpu", "--enable-unsafe-swiftshader",
-];
-
-let server, serverExit, baseUrl, context, page, dataDir, profileDir;
-const problems = [];
+let app, page, baseUrl;
 
 before(async () => {
-  assert.ok(BIN, "FUSELAB_BIN must point at the fuselab binary");
-  dataDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-data-"));
-  profileDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-chromium-"));
-  server = spawn(BIN, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  serverExit = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
-  baseUrl = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("fuselab did not listen within 30 s")), 30_000);
-    let out = "";
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = out.match(/listening on (http:\/\/\S+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    serverExit.then(({ code }) => reject(new Error(`fuselab exited (${code}) before listening`)));
-  });
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-  });
-  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
-  page.on("response", (response) => {
-    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
-  });
-  await page.goto(baseUrl);
+  app = await startApp();
+  ({ page, baseUrl } = app);
 });
 
 after(async () => {
-  await context?.close();
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    const { code } = await serverExit;
-    assert.equal(code, 0, "fuselab exits cleanly on SIGTERM");
-  }
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(profileDir, { recursive: true, force: true });
+  await app?.close();
 });
 
 /** A deterministic pool: `models` models of different skill on `samples` samples of 4 classes. */
@@ -131,17 +78,9 @@ test("the example can be loaded and computed", async () => {
 });
 
 test("nothing went wrong in the page", () => {
-  assert.deepEqual(problems, []);
+  assert.deepEqual(app.problems, []);
 });
 
-async function assertText(selector, pattern) {
-  const locator = page.locator(selector);
-  const deadline = Date.now() + 30_000;
-  let text = "";
-  while (Date.now() < deadline) {
-    text = (await locator.count()) ? (await locator.innerText()).trim() : "";
-    if (pattern.test(text)) return;
-    await page.waitForTimeout(100);
-  }
-  assert.fail(`${selector}: expected ${pattern}, found ${JSON.stringify(text)}`);
+function assertText(selector, pattern) {
+  return waitForText(page, selector, pattern);
 }

@@ -4,17 +4,18 @@ pub mod input;
 mod select;
 
 use std::{
-    fmt::{self, Write as _},
+    fmt::Write as _,
     io::{IsTerminal as _, Write as _},
     path::PathBuf,
-    str::FromStr,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use fuselab_shared::ensemble::compat::Sampling;
-use fuselab_shared::ensemble::{AnalysisOptions, Compat, Pool, Report, TeamListing, analyze};
+use fuselab_shared::ensemble::{
+    AnalysisOptions, Compat, Pool, Report, SizeRange, TeamListing, analyze,
+};
 pub use select::SelectArgs;
 
 /// `fuselab ensemble ...`.
@@ -25,60 +26,6 @@ pub enum EnsembleCommand {
     /// Pick teams: top-K by focal diversity, EnsembleBench thresholds or 2-means, HQ pruning,
     /// or a seeded genetic search
     Select(SelectArgs),
-}
-
-/// Inclusive team sizes: `A..B`, `A..` or `A`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SizeRange {
-    /// Smallest size.
-    pub min: usize,
-    /// Largest size (`usize::MAX`: up to the whole pool).
-    pub max: usize,
-}
-
-impl FromStr for SizeRange {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let size = |part: &str| {
-            part.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{part}` is not a team size; expected A..B, A.. or A"))
-        };
-        let range = match text.split_once("..") {
-            Some((min, "")) => Self {
-                min: size(min)?,
-                max: usize::MAX,
-            },
-            Some((min, max)) => Self {
-                min: size(min)?,
-                max: size(max)?,
-            },
-            None => {
-                let only = size(text)?;
-                Self {
-                    min: only,
-                    max: only,
-                }
-            }
-        };
-        if range.min < 2 || range.min > range.max {
-            return Err(format!(
-                "`{text}`: expected sizes of at least 2 with A <= B"
-            ));
-        }
-        Ok(range)
-    }
-}
-
-impl fmt::Display for SizeRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.max == usize::MAX {
-            write!(f, "{}..", self.min)
-        } else {
-            write!(f, "{}..{}", self.min, self.max)
-        }
-    }
 }
 
 /// How much each described team carries.
@@ -238,7 +185,7 @@ fn analyze_command(args: &AnalyzeArgs) -> anyhow::Result<()> {
             json
         }
         Format::Table => table(&report),
-        Format::Csv => csv(&report),
+        Format::Csv => report.to_csv(),
     };
     write_output(args.out.as_ref(), &text)
 }
@@ -295,14 +242,6 @@ impl ProgressBar {
     }
 }
 
-fn names(report: &Report, members: &[usize]) -> String {
-    members
-        .iter()
-        .map(|&m| report.models[m].name.as_str())
-        .collect::<Vec<_>>()
-        .join("+")
-}
-
 fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
 }
@@ -330,7 +269,7 @@ fn table(report: &Report) -> String {
     let rows: Vec<(String, &fuselab_shared::ensemble::TeamReport)> = report
         .teams
         .iter()
-        .map(|team| (names(report, &team.members), team))
+        .map(|team| (report.team_names(&team.members), team))
         .collect();
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(7);
     let is_top_k = report
@@ -363,64 +302,4 @@ fn table(report: &Report) -> String {
         let _ = writeln!(out, "warning: {warning}");
     }
     out
-}
-
-/// Quotes a CSV field when it holds a separator, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-fn csv(report: &Report) -> String {
-    let mut out = String::from(
-        "members,size,focal_diversity,plurality_accuracy,majority_accuracy,soft_vote_accuracy\n",
-    );
-    let cell = |value: Option<f64>| value.map_or_else(String::new, |v| v.to_string());
-    for team in &report.teams {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{}",
-            csv_field(&names(report, &team.members)),
-            team.members.len(),
-            cell(team.focal_diversity),
-            team.plurality_accuracy,
-            team.majority_accuracy,
-            cell(team.soft_vote_accuracy),
-        );
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn size_ranges() {
-        assert_eq!(
-            "2..4".parse::<SizeRange>(),
-            Ok(SizeRange { min: 2, max: 4 })
-        );
-        assert_eq!(
-            "3..".parse::<SizeRange>(),
-            Ok(SizeRange {
-                min: 3,
-                max: usize::MAX
-            })
-        );
-        assert_eq!("5".parse::<SizeRange>(), Ok(SizeRange { min: 5, max: 5 }));
-        assert!("1..3".parse::<SizeRange>().is_err());
-        assert!("4..3".parse::<SizeRange>().is_err());
-        assert!("x".parse::<SizeRange>().is_err());
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("resnet"), "resnet");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
 }

@@ -10,7 +10,7 @@ use fuselab_shared::ensemble::compat::{
     EbMetric, FocalScoreTable, FocalWeights, notebook_pipeline,
 };
 use fuselab_shared::ensemble::{
-    ClusterFailure, FitnessWeights, FocalTable, GaConfig, Pool, TeamStatistics, Teams, VoteTable,
+    FitnessWeights, FocalTable, GaConfig, Pool, TeamStatistics, Teams, VoteTable,
     cluster_center_threshold, genetic_search, hq_prune, std_threshold, team_statistics, top_k_of,
 };
 
@@ -288,10 +288,15 @@ fn below_thresholds(teams: &[Scored], args: &SelectArgs, warnings: &mut Vec<Stri
         let accuracy: Vec<f64> = group.iter().map(|&i| teams[i].2).collect();
         let mean = scores.iter().sum::<f64>() / scores.len() as f64;
         let size = teams[group[0]].0.len();
+        if group.len() == 1 {
+            warnings.push(format!(
+                "size {size} has a single team: it has nothing to be compared with and is not selected"
+            ));
+            continue;
+        }
         let bound = match (args.method, args.rule) {
             (Method::Kmeans, _) => match cluster_center_threshold(&accuracy, &scores) {
                 Ok(t) => t,
-                Err(ClusterFailure::TooFewTeams) => f64::INFINITY,
                 Err(failure) => {
                     warnings.push(format!(
                         "size {size}: 2-means cannot split the teams ({failure}); the mean score is the threshold"
@@ -362,6 +367,20 @@ fn notebook(
 
 /// Runs `fuselab ensemble select`.
 pub fn select_command(args: &SelectArgs) -> anyhow::Result<()> {
+    match (args.compat, args.method) {
+        (CompatArg::Fusionshot, _) => bail!(
+            "--compat fusionshot is not offered for selection: FusionShot selects by brute force \
+             (use --method topk, or `ensemble analyze --compat fusionshot` for its scores)"
+        ),
+        (CompatArg::Ensemblebench, Method::Topk | Method::Ga) => bail!(
+            "--compat ensemblebench applies to --method threshold, kmeans and hq (EnsembleBench's \
+             selection rules); topk and ga rank by canonical focal diversity"
+        ),
+        _ => {}
+    }
+    if !args.std_k.is_finite() || args.std_k < 0.0 {
+        bail!("--std-k {}: expected a non-negative number", args.std_k);
+    }
     let pool = args.input.pool()?;
     let lookup = Lookup::new(&pool);
     let selection = match args.method {
@@ -426,6 +445,20 @@ fn thresholded(pool: &Pool, lookup: &Lookup, args: &SelectArgs) -> anyhow::Resul
         _ => "hq",
     };
     let mut selection = Selection::new(method);
+    if args.compat == CompatArg::Ensemblebench {
+        if !pool.has_probabilities() {
+            selection.warnings.push(
+                "no probabilities: team accuracy is the plurality vote (EnsembleBench's demo uses the soft vote)"
+                    .to_owned(),
+            );
+        }
+        if pool.models() > 16 {
+            selection.warnings.push(format!(
+                "EnsembleBench's computations score every team on every member's negatives: with {} models this takes long",
+                pool.models()
+            ));
+        }
+    }
     let mut chosen: Vec<Scored> = if args.method == Method::Kmeans
         && args.compat == CompatArg::Ensemblebench
     {
@@ -446,7 +479,7 @@ fn thresholded(pool: &Pool, lookup: &Lookup, args: &SelectArgs) -> anyhow::Resul
         selection.score = Some(label);
         if undefined > 0 {
             selection.warnings.push(format!(
-                    "{undefined} teams have no defined score (a member without negative samples, or a NaN in EnsembleBench's code) and cannot be selected"
+                    "{undefined} teams have no defined score and cannot be selected: a member without negative samples, or (with --compat ensemblebench) a per-focal score EnsembleBench's code cannot compute, which its min-max scaling spreads as NaN to other teams of that focal model and size"
                 ));
         }
         let keep = if args.method == Method::Hq {

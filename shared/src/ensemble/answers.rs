@@ -9,7 +9,8 @@ pub type Answer = f64;
 /// answers together) sorts last. `None` without answers.
 pub fn vote_over_answers(answers: &[Answer]) -> Option<Answer> {
     let mut sorted = answers.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    // Ascending, every NaN last whatever its sign bit (as `np.unique`).
+    sorted.sort_by(|a, b| a.is_nan().cmp(&b.is_nan()).then(a.total_cmp(b)));
     let mut best: Option<(Answer, usize)> = None;
     let mut i = 0;
     while i < sorted.len() {
@@ -43,5 +44,6 @@ mod tests {
         let nan = f64::NAN;
         assert!(vote_over_answers(&[nan, nan, 5.0]).is_some_and(f64::is_nan));
         assert_eq!(vote_over_answers(&[nan, 5.0]), Some(5.0));
+        assert_eq!(vote_over_answers(&[-nan, 5.0]), Some(5.0));
     }
 }

@@ -2,7 +2,9 @@
 //! `KMeans(n_clusters=2, init=<2×2 array>, random_state=0)` runs it (spec §5.2): data centred
 //! on its mean, Lloyd iterations with distances `‖c‖² − 2·x·c`, first-minimum labels, empty
 //! clusters relocated to the farthest point, tolerance `1e-4 · mean(per-feature variance)`,
-//! at most 300 iterations, and labels recomputed after a non-strict convergence.
+//! at most 300 iterations, and labels recomputed after a non-strict convergence. Bit for bit up
+//! to 256 points; beyond that sklearn adds per-thread partial sums of 256-point chunks while
+//! this sums sequentially, so centres can differ in the last bit.
 
 /// A point: (accuracy, score).
 pub type Point = [f64; 2];

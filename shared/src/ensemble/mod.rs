@@ -34,7 +34,7 @@ pub use report::{
     AnalysisOptions, Compat, EnsembleBenchScores, FocalScores, ModelReport, REPORT_SCHEMA, Report,
     TeamListing, TeamReport, analyze,
 };
-pub use select::{RankedTeam, Teams, top_k_by_focal_diversity, top_k_of};
+pub use select::{RankedTeam, SizeRange, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
 pub use threshold::{
     ClusterFailure, TeamStatistics, cluster_center_threshold, cluster_min_threshold, hq_prune,

@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    compat::{
-        CompatError, EbMetric, FocalScoreTable, FocalWeights, Sampling, fs_generalized_div,
-        numpy::np_mean,
-    },
+    compat::{CompatError, EbMetric, FocalScoreTable, FocalWeights, Sampling, fs_generalized_div},
     focal_table::FocalTable,
     pool::Pool,
     select::{RankedTeam, Teams, top_k_of},
@@ -228,7 +225,9 @@ fn fusionshot_focal(
         .map(|&f| fs_generalized_div(pool, members, &negatives[f]))
         .collect();
     let values: Option<Vec<f64>> = per_focal.iter().map(|r| r.as_ref().ok().copied()).collect();
-    (values.map(|v| np_mean(&v)), per_focal)
+    // FusionShot sums in a Python loop, then divides.
+    let mean = values.map(|v| v.iter().fold(0.0, |sum, x| sum + x) / v.len() as f64);
+    (mean, per_focal)
 }
 
 /// Attaches `EnsembleBench`'s scores to the described teams, warning about every value its
@@ -480,4 +479,58 @@ pub fn analyze(
         warnings,
         compat: (options.compat != Compat::Canonical).then_some(options.compat),
     })
+}
+
+/// Quotes a CSV field when it holds a separator, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+impl Report {
+    /// A team's member names joined with `+`.
+    pub fn team_names(&self, members: &[usize]) -> String {
+        members
+            .iter()
+            .filter_map(|&m| self.models.get(m).map(|model| model.name.as_str()))
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// One CSV row per described team (the CLI's `--format csv`; the browser's export).
+    pub fn to_csv(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from(
+            "members,size,focal_diversity,plurality_accuracy,majority_accuracy,soft_vote_accuracy\n",
+        );
+        let cell = |value: Option<f64>| value.map_or_else(String::new, |v| v.to_string());
+        for team in &self.teams {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{}",
+                csv_field(&self.team_names(&team.members)),
+                team.members.len(),
+                cell(team.focal_diversity),
+                team.plurality_accuracy,
+                team.majority_accuracy,
+                cell(team.soft_vote_accuracy),
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("resnet"), "resnet");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 }

@@ -185,3 +185,89 @@ mod tests {
         assert_eq!(Teams::new(1, 2, 5).count(), 0);
     }
 }
+
+/// Inclusive team sizes: `A..B`, `A..` or `A`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeRange {
+    /// Smallest size.
+    pub min: usize,
+    /// Largest size (`usize::MAX`: up to the whole pool).
+    pub max: usize,
+}
+
+impl std::str::FromStr for SizeRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let size = |part: &str| {
+            part.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{part}` is not a team size; expected A..B, A.. or A"))
+        };
+        let range = match text.split_once("..") {
+            Some((min, "")) => Self {
+                min: size(min)?,
+                max: usize::MAX,
+            },
+            Some((min, max)) => Self {
+                min: size(min)?,
+                max: size(max)?,
+            },
+            None => {
+                let only = size(text)?;
+                Self {
+                    min: only,
+                    max: only,
+                }
+            }
+        };
+        if range.min < 2 || range.min > range.max {
+            return Err(format!(
+                "`{text}`: expected sizes of at least 2 with A <= B"
+            ));
+        }
+        Ok(range)
+    }
+}
+
+impl std::fmt::Display for SizeRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.max == usize::MAX {
+            write!(f, "{}..", self.min)
+        } else {
+            write!(f, "{}..{}", self.min, self.max)
+        }
+    }
+}
+
+#[cfg(test)]
+mod size_range_tests {
+    use super::SizeRange;
+
+    #[test]
+    fn size_ranges() {
+        assert_eq!(
+            "2..4".parse::<SizeRange>(),
+            Ok(SizeRange { min: 2, max: 4 })
+        );
+        assert_eq!(
+            "3..".parse::<SizeRange>(),
+            Ok(SizeRange {
+                min: 3,
+                max: usize::MAX
+            })
+        );
+        assert_eq!("5".parse::<SizeRange>(), Ok(SizeRange { min: 5, max: 5 }));
+        assert!("1..3".parse::<SizeRange>().is_err());
+        assert!("4..3".parse::<SizeRange>().is_err());
+        assert!("x".parse::<SizeRange>().is_err());
+        assert_eq!(
+            SizeRange {
+                min: 2,
+                max: usize::MAX
+            }
+            .to_string(),
+            "2.."
+        );
+    }
+}

@@ -136,8 +136,9 @@ pub fn py_min(values: &[f64]) -> Option<f64> {
     Some(rest.iter().fold(first, |m, &v| if v < m { v } else { m }))
 }
 
-/// `np.argsort` of a short array: stable ascending order (numpy's insertion sort below 16
-/// elements), NaN last.
+/// `np.argsort` of a short array: stable ascending order, NaN last. numpy's default sort is
+/// an insertion sort (so stable) only below 17 elements; teams are that small, longer arrays
+/// may order ties differently in numpy.
 pub fn argsort(values: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
@@ -159,7 +160,8 @@ pub fn normalize01(values: &[f64]) -> Vec<f64> {
     values.iter().map(|&v| (v - min) / (max - min)).collect()
 }
 
-/// `np.average(values, weights=weights)` (NaN when the weights sum to zero).
+/// `np.average(values, weights=weights)`. numpy raises `ZeroDivisionError` when the weights sum
+/// to zero; here that gives NaN (argsort weights of a team of two or more never sum to zero).
 pub fn np_average(values: &[f64], weights: &[f64]) -> f64 {
     let products: Vec<f64> = values.iter().zip(weights).map(|(v, w)| v * w).collect();
     np_sum(&products) / np_sum(weights)

@@ -1,0 +1,482 @@
+//! The Ensembles page: drop in a model pool's prediction files, analyse them on this device in
+//! a Web Worker with the same engine as the CLI, explore tables and plots, export everything.
+
+mod analysis;
+mod plots;
+
+use fuselab_shared::ensemble::{Report, SizeRange, TeamReport};
+use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
+
+use analysis::{Analysis, Options};
+
+#[wasm_bindgen(module = "/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = filesOf)]
+    fn files_of(event: &JsValue) -> js_sys::Array;
+    #[wasm_bindgen(js_name = fileNames)]
+    fn file_names(files: &js_sys::Array) -> String;
+    #[wasm_bindgen(js_name = startAnalysis)]
+    fn start_analysis(
+        files: &js_sys::Array,
+        options: &str,
+        on_progress: JsValue,
+        on_done: JsValue,
+        on_error: JsValue,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = cancelAnalysis)]
+    fn cancel_analysis(handle: &JsValue);
+    #[wasm_bindgen(js_name = downloadText)]
+    fn download_text(name: &str, mime: &str, text: &str);
+    #[wasm_bindgen(js_name = downloadSvg, catch)]
+    fn download_svg(id: &str, name: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(js_name = downloadPng, catch)]
+    fn download_png(id: &str, name: &str) -> Result<(), JsValue>;
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq)]
+enum Run {
+    Idle,
+    Running { done: f64, total: f64 },
+    Done(Box<Analysis>),
+    Failed(String),
+    Cancelled,
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// Column the top-K table is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    Focal,
+    Plurality,
+    Size,
+}
+
+/// Starts a worker on the files; its progress, result or error land in `set_run`.
+fn launch(
+    list: &js_sys::Array,
+    options: &Options,
+    set_run: WriteSignal<Run>,
+    handle: StoredValue<Option<JsValue>, LocalStorage>,
+) {
+    let options = serde_json::to_string(options).unwrap_or_default();
+    set_run.set(Run::Running {
+        done: 0.0,
+        total: 0.0,
+    });
+    let on_progress = Closure::<dyn FnMut(f64, f64)>::new(move |done, total| {
+        set_run.set(Run::Running { done, total });
+    });
+    let on_done = Closure::<dyn FnMut(String)>::new(move |json: String| {
+        handle.set_value(None);
+        set_run.set(match serde_json::from_str::<Analysis>(&json) {
+            Ok(analysis) => Run::Done(Box::new(analysis)),
+            Err(error) => Run::Failed(format!("the worker's result could not be read: {error}")),
+        });
+    });
+    let on_error = Closure::<dyn FnMut(String)>::new(move |message: String| {
+        handle.set_value(None);
+        set_run.set(Run::Failed(message));
+    });
+    let started = start_analysis(
+        list,
+        &options,
+        on_progress.into_js_value(),
+        on_done.into_js_value(),
+        on_error.into_js_value(),
+    );
+    handle.set_value(Some(started));
+}
+
+/// The page.
+#[component]
+pub fn EnsemblesPage() -> impl IntoView {
+    let (chosen, set_chosen) = signal(String::new());
+    let files = StoredValue::new_local(js_sys::Array::new());
+    let (top_k, set_top_k) = signal("10".to_owned());
+    let (size_text, set_size_text) = signal("2..".to_owned());
+    let (run, set_run) = signal(Run::Idle);
+    let handle = StoredValue::new_local(None::<JsValue>);
+    let (dragging, set_dragging) = signal(false);
+
+    let take_files = move |event: JsValue| {
+        let list = files_of(&event);
+        set_chosen.set(file_names(&list));
+        files.set_value(list);
+        set_run.set(Run::Idle);
+    };
+    let start = move |_| {
+        let options = match (
+            top_k.get_untracked().trim().parse::<usize>(),
+            size_text.get_untracked().parse::<SizeRange>(),
+        ) {
+            (Ok(top_k), Ok(sizes)) if top_k > 0 => Options {
+                top_k,
+                min_size: sizes.min,
+                max_size: sizes.max,
+            },
+            (_, Err(message)) => return set_run.set(Run::Failed(format!("team sizes: {message}"))),
+            _ => {
+                return set_run.set(Run::Failed(
+                    "top K: expected a whole number of at least 1".into(),
+                ));
+            }
+        };
+        let list = files.get_value();
+        if list.length() == 0 {
+            return set_run.set(Run::Failed("choose or drop the pool's files first".into()));
+        }
+        launch(&list, &options, set_run, handle);
+    };
+    let cancel = move |_| {
+        if let Some(running) = handle.get_value() {
+            cancel_analysis(&running);
+            handle.set_value(None);
+            set_run.set(Run::Cancelled);
+        }
+    };
+
+    view! {
+        <section class="tool" aria-labelledby="ensembles-title">
+            <h2 id="ensembles-title">"Ensembles"</h2>
+            <p>
+                "Which sub-ensembles of your models fail on different samples and vote accurately? \
+                 Give one JSON file, one .npz archive, labels.npy with one <model>.npy per model, \
+                 or a labels CSV with a predictions CSV. The analysis runs in this browser; nothing is uploaded."
+            </p>
+            <div
+                class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
+                on:dragover=move |ev: web_sys::DragEvent| {
+                    ev.prevent_default();
+                    set_dragging.set(true);
+                }
+                on:dragleave=move |_| set_dragging.set(false)
+                on:drop=move |ev: web_sys::DragEvent| {
+                    ev.prevent_default();
+                    set_dragging.set(false);
+                    take_files(ev.into());
+                }
+            >
+                <label for="pool-files">"Prediction files (drop them here, or choose)"</label>
+                <input
+                    id="pool-files"
+                    type="file"
+                    multiple
+                    accept=".json,.csv,.npz,.npy"
+                    on:change=move |ev| take_files(ev.into())
+                />
+                <p class="chosen">{move || chosen.get()}</p>
+            </div>
+            <div class="options">
+                <label>
+                    "Top K "
+                    <input id="top-k" type="number" min="1" prop:value=top_k on:input=move |ev| set_top_k.set(event_target_value(&ev)) />
+                </label>
+                <label>
+                    "Team sizes "
+                    <input id="team-sizes" type="text" size="6" prop:value=size_text on:input=move |ev| set_size_text.set(event_target_value(&ev)) />
+                </label>
+            </div>
+            <div class="actions">
+                <button id="analyze" on:click=start disabled=move || matches!(run.get(), Run::Running { .. })>
+                    "Analyse"
+                </button>
+                <button id="cancel" class="secondary" on:click=cancel disabled=move || !matches!(run.get(), Run::Running { .. })>
+                    "Cancel"
+                </button>
+            </div>
+            <RunStatus run=run />
+        </section>
+    }
+}
+
+/// Progress, the error, or the results of the last run.
+#[component]
+fn RunStatus(run: ReadSignal<Run>) -> impl IntoView {
+    move || {
+        match run.get() {
+            Run::Idle => ().into_any(),
+            Run::Cancelled => view! { <p class="warning" role="status">"Cancelled."</p> }.into_any(),
+            Run::Running { done, total } => view! {
+                <p role="status">
+                    <progress max=total.max(1.0) value=done></progress>
+                    {if total > 0.0 { format!(" {done} of {total} teams scored") } else { " starting…".to_owned() }}
+                </p>
+            }.into_any(),
+            Run::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+            Run::Done(analysis) => view! { <Results analysis=*analysis /> }.into_any(),
+        }
+    }
+}
+
+/// Everything shown after a run.
+#[component]
+#[allow(clippy::needless_pass_by_value)] // leptos props are owned
+fn Results(analysis: Analysis) -> impl IntoView {
+    let report = analysis.report.clone();
+    let (picked, set_picked) = signal(report.teams.first().map(|t| t.members.clone()));
+    let report_json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    let csv = report.to_csv();
+    let models = report
+        .models
+        .iter()
+        .map(|m| {
+            view! {
+                <tr>
+                    <td>{m.name.clone()}</td>
+                    <td class="number">{format!("{:.4}", m.accuracy)}</td>
+                    <td class="number">{m.n_negatives}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let warnings = report
+        .warnings
+        .iter()
+        .map(|w| view! { <li>{w.clone()}</li> })
+        .collect_view();
+    view! {
+        <div class="results">
+            <p class="note" id="analysis-summary">
+                {format!(
+                    "{} models, {} samples, {} classes; analysed in this browser in {:.0} ms.",
+                    report.n_models, report.n_samples, report.n_classes, analysis.millis
+                )}
+            </p>
+            <div class="actions">
+                <button id="export-json" class="secondary" on:click=move |_| download_text("ensemble-report.json", "application/json", &report_json)>
+                    "Report JSON"
+                </button>
+                <button id="export-csv" class="secondary" on:click=move |_| download_text("ensemble-teams.csv", "text/csv", &csv)>
+                    "Teams CSV"
+                </button>
+            </div>
+            <h3>"Models"</h3>
+            <table id="ensemble-models">
+                <thead><tr><th>"model"</th><th>"accuracy"</th><th>"negatives"</th></tr></thead>
+                <tbody>{models}</tbody>
+            </table>
+            <TopTeams report=report.clone() picked=picked set_picked=set_picked />
+            <TeamDetail report=report.clone() picked=picked />
+            <Plots analysis=analysis set_picked=set_picked />
+            <ul class="warning">{warnings}</ul>
+        </div>
+    }
+}
+
+/// The top-K teams, sortable; a click picks a team for the detail panel.
+#[component]
+#[allow(clippy::needless_pass_by_value)] // leptos props are owned
+fn TopTeams(
+    report: Report,
+    picked: ReadSignal<Option<Vec<usize>>>,
+    set_picked: WriteSignal<Option<Vec<usize>>>,
+) -> impl IntoView {
+    let (sort_by, set_sort_by) = signal(SortBy::Focal);
+    let count = report.teams.len();
+    let rows = move || {
+        let mut teams: Vec<TeamReport> = report.teams.clone();
+        match sort_by.get() {
+            SortBy::Focal => {}
+            SortBy::Plurality => {
+                teams.sort_by(|a, b| b.plurality_accuracy.total_cmp(&a.plurality_accuracy));
+            }
+            SortBy::Size => teams.sort_by_key(|t| t.members.len()),
+        }
+        teams
+            .into_iter()
+            .map(|team| {
+                let members = team.members.clone();
+                let selected = move || picked.get().as_ref() == Some(&members);
+                let pick = team.members.clone();
+                view! {
+                    <tr class:selected=selected on:click=move |_| set_picked.set(Some(pick.clone()))>
+                        <td>{report.team_names(&team.members)}</td>
+                        <td class="number">{team.members.len()}</td>
+                        <td class="number">{number(team.focal_diversity)}</td>
+                        <td class="number">{format!("{:.4}", team.plurality_accuracy)}</td>
+                        <td class="number">{format!("{:.4}", team.majority_accuracy)}</td>
+                        <td class="number">{number(team.soft_vote_accuracy)}</td>
+                    </tr>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <h3>{format!("Top {count} teams")}</h3>
+        <p class="note">"Click a column to sort, a row for its details. Accuracies are fractions."</p>
+        <table id="top-teams">
+            <thead>
+                <tr>
+                    <th>"members"</th>
+                    <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Size)>"size"</button></th>
+                    <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Focal)>"focal diversity"</button></th>
+                    <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Plurality)>"plurality"</button></th>
+                    <th>"majority"</th>
+                    <th>"soft vote"</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
+/// The picked team: per-focal scores and votes.
+#[component]
+#[allow(clippy::needless_pass_by_value)] // leptos props are owned
+fn TeamDetail(report: Report, picked: ReadSignal<Option<Vec<usize>>>) -> impl IntoView {
+    move || {
+        let members = picked.get()?;
+        let team = report.teams.iter().find(|t| t.members == members)?.clone();
+        let per_focal = team
+            .members
+            .iter()
+            .zip(&team.per_focal)
+            .map(|(&m, gd)| {
+                let scores = team
+                    .focal_metrics
+                    .as_ref()
+                    .and_then(|f| f.get(&m.to_string()))
+                    .cloned();
+                view! {
+                    <tr>
+                        <td>{report.models[m].name.clone()}</td>
+                        <td class="number">{number(*gd)}</td>
+                        <td class="number">{number(scores.as_ref().and_then(|s| s.cohen_kappa))}</td>
+                        <td class="number">{number(scores.as_ref().and_then(|s| s.one_minus_disagreement))}</td>
+                        <td class="number">{number(scores.as_ref().and_then(|s| s.one_minus_kw_variance))}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        let diversity = team.diversity.map(|d| {
+            format!(
+                "On all samples: Cohen's κ {}, Q {}, correlation {}, disagreement {}, Fleiss' κ {}, entropy {}, KW variance {}, GD {}.",
+                number(d.cohen_kappa),
+                number(d.q_statistic),
+                number(d.correlation),
+                number(d.disagreement),
+                number(d.fleiss_kappa),
+                number(d.entropy),
+                number(d.kw_variance),
+                number(d.generalized_diversity)
+            )
+        });
+        Some(view! {
+            <div class="detail" id="team-detail">
+                <h4>{report.team_names(&team.members)}</h4>
+                <p>
+                    {format!(
+                        "Focal diversity {}; plurality vote {:.4}, majority vote {:.4}, soft vote {}.",
+                        number(team.focal_diversity),
+                        team.plurality_accuracy,
+                        team.majority_accuracy,
+                        number(team.soft_vote_accuracy)
+                    )}
+                </p>
+                <table>
+                    <thead>
+                        <tr>
+                            <th>"focal model"</th>
+                            <th>"GD on its negatives"</th>
+                            <th>"CK"</th>
+                            <th>"1 − BD"</th>
+                            <th>"1 − KW"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{per_focal}</tbody>
+                </table>
+                <p class="note">{diversity}</p>
+            </div>
+        })
+    }
+}
+
+/// SVG and PNG buttons for a plot.
+#[component]
+fn ExportButtons(id: &'static str, file: &'static str) -> impl IntoView {
+    let export = move |png: bool| {
+        let result = if png {
+            download_png(id, &format!("{file}.png"))
+        } else {
+            download_svg(id, &format!("{file}.svg"))
+        };
+        if let Err(error) = result {
+            leptos::logging::error!("export failed: {error:?}");
+        }
+    };
+    view! {
+        <div class="actions">
+            <button class="secondary" on:click=move |_| export(false)>"SVG"</button>
+            <button class="secondary" on:click=move |_| export(true)>"PNG"</button>
+        </div>
+    }
+}
+
+/// The scatter plot, the by-size plot and the heat-map.
+#[component]
+#[allow(clippy::needless_pass_by_value)] // leptos props are owned
+fn Plots(analysis: Analysis, set_picked: WriteSignal<Option<Vec<usize>>>) -> impl IntoView {
+    let names: Vec<String> = analysis
+        .report
+        .models
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    let (metric, set_metric) = signal(0_usize);
+    let scatter = match analysis.scatter.clone() {
+        Some(points) => view! {
+            <Scatter
+                points=points
+                highlighted=analysis.report.top_k.clone()
+                names=names.clone()
+                on_pick=Callback::new(move |members| set_picked.set(Some(members)))
+            />
+            <ExportButtons id="plot-scatter" file="focal-diversity-vs-accuracy" />
+        }
+        .into_any(),
+        None => view! {
+            <p class="note">
+                {format!(
+                    "More than {} teams: the scatter plot is left out; the summaries by size cover all of them.",
+                    analysis::SCATTER_LIMIT
+                )}
+            </p>
+        }
+        .into_any(),
+    };
+    let pairwise = analysis.pairwise.clone();
+    let options = pairwise
+        .iter()
+        .enumerate()
+        .map(|(k, p)| view! { <option value=k.to_string()>{p.metric.clone()}</option> })
+        .collect_view();
+    let heatmap = move || {
+        pairwise
+            .get(metric.get())
+            .cloned()
+            .map(|matrix| view! { <HeatMap matrix=matrix names=names.clone() /> })
+    };
+    view! {
+        <h3>"Focal diversity and accuracy of every team"</h3>
+        {scatter}
+        <h3>"By team size"</h3>
+        <BySize sizes=analysis.sizes.clone() />
+        <ExportButtons id="plot-sizes" file="by-team-size" />
+        <h3>"Pairwise diversity of the pool"</h3>
+        <label>
+            "Statistic "
+            <select id="heatmap-metric" on:change=move |ev| set_metric.set(event_target_value(&ev).parse().unwrap_or(0))>
+                {options}
+            </select>
+        </label>
+        {heatmap}
+        <ExportButtons id="plot-heatmap" file="pairwise-heatmap" />
+    }
+}
+
+use plots::{BySize, HeatMap, Scatter};

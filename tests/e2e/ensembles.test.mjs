@@ -1,0 +1,177 @@
+// The Ensembles page in a real browser against the real server: reference vector files are
+// analysed in the page's Web Worker and the top-K table must equal the CLI's JSON for the same
+// file; CSV pairs, exports, cancelling and a malformed file behave as a user expects.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BIN, assertText, startApp } from "./harness.mjs";
+
+const VECTORS = new URL("../../shared/tests/vectors/focal/", import.meta.url);
+
+let app, page, dir;
+
+before(async () => {
+  app = await startApp();
+  page = app.page;
+  dir = mkdtempSync(join(tmpdir(), "fuselab-e2e-pools-"));
+});
+
+after(async () => {
+  await app?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The pool of a reference vector file, written in the engine's JSON input format. */
+function poolFile(vectorCase) {
+  const { inputs } = JSON.parse(readFileSync(new URL(`${vectorCase}.json`, VECTORS), "utf8"));
+  const pool = {
+    labels: inputs.labels,
+    models: inputs.predictions.map((predictions, m) => ({
+      name: `m${m}`,
+      predictions,
+      probabilities: inputs.probabilities[m],
+    })),
+  };
+  const path = join(dir, `${vectorCase}.json`);
+  writeFileSync(path, JSON.stringify(pool));
+  return path;
+}
+
+function cli(args) {
+  const run = spawnSync(BIN, ["ensemble", "analyze", ...args, "--format", "json"], { encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout);
+}
+
+async function analyse(files, topK = "10") {
+  await page.locator("#pool-files").setInputFiles(files);
+  await page.locator("#top-k").fill(topK);
+  await page.locator("#analyze").click();
+}
+
+/** The top-K table as [members, size, focal, plurality, majority, soft vote] strings. */
+function shownTeams() {
+  return page.locator("#top-teams tbody tr").evaluateAll((rows) =>
+    rows.map((row) => [...row.querySelectorAll("td")].map((cell) => cell.textContent)));
+}
+
+function expectedTeams(report) {
+  const four = (v) => (v === null ? "–" : v.toFixed(4));
+  return report.teams.map((team) => [
+    team.members.map((m) => report.models[m].name).join("+"),
+    String(team.members.length),
+    four(team.focal_diversity),
+    four(team.plurality_accuracy),
+    four(team.majority_accuracy),
+    four(team.soft_vote_accuracy),
+  ]);
+}
+
+for (const vectorCase of ["random_6m_500s_10c", "hand_4m_ties", "always_right_wrong"]) {
+  test(`${vectorCase}: the browser's top-K table equals the CLI's JSON`, async () => {
+    const path = poolFile(vectorCase);
+    await analyse([path]);
+    await assertText(page, "#analysis-summary", /analysed in this browser in \d+ ms\.$/);
+    const expected = cli([path, "--top-k", "10"]);
+    assert.deepEqual(await shownTeams(), expectedTeams(expected));
+    const models = await page.locator("#ensemble-models tbody tr").count();
+    assert.equal(models, expected.n_models);
+  });
+}
+
+test("plots: every team in the scatter, the top-K ringed, a heat-map per statistic", async () => {
+  const path = poolFile("random_6m_500s_10c");
+  await analyse([path], "5");
+  await assertText(page, "#analysis-summary", /^6 models, 500 samples, 10 classes/);
+  // 57 teams of sizes 2 to 6; 5 of them highlighted.
+  assert.equal(await page.locator("#plot-scatter circle.point").count(), 57);
+  assert.equal(await page.locator('#plot-scatter circle.point[stroke="#000000"]').count(), 5);
+  const hover = await page.locator("#plot-scatter circle.point title").first().textContent();
+  assert.match(hover, /^m0\+m1 — focal diversity 0\.\d{4}, plurality accuracy 0\.\d{4}$/);
+  assert.equal(await page.locator("#plot-sizes polyline").count(), 4);
+  assert.equal(await page.locator("#plot-heatmap rect title").count(), 36 + 0);
+  await page.locator("#heatmap-metric").selectOption({ label: "Q-statistic" });
+  await assertText(page, "#plot-heatmap", /pairwise Q-statistic \(all samples\)/);
+  // Picking a scatter point opens its details.
+  await page.locator("#plot-scatter circle.point").nth(3).click();
+  await assertText(page, "#team-detail h4", /^m0\+m4$/);
+});
+
+test("exports: the report JSON is the CLI's schema and the plots save as SVG and PNG", async () => {
+  const path = poolFile("binary_5m_2c");
+  await analyse([path], "3");
+  await assertText(page, "#analysis-summary", /^5 models, 200 samples, 2 classes/);
+  const [json] = await Promise.all([page.waitForEvent("download"), page.locator("#export-json").click()]);
+  const report = JSON.parse(readFileSync(await json.path(), "utf8"));
+  const expected = cli([path, "--top-k", "3", "--detail", "full"]);
+  assert.equal(report.schema, "fuselab.ensemble.report/v1");
+  assert.deepEqual(report.top_k, expected.top_k);
+  assert.deepEqual(report.teams.map((t) => JSON.stringify(t)), expected.teams.map((t) => JSON.stringify(t)));
+  const [csv] = await Promise.all([page.waitForEvent("download"), page.locator("#export-csv").click()]);
+  const lines = readFileSync(await csv.path(), "utf8").trim().split("\n");
+  assert.equal(lines[0], "members,size,focal_diversity,plurality_accuracy,majority_accuracy,soft_vote_accuracy");
+  assert.equal(lines.length, 4);
+  const svgButton = page.locator("#plot-scatter + .actions button", { hasText: "SVG" });
+  const [svg] = await Promise.all([page.waitForEvent("download"), svgButton.click()]);
+  assert.match(readFileSync(await svg.path(), "utf8"), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  const pngButton = page.locator("#plot-scatter + .actions button", { hasText: "PNG" });
+  const [png] = await Promise.all([page.waitForEvent("download"), pngButton.click()]);
+  const bytes = readFileSync(await png.path());
+  assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG file");
+});
+
+test("a CSV pair is recognised and gives the CLI's numbers", async () => {
+  const { inputs } = JSON.parse(readFileSync(new URL("hand_3m_3c.json", VECTORS), "utf8"));
+  const labels = join(dir, "labels.csv");
+  const predictions = join(dir, "predictions.csv");
+  writeFileSync(labels, ["label", ...inputs.labels].join("\n"));
+  writeFileSync(predictions, [["a", "b", "c"].join(",")]
+    .concat(inputs.labels.map((_, s) => inputs.predictions.map((p) => p[s]).join(","))).join("\n"));
+  await analyse([predictions, labels]);
+  await assertText(page, "#analysis-summary", /^3 models, 15 samples/);
+  const expected = cli(["--labels", labels, "--predictions", predictions, "--top-k", "10"]);
+  assert.deepEqual(await shownTeams(), expectedTeams(expected));
+});
+
+test("a malformed file is named in a readable error and the page stays usable", async () => {
+  const bad = join(dir, "ragged.json");
+  writeFileSync(bad, JSON.stringify({ labels: [0, 1, 2], models: [
+    { name: "a", predictions: [0, 1, 2] }, { name: "b", predictions: [0, 1] }] }));
+  await analyse([bad]);
+  await assertText(page, "[role=alert]",
+    /^ragged\.json: not a valid model pool: model `b`: expected 3 predictions \(one per label\), found 2$/);
+  const notJson = join(dir, "broken.json");
+  writeFileSync(notJson, "{ labels: ");
+  await analyse([notJson]);
+  await assertText(page, "[role=alert]", /^broken\.json: /);
+  await analyse([poolFile("hand_3m_3c")]);
+  await assertText(page, "#analysis-summary", /^3 models, 15 samples/);
+});
+
+test("a long run can be cancelled, and the next run works", async () => {
+  // 18 models: 262,125 teams, seconds of work in the worker.
+  let state = 7;
+  const next = (n) => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state % n;
+  };
+  const labels = Array.from({ length: 5000 }, () => next(10));
+  const models = Array.from({ length: 18 }, (_, m) => ({
+    name: `model${m}`,
+    predictions: labels.map((y) => (next(10) < 7 ? y : next(10))),
+  }));
+  const big = join(dir, "big.json");
+  writeFileSync(big, JSON.stringify({ labels, models }));
+  await analyse([big]);
+  await page.locator("#cancel").click();
+  await assertText(page, "[role=status]", /^Cancelled\.$/);
+  await analyse([poolFile("hand_3m_3c")]);
+  await assertText(page, "#analysis-summary", /^3 models, 15 samples/);
+});
+
+test("nothing went wrong in the page", () => {
+  assert.deepEqual(app.problems, []);
+});

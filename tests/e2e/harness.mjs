@@ -1,0 +1,88 @@
+// The shared set-up of the browser tests: the real `fuselab` binary serving the real app on a
+// free port, and headless Chromium (apt) with WebGPU on SwiftShader, in fresh folders.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+export const BIN = process.env.FUSELAB_BIN;
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const CHROMIUM_FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  "--enable-unsafe-webgpu", "--enable-unsafe-swiftshader",
+];
+
+/**
+ * Starts the server and the browser and opens the app. `problems` collects page errors,
+ * console errors, failed requests and HTTP errors; `close()` stops everything and checks that
+ * the server exits cleanly.
+ */
+export async function startApp() {
+  assert.ok(BIN, "FUSELAB_BIN must point at the fuselab binary");
+  const dataDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-data-"));
+  const profileDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-chromium-"));
+  const server = spawn(BIN, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const serverExit = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
+  const baseUrl = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("fuselab did not listen within 30 s")), 30_000);
+    let out = "";
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = out.match(/listening on (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    serverExit.then(({ code }) => reject(new Error(`fuselab exited (${code}) before listening`)));
+  });
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    acceptDownloads: true,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
+  });
+  await page.goto(baseUrl);
+  const close = async () => {
+    await context.close();
+    if (server.exitCode === null) {
+      server.kill("SIGTERM");
+      const { code } = await serverExit;
+      assert.equal(code, 0, "fuselab exits cleanly on SIGTERM");
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(profileDir, { recursive: true, force: true });
+  };
+  return { page, baseUrl, problems, close };
+}
+
+/** Waits until the element's trimmed text matches `pattern` (30 s at most). */
+export async function assertText(page, selector, pattern) {
+  const locator = page.locator(selector);
+  const deadline = Date.now() + 30_000;
+  let text = "";
+  while (Date.now() < deadline) {
+    // innerText where the element has it (HTML), textContent for SVG.
+    text = (await locator.count())
+      ? (await locator.first().evaluate((el) => el.innerText ?? el.textContent)).trim()
+      : "";
+    if (pattern.test(text)) return;
+    await page.waitForTimeout(100);
+  }
+  assert.fail(`${selector}: expected ${pattern}, found ${JSON.stringify(text)}`);
+}
