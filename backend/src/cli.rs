@@ -5,12 +5,17 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
 };
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{devices, ensemble, server};
+use crate::{
+    devices, ensemble,
+    reports::{self, ReportStore},
+    server,
+};
 
 /// fuselab: trustworthy-AI methods in one self-hosted binary.
 // clap prints these doc comments as `--help`, where backticks would show.
@@ -155,8 +160,12 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
         // Scripts and tests read the URL from stdout (with `--addr 127.0.0.1:0` the port is new).
         println!("fuselab listening on http://{addr}");
+        let store = data_dir.join(reports::FILE_NAME);
+        let store = ReportStore::open(&store)
+            .with_context(|| format!("cannot open the report database {}", store.display()))?;
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
+            reports: Some(Arc::new(store)),
         });
         server::serve(listener, app)
             .await

@@ -4,4 +4,5 @@ pub mod assets;
 pub mod cli;
 pub mod devices;
 pub mod ensemble;
+pub mod reports;
 pub mod server;

@@ -157,6 +157,7 @@ async fn bad_tables_get_messages_naming_the_problem() {
 async fn bodies_over_the_limit_are_refused() {
     let config = ServerConfig {
         max_body_bytes: 100,
+        ..ServerConfig::default()
     };
     let labels = vec![0; 200];
     let body = json!({"labels": labels, "models": []}).to_string();
@@ -165,5 +166,177 @@ async fn bodies_over_the_limit_are_refused() {
     assert_eq!(
         json_body(&body)["error"],
         "the request body is larger than the server's limit of 100 bytes"
+    );
+}
+
+/// A pool with a clear best pair, in the engine's JSON input format.
+fn small_pool() -> Value {
+    json!({
+        "labels": [0, 1, 2, 0, 1, 2, 0, 1],
+        "models": [
+            {"name": "a", "predictions": [0, 1, 2, 0, 1, 2, 1, 2]},
+            {"name": "b", "predictions": [0, 1, 2, 1, 2, 2, 0, 1]},
+            {"name": "c", "predictions": [1, 1, 2, 0, 1, 0, 0, 1]}
+        ]
+    })
+}
+
+fn options() -> Value {
+    json!({"top_k": 3, "min_size": 2, "max_size": 3})
+}
+
+/// The server's analysis of a pool, read from its event stream: progress events, then one result.
+async fn analyse(app: Router, pool: Value) -> (StatusCode, String) {
+    let body = json!({"pool": pool, "options": options()}).to_string();
+    let (status, headers, body) = send(app, post_json("/api/ensemble/analyze", body)).await;
+    if status == StatusCode::OK {
+        assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    }
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn analyses_a_pool_with_progress_events() {
+    let (status, stream) = analyse(app(ServerConfig::default()), small_pool()).await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Vec<(&str, &str)> = stream
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let kind = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap();
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (kind, data)
+        })
+        .collect();
+    assert_eq!(events.first().map(|e| e.0), Some("progress"));
+    let (kind, data) = events.last().unwrap();
+    assert_eq!(*kind, "result");
+    let analysis = json_body(data.as_bytes());
+    assert_eq!(analysis["schema"], "fuselab.ensemble.analysis/v1");
+    assert_eq!(analysis["report"]["schema"], "fuselab.ensemble.report/v1");
+    // The same engine as everywhere else: the same report as the shared library's.
+    let pool: fuselab_shared::ensemble::PoolInput = serde_json::from_value(small_pool()).unwrap();
+    let pool = fuselab_shared::ensemble::Pool::new(pool).unwrap();
+    let options = serde_json::from_value(options()).unwrap();
+    let expected = fuselab_shared::ensemble::analysis(&pool, &options, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        analysis["report"],
+        serde_json::to_value(&expected.report).unwrap()
+    );
+    assert_eq!(
+        analysis["scatter"],
+        serde_json::to_value(&expected.scatter).unwrap()
+    );
+    assert!(analysis["millis"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn an_invalid_pool_is_refused_before_streaming() {
+    let mut pool = small_pool();
+    pool["models"][1]["predictions"] = json!([0, 1]);
+    let (status, body) = analyse(app(ServerConfig::default()), pool).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = json_body(body.as_bytes())["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.starts_with("not a valid model pool: model `b`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn reports_are_saved_listed_read_and_deleted_in_sqlite() {
+    use std::sync::Arc;
+
+    use fuselab::reports::{FILE_NAME, ReportStore};
+
+    let dir = std::env::temp_dir().join(format!("fuselab-reports-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(FILE_NAME);
+    let config = ServerConfig {
+        reports: Some(Arc::new(ReportStore::open(&path).unwrap())),
+        ..ServerConfig::default()
+    };
+    let app = app(config);
+
+    let pool =
+        fuselab_shared::ensemble::Pool::new(serde_json::from_value(small_pool()).unwrap()).unwrap();
+    let options = serde_json::from_value(options()).unwrap();
+    let analysis = fuselab_shared::ensemble::analysis(&pool, &options, &mut |_, _| {}).unwrap();
+    let body = json!({"analysis": analysis, "title": "three toy models"}).to_string();
+    let (status, _, saved) = send(app.clone(), post_json("/api/reports", body)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&saved)
+    );
+    let saved = json_body(&saved);
+    let id = saved["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    assert_eq!(saved["url"], format!("/reports/{id}"));
+
+    let (status, _, list) = send(app.clone(), get("/api/reports")).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = json_body(&list);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["title"], "three toy models");
+    assert_eq!(list[0]["n_models"], 3);
+
+    let (status, headers, stored) = send(app.clone(), get(&format!("/api/reports/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(json_body(&stored), serde_json::to_value(&analysis).unwrap());
+
+    // The share address is the app itself, which reads the id.
+    let (status, _, page) = send(app.clone(), get(&format!("/reports/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        String::from_utf8(page)
+            .unwrap()
+            .contains("/pkg/fuselab_frontend.js")
+    );
+
+    // Reopening the file finds the report: it is on disk, not in memory.
+    let reopened = ReportStore::open(&path).unwrap();
+    assert!(reopened.get(&id).unwrap().is_some());
+
+    let delete = |uri: String| Request::delete(uri).body(Body::empty()).unwrap();
+    let (status, _, _) = send(app.clone(), delete(format!("/api/reports/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, body) = send(app.clone(), get(&format!("/api/reports/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json_body(&body)["error"], format!("no saved report `{id}`"));
+    let (status, _, _) = send(app.clone(), delete(format!("/api/reports/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(app.clone(), get("/api/reports/..%2Fetc")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let mut wrong = serde_json::to_value(&analysis).unwrap();
+    wrong["schema"] = json!("something/v9");
+    let body = json!({"analysis": wrong}).to_string();
+    let (status, _, body) = send(app.clone(), post_json("/api/reports", body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json_body(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("something/v9")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_data_directory_reports_are_unavailable() {
+    let (status, _, body) = send(app(ServerConfig::default()), get("/api/reports")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        json_body(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("keeps no reports")
     );
 }

@@ -1,6 +1,8 @@
 //! The HTTP server: the JSON API under `/api` and the embedded browser app everywhere else.
 
+mod analyze;
 mod error;
+mod reports;
 
 use std::{io, sync::Arc};
 
@@ -21,19 +23,22 @@ use tracing::Level;
 
 pub use error::AppError;
 
-use crate::assets;
+use crate::{assets, reports::ReportStore};
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Where saved reports live; without it the report endpoints answer 503.
+    pub reports: Option<Arc<ReportStore>>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024 * 1024,
+            reports: None,
         }
     }
 }
@@ -46,6 +51,13 @@ pub fn app(config: ServerConfig) -> Router {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/cofailure", post(cofailure))
+        .route("/api/ensemble/analyze", post(analyze::analyze))
+        .route("/api/reports", get(reports::list).post(reports::save))
+        .route(
+            "/api/reports/{id}",
+            get(reports::get).delete(reports::delete),
+        )
+        .route("/reports/{id}", get(report_page))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)
@@ -138,6 +150,11 @@ async fn method_not_allowed() -> (StatusCode, Json<ApiError>) {
             error: "this endpoint does not accept that HTTP method".into(),
         }),
     )
+}
+
+/// `/reports/{id}`: the app itself, which reads the id from the address and shows that report.
+async fn report_page(headers: HeaderMap) -> Response {
+    asset(Uri::from_static("/"), headers).await
 }
 
 async fn asset(uri: Uri, headers: HeaderMap) -> Response {

@@ -4,11 +4,11 @@
 mod analysis;
 mod plots;
 
-use fuselab_shared::ensemble::{Report, SizeRange, TeamReport};
+use fuselab_shared::ensemble::{
+    Analysis, OverviewOptions, Report, SCATTER_LIMIT, SizeRange, TeamReport,
+};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
-
-use analysis::{Analysis, Options};
 
 #[wasm_bindgen(module = "/glue.js")]
 extern "C" {
@@ -59,7 +59,7 @@ enum SortBy {
 /// Starts a worker on the files; its progress, result or error land in `set_run`.
 fn launch(
     list: &js_sys::Array,
-    options: &Options,
+    options: &OverviewOptions,
     set_run: WriteSignal<Run>,
     handle: StoredValue<Option<JsValue>, LocalStorage>,
 ) {
@@ -114,7 +114,7 @@ pub fn EnsemblesPage() -> impl IntoView {
             top_k.get_untracked().trim().parse::<usize>(),
             size_text.get_untracked().parse::<SizeRange>(),
         ) {
-            (Ok(top_k), Ok(sizes)) if top_k > 0 => Options {
+            (Ok(top_k), Ok(sizes)) if top_k > 0 => OverviewOptions {
                 top_k,
                 min_size: sizes.min,
                 max_size: sizes.max,
@@ -244,7 +244,10 @@ fn Results(analysis: Analysis) -> impl IntoView {
             <p class="note" id="analysis-summary">
                 {format!(
                     "{} models, {} samples, {} classes; analysed in this browser in {:.0} ms.",
-                    report.n_models, report.n_samples, report.n_classes, analysis.millis
+                    report.n_models,
+                    report.n_samples,
+                    report.n_classes,
+                    analysis.millis.unwrap_or_default()
                 )}
             </p>
             <div class="actions">
@@ -441,10 +444,7 @@ fn Plots(analysis: Analysis, set_picked: WriteSignal<Option<Vec<usize>>>) -> imp
         .into_any(),
         None => view! {
             <p class="note">
-                {format!(
-                    "More than {} teams: the scatter plot is left out; the summaries by size cover all of them.",
-                    analysis::SCATTER_LIMIT
-                )}
+                {format!("More than {SCATTER_LIMIT} teams: the scatter plot is left out; the summaries by size cover all of them.")}
             </p>
         }
         .into_any(),

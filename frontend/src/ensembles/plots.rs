@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::analysis::{PairMatrix, Point, SizeSummary};
+use fuselab_shared::ensemble::{PairMatrix, Point, SizeSummary};
 
 /// Plot size in CSS pixels (the PNG export doubles it).
 const WIDTH: f64 = 640.0;

@@ -7,7 +7,7 @@
 //! this sums sequentially, so centres can differ in the last bit.
 
 /// A point: (accuracy, score).
-pub type Point = [f64; 2];
+pub type XY = [f64; 2];
 
 /// The fitted clustering.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,23 +15,23 @@ pub struct TwoMeans {
     /// Cluster (0 or 1) of each point, in input order.
     pub labels: Vec<usize>,
     /// The two centres, in the data's coordinates.
-    pub centers: [Point; 2],
+    pub centers: [XY; 2],
 }
 
 const MAX_ITER: usize = 300;
 const TOL: f64 = 1e-4;
 
-fn sq_norm(p: Point) -> f64 {
+fn sq_norm(p: XY) -> f64 {
     p[0] * p[0] + p[1] * p[1]
 }
 
 /// Assigns labels against `centers` (and accumulates the new centre sums when `sums` is
 /// given), the way sklearn's dense Lloyd chunk does.
 fn assign(
-    x: &[Point],
-    centers: &[Point; 2],
+    x: &[XY],
+    centers: &[XY; 2],
     labels: &mut [usize],
-    mut sums: Option<(&mut [Point; 2], &mut [f64; 2])>,
+    mut sums: Option<(&mut [XY; 2], &mut [f64; 2])>,
 ) {
     let norms = [sq_norm(centers[0]), sq_norm(centers[1])];
     for (i, p) in x.iter().enumerate() {
@@ -76,7 +76,7 @@ fn farthest(distances: &[f64]) -> usize {
 
 /// Fits two clusters from the given initial centres. `None` with fewer than two points
 /// (sklearn raises `n_samples=1 should be >= n_clusters=2`).
-pub fn two_means(points: &[Point], init: [Point; 2]) -> Option<TwoMeans> {
+pub fn two_means(points: &[XY], init: [XY; 2]) -> Option<TwoMeans> {
     let n = points.len();
     if n < 2 {
         return None;
@@ -97,7 +97,7 @@ pub fn two_means(points: &[Point], init: [Point; 2]) -> Option<TwoMeans> {
     }
     let tol = f64::midpoint(variance[0] / count, variance[1] / count) * TOL;
 
-    let x: Vec<Point> = points
+    let x: Vec<XY> = points
         .iter()
         .map(|p| [p[0] - mean[0], p[1] - mean[1]])
         .collect();

@@ -12,6 +12,7 @@ mod focal_table;
 mod ga;
 mod input;
 mod kmeans;
+mod overview;
 mod pool;
 mod report;
 mod select;
@@ -28,7 +29,11 @@ pub use ga::{
     Fitness, FitnessWeights, GaConfig, GaError, GaResult, GaTeam, INVALID_FITNESS, genetic_search,
 };
 pub use input::{InputError, InputFile, PoolFiles};
-pub use kmeans::{Point, TwoMeans, two_means};
+pub use kmeans::{TwoMeans, two_means};
+pub use overview::{
+    ANALYSIS_SCHEMA, Analysis, AnalysisError, OverviewOptions, PairMatrix, Point, SCATTER_LIMIT,
+    SizeSummary, analysis, analyze_files,
+};
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
     AnalysisOptions, Compat, EnsembleBenchScores, FocalScores, ModelReport, REPORT_SCHEMA, Report,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::compat::numpy::{np_mean, np_round, py_max, py_min};
-use super::kmeans::{Point, two_means};
+use super::kmeans::{XY, two_means};
 
 /// Why a 2-means threshold could not be drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize)]
@@ -52,7 +52,7 @@ fn strategic(
     if accuracy.iter().chain(score).any(|v| v.is_nan()) {
         return Err(ClusterFailure::Undefined);
     }
-    let points: Vec<Point> = accuracy.iter().zip(score).map(|(&a, &s)| [a, s]).collect();
+    let points: Vec<XY> = accuracy.iter().zip(score).map(|(&a, &s)| [a, s]).collect();
     let (Some(max_acc), Some(min_acc), Some(min_score), Some(max_score)) = (
         py_max(accuracy),
         py_min(accuracy),

@@ -1,0 +1,97 @@
+//! `POST /api/ensemble/analyze`: the browser's analysis, on the server, for pools too large for
+//! the device. The pool is validated before anything is streamed (a bad pool is a 422 naming the
+//! model, sample or class); then Server-Sent Events report progress and end with the analysis.
+
+use std::convert::Infallible;
+
+use axum::{
+    Json,
+    extract::{State, rejection::JsonRejection},
+    http::StatusCode,
+    response::sse::{Event, KeepAlive, Sse},
+};
+use fuselab_shared::ensemble::{OverviewOptions, Pool, PoolInput, analysis};
+use futures_util::Stream;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{AppError, AppState};
+
+/// The request: the pool in the engine's JSON input format, and what to compute.
+#[derive(Debug, Deserialize)]
+pub struct AnalyzeRequest {
+    /// Labels and models.
+    pub pool: PoolInput,
+    /// Top-K and team sizes.
+    pub options: OverviewOptions,
+}
+
+/// One message of the stream, as `event: <kind>` with JSON data.
+enum Message {
+    Progress { done: u64, total: u64 },
+    Result(String),
+    Failed(String),
+}
+
+impl Message {
+    fn event(self) -> Event {
+        match self {
+            Self::Progress { done, total } => Event::default()
+                .event("progress")
+                .data(format!("{{\"done\":{done},\"total\":{total}}}")),
+            Self::Result(json) => Event::default().event("result").data(json),
+            Self::Failed(message) => Event::default()
+                .event("error")
+                .data(serde_json::json!({ "error": message }).to_string()),
+        }
+    }
+}
+
+pub async fn analyze(
+    State(state): State<AppState>,
+    body: Result<Json<AnalyzeRequest>, JsonRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
+    let options = request.options;
+    let pool = tokio::task::spawn_blocking(move || Pool::new(request.pool))
+        .await
+        .map_err(|e| AppError::Internal {
+            context: "validating a pool",
+            source: e.into(),
+        })?
+        .map_err(|e| {
+            AppError::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("not a valid model pool: {e}"),
+            )
+        })?;
+    let (sender, receiver) = mpsc::channel::<Message>(64);
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let mut progress = |done, total| {
+            // A client that went away stops receiving; the analysis finishes regardless.
+            let _ = sender.blocking_send(Message::Progress { done, total });
+        };
+        let message = match analysis(&pool, &options, &mut progress) {
+            Ok(mut analysis) => {
+                analysis.millis = Some(started.elapsed().as_secs_f64() * 1000.0);
+                match serde_json::to_string(&analysis) {
+                    Ok(json) => Message::Result(json),
+                    Err(error) => {
+                        tracing::error!(%error, "encoding an analysis");
+                        Message::Failed(
+                            "internal server error; the details are in the server log".into(),
+                        )
+                    }
+                }
+            }
+            Err(error) => Message::Failed(error.to_string()),
+        };
+        let _ = sender.blocking_send(message);
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let message = receiver.recv().await?;
+        Some((Ok(message.event()), receiver))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

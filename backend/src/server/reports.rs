@@ -1,0 +1,122 @@
+//! `/api/reports`: save an analysis, list, fetch and delete saved ones; `/reports/{id}` is the
+//! read-only page of one (the browser app renders it).
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use fuselab_shared::ensemble::{ANALYSIS_SCHEMA, Analysis, REPORT_SCHEMA};
+use serde::{Deserialize, Serialize};
+
+use super::{AppError, AppState};
+use crate::reports::{ReportStore, ReportSummary, is_id};
+
+/// `POST /api/reports` body.
+#[derive(Debug, Deserialize)]
+pub struct SaveRequest {
+    /// The analysis to keep.
+    pub analysis: Analysis,
+    /// An optional name for the list.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// `POST /api/reports` answer.
+#[derive(Debug, Serialize)]
+pub struct Saved {
+    /// The new report's id.
+    pub id: String,
+    /// Its read-only page.
+    pub url: String,
+}
+
+fn store(state: &AppState) -> Result<&ReportStore, AppError> {
+    state.reports.as_deref().ok_or_else(|| {
+        AppError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server keeps no reports (it was started without a data directory)",
+        )
+    })
+}
+
+fn internal(context: &'static str) -> impl FnOnce(crate::reports::StoreError) -> AppError {
+    move |e| AppError::Internal {
+        context,
+        source: e.into(),
+    }
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::client(StatusCode::NOT_FOUND, format!("no saved report `{id}`"))
+}
+
+pub async fn save(
+    State(state): State<AppState>,
+    body: Result<Json<SaveRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Saved>), AppError> {
+    let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
+    let schemas = (
+        request.analysis.schema.as_str(),
+        request.analysis.report.schema.as_str(),
+    );
+    if schemas != (ANALYSIS_SCHEMA, REPORT_SCHEMA) {
+        return Err(AppError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "expected an analysis of schema {ANALYSIS_SCHEMA} holding a report of schema {REPORT_SCHEMA}, found {} and {}",
+                schemas.0, schemas.1
+            ),
+        ));
+    }
+    let id = store(&state)?
+        .save(&request.analysis, request.title.as_deref())
+        .map_err(internal("saving a report"))?;
+    tracing::info!(%id, "report saved");
+    Ok((
+        StatusCode::CREATED,
+        Json(Saved {
+            url: format!("/reports/{id}"),
+            id,
+        }),
+    ))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ReportSummary>>, AppError> {
+    Ok(Json(
+        store(&state)?.list().map_err(internal("listing reports"))?,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if !is_id(&id) {
+        return Err(not_found(&id));
+    }
+    let json = store(&state)?
+        .get(&id)
+        .map_err(internal("reading a report"))?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    if !is_id(&id) {
+        return Err(not_found(&id));
+    }
+    if store(&state)?
+        .delete(&id)
+        .map_err(internal("deleting a report"))?
+    {
+        tracing::info!(%id, "report deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
