@@ -57,7 +57,74 @@ export function startAnalysis(files, options, onProgress, onDone, onError) {
   return { cancel: finish };
 }
 
-/** Cancels a run started by `startAnalysis`. */
+/**
+ * Posts an analysis request to the server and reads its Server-Sent Events: `progress` events,
+ * then `result` (the analysis JSON) or `error`. Returns a handle whose `cancel()` aborts it.
+ */
+export function analyzeOnServer(body, onProgress, onDone, onError) {
+  const abort = new AbortController();
+  let over = false;
+  const fail = (message) => {
+    if (over) return;
+    over = true;
+    onError(message);
+  };
+  (async () => {
+    const response = await fetch("/api/ensemble/analyze", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal: abort.signal,
+    });
+    if (!response.ok) {
+      const text = await response.text();
+      let message = `the server answered HTTP ${response.status}`;
+      try {
+        message = JSON.parse(text).error ?? message;
+      } catch {
+        // Not JSON: keep the status line.
+      }
+      return fail(message);
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const kind = frame.match(/^event: (.*)$/m)?.[1];
+        const data = frame.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (kind === "progress") {
+          const { done: scored, total } = JSON.parse(data);
+          if (!over) onProgress(scored, total);
+        } else if (kind === "result") {
+          // The server ends the stream after the result; reading on lets it close cleanly.
+          if (!over) {
+            over = true;
+            onDone(data);
+          }
+        } else if (kind === "error") {
+          return fail(JSON.parse(data).error);
+        }
+      }
+    }
+    fail("the server closed the connection before the analysis finished");
+  })().catch((error) => {
+    if (error.name !== "AbortError") fail(`cannot reach the server: ${error.message}`);
+  });
+  return {
+    cancel() {
+      over = true;
+      abort.abort();
+    },
+  };
+}
+
+/** Cancels a run started by `startAnalysis` or `analyzeOnServer`. */
 export function cancelAnalysis(handle) {
   handle.cancel();
 }

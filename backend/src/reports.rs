@@ -8,9 +8,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use fuselab_shared::ensemble::Analysis;
+use fuselab_shared::{api::ReportSummary, ensemble::Analysis};
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde::Serialize;
 use thiserror::Error;
 
 /// The file under the data directory.
@@ -28,21 +27,6 @@ pub enum StoreError {
     /// The report could not be encoded.
     #[error("encoding the report: {0}")]
     Encode(#[from] serde_json::Error),
-}
-
-/// A saved report's line in the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReportSummary {
-    /// Its id (32 hexadecimal digits).
-    pub id: String,
-    /// When it was saved, seconds since 1970 (UTC).
-    pub created: i64,
-    /// A name the user gave, or the models' names.
-    pub title: String,
-    /// Models in the pool.
-    pub n_models: i64,
-    /// Samples.
-    pub n_samples: i64,
 }
 
 /// The saved reports.

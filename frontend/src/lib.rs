@@ -22,9 +22,13 @@ pub fn start() {
     }
 }
 
-/// The application shell.
+/// The application shell: a saved report at `/reports/{id}`, the tools everywhere else.
 #[component]
 fn App() -> impl IntoView {
+    let path = window().location().pathname().unwrap_or_default();
+    let saved = path
+        .strip_prefix("/reports/")
+        .map(|id| id.trim_end_matches('/').to_owned());
     let device = gpu::start();
     view! {
         <header>
@@ -38,8 +42,13 @@ fn App() -> impl IntoView {
                 <api::ServerStatus />
                 <gpu::DeviceStatus device=device />
             </section>
-            <ensembles::EnsemblesPage />
-            <cofailure::CofailureTool />
+            {match saved {
+                Some(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
+                None => view! {
+                    <ensembles::EnsemblesPage />
+                    <cofailure::CofailureTool />
+                }.into_any(),
+            }}
         </main>
     }
 }

@@ -46,10 +46,31 @@ function cli(args) {
   return JSON.parse(run.stdout);
 }
 
-async function analyse(files, topK = "10") {
+async function analyse(files, topK = "10", runOn = "auto") {
   await page.locator("#pool-files").setInputFiles(files);
   await page.locator("#top-k").fill(topK);
+  await page.locator("#run-on").selectOption(runOn);
   await page.locator("#analyze").click();
+}
+
+/** A deterministic pool of `models` models of different skill, in the JSON input format. */
+function syntheticPool(name, models, samples) {
+  let state = 7;
+  const next = (n) => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state % n;
+  };
+  const labels = Array.from({ length: samples }, () => next(10));
+  const pool = {
+    labels,
+    models: Array.from({ length: models }, (_, m) => ({
+      name: `model${m}`,
+      predictions: labels.map((y) => (next(100) < 60 + m ? y : next(10))),
+    })),
+  };
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify(pool));
+  return path;
 }
 
 /** The top-K table as [members, size, focal, plurality, majority, soft vote] strings. */
@@ -152,24 +173,55 @@ test("a malformed file is named in a readable error and the page stays usable", 
 });
 
 test("a long run can be cancelled, and the next run works", async () => {
-  // 18 models: 262,125 teams, seconds of work in the worker.
-  let state = 7;
-  const next = (n) => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state % n;
-  };
-  const labels = Array.from({ length: 5000 }, () => next(10));
-  const models = Array.from({ length: 18 }, (_, m) => ({
-    name: `model${m}`,
-    predictions: labels.map((y) => (next(10) < 7 ? y : next(10))),
-  }));
-  const big = join(dir, "big.json");
-  writeFileSync(big, JSON.stringify({ labels, models }));
-  await analyse([big]);
+  // 18 models on this device: 262,125 teams, seconds of work in the worker.
+  const big = syntheticPool("big", 18, 5000);
+  await analyse([big], "10", "device");
   await page.locator("#cancel").click();
   await assertText(page, "[role=status]", /^Cancelled\.$/);
   await analyse([poolFile("hand_3m_3c")]);
   await assertText(page, "#analysis-summary", /^3 models, 15 samples/);
+});
+
+test("a pool of more than 100,000 teams is analysed on the server, with the CLI's numbers", async () => {
+  const large = syntheticPool("large", 17, 2000);
+  await analyse([large], "8");
+  await assertText(page, "#analysis-summary", /^17 models, 2000 samples, 10 classes; analysed on the server in \d+ ms\.$/);
+  assert.deepEqual(await shownTeams(), expectedTeams(cli([large, "--top-k", "8"])));
+  await assertText(page, ".results", /More than 20000 teams: the scatter plot is left out/);
+});
+
+test("a report is saved, its share URL shows the same report read-only, and it can be deleted", async () => {
+  await analyse([poolFile("random_6m_500s_10c")]);
+  await assertText(page, "#analysis-summary", /analysed in this browser/);
+  const teams = await shownTeams();
+  await page.locator("#save-report").click();
+  await assertText(page, "#save-status", /^Saved: \/reports\/[0-9a-f]{32}$/);
+  const url = await page.locator("#share-link").getAttribute("href");
+
+  await page.goto(new URL(url, app.baseUrl).href);
+  await assertText(page, "#analysis-summary", /^6 models, 500 samples, 10 classes; saved report [0-9a-f]{32}, read-only\.$/);
+  assert.deepEqual(await shownTeams(), teams);
+  assert.equal(await page.locator("#save-report").count(), 0);
+  assert.equal(await page.locator("#plot-scatter circle.point").count(), 57);
+
+  await page.goto(app.baseUrl);
+  const row = page.locator("#saved-reports tbody tr", { has: page.locator(`a[href="${url}"]`) });
+  await row.waitFor();
+  await assertText(page, "#saved-reports", /6 models: m0, m1, m2, m3, m4, m5/);
+  await row.getByRole("button", { name: "Delete" }).click();
+  await page.locator("#saved-empty").waitFor();
+
+  const before = app.problems.length;
+  await page.goto(new URL(url, app.baseUrl).href);
+  await assertText(page, "[role=alert]", /^no saved report `[0-9a-f]{32}`$/);
+  // That 404 (and the browser's console line about it) was expected; nothing else may appear.
+  const id = url.split("/").pop();
+  assert.deepEqual(app.problems.slice(before).sort(), [
+    "console error: Failed to load resource: the server responded with a status of 404 (Not Found)",
+    `HTTP 404: ${app.baseUrl}/api/reports/${id}`,
+  ].sort());
+  app.problems.length = before;
+  await page.goto(app.baseUrl);
 });
 
 test("nothing went wrong in the page", () => {

@@ -10,21 +10,14 @@ use axum::{
     http::StatusCode,
     response::sse::{Event, KeepAlive, Sse},
 };
-use fuselab_shared::ensemble::{OverviewOptions, Pool, PoolInput, analysis};
+use fuselab_shared::{
+    api::AnalyzeRequest,
+    ensemble::{Pool, analysis},
+};
 use futures_util::Stream;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{AppError, AppState};
-
-/// The request: the pool in the engine's JSON input format, and what to compute.
-#[derive(Debug, Deserialize)]
-pub struct AnalyzeRequest {
-    /// Labels and models.
-    pub pool: PoolInput,
-    /// Top-K and team sizes.
-    pub options: OverviewOptions,
-}
 
 /// One message of the stream, as `event: <kind>` with JSON data.
 enum Message {

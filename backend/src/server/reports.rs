@@ -7,30 +7,13 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use fuselab_shared::ensemble::{ANALYSIS_SCHEMA, Analysis, REPORT_SCHEMA};
-use serde::{Deserialize, Serialize};
+use fuselab_shared::{
+    api::{ReportSummary, SaveReport, SavedReport},
+    ensemble::{ANALYSIS_SCHEMA, REPORT_SCHEMA},
+};
 
 use super::{AppError, AppState};
-use crate::reports::{ReportStore, ReportSummary, is_id};
-
-/// `POST /api/reports` body.
-#[derive(Debug, Deserialize)]
-pub struct SaveRequest {
-    /// The analysis to keep.
-    pub analysis: Analysis,
-    /// An optional name for the list.
-    #[serde(default)]
-    pub title: Option<String>,
-}
-
-/// `POST /api/reports` answer.
-#[derive(Debug, Serialize)]
-pub struct Saved {
-    /// The new report's id.
-    pub id: String,
-    /// Its read-only page.
-    pub url: String,
-}
+use crate::reports::{ReportStore, is_id};
 
 fn store(state: &AppState) -> Result<&ReportStore, AppError> {
     state.reports.as_deref().ok_or_else(|| {
@@ -54,8 +37,8 @@ fn not_found(id: &str) -> AppError {
 
 pub async fn save(
     State(state): State<AppState>,
-    body: Result<Json<SaveRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Saved>), AppError> {
+    body: Result<Json<SaveReport>, JsonRejection>,
+) -> Result<(StatusCode, Json<SavedReport>), AppError> {
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let schemas = (
         request.analysis.schema.as_str(),
@@ -76,7 +59,7 @@ pub async fn save(
     tracing::info!(%id, "report saved");
     Ok((
         StatusCode::CREATED,
-        Json(Saved {
+        Json(SavedReport {
             url: format!("/reports/{id}"),
             id,
         }),

@@ -1,8 +1,13 @@
 //! The Ensembles page: drop in a model pool's prediction files, analyse them on this device in
-//! a Web Worker with the same engine as the CLI, explore tables and plots, export everything.
+//! a Web Worker with the same engine as the CLI (or on the server for large pools), explore
+//! tables and plots, export everything, save and share reports.
 
 mod analysis;
 mod plots;
+mod saved;
+
+use analysis::{WorkerOptions, WorkerResult};
+pub use saved::SavedReportPage;
 
 use fuselab_shared::ensemble::{
     Analysis, OverviewOptions, Report, SCATTER_LIMIT, SizeRange, TeamReport,
@@ -24,6 +29,13 @@ extern "C" {
         on_done: JsValue,
         on_error: JsValue,
     ) -> JsValue;
+    #[wasm_bindgen(js_name = analyzeOnServer)]
+    fn analyze_on_server(
+        body: &str,
+        on_progress: JsValue,
+        on_done: JsValue,
+        on_error: JsValue,
+    ) -> JsValue;
     #[wasm_bindgen(js_name = cancelAnalysis)]
     fn cancel_analysis(handle: &JsValue);
     #[wasm_bindgen(js_name = downloadText)]
@@ -34,15 +46,42 @@ extern "C" {
     fn download_png(id: &str, name: &str) -> Result<(), JsValue>;
 }
 
+/// Where an analysis was computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// In this browser's worker.
+    Browser,
+    /// On the server (a large pool).
+    Server,
+    /// A saved report, read-only.
+    Saved(String),
+}
+
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq)]
 enum Run {
     Idle,
-    Running { done: f64, total: f64 },
-    Done(Box<Analysis>),
+    Running {
+        done: f64,
+        total: f64,
+        on_server: bool,
+    },
+    Done(Box<Analysis>, Origin),
     Failed(String),
     Cancelled,
 }
+
+/// Where the page runs an analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunOn {
+    /// Here, unless the pool has more than [`SERVER_TEAMS`] teams.
+    Auto,
+    Device,
+    Server,
+}
+
+/// Above this many teams the automatic choice sends the pool to the server.
+const SERVER_TEAMS: u64 = 100_000;
 
 fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"))
@@ -56,10 +95,50 @@ enum SortBy {
     Size,
 }
 
-/// Starts a worker on the files; its progress, result or error land in `set_run`.
+/// Streams the analysis of a parsed pool on the server; progress, result or error land in
+/// `set_run`.
+fn launch_on_server(
+    request: &str,
+    set_run: WriteSignal<Run>,
+    handle: StoredValue<Option<JsValue>, LocalStorage>,
+) {
+    set_run.set(Run::Running {
+        done: 0.0,
+        total: 0.0,
+        on_server: true,
+    });
+    let on_progress = Closure::<dyn FnMut(f64, f64)>::new(move |done, total| {
+        set_run.set(Run::Running {
+            done,
+            total,
+            on_server: true,
+        });
+    });
+    let on_done = Closure::<dyn FnMut(String)>::new(move |json: String| {
+        handle.set_value(None);
+        set_run.set(match serde_json::from_str::<Analysis>(&json) {
+            Ok(analysis) => Run::Done(Box::new(analysis), Origin::Server),
+            Err(error) => Run::Failed(format!("the server's result could not be read: {error}")),
+        });
+    });
+    let on_error = Closure::<dyn FnMut(String)>::new(move |message: String| {
+        handle.set_value(None);
+        set_run.set(Run::Failed(message));
+    });
+    let started = analyze_on_server(
+        request,
+        on_progress.into_js_value(),
+        on_done.into_js_value(),
+        on_error.into_js_value(),
+    );
+    handle.set_value(Some(started));
+}
+
+/// Starts a worker on the files; its progress, result or error land in `set_run`. A pool the
+/// worker hands back as too large continues on the server.
 fn launch(
     list: &js_sys::Array,
-    options: &OverviewOptions,
+    options: &WorkerOptions,
     set_run: WriteSignal<Run>,
     handle: StoredValue<Option<JsValue>, LocalStorage>,
 ) {
@@ -67,16 +146,29 @@ fn launch(
     set_run.set(Run::Running {
         done: 0.0,
         total: 0.0,
+        on_server: false,
     });
     let on_progress = Closure::<dyn FnMut(f64, f64)>::new(move |done, total| {
-        set_run.set(Run::Running { done, total });
+        set_run.set(Run::Running {
+            done,
+            total,
+            on_server: false,
+        });
     });
     let on_done = Closure::<dyn FnMut(String)>::new(move |json: String| {
         handle.set_value(None);
-        set_run.set(match serde_json::from_str::<Analysis>(&json) {
-            Ok(analysis) => Run::Done(Box::new(analysis)),
-            Err(error) => Run::Failed(format!("the worker's result could not be read: {error}")),
-        });
+        match serde_json::from_str::<WorkerResult>(&json) {
+            Ok(WorkerResult::Analysis(analysis)) => {
+                set_run.set(Run::Done(analysis, Origin::Browser));
+            }
+            Ok(WorkerResult::Server { request, .. }) => match serde_json::to_string(&request) {
+                Ok(body) => launch_on_server(&body, set_run, handle),
+                Err(error) => set_run.set(Run::Failed(format!("cannot encode the pool: {error}"))),
+            },
+            Err(error) => set_run.set(Run::Failed(format!(
+                "the worker's result could not be read: {error}"
+            ))),
+        }
     });
     let on_error = Closure::<dyn FnMut(String)>::new(move |message: String| {
         handle.set_value(None);
@@ -92,6 +184,52 @@ fn launch(
     handle.set_value(Some(started));
 }
 
+/// The options typed in the page.
+fn read_options(top_k: &str, sizes: &str) -> Result<OverviewOptions, String> {
+    let sizes = sizes
+        .parse::<SizeRange>()
+        .map_err(|message| format!("team sizes: {message}"))?;
+    match top_k.trim().parse::<usize>() {
+        Ok(top_k) if top_k > 0 => Ok(OverviewOptions {
+            top_k,
+            min_size: sizes.min,
+            max_size: sizes.max,
+        }),
+        _ => Err("top K: expected a whole number of at least 1".into()),
+    }
+}
+
+/// The drop zone and file picker; `on_files` gets the change or drop event.
+#[component]
+fn FileDrop(chosen: ReadSignal<String>, on_files: Callback<JsValue>) -> impl IntoView {
+    let (dragging, set_dragging) = signal(false);
+    view! {
+        <div
+            class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
+            on:dragover=move |ev: web_sys::DragEvent| {
+                ev.prevent_default();
+                set_dragging.set(true);
+            }
+            on:dragleave=move |_| set_dragging.set(false)
+            on:drop=move |ev: web_sys::DragEvent| {
+                ev.prevent_default();
+                set_dragging.set(false);
+                on_files.run(ev.into());
+            }
+        >
+            <label for="pool-files">"Prediction files (drop them here, or choose)"</label>
+            <input
+                id="pool-files"
+                type="file"
+                multiple
+                accept=".json,.csv,.npz,.npy"
+                on:change=move |ev| on_files.run(ev.into())
+            />
+            <p class="chosen">{move || chosen.get()}</p>
+        </div>
+    }
+}
+
 /// The page.
 #[component]
 pub fn EnsemblesPage() -> impl IntoView {
@@ -101,7 +239,9 @@ pub fn EnsemblesPage() -> impl IntoView {
     let (size_text, set_size_text) = signal("2..".to_owned());
     let (run, set_run) = signal(Run::Idle);
     let handle = StoredValue::new_local(None::<JsValue>);
-    let (dragging, set_dragging) = signal(false);
+    let (run_on, set_run_on) = signal(RunOn::Auto);
+    // Bumped when a report is saved, so the list of saved reports reloads.
+    provide_context(saved::Saved(RwSignal::new(0)));
 
     let take_files = move |event: JsValue| {
         let list = files_of(&event);
@@ -110,27 +250,28 @@ pub fn EnsemblesPage() -> impl IntoView {
         set_run.set(Run::Idle);
     };
     let start = move |_| {
-        let options = match (
-            top_k.get_untracked().trim().parse::<usize>(),
-            size_text.get_untracked().parse::<SizeRange>(),
-        ) {
-            (Ok(top_k), Ok(sizes)) if top_k > 0 => OverviewOptions {
-                top_k,
-                min_size: sizes.min,
-                max_size: sizes.max,
-            },
-            (_, Err(message)) => return set_run.set(Run::Failed(format!("team sizes: {message}"))),
-            _ => {
-                return set_run.set(Run::Failed(
-                    "top K: expected a whole number of at least 1".into(),
-                ));
-            }
+        let options = match read_options(&top_k.get_untracked(), &size_text.get_untracked()) {
+            Ok(options) => options,
+            Err(message) => return set_run.set(Run::Failed(message)),
         };
         let list = files.get_value();
         if list.length() == 0 {
             return set_run.set(Run::Failed("choose or drop the pool's files first".into()));
         }
-        launch(&list, &options, set_run, handle);
+        let local_limit = match run_on.get_untracked() {
+            RunOn::Auto => Some(SERVER_TEAMS),
+            RunOn::Device => None,
+            RunOn::Server => Some(0),
+        };
+        launch(
+            &list,
+            &WorkerOptions {
+                overview: options,
+                local_limit,
+            },
+            set_run,
+            handle,
+        );
     };
     let cancel = move |_| {
         if let Some(running) = handle.get_value() {
@@ -146,35 +287,26 @@ pub fn EnsemblesPage() -> impl IntoView {
             <p>
                 "Which sub-ensembles of your models fail on different samples and vote accurately? \
                  Give one JSON file, one .npz archive, labels.npy with one <model>.npy per model, \
-                 or a labels CSV with a predictions CSV. The analysis runs in this browser; nothing is uploaded."
+                 or a labels CSV with a predictions CSV. The analysis runs in this browser and nothing \
+                 is uploaded, unless the pool has more than 100,000 teams (or you choose the server)."
             </p>
-            <div
-                class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
-                on:dragover=move |ev: web_sys::DragEvent| {
-                    ev.prevent_default();
-                    set_dragging.set(true);
-                }
-                on:dragleave=move |_| set_dragging.set(false)
-                on:drop=move |ev: web_sys::DragEvent| {
-                    ev.prevent_default();
-                    set_dragging.set(false);
-                    take_files(ev.into());
-                }
-            >
-                <label for="pool-files">"Prediction files (drop them here, or choose)"</label>
-                <input
-                    id="pool-files"
-                    type="file"
-                    multiple
-                    accept=".json,.csv,.npz,.npy"
-                    on:change=move |ev| take_files(ev.into())
-                />
-                <p class="chosen">{move || chosen.get()}</p>
-            </div>
+            <FileDrop chosen=chosen on_files=Callback::new(take_files) />
             <div class="options">
                 <label>
                     "Top K "
                     <input id="top-k" type="number" min="1" prop:value=top_k on:input=move |ev| set_top_k.set(event_target_value(&ev)) />
+                </label>
+                <label>
+                    "Run on "
+                    <select id="run-on" on:change=move |ev| set_run_on.set(match event_target_value(&ev).as_str() {
+                        "device" => RunOn::Device,
+                        "server" => RunOn::Server,
+                        _ => RunOn::Auto,
+                    })>
+                        <option value="auto">"this device (server above 100,000 teams)"</option>
+                        <option value="device">"this device"</option>
+                        <option value="server">"the server"</option>
+                    </select>
                 </label>
                 <label>
                     "Team sizes "
@@ -190,6 +322,7 @@ pub fn EnsemblesPage() -> impl IntoView {
                 </button>
             </div>
             <RunStatus run=run />
+            <saved::SavedReports />
         </section>
     }
 }
@@ -197,18 +330,28 @@ pub fn EnsemblesPage() -> impl IntoView {
 /// Progress, the error, or the results of the last run.
 #[component]
 fn RunStatus(run: ReadSignal<Run>) -> impl IntoView {
-    move || {
-        match run.get() {
-            Run::Idle => ().into_any(),
-            Run::Cancelled => view! { <p class="warning" role="status">"Cancelled."</p> }.into_any(),
-            Run::Running { done, total } => view! {
-                <p role="status">
-                    <progress max=total.max(1.0) value=done></progress>
-                    {if total > 0.0 { format!(" {done} of {total} teams scored") } else { " starting…".to_owned() }}
-                </p>
-            }.into_any(),
-            Run::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
-            Run::Done(analysis) => view! { <Results analysis=*analysis /> }.into_any(),
+    move || match run.get() {
+        Run::Idle => ().into_any(),
+        Run::Cancelled => view! { <p class="warning" role="status">"Cancelled."</p> }.into_any(),
+        Run::Running {
+            done,
+            total,
+            on_server,
+        } => view! {
+            <p role="status">
+                <progress max=total.max(1.0) value=done></progress>
+                {match (total > 0.0, on_server) {
+                    (true, false) => format!(" {done} of {total} teams scored"),
+                    (true, true) => format!(" {done} of {total} teams scored on the server"),
+                    (false, false) => " starting…".to_owned(),
+                    (false, true) => " sent to the server…".to_owned(),
+                }}
+            </p>
+        }
+        .into_any(),
+        Run::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+        Run::Done(analysis, origin) => {
+            view! { <Results analysis=*analysis origin=origin /> }.into_any()
         }
     }
 }
@@ -216,7 +359,7 @@ fn RunStatus(run: ReadSignal<Run>) -> impl IntoView {
 /// Everything shown after a run.
 #[component]
 #[allow(clippy::needless_pass_by_value)] // leptos props are owned
-fn Results(analysis: Analysis) -> impl IntoView {
+pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
     let report = analysis.report.clone();
     let (picked, set_picked) = signal(report.teams.first().map(|t| t.members.clone()));
     let report_json = serde_json::to_string_pretty(&report).unwrap_or_default();
@@ -234,6 +377,8 @@ fn Results(analysis: Analysis) -> impl IntoView {
             }
         })
         .collect_view();
+    let save = (!matches!(origin, Origin::Saved(_)))
+        .then(|| view! { <saved::SaveButton analysis=analysis.clone() /> });
     let warnings = report
         .warnings
         .iter()
@@ -243,11 +388,15 @@ fn Results(analysis: Analysis) -> impl IntoView {
         <div class="results">
             <p class="note" id="analysis-summary">
                 {format!(
-                    "{} models, {} samples, {} classes; analysed in this browser in {:.0} ms.",
+                    "{} models, {} samples, {} classes; {}.",
                     report.n_models,
                     report.n_samples,
                     report.n_classes,
-                    analysis.millis.unwrap_or_default()
+                    match &origin {
+                        Origin::Browser => format!("analysed in this browser in {:.0} ms", analysis.millis.unwrap_or_default()),
+                        Origin::Server => format!("analysed on the server in {:.0} ms", analysis.millis.unwrap_or_default()),
+                        Origin::Saved(id) => format!("saved report {id}, read-only"),
+                    }
                 )}
             </p>
             <div class="actions">
@@ -257,6 +406,7 @@ fn Results(analysis: Analysis) -> impl IntoView {
                 <button id="export-csv" class="secondary" on:click=move |_| download_text("ensemble-teams.csv", "text/csv", &csv)>
                     "Teams CSV"
                 </button>
+                {save}
             </div>
             <h3>"Models"</h3>
             <table id="ensemble-models">
