@@ -124,6 +124,41 @@ export function analyzeOnServer(body, onProgress, onDone, onError) {
   };
 }
 
+/**
+ * Fetches the server's demo pool and analyses it like dropped files (`startAnalysis`).
+ */
+export function startDemoAnalysis(options, onProgress, onDone, onError) {
+  let inner = null;
+  let cancelled = false;
+  fetch("/api/ensemble/demo").then(
+    async (response) => {
+      if (!response.ok) {
+        let message = `the server answered HTTP ${response.status}`;
+        try {
+          message = (await response.json()).error ?? message;
+        } catch {
+          // Not JSON: keep the status line.
+        }
+        if (!cancelled) onError(message);
+        return;
+      }
+      const blob = await response.blob();
+      if (!cancelled) {
+        inner = startAnalysis([new File([blob], "digits-demo.json")], options, onProgress, onDone, onError);
+      }
+    },
+    (error) => {
+      if (!cancelled) onError(`cannot reach the server: ${error.message}`);
+    },
+  );
+  return {
+    cancel() {
+      cancelled = true;
+      inner?.cancel();
+    },
+  };
+}
+
 /** Cancels a run started by `startAnalysis` or `analyzeOnServer`. */
 export function cancelAnalysis(handle) {
   handle.cancel();

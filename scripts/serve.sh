@@ -6,4 +6,9 @@ scripts/setup.sh run
 scripts/build-web.sh
 step "cargo: building fuselab (release)"
 cargo build --release -p fuselab
+# The example pool behind "Try the demo", built once into the default data directory.
+if [ ! -s "${FUSELAB_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/fuselab}/demo/digits-pool.json" ]; then
+  step "demo: training the example pool's classifiers on scikit-learn's digits"
+  "$TARGET_DIR/release/fuselab" ensemble demo --digits "$(scripts/fetch-digits.sh)"
+fi
 exec "$TARGET_DIR/release/fuselab" serve "$@"

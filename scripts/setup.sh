@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building, running (`setup.sh run`) or testing (`setup.sh test`) fuselab needs and
-# is missing. Nothing is downloaded from outside the package registries (apt, crates.io, npm).
+# is missing. Nothing is downloaded from outside the package registries (apt, crates.io, npm,
+# PyPI for the demo's data).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 mode="${1:-run}"
 
 packages=(mesa-vulkan-drivers libvulkan1)
 [ "$mode" = test ] && packages+=(chromium chromium-driver)
 command -v npm >/dev/null || packages+=(nodejs npm)
+# pip fetches the demo pool's data (scikit-learn's wheel; scripts/fetch-digits.sh).
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

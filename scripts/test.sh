@@ -23,4 +23,5 @@ step "cargo test: native (release, the same set and profile as the served binary
 cargo test "${NATIVE_PACKAGES[@]}" --release
 
 step "browser end-to-end: headless Chromium against the real fuselab binary"
-FUSELAB_BIN="$TARGET_DIR/release/fuselab" node --test tests/e2e/
+FUSELAB_DIGITS="$(scripts/fetch-digits.sh)" FUSELAB_BIN="$TARGET_DIR/release/fuselab" \
+  node --test tests/e2e/

@@ -142,7 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Devices(args) => Ok(devices::report(args.require_gpu)),
         Command::Ensemble(command) => {
-            ensemble::run(&command)?;
+            ensemble::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -166,6 +166,7 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),
+            demo_pool: Some(data_dir.join(ensemble::demo::DEMO_POOL)),
         });
         server::serve(listener, app)
             .await

@@ -340,3 +340,30 @@ async fn without_a_data_directory_reports_are_unavailable() {
             .contains("keeps no reports")
     );
 }
+
+#[tokio::test]
+async fn the_demo_pool_is_served_once_built() {
+    let dir = std::env::temp_dir().join(format!("fuselab-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("digits-pool.json");
+    let config = ServerConfig {
+        demo_pool: Some(path.clone()),
+        ..ServerConfig::default()
+    };
+    let (status, _, body) = send(app(config.clone()), get("/api/ensemble/demo")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        json_body(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("fuselab ensemble demo")
+    );
+
+    std::fs::write(&path, small_pool().to_string()).unwrap();
+    let (status, headers, body) = send(app(config), get("/api/ensemble/demo")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(json_body(&body), small_pool());
+    std::fs::remove_dir_all(dir).unwrap();
+}

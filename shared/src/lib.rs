@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cofailure;
 pub mod ensemble;
+pub mod gzip;
 pub mod npy;
 pub mod predictions;
 

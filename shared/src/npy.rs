@@ -320,7 +320,7 @@ fn to_usize(value: u64) -> Result<usize, NpyError> {
     usize::try_from(value).map_err(|_| zip_error("an offset does not fit in memory"))
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0_u32;
     for &byte in bytes {
         crc ^= u32::from(byte);

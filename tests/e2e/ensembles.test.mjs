@@ -224,6 +224,22 @@ test("a report is saved, its share URL shows the same report read-only, and it c
   await page.goto(app.baseUrl);
 });
 
+test("Try the demo: eight classifiers trained on scikit-learn's digits, with the CLI's numbers", async () => {
+  await page.locator("#top-k").fill("10");
+  await page.locator("#run-on").selectOption("auto");
+  await page.locator("#try-demo").click();
+  await assertText(page, "#analysis-summary", /^8 models, 719 samples, 10 classes; analysed in this browser in \d+ ms\.$/);
+  const expected = cli([join(app.dataDir, "demo", "digits-pool.json"), "--top-k", "10"]);
+  assert.deepEqual(await shownTeams(), expectedTeams(expected));
+  const models = await page.locator("#ensemble-models tbody td:first-child").allTextContents();
+  assert.deepEqual(models, [
+    "softmax-regression", "mlp-tanh-32", "mlp-relu-128-64", "cnn-3x3x8",
+    "1-nearest-neighbour", "9-nearest-neighbours-weighted", "gaussian-naive-bayes", "nearest-centroid",
+  ]);
+  // 247 teams of sizes 2 to 8, all in the scatter plot.
+  assert.equal(await page.locator("#plot-scatter circle.point").count(), 247);
+});
+
 test("nothing went wrong in the page", () => {
   assert.deepEqual(app.problems, []);
 });

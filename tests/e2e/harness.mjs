@@ -1,7 +1,7 @@
 // The shared set-up of the browser tests: the real `fuselab` binary serving the real app on a
 // free port, and headless Chromium (apt) with WebGPU on SwiftShader, in fresh folders.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +23,12 @@ const CHROMIUM_FLAGS = [
 export async function startApp() {
   assert.ok(BIN, "FUSELAB_BIN must point at the fuselab binary");
   const dataDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-data-"));
+  // The demo pool, trained on scikit-learn's digits (scripts/test.sh passes their path).
+  assert.ok(process.env.FUSELAB_DIGITS, "FUSELAB_DIGITS must point at digits.csv.gz (scripts/fetch-digits.sh)");
+  const demo = spawnSync(BIN, ["--data-dir", dataDir, "ensemble", "demo", "--digits", process.env.FUSELAB_DIGITS], {
+    encoding: "utf8",
+  });
+  assert.equal(demo.status, 0, demo.stderr);
   const profileDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-chromium-"));
   const server = spawn(BIN, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -68,7 +74,7 @@ export async function startApp() {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(profileDir, { recursive: true, force: true });
   };
-  return { page, baseUrl, problems, close };
+  return { page, baseUrl, problems, close, dataDir };
 }
 
 /** Waits until the element's trimmed text matches `pattern` (30 s at most). */

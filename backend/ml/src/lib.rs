@@ -4,6 +4,8 @@
 //! (Vulkan, Metal, DX12; Mesa's lavapipe on machines without one). Models built on this crate
 //! take a [`Device`] and run unchanged on either.
 
+pub mod digits;
+
 use burn::tensor::{Device, Tensor, TensorData};
 use thiserror::Error;
 
@@ -105,6 +107,7 @@ fn max_abs_error(actual: &[f32], expected: &[f64]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A 2-D tensor's values, read back from its device.
 fn read(tensor: Tensor<2>, what: &'static str) -> Result<Vec<f32>, MlError> {
     tensor
         .into_data()

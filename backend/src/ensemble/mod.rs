@@ -1,5 +1,6 @@
 //! `fuselab ensemble`: which sub-ensembles of a model pool are focally diverse and accurate.
 
+pub mod demo;
 pub mod input;
 mod select;
 
@@ -26,6 +27,8 @@ pub enum EnsembleCommand {
     /// Pick teams: top-K by focal diversity, EnsembleBench thresholds or 2-means, HQ pruning,
     /// or a seeded genetic search
     Select(SelectArgs),
+    /// Build the web app's example pool: eight classifiers trained on scikit-learn's digits
+    Demo(demo::DemoArgs),
 }
 
 /// How much each described team carries.
@@ -149,10 +152,11 @@ pub struct AnalyzeArgs {
 /// # Errors
 /// Unreadable or invalid input (an [`input::InputError`] or a
 /// [`fuselab_shared::ensemble::PoolError`] in the chain), or an unwritable output.
-pub fn run(command: &EnsembleCommand) -> anyhow::Result<()> {
+pub fn run(command: &EnsembleCommand, data_dir: &std::path::Path) -> anyhow::Result<()> {
     match command {
         EnsembleCommand::Analyze(args) => analyze_command(args),
         EnsembleCommand::Select(args) => select::select_command(args),
+        EnsembleCommand::Demo(args) => demo::build(args, data_dir),
     }
 }
 

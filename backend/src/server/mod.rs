@@ -4,7 +4,7 @@ mod analyze;
 mod error;
 mod reports;
 
-use std::{io, sync::Arc};
+use std::{io, path::PathBuf, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Where saved reports live; without it the report endpoints answer 503.
     pub reports: Option<Arc<ReportStore>>,
+    /// The example pool `GET /api/ensemble/demo` serves, once `fuselab ensemble demo` built it.
+    pub demo_pool: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 64 * 1024 * 1024,
             reports: None,
+            demo_pool: None,
         }
     }
 }
@@ -52,6 +55,7 @@ pub fn app(config: ServerConfig) -> Router {
         .route("/api/health", get(health))
         .route("/api/cofailure", post(cofailure))
         .route("/api/ensemble/analyze", post(analyze::analyze))
+        .route("/api/ensemble/demo", get(demo_pool))
         .route("/api/reports", get(reports::list).post(reports::save))
         .route(
             "/api/reports/{id}",
@@ -150,6 +154,32 @@ async fn method_not_allowed() -> (StatusCode, Json<ApiError>) {
             error: "this endpoint does not accept that HTTP method".into(),
         }),
     )
+}
+
+/// `GET /api/ensemble/demo`: the example pool, in the engine's JSON input format.
+async fn demo_pool(State(config): State<AppState>) -> Result<Response, AppError> {
+    let missing = || {
+        AppError::client(
+            StatusCode::NOT_FOUND,
+            "this server has no demo pool yet: build it with scripts/fetch-digits.sh and \
+             `fuselab ensemble demo --digits FILE`",
+        )
+    };
+    let path = config.demo_pool.clone().ok_or_else(missing)?;
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await
+        .map_err(|e| AppError::Internal {
+            context: "reading the demo pool",
+            source: e.into(),
+        })?;
+    match read {
+        Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(missing()),
+        Err(error) => Err(AppError::Internal {
+            context: "reading the demo pool",
+            source: error.into(),
+        }),
+    }
 }
 
 /// `/reports/{id}`: the app itself, which reads the id from the address and shows that report.

@@ -29,6 +29,13 @@ extern "C" {
         on_done: JsValue,
         on_error: JsValue,
     ) -> JsValue;
+    #[wasm_bindgen(js_name = startDemoAnalysis)]
+    fn start_demo_analysis(
+        options: &str,
+        on_progress: JsValue,
+        on_done: JsValue,
+        on_error: JsValue,
+    ) -> JsValue;
     #[wasm_bindgen(js_name = analyzeOnServer)]
     fn analyze_on_server(
         body: &str,
@@ -137,7 +144,7 @@ fn launch_on_server(
 /// Starts a worker on the files; its progress, result or error land in `set_run`. A pool the
 /// worker hands back as too large continues on the server.
 fn launch(
-    list: &js_sys::Array,
+    list: Option<&js_sys::Array>,
     options: &WorkerOptions,
     set_run: WriteSignal<Run>,
     handle: StoredValue<Option<JsValue>, LocalStorage>,
@@ -174,13 +181,15 @@ fn launch(
         handle.set_value(None);
         set_run.set(Run::Failed(message));
     });
-    let started = start_analysis(
-        list,
-        &options,
+    let (on_progress, on_done, on_error) = (
         on_progress.into_js_value(),
         on_done.into_js_value(),
         on_error.into_js_value(),
     );
+    let started = match list {
+        Some(list) => start_analysis(list, &options, on_progress, on_done, on_error),
+        None => start_demo_analysis(&options, on_progress, on_done, on_error),
+    };
     handle.set_value(Some(started));
 }
 
@@ -249,13 +258,18 @@ pub fn EnsemblesPage() -> impl IntoView {
         files.set_value(list);
         set_run.set(Run::Idle);
     };
-    let start = move |_| {
+    // `demo`: the server's example pool instead of the chosen files.
+    let start = move |demo: bool| {
         let options = match read_options(&top_k.get_untracked(), &size_text.get_untracked()) {
             Ok(options) => options,
             Err(message) => return set_run.set(Run::Failed(message)),
         };
         let list = files.get_value();
-        if list.length() == 0 {
+        if demo {
+            set_chosen.set(
+                "digits-demo.json: eight classifiers on 719 held-out hand-written digits".into(),
+            );
+        } else if list.length() == 0 {
             return set_run.set(Run::Failed("choose or drop the pool's files first".into()));
         }
         let local_limit = match run_on.get_untracked() {
@@ -264,7 +278,7 @@ pub fn EnsemblesPage() -> impl IntoView {
             RunOn::Server => Some(0),
         };
         launch(
-            &list,
+            (!demo).then_some(&list),
             &WorkerOptions {
                 overview: options,
                 local_limit,
@@ -314,8 +328,11 @@ pub fn EnsemblesPage() -> impl IntoView {
                 </label>
             </div>
             <div class="actions">
-                <button id="analyze" on:click=start disabled=move || matches!(run.get(), Run::Running { .. })>
+                <button id="analyze" on:click=move |_| start(false) disabled=move || matches!(run.get(), Run::Running { .. })>
                     "Analyse"
+                </button>
+                <button id="try-demo" class="secondary" on:click=move |_| start(true) disabled=move || matches!(run.get(), Run::Running { .. })>
+                    "Try the demo"
                 </button>
                 <button id="cancel" class="secondary" on:click=cancel disabled=move || !matches!(run.get(), Run::Running { .. })>
                     "Cancel"

@@ -1,0 +1,87 @@
+//! `fuselab ensemble demo`: builds the example pool the web app offers ("Try the demo") from
+//! the hand-written digits that ship inside scikit-learn's wheel (`scripts/fetch-digits.sh` gets
+//! them from PyPI): eight classifiers trained here, their probabilities on 719 held-out images.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use fuselab_ml::{
+    Compute,
+    digits::{Digits, classifiers},
+};
+use fuselab_shared::ensemble::{ModelInput, Pool, PoolInput};
+
+/// Where the demo pool lives under the data directory.
+pub const DEMO_POOL: &str = "demo/digits-pool.json";
+
+/// Held-out images (40 % of 1,797) and the split's seed.
+const TEST_IMAGES: usize = 719;
+const SEED: u64 = 20_260_101;
+
+/// `fuselab ensemble demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// scikit-learn's `digits.csv.gz` (or the uncompressed CSV)
+    #[arg(long, value_name = "FILE")]
+    pub digits: PathBuf,
+    /// Where to write the pool (default: <data-dir>/demo/digits-pool.json, which `serve` offers)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Trains the demo's classifiers and writes their pool as JSON.
+///
+/// # Errors
+/// An unreadable or malformed digits file (with the line), a failed training, or an
+/// unwritable output.
+pub fn build(args: &DemoArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.digits)
+        .with_context(|| format!("cannot read {}", args.digits.display()))?;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        fuselab_shared::gzip::gunzip(&bytes)
+            .with_context(|| format!("{}", args.digits.display()))?
+    } else {
+        bytes
+    };
+    let csv = String::from_utf8(bytes)
+        .with_context(|| format!("{}: not UTF-8 text", args.digits.display()))?;
+    let digits = Digits::parse(&csv).with_context(|| format!("{}", args.digits.display()))?;
+    let (train, test) = digits.split(TEST_IMAGES, SEED);
+    let device = fuselab_ml::open(Compute::Cpu)?;
+    let models = classifiers(&train, &test, &device).context("training the demo's classifiers")?;
+    let pool = PoolInput {
+        labels: test.labels.iter().map(|&l| l as u32).collect(),
+        models: models
+            .into_iter()
+            .map(|m| ModelInput {
+                name: m.name,
+                predictions: None,
+                probabilities: Some(m.probabilities),
+            })
+            .collect(),
+        classes: Some(fuselab_ml::digits::CLASSES),
+    };
+    let checked = Pool::new(pool.clone()).context("the demo pool is not valid")?;
+    for m in 0..checked.models() {
+        eprintln!(
+            "{:<30} test accuracy {:.4}",
+            checked.names()[m],
+            checked.accuracy(m).unwrap_or(0.0)
+        );
+    }
+    let out = args.out.clone().unwrap_or_else(|| data_dir.join(DEMO_POOL));
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let json = serde_json::to_string(&pool).context("encoding the demo pool")?;
+    std::fs::write(&out, json).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "demo pool: {} models × {} images, written to {}",
+        checked.models(),
+        checked.samples(),
+        out.display()
+    );
+    Ok(())
+}
