@@ -115,7 +115,7 @@ test("plots: every team in the scatter, the top-K ringed, a heat-map per statist
   assert.equal(await page.locator("#plot-sizes polyline").count(), 4);
   assert.equal(await page.locator("#plot-heatmap rect title").count(), 36 + 0);
   await page.locator("#heatmap-metric").selectOption({ label: "Q-statistic" });
-  await assertText(page, "#plot-heatmap", /pairwise Q-statistic \(all samples\)/);
+  await assertText(page, "#plot-heatmap", /pairwise Q-statistic of the models \(all samples; grey: undefined\)/);
   // Picking a scatter point opens its details.
   await page.locator("#plot-scatter circle.point").nth(3).click();
   await assertText(page, "#team-detail h4", /^m0\+m4$/);

@@ -276,8 +276,11 @@ fn shade(t: f64) -> String {
 #[allow(clippy::needless_pass_by_value)] // leptos props are owned
 pub fn HeatMap(matrix: PairMatrix, names: Vec<String>) -> impl IntoView {
     let m = names.len().max(1);
-    let label_space = 120.0;
-    let side = (HEIGHT - TOP - label_space).min(WIDTH - RIGHT - label_space);
+    // Room for the longest name at 11 px (about 6.2 px a character), rotated 45° below.
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(1) as f64;
+    let label_space = (longest * 6.2 + 10.0).clamp(50.0, 200.0);
+    let caption = 22.0;
+    let side = (HEIGHT - caption - label_space * 0.75).min(WIDTH - RIGHT - label_space);
     let cell = side / m as f64;
     let values: Vec<f64> = matrix.values.iter().flatten().filter_map(|v| *v).collect();
     let (lo, hi) = values
@@ -287,7 +290,7 @@ pub fn HeatMap(matrix: PairMatrix, names: Vec<String>) -> impl IntoView {
         });
     let span = if hi > lo { hi - lo } else { 1.0 };
     let x0 = label_space;
-    let y0 = TOP;
+    let y0 = caption;
     let cells = matrix
         .values
         .iter()
@@ -347,7 +350,7 @@ pub fn HeatMap(matrix: PairMatrix, names: Vec<String>) -> impl IntoView {
         {gradient}
         <text x=scale_x + 18.0 y=y0 + 10.0 font-size="11">{format!("{hi:.3}")}</text>
         <text x=scale_x + 18.0 y=y0 + side font-size="11">{format!("{lo:.3}")}</text>
-        <text x=scale_x - 4.0 y=y0 + side + 28.0 font-size="12">{format!("pairwise {} (all samples)", matrix.metric)}</text>
+        <text x=x0 y=14 font-size="12">{format!("pairwise {} of the models (all samples; grey: undefined)", matrix.metric)}</text>
         },
     )
 }
