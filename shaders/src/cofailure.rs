@@ -3,7 +3,7 @@
 use fuselab_shared::FailureMasks;
 use wgpu::util::DeviceExt as _;
 
-use crate::gpu::{Gpu, GpuError};
+use crate::gpu::{Gpu, GpuError, check_scope, read_words, to_bytes};
 
 /// The kernel's WGSL source.
 pub const WGSL: &str = include_str!("../cofailure.wgsl");
@@ -17,20 +17,6 @@ const WORKGROUP_SIDE: u32 = 8;
 #[derive(Debug)]
 pub struct CofailureKernel {
     pipeline: wgpu::ComputePipeline,
-}
-
-fn to_bytes(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
-}
-
-async fn check_scope(scope: wgpu::ErrorScopeGuard) -> Result<(), GpuError> {
-    match scope.pop().await {
-        None => Ok(()),
-        Some(error) => Err(GpuError::Kernel {
-            kernel: NAME,
-            reason: error.to_string(),
-        }),
-    }
 }
 
 impl CofailureKernel {
@@ -56,7 +42,7 @@ impl CofailureKernel {
                 compilation_options: wgpu::PipelineCompilationOptions::default(),
                 cache: None,
             });
-        check_scope(scope).await?;
+        check_scope(NAME, scope).await?;
         Ok(Self { pipeline })
     }
 
@@ -71,9 +57,9 @@ impl CofailureKernel {
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom_scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let readback = self.submit(gpu, masks, &plan);
-        check_scope(oom_scope).await?;
-        check_scope(scope).await?;
-        read_words(&gpu.device, &readback).await
+        check_scope(NAME, oom_scope).await?;
+        check_scope(NAME, scope).await?;
+        read_words(NAME, &gpu.device, &readback).await
     }
 
     /// Uploads the masks, dispatches the kernel and copies the counts into a mappable buffer.
@@ -182,42 +168,5 @@ impl Plan {
             groups,
             count_bytes,
         })
-    }
-}
-
-/// Maps a `MAP_READ` buffer and reads it as little-endian `u32` words.
-async fn read_words(device: &wgpu::Device, readback: &wgpu::Buffer) -> Result<Vec<u32>, GpuError> {
-    let (sender, receiver) = futures_channel::oneshot::channel();
-    readback.map_async(wgpu::MapMode::Read, .., move |result| {
-        // The receiver is only gone if this future was dropped; nothing is left to tell.
-        let _ = sender.send(result);
-    });
-    // Natively the callback fires only when the device is polled; the browser fires it from its
-    // own event loop, so blocking there is neither needed nor allowed.
-    #[cfg(not(target_arch = "wasm32"))]
-    let poll = wgpu::PollType::wait_indefinitely();
-    #[cfg(target_arch = "wasm32")]
-    let poll = wgpu::PollType::Poll;
-    device.poll(poll).map_err(|e| readback_error(&e))?;
-    receiver
-        .await
-        .map_err(|e| readback_error(&e))?
-        .map_err(|e| readback_error(&e))?;
-    let view = readback
-        .get_mapped_range(..)
-        .map_err(|e| readback_error(&e))?;
-    let words = view
-        .chunks_exact(4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    drop(view);
-    readback.unmap();
-    Ok(words)
-}
-
-fn readback_error(error: &dyn std::fmt::Display) -> GpuError {
-    GpuError::Readback {
-        kernel: NAME,
-        reason: error.to_string(),
     }
 }

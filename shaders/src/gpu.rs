@@ -146,3 +146,63 @@ impl Gpu {
         })
     }
 }
+
+/// Little-endian bytes of `u32` words, as buffers hold them.
+pub(crate) fn to_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// The error a kernel's error scope caught, if any.
+pub(crate) async fn check_scope(
+    kernel: &'static str,
+    scope: wgpu::ErrorScopeGuard,
+) -> Result<(), GpuError> {
+    match scope.pop().await {
+        None => Ok(()),
+        Some(error) => Err(GpuError::Kernel {
+            kernel,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// Maps a `MAP_READ` buffer and reads it as little-endian `u32` words.
+pub(crate) async fn read_words(
+    kernel: &'static str,
+    device: &wgpu::Device,
+    readback: &wgpu::Buffer,
+) -> Result<Vec<u32>, GpuError> {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    readback.map_async(wgpu::MapMode::Read, .., move |result| {
+        // The receiver is only gone if this future was dropped; nothing is left to tell.
+        let _ = sender.send(result);
+    });
+    // Natively the callback fires only when the device is polled; the browser fires it from its
+    // own event loop, so blocking there is neither needed nor allowed.
+    #[cfg(not(target_arch = "wasm32"))]
+    let poll = wgpu::PollType::wait_indefinitely();
+    #[cfg(target_arch = "wasm32")]
+    let poll = wgpu::PollType::Poll;
+    device.poll(poll).map_err(|e| readback_error(kernel, &e))?;
+    receiver
+        .await
+        .map_err(|e| readback_error(kernel, &e))?
+        .map_err(|e| readback_error(kernel, &e))?;
+    let view = readback
+        .get_mapped_range(..)
+        .map_err(|e| readback_error(kernel, &e))?;
+    let words = view
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    drop(view);
+    readback.unmap();
+    Ok(words)
+}
+
+fn readback_error(kernel: &'static str, error: &dyn std::fmt::Display) -> GpuError {
+    GpuError::Readback {
+        kernel,
+        reason: error.to_string(),
+    }
+}

@@ -6,8 +6,12 @@
 
 pub mod cofailure;
 mod gpu;
+pub mod team_sums;
 
 pub use gpu::{AdapterSummary, Gpu, GpuError};
 
 /// Every WGSL file of `shaders/`, by file name: the validation test checks each one.
-pub const ALL: &[(&str, &str)] = &[("cofailure.wgsl", cofailure::WGSL)];
+pub const ALL: &[(&str, &str)] = &[
+    ("cofailure.wgsl", cofailure::WGSL),
+    ("team_sums.wgsl", team_sums::WGSL),
+];

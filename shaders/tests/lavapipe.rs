@@ -57,3 +57,53 @@ fn gpu_matches_cpu_twin_on_vulkan() {
         }
     }
 }
+
+/// The team-sums kernel against `FocalTable::team_sums`, and the focal diversity it leads to
+/// against the CPU's, bit for bit.
+#[test]
+fn team_sums_match_cpu_twin_on_vulkan() {
+    use fuselab_shaders::team_sums::TeamSumsKernel;
+    use fuselab_shared::ensemble::{FocalTable, ModelInput, Pool, PoolInput, Teams};
+
+    let gpu = pollster::block_on(Gpu::request(wgpu::Backends::VULKAN))
+        .expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+    let kernel = pollster::block_on(TeamSumsKernel::new(&gpu)).unwrap();
+    for (models, samples, seed) in [(2, 5, 3), (5, 300, 5), (11, 2000, 9)] {
+        let table = pool(models, samples, seed);
+        let pool = Pool::new(PoolInput {
+            labels: table.labels.clone(),
+            models: table
+                .models
+                .iter()
+                .map(|m| ModelInput {
+                    name: m.name.clone(),
+                    predictions: Some(m.predictions.clone()),
+                    probabilities: None,
+                })
+                .collect(),
+            classes: Some(4),
+        })
+        .unwrap();
+        let focal = FocalTable::new(&pool);
+        let masks = 1_u32 << models;
+        // Two dispatches, the second starting mid-range, as a chunked run does.
+        let half = masks / 2;
+        let mut gpu_sums = pollster::block_on(kernel.run(&gpu, &focal, 0, half)).unwrap();
+        gpu_sums.extend(pollster::block_on(kernel.run(&gpu, &focal, half, masks - half)).unwrap());
+        assert_eq!(gpu_sums, focal.team_sums(0, masks), "{models} models");
+        for members in Teams::new(models, 2, models) {
+            let mask: usize = members.iter().map(|&m| 1 << m).sum();
+            let row: Vec<(u64, u64)> = (0..members.len())
+                .map(|slot| {
+                    let at = (mask * models + slot) * 2;
+                    (u64::from(gpu_sums[at]), u64::from(gpu_sums[at + 1]))
+                })
+                .collect();
+            assert_eq!(
+                focal.from_sums(&members, &row),
+                focal.focal_diversity(&members),
+                "{members:?}"
+            );
+        }
+    }
+}

@@ -61,13 +61,9 @@ impl FocalTable {
     /// model count, at least two): the same values as [`super::TeamView::focal_diversity`] on
     /// all samples.
     pub fn focal_diversity(&self, members: &[usize]) -> FocalDiversity {
-        let size = members.len() as f64;
-        let per_focal: Vec<Option<f64>> = members
+        let sums: Vec<(u64, u64)> = members
             .iter()
             .map(|&f| {
-                if self.count(f, f, f) == 0 {
-                    return None;
-                }
                 let mut sum = 0_u64;
                 let mut sum_squares = 0_u64;
                 for &j in members {
@@ -75,6 +71,23 @@ impl FocalTable {
                     for &k in members {
                         sum_squares += self.count(f, j, k);
                     }
+                }
+                (sum, sum_squares)
+            })
+            .collect();
+        self.from_sums(members, &sums)
+    }
+
+    /// Focal diversity from each member's `(Σc, Σc²)` on its negatives (in member order), as
+    /// [`Self::focal_diversity`] or the GPU kernel `team_sums.wgsl` computes them.
+    pub fn from_sums(&self, members: &[usize], sums: &[(u64, u64)]) -> FocalDiversity {
+        let size = members.len() as f64;
+        let per_focal: Vec<Option<f64>> = members
+            .iter()
+            .zip(sums)
+            .map(|(&f, &(sum, sum_squares))| {
+                if self.count(f, f, f) == 0 {
+                    return None;
                 }
                 // GD = 1 − P2/P1 with P1 = Σc/(L·n) and P2 = Σc(c−1)/(L(L−1)·n).
                 Some(1.0 - (sum_squares - sum) as f64 / ((size - 1.0) * sum as f64))
@@ -86,5 +99,114 @@ impl FocalTable {
             .sum::<Option<f64>>()
             .map(|total| total / size);
         FocalDiversity { per_focal, mean }
+    }
+
+    /// Models in the pool.
+    pub fn models(&self) -> usize {
+        self.models
+    }
+
+    /// The triple counts as the GPU kernel reads them (`[(f·M + j)·M + k]`), or `None` when a
+    /// team's `Σc²` could overflow 32 bits (more than `2^32 / M²` samples).
+    pub fn triples_u32(&self) -> Option<Vec<u32>> {
+        let m = self.models as u64;
+        let largest = self.triples.iter().copied().max().unwrap_or(0);
+        if largest.checked_mul(m * m)? > u64::from(u32::MAX) {
+            return None;
+        }
+        self.triples
+            .iter()
+            .map(|&c| u32::try_from(c).ok())
+            .collect()
+    }
+
+    /// CPU twin of `team_sums.wgsl`: for the `count` team masks from `first` on (bit `m` set
+    /// when model `m` is a member), each member's `(Σc, Σc²)` in member order, in `M` slots of
+    /// two words per mask; unused slots and masks with fewer than two members are 0.
+    pub fn team_sums(&self, first: u32, count: u32) -> Vec<u32> {
+        let m = self.models;
+        let mut out = vec![0_u32; count as usize * m * 2];
+        for index in 0..count {
+            let mask = first + index;
+            if mask.count_ones() < 2 {
+                continue;
+            }
+            let members: Vec<usize> = (0..m).filter(|&i| mask >> i & 1 == 1).collect();
+            for (slot, &f) in members.iter().enumerate() {
+                let mut sum = 0_u32;
+                let mut sum_squares = 0_u32;
+                for &j in &members {
+                    sum = sum.wrapping_add(self.count(f, j, j) as u32);
+                    for &k in &members {
+                        sum_squares = sum_squares.wrapping_add(self.count(f, j, k) as u32);
+                    }
+                }
+                let at = (index as usize * m + slot) * 2;
+                out[at] = sum;
+                out[at + 1] = sum_squares;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ensemble::{ModelInput, PoolInput, Teams};
+
+    fn pool() -> Pool {
+        let labels: Vec<u32> = (0..200).map(|n| n % 3).collect();
+        let models = (0..6_u32)
+            .map(|m| ModelInput {
+                name: format!("m{m}"),
+                predictions: Some(
+                    labels
+                        .iter()
+                        .enumerate()
+                        .map(|(n, &y)| {
+                            if (n as u32 * 7 + m * 13).is_multiple_of(m + 3) {
+                                (y + 1) % 3
+                            } else {
+                                y
+                            }
+                        })
+                        .collect(),
+                ),
+                probabilities: None,
+            })
+            .collect();
+        Pool::new(PoolInput {
+            labels,
+            models,
+            classes: Some(3),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn sums_give_the_same_focal_diversity() {
+        let pool = pool();
+        let table = FocalTable::new(&pool);
+        assert!(table.triples_u32().is_some());
+        let sums = table.team_sums(0, 1 << 6);
+        let mut teams = 0;
+        for members in Teams::new(6, 2, 6) {
+            let mask: usize = members.iter().map(|&m| 1 << m).sum();
+            let row: Vec<(u64, u64)> = (0..members.len())
+                .map(|slot| {
+                    let at = (mask * 6 + slot) * 2;
+                    (u64::from(sums[at]), u64::from(sums[at + 1]))
+                })
+                .collect();
+            assert_eq!(
+                table.from_sums(&members, &row),
+                table.focal_diversity(&members)
+            );
+            teams += 1;
+        }
+        assert_eq!(teams, 57);
+        // Masks of fewer than two members stay zero.
+        assert!(sums[..2 * 6 * 2].iter().all(|&w| w == 0));
     }
 }
