@@ -8,7 +8,7 @@ self.onmessage = async (event) => {
   const { names, buffers, options } = event.data;
   try {
     await ready;
-    const json = analyzeFiles(
+    const json = await analyzeFiles(
       names,
       buffers.map((buffer) => new Uint8Array(buffer)),
       options,

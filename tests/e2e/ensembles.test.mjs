@@ -240,6 +240,28 @@ test("Try the demo: eight classifiers trained on scikit-learn's digits, with the
   assert.equal(await page.locator("#plot-scatter circle.point").count(), 247);
 });
 
+test("WebGPU and the CPU give the same report, bit for bit", async () => {
+  // 13 models: 8,178 teams, every team's focal diversity from the team_sums.wgsl kernel.
+  const path = syntheticPool("gpu", 13, 3000);
+  const reports = {};
+  for (const compute of ["gpu", "cpu"]) {
+    await page.locator("#compute-on").selectOption(compute);
+    await analyse([path], "15");
+    await assertText(page, "#analysis-summary", /^13 models, 3000 samples, 10 classes; analysed in this browser/);
+    const summary = await page.locator("#analysis-summary").innerText();
+    if (compute === "gpu") {
+      assert.match(summary, /; focal diversity on WebGPU \(.+\), checked against the CPU on \d+ teams\.$/);
+    } else {
+      assert.doesNotMatch(summary, /WebGPU/);
+    }
+    const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#export-json").click()]);
+    reports[compute] = readFileSync(await download.path(), "utf8");
+  }
+  assert.equal(reports.gpu, reports.cpu);
+  assert.equal(JSON.parse(reports.gpu).top_k.length, 15);
+  await page.locator("#compute-on").selectOption("auto");
+});
+
 test("nothing went wrong in the page", () => {
   assert.deepEqual(app.problems, []);
 });

@@ -6,7 +6,7 @@ mod analysis;
 mod plots;
 mod saved;
 
-use analysis::{WorkerOptions, WorkerResult};
+use analysis::{Compute, WorkerOptions, WorkerResult};
 pub use saved::SavedReportPage;
 
 use fuselab_shared::ensemble::{
@@ -239,6 +239,37 @@ fn FileDrop(chosen: ReadSignal<String>, on_files: Callback<JsValue>) -> impl Int
     }
 }
 
+/// Where a run happens: this device or the server, the CPU or WebGPU.
+#[component]
+fn WhereToRun(set_run_on: WriteSignal<RunOn>, set_compute: WriteSignal<Compute>) -> impl IntoView {
+    view! {
+        <label>
+            "Run on "
+            <select id="run-on" on:change=move |ev| set_run_on.set(match event_target_value(&ev).as_str() {
+                "device" => RunOn::Device,
+                "server" => RunOn::Server,
+                _ => RunOn::Auto,
+            })>
+                <option value="auto">"this device (server above 100,000 teams)"</option>
+                <option value="device">"this device"</option>
+                <option value="server">"the server"</option>
+            </select>
+        </label>
+        <label>
+            "Compute on "
+            <select id="compute-on" on:change=move |ev| set_compute.set(match event_target_value(&ev).as_str() {
+                "cpu" => Compute::Cpu,
+                "gpu" => Compute::Gpu,
+                _ => Compute::Auto,
+            })>
+                <option value="auto">"WebGPU from 4,096 teams, if available"</option>
+                <option value="cpu">"the CPU"</option>
+                <option value="gpu">"WebGPU"</option>
+            </select>
+        </label>
+    }
+}
+
 /// The page.
 #[component]
 pub fn EnsemblesPage() -> impl IntoView {
@@ -249,6 +280,7 @@ pub fn EnsemblesPage() -> impl IntoView {
     let (run, set_run) = signal(Run::Idle);
     let handle = StoredValue::new_local(None::<JsValue>);
     let (run_on, set_run_on) = signal(RunOn::Auto);
+    let (compute, set_compute) = signal(Compute::Auto);
     // Bumped when a report is saved, so the list of saved reports reloads.
     provide_context(saved::Saved(RwSignal::new(0)));
 
@@ -282,6 +314,7 @@ pub fn EnsemblesPage() -> impl IntoView {
             &WorkerOptions {
                 overview: options,
                 local_limit,
+                compute: compute.get_untracked(),
             },
             set_run,
             handle,
@@ -310,18 +343,7 @@ pub fn EnsemblesPage() -> impl IntoView {
                     "Top K "
                     <input id="top-k" type="number" min="1" prop:value=top_k on:input=move |ev| set_top_k.set(event_target_value(&ev)) />
                 </label>
-                <label>
-                    "Run on "
-                    <select id="run-on" on:change=move |ev| set_run_on.set(match event_target_value(&ev).as_str() {
-                        "device" => RunOn::Device,
-                        "server" => RunOn::Server,
-                        _ => RunOn::Auto,
-                    })>
-                        <option value="auto">"this device (server above 100,000 teams)"</option>
-                        <option value="device">"this device"</option>
-                        <option value="server">"the server"</option>
-                    </select>
-                </label>
+                <WhereToRun set_run_on=set_run_on set_compute=set_compute />
                 <label>
                     "Team sizes "
                     <input id="team-sizes" type="text" size="6" prop:value=size_text on:input=move |ev| set_size_text.set(event_target_value(&ev)) />
@@ -410,7 +432,11 @@ pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
                     report.n_samples,
                     report.n_classes,
                     match &origin {
-                        Origin::Browser => format!("analysed in this browser in {:.0} ms", analysis.millis.unwrap_or_default()),
+                        Origin::Browser => format!(
+                            "analysed in this browser in {:.0} ms{}",
+                            analysis.millis.unwrap_or_default(),
+                            analysis.computed_on.as_ref().map(|c| format!("; focal diversity on {c}")).unwrap_or_default()
+                        ),
                         Origin::Server => format!("analysed on the server in {:.0} ms", analysis.millis.unwrap_or_default()),
                         Origin::Saved(id) => format!("saved report {id}, read-only"),
                     }

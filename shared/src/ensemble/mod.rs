@@ -32,12 +32,12 @@ pub use input::{InputError, InputFile, PoolFiles};
 pub use kmeans::{TwoMeans, two_means};
 pub use overview::{
     ANALYSIS_SCHEMA, Analysis, AnalysisError, OverviewOptions, PairMatrix, Point, SCATTER_LIMIT,
-    SizeSummary, analysis, analyze_files,
+    SizeSummary, analysis, analysis_with, analyze_files,
 };
 pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
 pub use report::{
     AnalysisOptions, Compat, EnsembleBenchScores, FocalScores, ModelReport, REPORT_SCHEMA, Report,
-    TeamListing, TeamReport, analyze,
+    TeamListing, TeamReport, analyze, analyze_with,
 };
 pub use select::{RankedTeam, SizeRange, Teams, top_k_by_focal_diversity, top_k_of};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use super::{
     AnalysisOptions, Compat, DiversityMetrics, FocalTable, InputError, InputFile, Pool, PoolError,
-    PoolFiles, Report, TeamError, TeamListing, Teams, VoteTable, analyze,
+    PoolFiles, Report, TeamError, TeamListing, Teams, VoteTable, analyze_with,
 };
 
 /// The value of [`Analysis::schema`].
@@ -76,6 +76,10 @@ pub struct Analysis {
     pub sizes: Vec<SizeSummary>,
     /// Pairwise statistics for the heat-map.
     pub pairwise: Vec<PairMatrix>,
+    /// Where the teams' focal diversity was computed, when the caller says (e.g. a WebGPU
+    /// adapter); absent means the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_on: Option<String>,
     /// Wall time of the analysis, where the caller measured it (shared code has no clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub millis: Option<f64>,
@@ -123,14 +127,14 @@ fn pair_matrices(pool: &Pool) -> Vec<PairMatrix> {
 fn teams_overview(
     pool: &Pool,
     options: &OverviewOptions,
+    focal: &dyn Fn(&[usize]) -> Option<f64>,
 ) -> (Option<Vec<Point>>, Vec<SizeSummary>) {
     let total = Teams::total(pool.models(), options.min_size, options.max_size);
-    let focal = FocalTable::new(pool);
     let votes = VoteTable::new(pool);
     let mut points = (total <= SCATTER_LIMIT).then(Vec::new);
     let mut sizes: Vec<SizeSummary> = Vec::new();
     for members in Teams::new(pool.models(), options.min_size, options.max_size) {
-        let Some(diversity) = focal.focal_diversity(&members).mean else {
+        let Some(diversity) = focal(&members) else {
             continue;
         };
         let accuracy = match &votes {
@@ -203,7 +207,26 @@ pub fn analysis(
     options: &OverviewOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Analysis, TeamError> {
-    let report = analyze(
+    let table = FocalTable::new(pool);
+    analysis_with(
+        pool,
+        options,
+        &|members| table.focal_diversity(members).mean,
+        progress,
+    )
+}
+
+/// [`analysis`] with every team's focal diversity from `focal` (for example computed on a GPU).
+///
+/// # Errors
+/// [`TeamError`] for an invalid size range.
+pub fn analysis_with(
+    pool: &Pool,
+    options: &OverviewOptions,
+    focal: &dyn Fn(&[usize]) -> Option<f64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Analysis, TeamError> {
+    let report = analyze_with(
         pool,
         &AnalysisOptions {
             min_size: options.min_size,
@@ -213,9 +236,10 @@ pub fn analysis(
             full_detail: true,
             compat: Compat::Canonical,
         },
+        focal,
         progress,
     )?;
-    let (scatter, sizes) = teams_overview(pool, options);
+    let (scatter, sizes) = teams_overview(pool, options, focal);
     Ok(Analysis {
         schema: ANALYSIS_SCHEMA.to_owned(),
         report,
@@ -223,6 +247,7 @@ pub fn analysis(
         sizes,
         pairwise: pair_matrices(pool),
         millis: None,
+        computed_on: None,
     })
 }
 

@@ -385,6 +385,26 @@ pub fn analyze(
     options: &AnalysisOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, TeamError> {
+    let table = FocalTable::new(pool);
+    analyze_with(
+        pool,
+        options,
+        &|members| table.focal_diversity(members).mean,
+        progress,
+    )
+}
+
+/// [`analyze`] with the canonical focal diversity of every team from `focal` (for example
+/// computed on a GPU) instead of the CPU's table; the described teams' details stay on the CPU.
+///
+/// # Errors
+/// [`TeamError`] only for an invalid size range.
+pub fn analyze_with(
+    pool: &Pool,
+    options: &AnalysisOptions,
+    focal: &dyn Fn(&[usize]) -> Option<f64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, TeamError> {
     let names = pool.names();
     let (models, mut warnings) = model_lines(pool);
     let total = Teams::total(pool.models(), options.min_size, options.max_size);
@@ -411,14 +431,14 @@ pub fn analyze(
         if done.is_multiple_of(4096) {
             progress(done, total);
         }
-        let focal = if fusionshot {
-            let focal = fusionshot_focal(pool, &negatives, &members).0;
-            unscored += u64::from(focal.is_none());
-            focal
+        let score = if fusionshot {
+            let score = fusionshot_focal(pool, &negatives, &members).0;
+            unscored += u64::from(score.is_none());
+            score
         } else {
-            table.focal_diversity(&members).mean
+            focal(&members)
         };
-        (members, focal)
+        (members, score)
     });
     let mut all = Vec::new();
     let ranked: Vec<RankedTeam> = match options.listing {
