@@ -64,6 +64,17 @@ pub struct AdapterSummary {
     pub device_type: String,
 }
 
+impl AdapterSummary {
+    /// Whether the "GPU" is emulated on the CPU (`SwiftShader`, lavapipe): slower than plain CPU
+    /// code for the same work.
+    pub fn is_software(&self) -> bool {
+        self.device_type == SOFTWARE
+    }
+}
+
+/// [`AdapterSummary::device_type`] of an adapter that runs on the CPU.
+const SOFTWARE: &str = "software renderer";
+
 impl fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.name.is_empty() {
@@ -116,7 +127,7 @@ impl Gpu {
                 wgpu::DeviceType::DiscreteGpu => "discrete GPU",
                 wgpu::DeviceType::IntegratedGpu => "integrated GPU",
                 wgpu::DeviceType::VirtualGpu => "virtual GPU",
-                wgpu::DeviceType::Cpu => "software renderer",
+                wgpu::DeviceType::Cpu => SOFTWARE,
                 wgpu::DeviceType::Other => "unknown device type",
             }
             .to_owned(),

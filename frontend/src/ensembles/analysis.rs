@@ -21,7 +21,7 @@ use wasm_bindgen::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compute {
-    /// WebGPU for pools of at least [`GPU_TEAMS`] teams when the browser has it.
+    /// WebGPU for pools of at least [`GPU_TEAMS`] teams when the browser has a hardware GPU.
     Auto,
     /// Always the CPU.
     Cpu,
@@ -179,7 +179,13 @@ async fn run(
     let use_gpu = match options.compute {
         Compute::Cpu => false,
         Compute::Gpu => true,
-        Compute::Auto => teams >= GPU_TEAMS,
+        // A software adapter (SwiftShader) is slower than the CPU code it would replace.
+        Compute::Auto => {
+            teams >= GPU_TEAMS
+                && kernel()
+                    .await
+                    .is_ok_and(|open| !open.0.adapter.is_software())
+        }
     };
     let result = if use_gpu {
         match gpu_focal(&pool, overview, progress).await {

@@ -262,7 +262,7 @@ fn WhereToRun(set_run_on: WriteSignal<RunOn>, set_compute: WriteSignal<Compute>)
                 "gpu" => Compute::Gpu,
                 _ => Compute::Auto,
             })>
-                <option value="auto">"WebGPU from 4,096 teams, if available"</option>
+                <option value="auto">"WebGPU from 4,096 teams, on a hardware GPU"</option>
                 <option value="cpu">"the CPU"</option>
                 <option value="gpu">"WebGPU"</option>
             </select>
