@@ -356,6 +356,21 @@ fn check_case(case: &str) {
         assert_eq!(Some(team.majority_accuracy), view.majority_accuracy());
         assert_eq!(team.soft_vote_accuracy, view.soft_vote_accuracy());
         assert_eq!(team.per_focal, view.focal_diversity().per_focal);
+        // The vote breakdown counts every sample once, and k-fold failures add up to the
+        // members' negatives.
+        let failures = team.failures.as_ref().expect("full detail");
+        assert_eq!(failures.iter().sum::<u64>(), pool.samples() as u64);
+        let failed: u64 = failures
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| k as u64 * n)
+            .sum();
+        let negatives: usize = team
+            .members
+            .iter()
+            .map(|&m| pool.negatives(m).expect("model").count())
+            .sum();
+        assert_eq!(failed, negatives as u64, "{case}: {:?}", team.members);
         ck.opt(
             &format!("report focal {:?}", team.members),
             team.focal_diversity,

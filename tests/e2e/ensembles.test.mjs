@@ -119,6 +119,10 @@ test("plots: every team in the scatter, the top-K ringed, a heat-map per statist
   // Picking a scatter point opens its details.
   await page.locator("#plot-scatter circle.point").nth(3).click();
   await assertText(page, "#team-detail h4", /^m0\+m4$/);
+  // The vote breakdown covers every sample once.
+  const split = await page.locator("#vote-breakdown tbody tr td:nth-child(2)").allTextContents();
+  assert.equal(split.length, 3);
+  assert.equal(split.map(Number).reduce((a, b) => a + b, 0), 500);
 });
 
 test("exports: the report JSON is the CLI's schema and the plots save as SVG and PNG", async () => {

@@ -562,6 +562,30 @@ fn TeamDetail(report: Report, picked: ReadSignal<Option<Vec<usize>>>) -> impl In
                 number(d.generalized_diversity)
             )
         });
+        let size = team.members.len();
+        let breakdown = team.failures.clone().map(|failures| {
+            let total: u64 = failures.iter().sum();
+            let rows = failures
+                .into_iter()
+                .enumerate()
+                .map(|(wrong, samples)| {
+                    let share = samples as f64 / total.max(1) as f64;
+                    view! {
+                        <tr>
+                            <td>{format!("{} of {size} right", size - wrong)}</td>
+                            <td class="number">{samples}</td>
+                            <td><span class="bar" style=format!("width: {:.1}em", share * 12.0)></span></td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <table id="vote-breakdown">
+                    <thead><tr><th>"members"</th><th>"samples"</th><th></th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            }
+        });
         Some(view! {
             <div class="detail" id="team-detail">
                 <h4>{report.team_names(&team.members)}</h4>
@@ -587,6 +611,8 @@ fn TeamDetail(report: Report, picked: ReadSignal<Option<Vec<usize>>>) -> impl In
                     <tbody>{per_focal}</tbody>
                 </table>
                 <p class="note">{diversity}</p>
+                <p class="note">"How the members' votes split: on how many samples so many members are right."</p>
+                {breakdown}
             </div>
         })
     }

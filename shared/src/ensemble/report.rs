@@ -133,6 +133,10 @@ pub struct TeamReport {
     /// The eight metrics on all samples (with full detail only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diversity: Option<DiversityMetrics>,
+    /// Entry `k`: the samples on which exactly `k` members are wrong, `k = 0..=L` (with full
+    /// detail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<u64>>,
     /// Per member (by model index), the oriented scores on its negative samples (with full
     /// detail only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +203,7 @@ fn describe(
         majority_accuracy: accuracy(view.majority_accuracy()),
         soft_vote_accuracy: soft_vote.or_else(|| view.soft_vote_accuracy()),
         diversity: full_detail.then(|| view.diversity()),
+        failures: full_detail.then(|| view.failure_histogram()),
         focal_metrics: if full_detail {
             Some(focal_metrics(pool, view.members())?)
         } else {
