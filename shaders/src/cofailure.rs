@@ -1,9 +1,7 @@
 //! The co-failure kernel: `cofailure.wgsl`, twin of `FailureMasks::cofailure_counts`.
 
+use crate::gpu::{Gpu, GpuError, compile, dispatch};
 use fuselab_shared::FailureMasks;
-use wgpu::util::DeviceExt as _;
-
-use crate::gpu::{Gpu, GpuError, check_scope, read_words, to_bytes};
 
 /// The kernel's WGSL source.
 pub const WGSL: &str = include_str!("../cofailure.wgsl");
@@ -25,25 +23,9 @@ impl CofailureKernel {
     /// # Errors
     /// [`GpuError::Kernel`] if the device rejects the shader or pipeline.
     pub async fn new(gpu: &Gpu) -> Result<Self, GpuError> {
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = gpu
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(NAME),
-                source: wgpu::ShaderSource::Wgsl(WGSL.into()),
-            });
-        let pipeline = gpu
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(NAME),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
-        check_scope(NAME, scope).await?;
-        Ok(Self { pipeline })
+        Ok(Self {
+            pipeline: compile(gpu, NAME, WGSL).await?,
+        })
     }
 
     /// Counts co-failures of every model pair on the GPU: row-major `models × models`, equal
@@ -54,77 +36,25 @@ impl CofailureKernel {
     /// or [`GpuError::Readback`] when the device fails.
     pub async fn run(&self, gpu: &Gpu, masks: &FailureMasks) -> Result<Vec<u32>, GpuError> {
         let plan = Plan::new(masks, &gpu.device.limits())?;
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom_scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let readback = self.submit(gpu, masks, &plan);
-        check_scope(NAME, oom_scope).await?;
-        check_scope(NAME, scope).await?;
-        read_words(NAME, &gpu.device, &readback).await
-    }
-
-    /// Uploads the masks, dispatches the kernel and copies the counts into a mappable buffer.
-    fn submit(&self, gpu: &Gpu, masks: &FailureMasks, plan: &Plan) -> wgpu::Buffer {
-        let device = &gpu.device;
-        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("cofailure params"),
-            contents: &to_bytes(&[
-                plan.models,
-                masks.words_per_model() as u32,
-                masks.samples() as u32,
-                0,
-            ]),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("cofailure masks"),
-            contents: &to_bytes(masks.words()),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-        let output = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("cofailure counts"),
-            size: plan.count_bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("cofailure readback"),
-            size: plan.count_bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("cofailure bindings"),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: input.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: output.as_entire_binding(),
-                },
-            ],
-        });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("cofailure"),
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("cofailure"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(plan.groups, plan.groups, 1);
-        }
-        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, plan.count_bytes);
-        gpu.queue.submit([encoder.finish()]);
-        readback
+        let params = [
+            plan.models,
+            masks.words_per_model() as u32,
+            masks.samples() as u32,
+            0,
+        ];
+        // Square grid of 8×8 workgroups: the kernel reads (i, j) from x and y.
+        let mut counts = dispatch(
+            gpu,
+            NAME,
+            &self.pipeline,
+            &params,
+            masks.words(),
+            plan.count_bytes.max(4),
+            (plan.groups, plan.groups),
+        )
+        .await?;
+        counts.truncate((plan.models * plan.models) as usize);
+        Ok(counts)
     }
 }
 

@@ -217,3 +217,107 @@ fn readback_error(kernel: &'static str, error: &dyn std::fmt::Display) -> GpuErr
         reason: error.to_string(),
     }
 }
+
+/// Compiles a kernel's `main` entry point on `gpu`.
+///
+/// # Errors
+/// [`GpuError::Kernel`] if the device rejects the shader or pipeline.
+pub(crate) async fn compile(
+    gpu: &Gpu,
+    kernel: &'static str,
+    wgsl: &'static str,
+) -> Result<wgpu::ComputePipeline, GpuError> {
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = gpu
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel),
+            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+        });
+    let pipeline = gpu
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+    check_scope(kernel, scope).await?;
+    Ok(pipeline)
+}
+
+/// Runs a kernel laid out as all of fuselab's are (binding 0: uniform `params`, 1: read-only
+/// `input` words, 2: `out_bytes` of output) on a grid of workgroups, and reads the output back.
+///
+/// # Errors
+/// [`GpuError::Kernel`] or [`GpuError::Readback`] when the device fails.
+pub(crate) async fn dispatch(
+    gpu: &Gpu,
+    kernel: &'static str,
+    pipeline: &wgpu::ComputePipeline,
+    params: &[u32],
+    input: &[u32],
+    out_bytes: u64,
+    grid: (u32, u32),
+) -> Result<Vec<u32>, GpuError> {
+    use wgpu::util::DeviceExt as _;
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let oom_scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let device = &gpu.device;
+    let buffer = |usage, contents: &[u32]| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(kernel),
+            contents: &to_bytes(contents),
+            usage,
+        })
+    };
+    let params = buffer(wgpu::BufferUsages::UNIFORM, params);
+    let input = buffer(wgpu::BufferUsages::STORAGE, input);
+    let empty = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(kernel),
+            size: out_bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let output = empty(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+    let readback = empty(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(kernel),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: output.as_entire_binding(),
+            },
+        ],
+    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some(kernel),
+    });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(grid.0, grid.1, 1);
+    }
+    encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, out_bytes);
+    gpu.queue.submit([encoder.finish()]);
+    check_scope(kernel, oom_scope).await?;
+    check_scope(kernel, scope).await?;
+    read_words(kernel, device, &readback).await
+}

@@ -63,27 +63,14 @@ fn gpu_matches_cpu_twin_on_vulkan() {
 #[test]
 fn team_sums_match_cpu_twin_on_vulkan() {
     use fuselab_shaders::team_sums::TeamSumsKernel;
-    use fuselab_shared::ensemble::{FocalTable, ModelInput, Pool, PoolInput, Teams};
+    use fuselab_shared::ensemble::{FocalTable, Pool, PoolInput, Teams};
 
     let gpu = pollster::block_on(Gpu::request(wgpu::Backends::VULKAN))
         .expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
     let kernel = pollster::block_on(TeamSumsKernel::new(&gpu)).unwrap();
     for (models, samples, seed) in [(2, 5, 3), (5, 300, 5), (11, 2000, 9)] {
         let table = pool(models, samples, seed);
-        let pool = Pool::new(PoolInput {
-            labels: table.labels.clone(),
-            models: table
-                .models
-                .iter()
-                .map(|m| ModelInput {
-                    name: m.name.clone(),
-                    predictions: Some(m.predictions.clone()),
-                    probabilities: None,
-                })
-                .collect(),
-            classes: Some(4),
-        })
-        .unwrap();
+        let pool = Pool::new(PoolInput::from(&table)).unwrap();
         let focal = FocalTable::new(&pool);
         let masks = 1_u32 << models;
         // Two dispatches, the second starting mid-range, as a chunked run does.
