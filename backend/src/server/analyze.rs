@@ -12,7 +12,7 @@ use axum::{
 };
 use fuselab_shared::{
     api::AnalyzeRequest,
-    ensemble::{Pool, analysis},
+    ensemble::{FocalTable, Pool, analysis_with},
 };
 use futures_util::Stream;
 use tokio::sync::mpsc;
@@ -61,11 +61,21 @@ pub async fn analyze(
     let (sender, receiver) = mpsc::channel::<Message>(64);
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
+        let table = FocalTable::new(&pool);
+        // Once the client has gone, every remaining team is skipped (scored as undefined), so a
+        // cancelled analysis stops costing CPU within one pass over the team list.
+        let closed = sender.clone();
+        let focal = |members: &[usize]| {
+            if closed.is_closed() {
+                None
+            } else {
+                table.focal_diversity(members).mean
+            }
+        };
         let mut progress = |done, total| {
-            // A client that went away stops receiving; the analysis finishes regardless.
             let _ = sender.blocking_send(Message::Progress { done, total });
         };
-        let message = match analysis(&pool, &options, &mut progress) {
+        let message = match analysis_with(&pool, &options, &focal, &mut progress) {
             Ok(mut analysis) => {
                 analysis.millis = Some(started.elapsed().as_secs_f64() * 1000.0);
                 match serde_json::to_string(&analysis) {
