@@ -91,10 +91,7 @@ fn check_scores(
 #[allow(clippy::too_many_lines)] // one walk over the vector file, key by key
 fn check_case(case: &str) {
     let data = load(case);
-    let mut ck = Checker {
-        case: case.to_owned(),
-        checked: 0,
-    };
+    let mut ck = Checker::new(case);
     let pool = Pool::new(pool_input(&data["inputs"], true)).expect("valid pool");
     let all: Vec<usize> = (0..pool.samples()).collect();
 

@@ -38,10 +38,7 @@ fn eps_pair_mean(
 #[allow(clippy::too_many_lines)] // one walk over the vector file, key by key
 fn check_case(case: &str) {
     let data = load(case);
-    let mut ck = Checker {
-        case: case.to_owned(),
-        checked: 0,
-    };
+    let mut ck = Checker::new(case);
     let pool = Pool::new(pool_input(&data["inputs"], true)).expect("valid pool");
     // Predictions omitted: argmax of the probabilities gives the same pool.
     let derived = Pool::new(pool_input(&data["inputs"], false)).expect("valid pool");
@@ -393,10 +390,7 @@ fn ga_fitness_and_search() {
     for case in vectors::cases() {
         let data = load(&case);
         let pool = Pool::new(pool_input(&data["inputs"], true)).expect("valid pool");
-        let mut ck = Checker {
-            case: case.clone(),
-            checked: 0,
-        };
+        let mut ck = Checker::new(&case);
         for (weights, key) in [
             (
                 FitnessWeights::FUSIONSHOT_DEFAULT,

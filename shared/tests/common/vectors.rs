@@ -37,6 +37,14 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// A checker for one case file, with nothing checked yet.
+    pub fn new(case: &str) -> Self {
+        Self {
+            case: case.to_owned(),
+            checked: 0,
+        }
+    }
+
     pub fn close(&mut self, what: &str, actual: f64, expected: f64, rel: f64) {
         let tol = rel * actual.abs().max(expected.abs()) + ABS;
         assert!(
