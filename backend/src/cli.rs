@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    devices, ensemble, models,
+    devices, ensemble, face, models,
     reports::{self, ReportStore},
     server,
 };
@@ -55,6 +55,9 @@ pub enum Command {
     /// Analyse a pool of models from their predictions: focal diversity, votes, best teams
     #[command(subcommand)]
     Ensemble(ensemble::EnsembleCommand),
+    /// Face detection and recognition on photos
+    #[command(subcommand)]
+    Face(face::FaceCommand),
     /// Model weights and test photos from the package registries
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -103,6 +106,7 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.is::<ensemble::input::InputError>()
             || cause.is::<fuselab_shared::ensemble::PoolError>()
+            || cause.is::<face::PhotoError>()
     })
 }
 
@@ -146,6 +150,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(args) => Ok(devices::report(args.require_gpu)),
         Command::Ensemble(command) => {
             ensemble::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Face(command) => {
+            face::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Models(command) => {

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
-use fuselab::face::load_photo;
+use burn::tensor::{Device, Tensor, TensorData};
+use fuselab::face::{FaceStack, load_photo};
 use fuselab::models::require;
 use fuselab_ml::face::{
-    DlibResNet, RgbImage, chip,
+    DlibResNet, FaceEmbedder, RgbImage, chip,
+    mtcnn::Detection,
     shape::{Rect, ShapePredictor},
 };
 use serde_json::Value;
@@ -186,4 +187,308 @@ fn landmarks_chips_and_descriptors_match_dlib() {
             "{name}#{i}: descriptor cosine {own_cos} on our landmarks"
         );
     }
+}
+
+#[test]
+fn dlib_file_holds_the_layers_and_parameters_of_resnet_29() {
+    use fuselab_ml::face::dlib::{Layer, read_metric_net};
+    let net = read_metric_net(&model("dlib_face_recognition_resnet_model_v1.dat"), "dlib").unwrap();
+    let count = |f: fn(&Layer) -> bool| net.layers.iter().filter(|l| f(l)).count();
+    assert_eq!(count(|l| matches!(l, Layer::Conv { .. })), 29);
+    assert_eq!(count(|l| matches!(l, Layer::Affine { .. })), 29);
+    assert_eq!(count(|l| matches!(l, Layer::Relu)), 29);
+    assert_eq!(count(|l| matches!(l, Layer::AddPrev)), 14);
+    assert_eq!(count(|l| matches!(l, Layer::TagOrSkip)), 22);
+    assert_eq!(count(|l| matches!(l, Layer::AvgPool { .. })), 5);
+    assert_eq!(count(|l| matches!(l, Layer::MaxPool { .. })), 1);
+    let floats: usize = net
+        .layers
+        .iter()
+        .map(|l| match l {
+            Layer::Conv { params, .. } | Layer::Affine { params } | Layer::Fc { params, .. } => {
+                params.len()
+            }
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(floats, 5_614_592);
+    assert_eq!(net.size, [150, 150]);
+    // A cut file is an error naming where it ends, not a panic.
+    let bytes = model("dlib_face_recognition_resnet_model_v1.dat");
+    let error = read_metric_net(&bytes[..bytes.len() / 2], "dlib.dat").unwrap_err();
+    assert!(
+        error.to_string().starts_with("dlib.dat: ends at byte"),
+        "{error}"
+    );
+}
+
+fn stack() -> FaceStack {
+    FaceStack::load(&data_dir(), Device::flex()).unwrap()
+}
+
+#[test]
+fn mtcnn_boxes_and_landmarks_are_within_2_px_of_facenet_pytorch() {
+    let stack = stack();
+    let golden = golden();
+    for (name, record) in golden["photos"].as_object().unwrap() {
+        let ours = stack.mtcnn.detect(&photo(name), &stack.device);
+        let theirs = record["mtcnn"].as_array().unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{name}: faces found");
+        for (k, t) in theirs.iter().enumerate() {
+            let bbox = floats(&t["box"]);
+            // The same face: the one whose box is nearest.
+            let o = ours
+                .iter()
+                .min_by(|a, b| {
+                    let d = |d: &&Detection| {
+                        (0..4)
+                            .map(|i| (f64::from(d.bbox[i]) - bbox[i]).abs())
+                            .sum::<f64>()
+                    };
+                    d(a).total_cmp(&d(b))
+                })
+                .unwrap();
+            let mut worst: f64 = 0.0;
+            for (a, b) in o.bbox.iter().zip(&bbox) {
+                worst = worst.max((f64::from(*a) - b).abs());
+            }
+            for (p, q) in o.landmarks.iter().zip(t["landmarks"].as_array().unwrap()) {
+                let q = floats(q);
+                worst = worst
+                    .max((f64::from(p[0]) - q[0]).abs())
+                    .max((f64::from(p[1]) - q[1]).abs());
+            }
+            println!(
+                "{name} face {k}: box and landmarks within {worst:.2} px; score {:.4} vs {:.4}",
+                o.score,
+                t["score"].as_f64().unwrap()
+            );
+            assert!(worst <= 2.0, "{name} face {k}: {worst} px off");
+        }
+    }
+}
+
+#[test]
+fn whole_pipeline_from_the_photo_agrees_with_face_recognition() {
+    let stack = stack();
+    let golden = golden();
+    let mut descriptors = std::collections::BTreeMap::new();
+    for (name, i, face) in faces(&golden) {
+        let found = stack.faces(&photo(&name));
+        // dlib's HOG detector also fires on the astronaut's mission patch; MTCNN does not.
+        let r = floats(&face["rect"]);
+        let (cx, cy) = (f64::midpoint(r[0], r[2]), f64::midpoint(r[1], r[3]));
+        let detected = found.iter().any(|f| {
+            let b = f.detection.bbox.map(f64::from);
+            (b[0]..=b[2]).contains(&cx) && (b[1]..=b[3]).contains(&cy)
+        });
+        if !detected {
+            println!("{name}#{i}: dlib's face at {r:?} is not one MTCNN finds");
+            continue;
+        }
+        let expected: Vec<f64> = face["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
+        // The face whose landmarks are nearest dlib's.
+        let ours = found
+            .iter()
+            .min_by_key(|f| {
+                f.parts
+                    .iter()
+                    .flatten()
+                    .zip(&expected)
+                    .map(|(&a, &b)| (a as f64 - b).abs() as i64)
+                    .sum::<i64>()
+            })
+            .unwrap();
+        let off = ours
+            .parts
+            .iter()
+            .flatten()
+            .zip(&expected)
+            .map(|(&a, &b)| (a as f64 - b).abs())
+            .fold(0.0, f64::max);
+        let theirs = floats(&face["descriptor"]);
+        let ours_f64: Vec<f64> = ours.dlib.iter().map(|&v| f64::from(v)).collect();
+        let cos = cosine(&ours_f64, &theirs);
+        println!(
+            "{name}#{i}: landmarks from MTCNN's eyes within {off} px of dlib's; cosine {cos:.5}"
+        );
+        assert!(off <= 4.0, "{name}#{i}: landmarks {off} px off");
+        assert!(cos >= 0.999, "{name}#{i}: cosine {cos}");
+        descriptors.insert((name, i), ours_f64);
+    }
+    // face_recognition's verdicts, at its tolerance of 0.6, for every pair it recorded.
+    for pair in golden["pairs"].as_array().unwrap() {
+        let key = |photo: &str, face: &str| {
+            (
+                pair[photo].as_str().unwrap().to_owned(),
+                pair[face].as_u64().unwrap() as usize,
+            )
+        };
+        let (a, b) = (key("a", "a_face"), key("b", "b_face"));
+        let (Some(da), Some(db)) = (descriptors.get(&a), descriptors.get(&b)) else {
+            continue;
+        };
+        let d = da
+            .iter()
+            .zip(db)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            .sqrt();
+        let reference = pair["distance"].as_f64().unwrap();
+        println!("{a:?} vs {b:?}: distance {d:.4} (face_recognition {reference:.4})");
+        assert_eq!(
+            d < 0.6,
+            pair["same"].as_bool().unwrap(),
+            "{a:?} vs {b:?}: {d}"
+        );
+    }
+}
+
+/// ∂loss/∂pixels from burn's autodiff against central finite differences, along a random ±1
+/// direction over a 16×16 patch of the chip, for each embedder.
+#[test]
+fn embedding_gradients_match_finite_differences() {
+    let device = Device::flex();
+    let net = DlibResNet::from_bytes(&model("dlib_face_recognition_resnet_model_v1.dat"), &device)
+        .unwrap();
+    let embedders: [&dyn FaceEmbedder; 1] = [&net];
+    let chip_image = golden_chip("obama-0.png");
+    for embedder in embedders {
+        let clean = chip_image.to_tensor(&device);
+        let target = embedder.embed(clean.clone());
+        // A patch over the left eye; a fixed pseudo-random direction.
+        let mut direction = vec![0.0_f32; 3 * 150 * 150];
+        let mut state = 0x2545_f491_u32;
+        for c in 0..3 {
+            for y in 40..56 {
+                for x in 40..56 {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    direction[c * 22_500 + y * 150 + x] = if state & 1 == 0 { 1.0 } else { -1.0 };
+                }
+            }
+        }
+        let direction =
+            Tensor::<4>::from_data(TensorData::new(direction, [1, 3, 150, 150]), &device);
+        // Start a little away from the clean chip, where the angle's gradient is well defined.
+        let start = clean.clone() + direction.clone().mul_scalar(2.0);
+        let loss = |x: Tensor<4>| -> Tensor<1> {
+            let e = embedder.embed(x);
+            let chord = (e - target.clone()).square().sum_dim(1).sqrt();
+            chord.div_scalar(2.0).asin().mul_scalar(2.0).reshape([1])
+        };
+        let leaf = start.clone().autodiff().require_grad();
+        let grads = loss(leaf.clone()).backward();
+        let gradient = leaf.grad(&grads).unwrap();
+        let analytic: f32 = (gradient * direction.clone()).sum().into_scalar();
+        let eps = 0.5;
+        let plus: f32 = loss(start.clone() + direction.clone().mul_scalar(eps)).into_scalar();
+        let minus: f32 = loss(start - direction.mul_scalar(eps)).into_scalar();
+        let numeric = (plus - minus) / (2.0 * eps);
+        let relative = (analytic - numeric).abs() / numeric.abs().max(1e-6);
+        println!(
+            "{}: directional derivative {analytic:.6e} (autodiff) vs {numeric:.6e} (finite difference), relative error {relative:.3}",
+            embedder.info().name
+        );
+        assert!(analytic.abs() > 1e-6, "the gradient vanished");
+        assert!(relative < 0.05, "relative error {relative}");
+    }
+}
+
+fn fuselab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fuselab"))
+        .arg("--data-dir")
+        .arg(data_dir())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn photo_path(name: &str) -> String {
+    require(&data_dir(), &format!("photos/{name}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn cli_compare_gives_face_recognitions_verdicts() {
+    for (a, b, verdict) in [
+        ("obama.jpg", "obama2.jpg", "same"),
+        ("obama.jpg", "biden.jpg", "different"),
+    ] {
+        let out = fuselab(&["face", "compare", &photo_path(a), &photo_path(b)]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{a} vs {b}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.starts_with("dlib: distance ")
+                && text.trim_end().ends_with(&format!(": {verdict}")),
+            "{text}"
+        );
+        let out = fuselab(&["face", "compare", "--json", &photo_path(a), &photo_path(b)]);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["models"][0]["model"], "dlib");
+        assert_eq!(json["models"][0]["same_person"], verdict == "same");
+    }
+}
+
+#[test]
+fn cli_detect_reports_faces_and_refuses_what_is_not_a_photo() {
+    let dir = std::env::temp_dir().join(format!("fuselab-face-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let annotated = dir.join("annotated.png");
+    let out = fuselab(&[
+        "face",
+        "detect",
+        "--json",
+        "--annotate",
+        annotated.to_str().unwrap(),
+        &photo_path("astronaut.png"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["faces"].as_array().unwrap().len(), 1);
+    assert!(json["faces"][0]["score"].as_f64().unwrap() > 0.99);
+    assert_eq!(load_photo(&annotated).unwrap().width, 512);
+
+    // A blank image has no face: compare says which photo, exit 2.
+    let blank = dir.join("blank.png");
+    image::save_buffer(
+        &blank,
+        &vec![128_u8; 64 * 64 * 3],
+        64,
+        64,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let out = fuselab(&[
+        "face",
+        "compare",
+        blank.to_str().unwrap(),
+        &photo_path("obama.jpg"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("blank.png: no face found"), "{stderr}");
+    // Not an image at all.
+    let text = dir.join("notes.jpg");
+    std::fs::write(&text, "not a photo").unwrap();
+    let out = fuselab(&["face", "detect", text.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg: not a JPEG or PNG"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -80,7 +80,8 @@ for a in range(len(keys)):
     for b in range(a + 1, len(keys)):
         d = float(np.linalg.norm(encodings[keys[a]] - encodings[keys[b]]))
         same = bool(face_recognition.compare_faces([encodings[keys[a]]], encodings[keys[b]])[0])
-        pairs.append({"a": keys[a][0], "b": keys[b][0], "distance": d, "same": same})
+        pairs.append({"a": keys[a][0], "a_face": keys[a][1], "b": keys[b][0],
+                      "b_face": keys[b][1], "distance": d, "same": same})
 out["pairs"] = pairs
 with open(os.path.join(here, "faces.json"), "w") as f:
     json.dump(out, f, indent=1)

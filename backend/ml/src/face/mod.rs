@@ -14,6 +14,7 @@
 
 pub mod chip;
 pub mod dlib;
+pub mod mtcnn;
 pub mod resnet;
 pub mod shape;
 
@@ -46,6 +47,30 @@ impl RgbImage {
     pub fn get(&self, x: usize, y: usize) -> [u8; 3] {
         let i = (y * self.width + x) * 3;
         [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+
+    /// Draws a two-pixel rectangle outline (left, top, right, bottom), clipped to the image.
+    pub fn outline(&mut self, [l, t, r, b]: [f32; 4], colour: [u8; 3]) {
+        if self.width == 0 || self.height == 0 {
+            return;
+        }
+        let x = |v: f32| v.round().clamp(0.0, (self.width - 1) as f32) as usize;
+        let y = |v: f32| v.round().clamp(0.0, (self.height - 1) as f32) as usize;
+        let (l, r, t, b) = (x(l), x(r), y(t), y(b));
+        let mut put = |px: usize, py: usize| {
+            let i = (py * self.width + px) * 3;
+            self.pixels[i..i + 3].copy_from_slice(&colour);
+        };
+        for px in l..=r {
+            for py in [t, (t + 1).min(b), b, b.saturating_sub(1).max(t)] {
+                put(px, py);
+            }
+        }
+        for py in t..=b {
+            for px in [l, (l + 1).min(r), r, r.saturating_sub(1).max(l)] {
+                put(px, py);
+            }
+        }
     }
 
     /// The image as a `[1, 3, height, width]` tensor on the 0..255 scale.

@@ -129,6 +129,39 @@ impl ShapePredictor {
         })
     }
 
+    /// A face rectangle that puts the mean shape's eye centres (the midpoints of parts 0–1 and
+    /// 2–3) on the given eye centres: how a detector that finds eyes (MTCNN) hands a face to the
+    /// predictor, which dlib trained on its own detectors' boxes. Eyes as `(x, y)`, image-left
+    /// first.
+    pub fn rect_for_eyes(&self, left: [f32; 2], right: [f32; 2]) -> Option<Rect> {
+        if self.parts() != 5 {
+            return None;
+        }
+        let p = &self.initial;
+        let mid = |a: usize, b: usize| {
+            [
+                f32::midpoint(p[2 * a], p[2 * b]),
+                f32::midpoint(p[2 * a + 1], p[2 * b + 1]),
+            ]
+        };
+        // Parts 2–3 are the eye on the image's left, 0–1 the one on its right.
+        let (ul, ur) = (mid(2, 3), mid(0, 1));
+        let unit = (ur[0] - ul[0]).hypot(ur[1] - ul[1]);
+        let side = (right[0] - left[0]).hypot(right[1] - left[1]) / unit;
+        if !side.is_finite() || side < 1.0 {
+            return None;
+        }
+        let left_x = f32::midpoint(left[0], right[0]) - side * f32::midpoint(ul[0], ur[0]);
+        let top_y = f32::midpoint(left[1], right[1]) - side * f32::midpoint(ul[1], ur[1]);
+        let round = |v: f32| i64::from(v.round() as i32);
+        Some(Rect {
+            left: round(left_x),
+            top: round(top_y),
+            right: round(left_x + side),
+            bottom: round(top_y + side),
+        })
+    }
+
     /// The number of landmarks.
     pub fn parts(&self) -> usize {
         self.initial.len() / 2
