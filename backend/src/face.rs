@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use fuselab_ml::face::{
     DlibResNet, FaceEmbedder, RgbImage, chip,
+    faceres::{Faceres, read_tfjs, resize_bilinear},
     mtcnn::{Detection, Mtcnn, NamedTensors},
     shape::ShapePredictor,
 };
@@ -122,6 +123,8 @@ pub struct FaceStack {
     pub shape: ShapePredictor,
     /// dlib's face descriptor.
     pub dlib: DlibResNet,
+    /// The second, different descriptor (MobileNet-v1, 1024-d).
+    pub faceres: Faceres,
 }
 
 /// One face: the detection, dlib's landmarks and chip, and the descriptor.
@@ -133,6 +136,8 @@ pub struct Face {
     pub parts: Vec<[i64; 2]>,
     /// dlib's raw 128-d descriptor.
     pub dlib: Vec<f32>,
+    /// faceres's 1024-d descriptor of the same chip, resized to 224×224.
+    pub faceres: Vec<f32>,
 }
 
 impl FaceStack {
@@ -157,11 +162,16 @@ impl FaceStack {
             &bytes("dlib_face_recognition_resnet_model_v1.dat")?,
             &device,
         )?;
+        let faceres_json = bytes("faceres.json")?;
+        let faceres_json = String::from_utf8(faceres_json).context("faceres.json is not UTF-8")?;
+        let faceres =
+            Faceres::from_tensors(&read_tfjs(&faceres_json, &bytes("faceres.bin")?)?, &device)?;
         Ok(Self {
             device,
             mtcnn,
             shape,
             dlib,
+            faceres,
         })
     }
 
@@ -183,10 +193,17 @@ impl FaceStack {
                     .into_data()
                     .try_into_vec::<f32>()
                     .ok()?;
+                let faceres = self
+                    .faceres
+                    .forward(resize_bilinear(&aligned, 224, &self.device))
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .ok()?;
                 Some(Face {
                     detection,
                     parts,
                     dlib,
+                    faceres,
                 })
             })
             .collect()
@@ -204,9 +221,32 @@ struct DetectedFace {
 #[derive(Debug, Serialize)]
 struct Verdict {
     model: &'static str,
+    /// Euclidean distance between raw embeddings.
     distance: f32,
-    threshold: f32,
-    same_person: bool,
+    /// Angle between the embeddings, radians.
+    angle: f32,
+    /// The model's own threshold on `distance`, when it has one.
+    threshold: Option<f32>,
+    /// `None` when the model has no threshold to decide with.
+    same_person: Option<bool>,
+}
+
+fn verdict(info: &fuselab_ml::face::EmbedderInfo, a: &[f32], b: &[f32]) -> Verdict {
+    let distance = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)).max(1e-12);
+    Verdict {
+        model: info.name,
+        distance,
+        angle: cos.clamp(-1.0, 1.0).acos(),
+        threshold: info.same_person_below,
+        same_person: info.same_person_below.map(|t| distance < t),
+    }
 }
 
 /// Runs `fuselab face …`.
@@ -308,20 +348,10 @@ fn compare(args: &CompareArgs, data_dir: &Path, device: Device) -> anyhow::Resul
         })
     };
     let (a, b) = (face(&args.a)?, face(&args.b)?);
-    let info = stack.dlib.info();
-    let distance = a
-        .dlib
-        .iter()
-        .zip(&b.dlib)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt();
-    let verdicts = [Verdict {
-        model: info.name,
-        distance,
-        threshold: info.same_person_below,
-        same_person: distance < info.same_person_below,
-    }];
+    let verdicts = [
+        verdict(stack.dlib.info(), &a.dlib, &b.dlib),
+        verdict(stack.faceres.info(), &a.faceres, &b.faceres),
+    ];
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
@@ -335,14 +365,20 @@ fn compare(args: &CompareArgs, data_dir: &Path, device: Device) -> anyhow::Resul
         writeln!(out)?;
     } else {
         for v in &verdicts {
-            writeln!(
-                out,
-                "{}: distance {:.4} (same person below {}): {}",
-                v.model,
-                v.distance,
-                v.threshold,
-                if v.same_person { "same" } else { "different" }
-            )?;
+            match (v.threshold, v.same_person) {
+                (Some(t), Some(same)) => writeln!(
+                    out,
+                    "{}: distance {:.4} (same person below {t}): {}",
+                    v.model,
+                    v.distance,
+                    if same { "same" } else { "different" }
+                )?,
+                _ => writeln!(
+                    out,
+                    "{}: angle {:.3} rad (no verification threshold ships with this model: no verdict)",
+                    v.model, v.angle
+                )?,
+            }
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use fuselab::face::{FaceStack, load_photo};
 use fuselab::models::require;
 use fuselab_ml::face::{
     DlibResNet, FaceEmbedder, RgbImage, chip,
+    faceres::{Faceres, read_tfjs, resize_bilinear},
     mtcnn::Detection,
     shape::{Rect, ShapePredictor},
 };
@@ -356,13 +357,17 @@ fn embedding_gradients_match_finite_differences() {
     let device = Device::flex();
     let net = DlibResNet::from_bytes(&model("dlib_face_recognition_resnet_model_v1.dat"), &device)
         .unwrap();
-    let embedders: [&dyn FaceEmbedder; 1] = [&net];
+    let second = faceres();
     let chip_image = golden_chip("obama-0.png");
-    for embedder in embedders {
-        let clean = chip_image.to_tensor(&device);
+    let embedders: [(&dyn FaceEmbedder, Tensor<4>); 2] = [
+        (&net, chip_image.to_tensor(&device)),
+        (&second, resize_bilinear(&chip_image, 224, &device)),
+    ];
+    for (embedder, clean) in embedders {
+        let [_, _, side, _] = clean.dims();
         let target = embedder.embed(clean.clone());
         // A patch over the left eye; a fixed pseudo-random direction.
-        let mut direction = vec![0.0_f32; 3 * 150 * 150];
+        let mut direction = vec![0.0_f32; 3 * side * side];
         let mut state = 0x2545_f491_u32;
         for c in 0..3 {
             for y in 40..56 {
@@ -370,12 +375,13 @@ fn embedding_gradients_match_finite_differences() {
                     state ^= state << 13;
                     state ^= state >> 17;
                     state ^= state << 5;
-                    direction[c * 22_500 + y * 150 + x] = if state & 1 == 0 { 1.0 } else { -1.0 };
+                    direction[c * side * side + y * side + x] =
+                        if state & 1 == 0 { 1.0 } else { -1.0 };
                 }
             }
         }
         let direction =
-            Tensor::<4>::from_data(TensorData::new(direction, [1, 3, 150, 150]), &device);
+            Tensor::<4>::from_data(TensorData::new(direction, [1, 3, side, side]), &device);
         // Start a little away from the clean chip, where the angle's gradient is well defined.
         let start = clean.clone() + direction.clone().mul_scalar(2.0);
         let loss = |x: Tensor<4>| -> Tensor<1> {
@@ -430,15 +436,18 @@ fn cli_compare_gives_face_recognitions_verdicts() {
             "{a} vs {b}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let first = text.lines().next().unwrap_or_default();
         assert!(
-            text.starts_with("dlib: distance ")
-                && text.trim_end().ends_with(&format!(": {verdict}")),
+            first.starts_with("dlib: distance ") && first.ends_with(&format!(": {verdict}")),
             "{text}"
         );
+        assert!(text.contains("faceres: angle "), "{text}");
         let out = fuselab(&["face", "compare", "--json", &photo_path(a), &photo_path(b)]);
         let json: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(json["models"][0]["model"], "dlib");
         assert_eq!(json["models"][0]["same_person"], verdict == "same");
+        assert_eq!(json["models"][1]["model"], "faceres");
+        assert!(json["models"][1]["same_person"].is_null());
     }
 }
 
@@ -491,4 +500,55 @@ fn cli_detect_reports_faces_and_refuses_what_is_not_a_photo() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg: not a JPEG or PNG"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn faceres() -> Faceres {
+    let weights = read_tfjs(
+        &String::from_utf8(model("faceres.json")).unwrap(),
+        &model("faceres.bin"),
+    )
+    .unwrap();
+    Faceres::from_tensors(&weights, &Device::flex()).unwrap()
+}
+
+#[test]
+fn faceres_matches_tensorflow_js_on_the_chips() {
+    let device = Device::flex();
+    let net = faceres();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/faceres.json");
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut descriptors = std::collections::BTreeMap::new();
+    for (name, theirs) in golden["chips"].as_object().unwrap() {
+        let chip = golden_chip(name);
+        let ours: Vec<f64> = net
+            .forward(resize_bilinear(&chip, 224, &device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let theirs = floats(theirs);
+        let cos = cosine(&ours, &theirs);
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        println!("{name}: cosine {cos:.7}, largest difference {worst:.2e}");
+        assert!(cos >= 0.999, "{name}: cosine {cos}");
+        descriptors.insert(name.clone(), ours);
+    }
+    // Identity: the three Obama chips are closer to each other than to Biden's (angles).
+    let angle = |a: &str, b: &str| cosine(&descriptors[a], &descriptors[b]).acos();
+    for (a, b) in [
+        ("obama-0.png", "obama2-0.png"),
+        ("obama-0.png", "obama3-0.png"),
+    ] {
+        println!(
+            "faceres: {a}–{b} {:.3} rad; {a}–biden {:.3} rad",
+            angle(a, b),
+            angle(a, "biden-0.png")
+        );
+    }
 }

@@ -14,6 +14,7 @@
 
 pub mod chip;
 pub mod dlib;
+pub mod faceres;
 pub mod mtcnn;
 pub mod resnet;
 pub mod shape;
@@ -114,8 +115,8 @@ pub struct EmbedderInfo {
     /// The embedding's length.
     pub embedding: usize,
     /// The model's own verification rule: the same person when the Euclidean distance between
-    /// raw embeddings is below this.
-    pub same_person_below: f32,
+    /// raw embeddings is below this; `None` when the model ships without one.
+    pub same_person_below: Option<f32>,
 }
 
 /// A face-recognition model: aligned face chips in, embeddings out, differentiable end to end.

@@ -258,7 +258,7 @@ impl DlibResNet {
                 scale: 1.0 / 256.0,
                 embedding: 128,
                 // face_recognition's default tolerance.
-                same_person_below: 0.6,
+                same_person_below: Some(0.6),
             },
             means: net.means,
             stem,
