@@ -112,6 +112,20 @@ pub fn read_checkpoint(path: &Path) -> anyhow::Result<NamedTensors> {
     Ok(out)
 }
 
+/// MTCNN from facenet-pytorch's three checkpoints in the data directory.
+///
+/// # Errors
+/// A missing or unreadable checkpoint, or one that is not the network.
+pub fn load_mtcnn(data_dir: &Path, device: &Device) -> anyhow::Result<Mtcnn> {
+    let net = |name: &str| read_checkpoint(&require(data_dir, &format!("face/{name}"))?);
+    Ok(Mtcnn::from_tensors(
+        &net("pnet.pt")?,
+        &net("rnet.pt")?,
+        &net("onet.pt")?,
+        device,
+    )?)
+}
+
 /// The face stack with its weights loaded.
 #[derive(Debug)]
 pub struct FaceStack {
@@ -146,17 +160,11 @@ impl FaceStack {
     /// # Errors
     /// A missing file (with the command that fetches it) or a file that is not the model.
     pub fn load(data_dir: &Path, device: Device) -> anyhow::Result<Self> {
-        let file = |name: &str| require(data_dir, &format!("face/{name}"));
         let bytes = |name: &str| -> anyhow::Result<Vec<u8>> {
-            let path = file(name)?;
+            let path = require(data_dir, &format!("face/{name}"))?;
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
         };
-        let mtcnn = Mtcnn::from_tensors(
-            &read_checkpoint(&file("pnet.pt")?)?,
-            &read_checkpoint(&file("rnet.pt")?)?,
-            &read_checkpoint(&file("onet.pt")?)?,
-            &device,
-        )?;
+        let mtcnn = load_mtcnn(data_dir, &device)?;
         let shape = ShapePredictor::from_bytes(&bytes("shape_predictor_5_face_landmarks.dat")?)?;
         let dlib = DlibResNet::from_bytes(
             &bytes("dlib_face_recognition_resnet_model_v1.dat")?,
@@ -263,12 +271,7 @@ pub fn run(command: &FaceCommand, data_dir: &Path) -> anyhow::Result<()> {
 
 fn detect(args: &DetectArgs, data_dir: &Path, device: &Device) -> anyhow::Result<()> {
     let image = load_photo(&args.photo)?;
-    let stack = Mtcnn::from_tensors(
-        &read_checkpoint(&require(data_dir, "face/pnet.pt")?)?,
-        &read_checkpoint(&require(data_dir, "face/rnet.pt")?)?,
-        &read_checkpoint(&require(data_dir, "face/onet.pt")?)?,
-        device,
-    )?;
+    let stack = load_mtcnn(data_dir, device)?;
     let faces: Vec<DetectedFace> = stack
         .detect(&image, device)
         .into_iter()

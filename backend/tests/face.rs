@@ -63,6 +63,13 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     dot / (na * nb)
 }
 
+fn largest_difference(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 fn descriptor(net: &DlibResNet, chip: &RgbImage, device: &Device) -> Vec<f64> {
     let out = net.forward(chip.to_tensor(device));
     out.into_data()
@@ -95,11 +102,7 @@ fn dlib_resnet_matches_dlib_on_its_own_chips() {
         let ours = descriptor(&net, &chip, &device);
         let theirs = floats(&face["descriptor_of_chip"]);
         let cos = cosine(&ours, &theirs);
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let worst = largest_difference(&ours, &theirs);
         println!("{name}#{i}: cosine {cos:.7}, largest difference {worst:.2e}");
         assert!(cos >= 0.999, "{name}#{i}: cosine {cos}");
         assert!(worst < 1e-3, "{name}#{i}: largest difference {worst}");
@@ -530,11 +533,7 @@ fn faceres_matches_tensorflow_js_on_the_chips() {
             .collect();
         let theirs = floats(theirs);
         let cos = cosine(&ours, &theirs);
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let worst = largest_difference(&ours, &theirs);
         println!("{name}: cosine {cos:.7}, largest difference {worst:.2e}");
         assert!(cos >= 0.999, "{name}: cosine {cos}");
         descriptors.insert(name.clone(), ours);

@@ -69,8 +69,6 @@ pub struct ChipPlacement {
     angle: f64,
     /// The chip's side in pixels.
     pub size: usize,
-    /// Chip (column, row) → image (x, y), the similarity transform the chip was defined by.
-    pub to_image: Affine,
 }
 
 /// dlib's placement of a `size`×`size` chip with `padding` around 5 landmarks (in the order of
@@ -100,7 +98,6 @@ pub fn placement(parts: &[[f64; 2]; 5], size: usize, padding: f64) -> ChipPlacem
         },
         angle: py.atan2(px),
         size,
-        to_image: tform,
     }
 }
 
