@@ -11,7 +11,7 @@ use std::{path::PathBuf, time::Instant};
 
 use burn::tensor::Device;
 use fuselab::{
-    face::{FaceStack, load_photo},
+    face::{load_photo, load_stack},
     models::require,
 };
 use fuselab_ml::face::RgbImage;
@@ -58,7 +58,7 @@ fn main() {
         std::env::var_os("FUSELAB_DATA_DIR")
             .expect("set FUSELAB_DATA_DIR to a data directory after `fuselab models fetch`"),
     );
-    let stack = FaceStack::load(&data_dir, Device::flex()).expect("the face models");
+    let stack = load_stack(&data_dir, Device::flex()).expect("the face models");
     let photo = load_photo(&require(&data_dir, "photos/obama3.jpg").expect("the test photos"))
         .expect("obama3.jpg");
     let big = resize(&photo, 3000, 4000);

@@ -182,6 +182,7 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),
             demo_pool: Some(data_dir.join(ensemble::demo::DEMO_POOL)),
+            data_dir: Some(data_dir.to_path_buf()),
         });
         server::serve(listener, app)
             .await

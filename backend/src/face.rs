@@ -9,13 +9,10 @@ use std::{
 use anyhow::{Context as _, bail};
 use burn::tensor::Device;
 use clap::{Args, Subcommand};
-use fuselab_ml::face::{
-    DlibResNet, FaceEmbedder, RgbImage, chip,
-    faceres::{Faceres, read_tfjs, resize_bilinear},
-    mtcnn::{Detection, Mtcnn, NamedTensors},
-    shape::ShapePredictor,
+use fuselab_ml::{
+    face::{Face, FaceStack, FaceWeights, RgbImage, mtcnn::Mtcnn},
+    tensors::NamedTensors,
 };
-use serde::Serialize;
 
 use crate::models::require;
 
@@ -126,135 +123,27 @@ pub fn load_mtcnn(data_dir: &Path, device: &Device) -> anyhow::Result<Mtcnn> {
     )?)
 }
 
-/// The face stack with its weights loaded.
-#[derive(Debug)]
-pub struct FaceStack {
-    /// Where tensors live.
-    pub device: Device,
-    /// The detector.
-    pub mtcnn: Mtcnn,
-    /// dlib's landmarks.
-    pub shape: ShapePredictor,
-    /// dlib's face descriptor.
-    pub dlib: DlibResNet,
-    /// The second, different descriptor (MobileNet-v1, 1024-d).
-    pub faceres: Faceres,
-}
-
-/// One face: the detection, dlib's landmarks and chip, and the descriptor.
-#[derive(Debug, Clone)]
-pub struct Face {
-    /// What MTCNN found.
-    pub detection: Detection,
-    /// dlib's 5 landmarks, `(x, y)`.
-    pub parts: Vec<[i64; 2]>,
-    /// dlib's raw 128-d descriptor.
-    pub dlib: Vec<f32>,
-    /// faceres's 1024-d descriptor of the same chip, resized to 224×224.
-    pub faceres: Vec<f32>,
-}
-
-impl FaceStack {
-    /// Loads every model from the data directory.
-    ///
-    /// # Errors
-    /// A missing file (with the command that fetches it) or a file that is not the model.
-    pub fn load(data_dir: &Path, device: Device) -> anyhow::Result<Self> {
-        let bytes = |name: &str| -> anyhow::Result<Vec<u8>> {
-            let path = require(data_dir, &format!("face/{name}"))?;
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-        };
-        let mtcnn = load_mtcnn(data_dir, &device)?;
-        let shape = ShapePredictor::from_bytes(&bytes("shape_predictor_5_face_landmarks.dat")?)?;
-        let dlib = DlibResNet::from_bytes(
-            &bytes("dlib_face_recognition_resnet_model_v1.dat")?,
-            &device,
-        )?;
-        let faceres_json = bytes("faceres.json")?;
-        let faceres_json = String::from_utf8(faceres_json).context("faceres.json is not UTF-8")?;
-        let faceres =
-            Faceres::from_tensors(&read_tfjs(&faceres_json, &bytes("faceres.bin")?)?, &device)?;
-        Ok(Self {
-            device,
-            mtcnn,
-            shape,
-            dlib,
-            faceres,
-        })
-    }
-
-    /// Every face in the photo, largest first, with its descriptor.
-    pub fn faces(&self, image: &RgbImage) -> Vec<Face> {
-        self.mtcnn
-            .detect(image, &self.device)
-            .into_iter()
-            .filter_map(|detection| {
-                let [le, re] = [detection.landmarks[0], detection.landmarks[1]];
-                let rect = self.shape.rect_for_eyes(le, re)?;
-                let parts = self.shape.predict(image, rect);
-                let points: [[f64; 2]; 5] =
-                    std::array::from_fn(|k| [parts[k][0] as f64, parts[k][1] as f64]);
-                let aligned = chip::extract(image, &chip::placement(&points, 150, 0.25));
-                let dlib = self
-                    .dlib
-                    .forward(aligned.to_tensor(&self.device))
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .ok()?;
-                let faceres = self
-                    .faceres
-                    .forward(resize_bilinear(&aligned, 224, &self.device))
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .ok()?;
-                Some(Face {
-                    detection,
-                    parts,
-                    dlib,
-                    faceres,
-                })
-            })
-            .collect()
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct DetectedFace {
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    score: f32,
-    landmarks: [[f32; 2]; 5],
-}
-
-#[derive(Debug, Serialize)]
-struct Verdict {
-    model: &'static str,
-    /// Euclidean distance between raw embeddings.
-    distance: f32,
-    /// Angle between the embeddings, radians.
-    angle: f32,
-    /// The model's own threshold on `distance`, when it has one.
-    threshold: Option<f32>,
-    /// `None` when the model has no threshold to decide with.
-    same_person: Option<bool>,
-}
-
-fn verdict(info: &fuselab_ml::face::EmbedderInfo, a: &[f32], b: &[f32]) -> Verdict {
-    let distance = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)).max(1e-12);
-    Verdict {
-        model: info.name,
-        distance,
-        angle: cos.clamp(-1.0, 1.0).acos(),
-        threshold: info.same_person_below,
-        same_person: info.same_person_below.map(|t| distance < t),
-    }
+/// The face stack with every model loaded from the data directory.
+///
+/// # Errors
+/// A missing file (with the command that fetches it) or a file that is not the model.
+pub fn load_stack(data_dir: &Path, device: Device) -> anyhow::Result<FaceStack> {
+    let bytes = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let path = require(data_dir, &format!("face/{name}"))?;
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let net = |name: &str| read_checkpoint(&require(data_dir, &format!("face/{name}"))?);
+    let mtcnn = [net("pnet.pt")?, net("rnet.pt")?, net("onet.pt")?];
+    let manifest =
+        String::from_utf8(bytes("faceres.json")?).context("faceres.json is not UTF-8")?;
+    let weights = FaceWeights {
+        mtcnn: [&mtcnn[0], &mtcnn[1], &mtcnn[2]],
+        shape_predictor: &bytes("shape_predictor_5_face_landmarks.dat")?,
+        dlib: &bytes("dlib_face_recognition_resnet_model_v1.dat")?,
+        faceres_manifest: &manifest,
+        faceres_weights: &bytes("faceres.bin")?,
+    };
+    Ok(FaceStack::from_weights(&weights, device)?)
 }
 
 /// Runs `fuselab face …`.
@@ -272,15 +161,7 @@ pub fn run(command: &FaceCommand, data_dir: &Path) -> anyhow::Result<()> {
 fn detect(args: &DetectArgs, data_dir: &Path, device: &Device) -> anyhow::Result<()> {
     let image = load_photo(&args.photo)?;
     let stack = load_mtcnn(data_dir, device)?;
-    let faces: Vec<DetectedFace> = stack
-        .detect(&image, device)
-        .into_iter()
-        .map(|d| DetectedFace {
-            bbox: d.bbox,
-            score: d.score,
-            landmarks: d.landmarks,
-        })
-        .collect();
+    let faces = stack.detect(&image, device);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(
@@ -335,7 +216,7 @@ fn detect(args: &DetectArgs, data_dir: &Path, device: &Device) -> anyhow::Result
 }
 
 fn compare(args: &CompareArgs, data_dir: &Path, device: Device) -> anyhow::Result<()> {
-    let stack = FaceStack::load(data_dir, device)?;
+    let stack = load_stack(data_dir, device)?;
     let face = |path: &Path| -> anyhow::Result<Face> {
         let image = load_photo(path)?;
         let faces = stack.faces(&image);
@@ -351,10 +232,7 @@ fn compare(args: &CompareArgs, data_dir: &Path, device: Device) -> anyhow::Resul
         })
     };
     let (a, b) = (face(&args.a)?, face(&args.b)?);
-    let verdicts = [
-        verdict(stack.dlib.info(), &a.dlib, &b.dlib),
-        verdict(stack.faceres.info(), &a.faceres, &b.faceres),
-    ];
+    let verdicts = stack.compare(&a, &b);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use fuselab::face::{FaceStack, load_photo};
+use fuselab::face::{load_photo, load_stack};
 use fuselab::models::require;
 use fuselab_ml::face::{
     DlibResNet, FaceEmbedder, RgbImage, chip,
@@ -226,8 +226,8 @@ fn dlib_file_holds_the_layers_and_parameters_of_resnet_29() {
     );
 }
 
-fn stack() -> FaceStack {
-    FaceStack::load(&data_dir(), Device::flex()).unwrap()
+fn stack() -> fuselab_ml::face::FaceStack {
+    load_stack(&data_dir(), Device::flex()).unwrap()
 }
 
 #[test]
@@ -550,4 +550,41 @@ fn faceres_matches_tensorflow_js_on_the_chips() {
             angle(a, "biden-0.png")
         );
     }
+}
+
+/// The browser loads the same weights from the server; MTCNN's arrive as safetensors converted
+/// from the checkpoints, tensor for tensor.
+#[tokio::test]
+async fn the_server_hands_the_browser_the_same_weights() {
+    use axum::body::{Body, to_bytes};
+    use fuselab::server::{ServerConfig, app};
+    use tower::ServiceExt as _;
+
+    let get = |file: &str| {
+        let file = file.to_owned();
+        let router = app(ServerConfig {
+            data_dir: Some(data_dir()),
+            ..ServerConfig::default()
+        });
+        let request = axum::http::Request::get(format!("/api/models/face/{file}"))
+            .body(Body::empty())
+            .unwrap();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200, "{file}");
+            let cache = response.headers()["cache-control"].to_str().unwrap().to_owned();
+            assert!(cache.contains("max-age"), "{file}: {cache}");
+            to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()
+        }
+    };
+    for net in ["pnet", "rnet", "onet"] {
+        let served = get(&format!("{net}.safetensors")).await;
+        let served = fuselab_ml::tensors::read_safetensors(&served, net).unwrap();
+        let path = require(&data_dir(), &format!("face/{net}.pt")).unwrap();
+        assert_eq!(served, fuselab::face::read_checkpoint(&path).unwrap(), "{net}");
+    }
+    assert_eq!(
+        get("shape_predictor_5_face_landmarks.dat").await,
+        model("shape_predictor_5_face_landmarks.dat")
+    );
 }

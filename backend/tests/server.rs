@@ -367,3 +367,25 @@ async fn the_demo_pool_is_served_once_built() {
     assert_eq!(json_body(&body), small_pool());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn face_model_endpoint_names_its_files_and_the_fetch_command() {
+    let (status, _, body) = send(
+        app(ServerConfig::default()),
+        get("/api/models/face/..%2Fsecrets"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let error = json_body(&body)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("pnet.safetensors, rnet.safetensors"), "{error}");
+
+    let (status, _, body) = send(
+        app(ServerConfig::default()),
+        get("/api/models/face/faceres.bin"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let error = json_body(&body)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("`fuselab models fetch`"), "{error}");
+    assert!(error.contains("faceres.bin"), "{error}");
+}

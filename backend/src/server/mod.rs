@@ -2,6 +2,7 @@
 
 mod analyze;
 mod error;
+mod models;
 mod reports;
 
 use std::{io, path::PathBuf, sync::Arc};
@@ -34,6 +35,9 @@ pub struct ServerConfig {
     pub reports: Option<Arc<ReportStore>>,
     /// The example pool `GET /api/ensemble/demo` serves, once `fuselab ensemble demo` built it.
     pub demo_pool: Option<PathBuf>,
+    /// The data directory whose `models/` `fuselab models fetch` filled; the browser loads the
+    /// face models from it. Without it the model endpoints answer 404.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +46,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024 * 1024,
             reports: None,
             demo_pool: None,
+            data_dir: None,
         }
     }
 }
@@ -61,6 +66,7 @@ pub fn app(config: ServerConfig) -> Router {
             "/api/reports/{id}",
             get(reports::get).delete(reports::delete),
         )
+        .route("/api/models/face/{file}", get(models::face_file))
         .route("/reports/{id}", get(report_page))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(get(asset))

@@ -3,8 +3,6 @@
 //! (eye centres, nose tip, mouth corners). The networks are burn ops; the weights are the ones
 //! facenet-pytorch ships (`pnet.pt`, `rnet.pt`, `onet.pt`), handed over as named tensors.
 
-use std::collections::HashMap;
-
 use burn::tensor::activation::{prelu, softmax};
 use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
@@ -13,8 +11,7 @@ use thiserror::Error;
 
 use super::RgbImage;
 
-/// Named `f32` tensors of one checkpoint: shape and row-major values.
-pub type NamedTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+pub use crate::tensors::NamedTensors;
 
 /// A checkpoint that is not the MTCNN network it should be.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -42,9 +39,10 @@ pub enum MtcnnError {
 }
 
 /// One detected face, in pixel coordinates of the photo.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Detection {
     /// Left, top, right, bottom.
+    #[serde(rename = "box")]
     pub bbox: [f32; 4],
     /// O-Net's face probability.
     pub score: f32,

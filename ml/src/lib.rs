@@ -6,6 +6,7 @@
 
 pub mod digits;
 pub mod face;
+pub mod tensors;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use thiserror::Error;
@@ -70,11 +71,17 @@ pub enum MlError {
 pub fn open(compute: Compute) -> Result<Device, MlError> {
     match compute {
         Compute::Cpu => Ok(Device::flex()),
+        #[cfg(not(target_arch = "wasm32"))]
         Compute::Wgpu => Device::wgpu_options()
             .init()
             .map_err(|e| MlError::WgpuInit {
                 reason: e.to_string(),
             }),
+        // The browser build leaves burn-wgpu out (its WebGPU runtime would double the bundle).
+        #[cfg(target_arch = "wasm32")]
+        Compute::Wgpu => Err(MlError::WgpuInit {
+            reason: "the browser build of fuselab runs burn on its CPU backend only".to_owned(),
+        }),
     }
 }
 

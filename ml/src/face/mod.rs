@@ -18,10 +18,12 @@ pub mod faceres;
 pub mod mtcnn;
 pub mod resnet;
 pub mod shape;
+pub mod stack;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 pub use resnet::DlibResNet;
+pub use stack::{Face, FaceStack, FaceWeights, StackError, Verdict};
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (R, G, B).
 #[derive(Debug, Clone, PartialEq, Eq)]

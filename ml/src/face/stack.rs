@@ -1,0 +1,176 @@
+//! The whole face pipeline, the same natively and in the browser: MTCNN finds the faces, dlib's
+//! shape predictor places its 5 landmarks from MTCNN's eyes, dlib's chip is cut, and both
+//! embedders describe it.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{
+    DlibResNet, EmbedderInfo, FaceEmbedder as _, RgbImage, chip,
+    dlib::DlibError,
+    faceres::{Faceres, FaceresError, read_tfjs, resize_bilinear},
+    mtcnn::{Detection, Mtcnn, MtcnnError},
+    shape::ShapePredictor,
+};
+use crate::tensors::NamedTensors;
+
+/// The weight files of the face stack, as loaded from disk or fetched by the browser.
+#[derive(Debug)]
+pub struct FaceWeights<'a> {
+    /// facenet-pytorch's `pnet.pt`, `rnet.pt`, `onet.pt` as named tensors.
+    pub mtcnn: [&'a NamedTensors; 3],
+    /// `shape_predictor_5_face_landmarks.dat`.
+    pub shape_predictor: &'a [u8],
+    /// `dlib_face_recognition_resnet_model_v1.dat`.
+    pub dlib: &'a [u8],
+    /// faceres's graph-model manifest (`faceres.json`).
+    pub faceres_manifest: &'a str,
+    /// faceres's weights (`faceres.bin`).
+    pub faceres_weights: &'a [u8],
+}
+
+/// A weight file that is not the model it should be.
+#[derive(Debug, Error)]
+pub enum StackError {
+    /// The MTCNN tensors.
+    #[error(transparent)]
+    Mtcnn(#[from] MtcnnError),
+    /// One of dlib's files.
+    #[error(transparent)]
+    Dlib(#[from] DlibError),
+    /// faceres's files.
+    #[error(transparent)]
+    Faceres(#[from] FaceresError),
+}
+
+/// The face stack with its weights loaded.
+#[derive(Debug)]
+pub struct FaceStack {
+    /// Where tensors live.
+    pub device: Device,
+    /// The detector.
+    pub mtcnn: Mtcnn,
+    /// dlib's landmarks.
+    pub shape: ShapePredictor,
+    /// dlib's face descriptor.
+    pub dlib: DlibResNet,
+    /// The second, different descriptor (MobileNet-v1, 1024-d).
+    pub faceres: Faceres,
+}
+
+/// One face: the detection, dlib's landmarks and the descriptors of its chip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Face {
+    /// What MTCNN found.
+    #[serde(flatten)]
+    pub detection: Detection,
+    /// dlib's 5 landmarks, `(x, y)`.
+    pub parts: Vec<[i64; 2]>,
+    /// dlib's raw 128-d descriptor.
+    pub dlib: Vec<f32>,
+    /// faceres's 1024-d descriptor of the same chip, resized to 224×224.
+    pub faceres: Vec<f32>,
+}
+
+/// How one model compares two faces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The model's name.
+    pub model: String,
+    /// Euclidean distance between the raw embeddings.
+    pub distance: f32,
+    /// Angle between the embeddings, radians.
+    pub angle: f32,
+    /// The model's own threshold on `distance`, when it has one.
+    pub threshold: Option<f32>,
+    /// `None` when the model has no threshold to decide with.
+    pub same_person: Option<bool>,
+}
+
+impl Verdict {
+    /// Compares two raw embeddings of the model described by `info`.
+    pub fn new(info: &EmbedderInfo, a: &[f32], b: &[f32]) -> Self {
+        let distance = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt();
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cos =
+            a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)).max(1e-12);
+        Self {
+            model: info.name.to_owned(),
+            distance,
+            angle: cos.clamp(-1.0, 1.0).acos(),
+            threshold: info.same_person_below,
+            same_person: info.same_person_below.map(|t| distance < t),
+        }
+    }
+}
+
+impl FaceStack {
+    /// Builds every model from its weight files.
+    ///
+    /// # Errors
+    /// A file that is not the model, named.
+    pub fn from_weights(weights: &FaceWeights<'_>, device: Device) -> Result<Self, StackError> {
+        let [pnet, rnet, onet] = weights.mtcnn;
+        Ok(Self {
+            mtcnn: Mtcnn::from_tensors(pnet, rnet, onet, &device)?,
+            shape: ShapePredictor::from_bytes(weights.shape_predictor)?,
+            dlib: DlibResNet::from_bytes(weights.dlib, &device)?,
+            faceres: Faceres::from_tensors(
+                &read_tfjs(weights.faceres_manifest, weights.faceres_weights)?,
+                &device,
+            )?,
+            device,
+        })
+    }
+
+    /// Every face in the photo, largest first, with its descriptors.
+    pub fn faces(&self, image: &RgbImage) -> Vec<Face> {
+        self.mtcnn
+            .detect(image, &self.device)
+            .into_iter()
+            .filter_map(|detection| self.describe(image, detection))
+            .collect()
+    }
+
+    /// Landmarks, chip and descriptors of one detected face; `None` when its eyes coincide.
+    pub fn describe(&self, image: &RgbImage, detection: Detection) -> Option<Face> {
+        let [le, re] = [detection.landmarks[0], detection.landmarks[1]];
+        let rect = self.shape.rect_for_eyes(le, re)?;
+        let parts = self.shape.predict(image, rect);
+        let points: [[f64; 2]; 5] =
+            std::array::from_fn(|k| [parts[k][0] as f64, parts[k][1] as f64]);
+        let aligned = chip::extract(image, &chip::placement(&points, 150, 0.25));
+        let dlib = self
+            .dlib
+            .forward(aligned.to_tensor(&self.device))
+            .into_data()
+            .try_into_vec::<f32>()
+            .ok()?;
+        let faceres = self
+            .faceres
+            .forward(resize_bilinear(&aligned, 224, &self.device))
+            .into_data()
+            .try_into_vec::<f32>()
+            .ok()?;
+        Some(Face {
+            detection,
+            parts,
+            dlib,
+            faceres,
+        })
+    }
+
+    /// Each model's verdict on two faces: dlib first, then faceres.
+    pub fn compare(&self, a: &Face, b: &Face) -> [Verdict; 2] {
+        [
+            Verdict::new(self.dlib.info(), &a.dlib, &b.dlib),
+            Verdict::new(self.faceres.info(), &a.faceres, &b.faceres),
+        ]
+    }
+}
