@@ -29,4 +29,4 @@ FUSELAB_DATA_DIR="$MODELS_DATA_DIR" cargo test "${NATIVE_PACKAGES[@]}" --release
 
 step "browser end-to-end: headless Chromium against the real fuselab binary"
 FUSELAB_DIGITS="$(scripts/fetch-digits.sh)" FUSELAB_BIN="$TARGET_DIR/release/fuselab" \
-  node --test tests/e2e/
+  FUSELAB_DATA_DIR="$MODELS_DATA_DIR" node --test tests/e2e/

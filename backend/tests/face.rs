@@ -572,16 +572,26 @@ async fn the_server_hands_the_browser_the_same_weights() {
         async move {
             let response = router.oneshot(request).await.unwrap();
             assert_eq!(response.status(), 200, "{file}");
-            let cache = response.headers()["cache-control"].to_str().unwrap().to_owned();
+            let cache = response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             assert!(cache.contains("max-age"), "{file}: {cache}");
-            to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()
+            to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec()
         }
     };
     for net in ["pnet", "rnet", "onet"] {
         let served = get(&format!("{net}.safetensors")).await;
         let served = fuselab_ml::tensors::read_safetensors(&served, net).unwrap();
         let path = require(&data_dir(), &format!("face/{net}.pt")).unwrap();
-        assert_eq!(served, fuselab::face::read_checkpoint(&path).unwrap(), "{net}");
+        assert_eq!(
+            served,
+            fuselab::face::read_checkpoint(&path).unwrap(),
+            "{net}"
+        );
     }
     assert_eq!(
         get("shape_predictor_5_face_landmarks.dat").await,

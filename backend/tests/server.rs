@@ -377,7 +377,10 @@ async fn face_model_endpoint_names_its_files_and_the_fetch_command() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let error = json_body(&body)["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("pnet.safetensors, rnet.safetensors"), "{error}");
+    assert!(
+        error.contains("pnet.safetensors, rnet.safetensors"),
+        "{error}"
+    );
 
     let (status, _, body) = send(
         app(ServerConfig::default()),

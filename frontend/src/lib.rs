@@ -7,6 +7,7 @@
 mod api;
 mod cofailure;
 mod ensembles;
+mod faces;
 mod gpu;
 
 use leptos::prelude::*;
@@ -22,17 +23,37 @@ pub fn start() {
     }
 }
 
-/// The application shell: a saved report at `/reports/{id}`, the tools everywhere else.
+/// The pages, by address.
+enum Page {
+    /// `/`: the ensemble tools.
+    Ensembles,
+    /// `/faces`: face detection and comparison in the browser.
+    Faces,
+    /// `/reports/{id}`: a saved report.
+    Saved(String),
+}
+
+/// The application shell: a navigation bar and the page the address names.
 #[component]
 fn App() -> impl IntoView {
     let path = window().location().pathname().unwrap_or_default();
-    let saved = path
-        .strip_prefix("/reports/")
-        .map(|id| id.trim_end_matches('/').to_owned());
+    let page = match path.strip_prefix("/reports/") {
+        Some(id) => Page::Saved(id.trim_end_matches('/').to_owned()),
+        None if path.trim_end_matches('/') == "/faces" => Page::Faces,
+        None => Page::Ensembles,
+    };
+    let current = |here: bool| if here { "page" } else { "false" };
+    let nav = view! {
+        <nav aria-label="Pages">
+            <a href="/" aria-current=current(matches!(page, Page::Ensembles))>"Ensembles"</a>
+            <a href="/faces" aria-current=current(matches!(page, Page::Faces))>"Faces"</a>
+        </nav>
+    };
     let device = gpu::start();
     view! {
         <header>
             <h1>"fuselab"</h1>
+            {nav}
             <p class="tagline">
                 "Focal-diversity ensembles, face-privacy masks and alignment fusion, self-hosted."
             </p>
@@ -42,9 +63,10 @@ fn App() -> impl IntoView {
                 <api::ServerStatus />
                 <gpu::DeviceStatus device=device />
             </section>
-            {match saved {
-                Some(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
-                None => view! {
+            {match page {
+                Page::Saved(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
+                Page::Faces => view! { <faces::FacesPage /> }.into_any(),
+                Page::Ensembles => view! {
                     <ensembles::EnsemblesPage />
                     <cofailure::CofailureTool />
                 }.into_any(),

@@ -98,7 +98,9 @@ pub fn read_safetensors(bytes: &[u8], file: &str) -> Result<NamedTensors, Safete
         };
         let dtype = field("dtype")?;
         if dtype != "F32" {
-            return Err(fail(format!("tensor `{name}` is {dtype}, expected \"F32\"")));
+            return Err(fail(format!(
+                "tensor `{name}` is {dtype}, expected \"F32\""
+            )));
         }
         let numbers = |key: &str| -> Result<Vec<usize>, SafetensorsError> {
             field(key)?
@@ -121,7 +123,9 @@ pub fn read_safetensors(bytes: &[u8], file: &str) -> Result<NamedTensors, Safete
             )));
         };
         let elements = shape.iter().try_fold(1_usize, |n, &d| n.checked_mul(d));
-        if begin > end || end > data.len() || elements.and_then(|n| n.checked_mul(4)) != Some(end - begin)
+        if begin > end
+            || end > data.len()
+            || elements.and_then(|n| n.checked_mul(4)) != Some(end - begin)
         {
             return Err(fail(format!(
                 "tensor `{name}`: bytes {begin}..{end} do not hold shape {shape:?} as F32 within the {} data bytes",
@@ -160,7 +164,10 @@ mod tests {
 
     fn sample() -> NamedTensors {
         NamedTensors::from([
-            ("b.weight".to_owned(), (vec![2, 3], vec![1.0, -2.5, 3.0, 0.0, 1e-30, f32::MAX])),
+            (
+                "b.weight".to_owned(),
+                (vec![2, 3], vec![1.0, -2.5, 3.0, 0.0, 1e-30, f32::MAX]),
+            ),
             ("a".to_owned(), (vec![1], vec![7.0])),
             ("scalar".to_owned(), (vec![], vec![0.5])),
         ])
@@ -189,7 +196,11 @@ mod tests {
     #[test]
     fn bad_files_are_named_errors() {
         let good = write_safetensors(&sample());
-        let error = |bytes: &[u8]| read_safetensors(bytes, "w.safetensors").unwrap_err().to_string();
+        let error = |bytes: &[u8]| {
+            read_safetensors(bytes, "w.safetensors")
+                .unwrap_err()
+                .to_string()
+        };
         assert!(error(&good[..4]).starts_with("w.safetensors: 4 bytes"));
         assert!(error(&good[..good.len() - 1]).contains("do not hold shape"));
         let mut long = good;

@@ -2,7 +2,7 @@
 // free port, and headless Chromium (apt) with WebGPU on SwiftShader, in fresh folders.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -16,19 +16,26 @@ const CHROMIUM_FLAGS = [
 ];
 
 /**
- * Starts the server and the browser and opens the app. `problems` collects page errors,
- * console errors, failed requests and HTTP errors; `close()` stops everything and checks that
- * the server exits cleanly.
+ * Starts the server and the browser and opens the app at `path`. With `models`, the server's
+ * data directory holds the weights `fuselab models fetch` cached in `$FUSELAB_DATA_DIR`.
+ * `problems` collects page errors, console errors, failed requests and HTTP errors; `close()`
+ * stops everything and checks that the server exits cleanly.
  */
-export async function startApp() {
+export async function startApp({ path = "/", models = false, demo = true } = {}) {
   assert.ok(BIN, "FUSELAB_BIN must point at the fuselab binary");
   const dataDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-data-"));
-  // The demo pool, trained on scikit-learn's digits (scripts/test.sh passes their path).
-  assert.ok(process.env.FUSELAB_DIGITS, "FUSELAB_DIGITS must point at digits.csv.gz (scripts/fetch-digits.sh)");
-  const demo = spawnSync(BIN, ["--data-dir", dataDir, "ensemble", "demo", "--digits", process.env.FUSELAB_DIGITS], {
-    encoding: "utf8",
-  });
-  assert.equal(demo.status, 0, demo.stderr);
+  if (models) {
+    assert.ok(process.env.FUSELAB_DATA_DIR, "FUSELAB_DATA_DIR must hold the fetched models (scripts/test.sh sets it)");
+    symlinkSync(join(process.env.FUSELAB_DATA_DIR, "models"), join(dataDir, "models"));
+  }
+  if (demo) {
+    // The demo pool, trained on scikit-learn's digits (scripts/test.sh passes their path).
+    assert.ok(process.env.FUSELAB_DIGITS, "FUSELAB_DIGITS must point at digits.csv.gz (scripts/fetch-digits.sh)");
+    const built = spawnSync(BIN, ["--data-dir", dataDir, "ensemble", "demo", "--digits", process.env.FUSELAB_DIGITS], {
+      encoding: "utf8",
+    });
+    assert.equal(built.status, 0, built.stderr);
+  }
   const profileDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-chromium-"));
   const server = spawn(BIN, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -63,7 +70,7 @@ export async function startApp() {
   page.on("response", (response) => {
     if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
   });
-  await page.goto(baseUrl);
+  await page.goto(baseUrl + path);
   const close = async () => {
     await context.close();
     if (server.exitCode === null) {
@@ -74,7 +81,7 @@ export async function startApp() {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(profileDir, { recursive: true, force: true });
   };
-  return { page, baseUrl, problems, close, dataDir };
+  return { page, context, baseUrl, problems, close, dataDir };
 }
 
 /** Waits until the element's trimmed text matches `pattern` (30 s at most). */

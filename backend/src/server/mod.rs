@@ -67,7 +67,8 @@ pub fn app(config: ServerConfig) -> Router {
             get(reports::get).delete(reports::delete),
         )
         .route("/api/models/face/{file}", get(models::face_file))
-        .route("/reports/{id}", get(report_page))
+        .route("/reports/{id}", get(app_page))
+        .route("/faces", get(app_page))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)
@@ -188,8 +189,8 @@ async fn demo_pool(State(config): State<AppState>) -> Result<Response, AppError>
     }
 }
 
-/// `/reports/{id}`: the app itself, which reads the id from the address and shows that report.
-async fn report_page(headers: HeaderMap) -> Response {
+/// `/reports/{id}` and `/faces`: the app itself, which reads the page from the address.
+async fn app_page(headers: HeaderMap) -> Response {
     asset(Uri::from_static("/"), headers).await
 }
 

@@ -33,7 +33,10 @@ pub async fn face_file(
     if !FACE_FILES.contains(&file.as_str()) {
         return Err(AppError::client(
             StatusCode::NOT_FOUND,
-            format!("no face model file `{file}`; the files are {}", FACE_FILES.join(", ")),
+            format!(
+                "no face model file `{file}`; the files are {}",
+                FACE_FILES.join(", ")
+            ),
         ));
     }
     let missing = || {
@@ -44,7 +47,12 @@ pub async fn face_file(
             ),
         )
     };
-    let dir = config.data_dir.as_ref().ok_or_else(missing)?.join(MODELS_DIR).join("face");
+    let dir = config
+        .data_dir
+        .as_ref()
+        .ok_or_else(missing)?
+        .join(MODELS_DIR)
+        .join("face");
     let source = match file.strip_suffix(".safetensors") {
         Some(net) => dir.join(format!("{net}.pt")),
         None => dir.join(&file),

@@ -2,7 +2,7 @@
 //! shape predictor places its 5 landmarks from MTCNN's eyes, dlib's chip is cut, and both
 //! embedders describe it.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -91,6 +91,11 @@ pub struct Verdict {
 impl Verdict {
     /// Compares two raw embeddings of the model described by `info`.
     pub fn new(info: &EmbedderInfo, a: &[f32], b: &[f32]) -> Self {
+        Self::between(info.name, info.same_person_below, a, b)
+    }
+
+    /// Compares two raw embeddings of `model`, deciding with its `threshold` when it has one.
+    pub fn between(model: &str, threshold: Option<f32>, a: &[f32], b: &[f32]) -> Self {
         let distance = a
             .iter()
             .zip(b)
@@ -98,14 +103,13 @@ impl Verdict {
             .sum::<f32>()
             .sqrt();
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let cos =
-            a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)).max(1e-12);
+        let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)).max(1e-12);
         Self {
-            model: info.name.to_owned(),
+            model: model.to_owned(),
             distance,
             angle: cos.clamp(-1.0, 1.0).acos(),
-            threshold: info.same_person_below,
-            same_person: info.same_person_below.map(|t| distance < t),
+            threshold,
+            same_person: threshold.map(|t| distance < t),
         }
     }
 }
@@ -140,30 +144,42 @@ impl FaceStack {
 
     /// Landmarks, chip and descriptors of one detected face; `None` when its eyes coincide.
     pub fn describe(&self, image: &RgbImage, detection: Detection) -> Option<Face> {
+        let (parts, chip) = self.align(image, &detection)?;
+        Some(Face {
+            detection,
+            parts,
+            dlib: self.dlib_descriptor(&chip),
+            faceres: self.faceres_descriptor(&chip),
+        })
+    }
+
+    /// dlib's 5 landmarks, placed from MTCNN's eyes, and the 150×150 chip cut along them;
+    /// `None` when the eyes coincide.
+    pub fn align(
+        &self,
+        image: &RgbImage,
+        detection: &Detection,
+    ) -> Option<(Vec<[i64; 2]>, RgbImage)> {
         let [le, re] = [detection.landmarks[0], detection.landmarks[1]];
         let rect = self.shape.rect_for_eyes(le, re)?;
         let parts = self.shape.predict(image, rect);
         let points: [[f64; 2]; 5] =
             std::array::from_fn(|k| [parts[k][0] as f64, parts[k][1] as f64]);
-        let aligned = chip::extract(image, &chip::placement(&points, 150, 0.25));
-        let dlib = self
-            .dlib
-            .forward(aligned.to_tensor(&self.device))
-            .into_data()
-            .try_into_vec::<f32>()
-            .ok()?;
-        let faceres = self
-            .faceres
-            .forward(resize_bilinear(&aligned, 224, &self.device))
-            .into_data()
-            .try_into_vec::<f32>()
-            .ok()?;
-        Some(Face {
-            detection,
-            parts,
-            dlib,
-            faceres,
-        })
+        let chip = chip::extract(image, &chip::placement(&points, 150, 0.25));
+        Some((parts, chip))
+    }
+
+    /// dlib's raw 128-d descriptor of a 150×150 chip.
+    pub fn dlib_descriptor(&self, chip: &RgbImage) -> Vec<f32> {
+        read_row(self.dlib.forward(chip.to_tensor(&self.device)))
+    }
+
+    /// faceres's 1024-d descriptor of a chip, resized to its 224×224 input.
+    pub fn faceres_descriptor(&self, chip: &RgbImage) -> Vec<f32> {
+        read_row(
+            self.faceres
+                .forward(resize_bilinear(chip, 224, &self.device)),
+        )
     }
 
     /// Each model's verdict on two faces: dlib first, then faceres.
@@ -173,4 +189,9 @@ impl FaceStack {
             Verdict::new(self.faceres.info(), &a.faceres, &b.faceres),
         ]
     }
+}
+
+/// The values of a `[1, d]` tensor: `f32` by construction, read back from the device.
+fn read_row(row: Tensor<2>) -> Vec<f32> {
+    row.into_data().iter::<f32>().collect()
 }
