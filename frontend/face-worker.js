@@ -1,12 +1,12 @@
-// The Faces page's Web Worker: fetches the face models from the server once, builds the face
-// stack in the same wasm module as the page, and finds faces in the pixels the page posts.
-import init, { loadFaceStack, findFaces } from "/pkg/fuselab_frontend.js";
+// The face pages' Web Worker: fetches the face models from the server once, builds them in the
+// same wasm module as the page, and runs them on the pixels the page posts. `detect` needs only
+// MTCNN (the Protect page); `find` needs the whole stack (the Faces page).
+import init, { loadDetector, detectFaces, loadFaceStack, findFaces } from "/pkg/fuselab_frontend.js";
 
+const DETECTOR = ["pnet.safetensors", "rnet.safetensors", "onet.safetensors"];
 // The order `loadFaceStack` takes them in.
-const FILES = [
-  "pnet.safetensors",
-  "rnet.safetensors",
-  "onet.safetensors",
+const STACK = [
+  ...DETECTOR,
   "shape_predictor_5_face_landmarks.dat",
   "dlib_face_recognition_resnet_model_v1.dat",
   "faceres.json",
@@ -27,38 +27,45 @@ async function fetchModel(name) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-async function load() {
+const status = (message) => self.postMessage({ kind: "status", message });
+
+/** Fetches `names` and builds them with `build`, reporting progress as `what`. */
+async function load(names, build, what) {
   await init();
-  const status = (message) => self.postMessage({ kind: "status", message });
-  status("Downloading the face models…");
+  status(`Downloading the ${what}…`);
   const started = performance.now();
-  const files = await Promise.all(FILES.map(fetchModel));
+  const files = await Promise.all(names.map(fetchModel));
   const fetched = performance.now();
   const megabytes = files.reduce((n, file) => n + file.length, 0) / 1e6;
-  status(`Building the face models (${megabytes.toFixed(1)} MB)…`);
-  loadFaceStack(...files);
+  status(`Building the ${what} (${megabytes.toFixed(1)} MB)…`);
+  build(...files);
   const seconds = (ms) => (ms / 1000).toFixed(1);
   status(
-    `Face models ready: ${megabytes.toFixed(1)} MB fetched in ${seconds(fetched - started)} s, ` +
+    `The ${what} are ready: ${megabytes.toFixed(1)} MB fetched in ${seconds(fetched - started)} s, ` +
       `built in ${seconds(performance.now() - fetched)} s.`,
   );
 }
 
-let ready = null;
+const loading = { detect: null, find: null };
+const loaders = {
+  detect: () => load(DETECTOR, loadDetector, "face detector models"),
+  find: () => load(STACK, loadFaceStack, "face models"),
+};
+const runners = { detect: detectFaces, find: findFaces };
 
 self.onmessage = async ({ data }) => {
-  const { id, rgba, width, height } = data;
+  const { id, task = "find", rgba, width, height } = data;
   try {
-    ready ??= load();
-    await ready;
+    loading[task] ??= loaders[task]();
+    await loading[task];
   } catch (error) {
-    ready = null;
+    loading[task] = null;
     const message = error instanceof Error ? error.message : String(error);
     self.postMessage({ kind: "error", id, message: `the face models could not be loaded: ${message}` });
     return;
   }
   try {
-    self.postMessage({ kind: "done", id, json: findFaces(rgba, width, height) });
+    self.postMessage({ kind: "done", id, json: runners[task](rgba, width, height) });
   } catch (error) {
     self.postMessage({ kind: "error", id, message: error instanceof Error ? error.message : String(error) });
   }

@@ -52,14 +52,23 @@ export async function decodePhoto(blob) {
   return { bitmap, width: bitmap.width, height: bitmap.height, rgba: data };
 }
 
-/** Runs the face stack in the worker on RGBA pixels; resolves to its JSON. */
-export function findFacesInPixels(rgba, width, height) {
+/**
+ * Runs `task` in the worker on RGBA pixels: `find` (the whole face stack) or `detect` (MTCNN's
+ * boxes only); resolves to its JSON. With `keep`, the worker gets a copy and the caller keeps
+ * the pixels; otherwise they move to the worker.
+ */
+export function runFaceTask(task, rgba, width, height, keep = false) {
   const id = nextId++;
+  const pixels = keep ? rgba.slice() : rgba;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
-    // The pixels move to the worker; the page keeps the bitmap for the preview.
-    faceWorker().postMessage({ id, rgba, width, height }, [rgba.buffer]);
+    faceWorker().postMessage({ id, task, rgba: pixels, width, height }, [pixels.buffer]);
   });
+}
+
+/** Runs the face stack in the worker on RGBA pixels; resolves to its JSON. */
+export function findFacesInPixels(rgba, width, height) {
+  return runFaceTask("find", rgba, width, height);
 }
 
 /** The photo, at most 720 px wide, with each face's box, number and landmarks drawn. */

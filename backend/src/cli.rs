@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    devices, ensemble, face, models,
+    devices, ensemble, face, mask, models,
     reports::{self, ReportStore},
     server,
 };
@@ -58,6 +58,9 @@ pub enum Command {
     /// Face detection and recognition on photos
     #[command(subcommand)]
     Face(face::FaceCommand),
+    /// Personal privacy masks (Chameleon P3-Mask): learn yours, protect photos, verify
+    #[command(subcommand)]
+    Mask(mask::MaskCommand),
     /// Model weights and test photos from the package registries
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -156,6 +159,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             face::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Mask(command) => {
+            mask::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models(command) => {
             models::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
@@ -183,6 +190,7 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             reports: Some(Arc::new(store)),
             demo_pool: Some(data_dir.join(ensemble::demo::DEMO_POOL)),
             data_dir: Some(data_dir.to_path_buf()),
+            ..server::ServerConfig::default()
         });
         server::serve(listener, app)
             .await

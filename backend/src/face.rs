@@ -60,24 +60,38 @@ pub struct PhotoError {
     pub what: String,
 }
 
-/// Decodes a photo (JPEG or PNG) to 8-bit RGB, naming the file on failure.
+/// Decodes a photo (JPEG, PNG or WebP) to 8-bit RGB, turned upright by its EXIF orientation
+/// (as browsers show it), naming the file on failure.
 ///
 /// # Errors
 /// An unreadable file or one that is not a supported image.
 pub fn load_photo(path: &Path) -> anyhow::Result<RgbImage> {
-    let decoded = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(decode_photo(&bytes, &path.display().to_string())?)
+}
+
+/// Decodes the bytes of a photo called `name` (JPEG, PNG or WebP) to upright 8-bit RGB.
+///
+/// # Errors
+/// [`PhotoError`] naming the photo when it is not a supported image.
+pub fn decode_photo(bytes: &[u8], name: &str) -> Result<RgbImage, PhotoError> {
+    let not_a_photo = |e: &dyn std::fmt::Display| PhotoError {
+        path: name.to_owned(),
+        what: format!("not a JPEG, PNG or WebP image this build can decode ({e})"),
+    };
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .decode()
-        .map_err(|e| PhotoError {
-            path: path.display().to_string(),
-            what: format!("not a JPEG or PNG image this build can decode ({e})"),
-        })?
-        .into_rgb8();
-    let (width, height) = decoded.dimensions();
-    RgbImage::new(width as usize, height as usize, decoded.into_raw())
-        .with_context(|| format!("{}: decoded size does not match its pixels", path.display()))
+        .map_err(|e| not_a_photo(&e))?
+        .into_decoder()
+        .map_err(|e| not_a_photo(&e))?;
+    let orientation =
+        image::ImageDecoder::orientation(&mut decoder).map_err(|e| not_a_photo(&e))?;
+    let mut upright = image::DynamicImage::from_decoder(decoder).map_err(|e| not_a_photo(&e))?;
+    upright.apply_orientation(orientation);
+    let rgb = upright.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    RgbImage::new(width as usize, height as usize, rgb.into_raw())
+        .ok_or_else(|| not_a_photo(&"its decoded size does not match its pixels"))
 }
 
 /// Reads a `PyTorch` checkpoint's `f32` tensors (legacy or zip format) with burn-store's reader.

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod devices;
 pub mod ensemble;
 pub mod face;
+pub mod mask;
 pub mod models;
 pub mod reports;
 pub mod server;

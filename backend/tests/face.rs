@@ -501,7 +501,7 @@ fn cli_detect_reports_faces_and_refuses_what_is_not_a_photo() {
     std::fs::write(&text, "not a photo").unwrap();
     let out = fuselab(&["face", "detect", text.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg: not a JPEG or PNG"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.jpg: not a JPEG, PNG or WebP"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

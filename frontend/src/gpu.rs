@@ -2,7 +2,7 @@
 
 use std::{cell::OnceCell, rc::Rc};
 
-use fuselab_shaders::{Gpu, cofailure::CofailureKernel};
+use fuselab_shaders::{Gpu, apply_mask::ApplyMaskKernel, cofailure::CofailureKernel};
 use leptos::prelude::*;
 
 /// An open WebGPU device with fuselab's kernels compiled on it.
@@ -10,6 +10,7 @@ use leptos::prelude::*;
 pub struct Kernels {
     pub gpu: Gpu,
     pub cofailure: CofailureKernel,
+    pub apply_mask: ApplyMaskKernel,
 }
 
 thread_local! {
@@ -36,7 +37,12 @@ pub enum DeviceState {
 async fn open() -> Result<Kernels, fuselab_shaders::GpuError> {
     let gpu = Gpu::request(wgpu::Backends::BROWSER_WEBGPU).await?;
     let cofailure = CofailureKernel::new(&gpu).await?;
-    Ok(Kernels { gpu, cofailure })
+    let apply_mask = ApplyMaskKernel::new(&gpu).await?;
+    Ok(Kernels {
+        gpu,
+        cofailure,
+        apply_mask,
+    })
 }
 
 /// Starts opening WebGPU; the returned signal follows its progress.

@@ -9,6 +9,7 @@ mod cofailure;
 mod ensembles;
 mod faces;
 mod gpu;
+mod protect;
 
 use leptos::prelude::*;
 use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
@@ -29,6 +30,8 @@ enum Page {
     Ensembles,
     /// `/faces`: face detection and comparison in the browser.
     Faces,
+    /// `/protect`: photo protection with a personal mask, and creating the mask.
+    Protect,
     /// `/reports/{id}`: a saved report.
     Saved(String),
 }
@@ -40,6 +43,7 @@ fn App() -> impl IntoView {
     let page = match path.strip_prefix("/reports/") {
         Some(id) => Page::Saved(id.trim_end_matches('/').to_owned()),
         None if path.trim_end_matches('/') == "/faces" => Page::Faces,
+        None if path.trim_end_matches('/') == "/protect" => Page::Protect,
         None => Page::Ensembles,
     };
     let current = |here: bool| if here { "page" } else { "false" };
@@ -47,6 +51,7 @@ fn App() -> impl IntoView {
         <nav aria-label="Pages">
             <a href="/" aria-current=current(matches!(page, Page::Ensembles))>"Ensembles"</a>
             <a href="/faces" aria-current=current(matches!(page, Page::Faces))>"Faces"</a>
+            <a href="/protect" aria-current=current(matches!(page, Page::Protect))>"Protect photos"</a>
         </nav>
     };
     let device = gpu::start();
@@ -66,6 +71,7 @@ fn App() -> impl IntoView {
             {match page {
                 Page::Saved(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
                 Page::Faces => view! { <faces::FacesPage /> }.into_any(),
+                Page::Protect => view! { <protect::ProtectPage /> }.into_any(),
                 Page::Ensembles => view! {
                     <ensembles::EnsemblesPage />
                     <cofailure::CofailureTool />

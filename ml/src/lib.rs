@@ -6,9 +6,11 @@
 
 pub mod digits;
 pub mod face;
+pub mod mask;
 pub mod tensors;
 
-use burn::tensor::{Device, Tensor, TensorData};
+pub use burn::tensor::Device;
+use burn::tensor::{Tensor, TensorData};
 use thiserror::Error;
 
 /// Where burn runs tensors.

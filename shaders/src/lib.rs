@@ -4,6 +4,7 @@
 //! lavapipe on machines without a GPU). Every kernel has a CPU twin in `fuselab-shared`, and
 //! the tests compare the two.
 
+pub mod apply_mask;
 pub mod cofailure;
 mod gpu;
 pub mod team_sums;
@@ -12,6 +13,7 @@ pub use gpu::{AdapterSummary, Gpu, GpuError};
 
 /// Every WGSL file of `shaders/`, by file name: the validation test checks each one.
 pub const ALL: &[(&str, &str)] = &[
+    ("apply_mask.wgsl", apply_mask::WGSL),
     ("cofailure.wgsl", cofailure::WGSL),
     ("team_sums.wgsl", team_sums::WGSL),
 ];

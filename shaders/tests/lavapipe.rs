@@ -94,3 +94,48 @@ fn team_sums_match_cpu_twin_on_vulkan() {
         }
     }
 }
+
+/// The mask kernel against `fuselab_shared::mask::apply` on RGBA photos: adding, a partial
+/// strength, and removing, with faces at the photo's edges and canvases larger and smaller than
+/// the mask.
+#[test]
+fn apply_mask_matches_cpu_twin_on_vulkan() {
+    use fuselab_shaders::apply_mask::ApplyMaskKernel;
+    use fuselab_shared::mask::{FaceCanvas, MASK_LEN, apply};
+
+    let gpu = pollster::block_on(Gpu::request(wgpu::Backends::VULKAN))
+        .expect("a Vulkan adapter (install mesa-vulkan-drivers for lavapipe)");
+    let kernel = pollster::block_on(ApplyMaskKernel::new(&gpu)).unwrap();
+    let mut state = 0x2545_f491_u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let delta: Vec<f32> = (0..MASK_LEN)
+        .map(|_| (next() % 3201) as f32 / 100.0 - 16.0)
+        .collect();
+    for (width, height, bbox, strength) in [
+        (300, 200, [40.3, 20.7, 180.2, 190.0], 1.0),
+        (64, 48, [-5.0, -3.0, 30.0, 60.0], 0.6),
+        (500, 400, [100.0, 50.0, 480.0, 399.5], -1.0),
+        (40, 40, [10.0, 10.0, 20.0, 22.0], 1.0),
+    ] {
+        #[allow(clippy::cast_possible_truncation)]
+        let photo: Vec<u8> = (0..width * height * 4).map(|_| next() as u8).collect();
+        let canvas = FaceCanvas::from_box(bbox, width, height).unwrap();
+        let mut cpu = photo.clone();
+        apply(&mut cpu, width, 4, &canvas, &delta, strength);
+        let mut gpu_photo = photo.clone();
+        pollster::block_on(kernel.run(&gpu, &mut gpu_photo, width, &canvas, &delta, strength))
+            .unwrap();
+        let differing = cpu.iter().zip(&gpu_photo).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differing, 0,
+            "{width}×{height}, box {bbox:?}: {differing} values differ"
+        );
+        assert_ne!(cpu, photo, "the mask changed nothing");
+    }
+}

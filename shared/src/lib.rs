@@ -8,6 +8,7 @@ pub mod api;
 pub mod cofailure;
 pub mod ensemble;
 pub mod gzip;
+pub mod mask;
 pub mod npy;
 pub mod predictions;
 

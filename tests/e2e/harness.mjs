@@ -17,11 +17,12 @@ const CHROMIUM_FLAGS = [
 
 /**
  * Starts the server and the browser and opens the app at `path`. With `models`, the server's
- * data directory holds the weights `fuselab models fetch` cached in `$FUSELAB_DATA_DIR`.
+ * data directory holds the weights `fuselab models fetch` cached in `$FUSELAB_DATA_DIR`;
+ * `webgpu: false` starts Chromium without WebGPU.
  * `problems` collects page errors, console errors, failed requests and HTTP errors; `close()`
  * stops everything and checks that the server exits cleanly.
  */
-export async function startApp({ path = "/", models = false, demo = true } = {}) {
+export async function startApp({ path = "/", models = false, demo = true, webgpu = true } = {}) {
   assert.ok(BIN, "FUSELAB_BIN must point at the fuselab binary");
   const dataDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-data-"));
   if (models) {
@@ -57,7 +58,8 @@ export async function startApp({ path = "/", models = false, demo = true } = {})
   const context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_FLAGS,
+    // Without the WebGPU flags the page has no adapter and computes on the CPU.
+    args: webgpu ? CHROMIUM_FLAGS : CHROMIUM_FLAGS.filter((f) => !f.includes("webgpu") && !f.includes("swiftshader")),
     acceptDownloads: true,
   });
   const page = context.pages()[0] ?? (await context.newPage());

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod error;
+mod masks;
 mod models;
 mod reports;
 
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     /// The data directory whose `models/` `fuselab models fetch` filled; the browser loads the
     /// face models from it. Without it the model endpoints answer 404.
     pub data_dir: Option<PathBuf>,
+    /// Mask jobs in progress or waiting to be downloaded (in memory only).
+    pub masks: Arc<masks::MaskJobs>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             reports: None,
             demo_pool: None,
             data_dir: None,
+            masks: Arc::new(masks::MaskJobs::new()),
         }
     }
 }
@@ -67,8 +71,13 @@ pub fn app(config: ServerConfig) -> Router {
             get(reports::get).delete(reports::delete),
         )
         .route("/api/models/face/{file}", get(models::face_file))
+        .route("/api/masks", post(masks::create))
+        .route("/api/masks/{id}/events", get(masks::events))
+        .route("/api/masks/{id}/key", get(masks::key))
+        .route("/api/masks/{id}", axum::routing::delete(masks::cancel))
         .route("/reports/{id}", get(app_page))
         .route("/faces", get(app_page))
+        .route("/protect", get(app_page))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)

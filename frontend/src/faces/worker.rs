@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use fuselab_ml::{
-    face::{Face, FaceEmbedder as _, FaceStack, FaceWeights, RgbImage},
+    face::{Face, FaceEmbedder as _, FaceStack, FaceWeights, RgbImage, mtcnn::Mtcnn},
     tensors::read_safetensors,
 };
 use wasm_bindgen::prelude::*;
@@ -27,6 +27,64 @@ impl Stopwatch {
 thread_local! {
     // Built by `loadFaceStack`, kept for the worker's life (burn devices are not Send).
     static STACK: RefCell<Option<FaceStack>> = const { RefCell::new(None) };
+    // Built by `loadDetector` for pages that only need the boxes (the Protect page).
+    static DETECTOR: RefCell<Option<(Mtcnn, fuselab_ml::Device)>> = const { RefCell::new(None) };
+}
+
+/// Builds MTCNN alone from its three networks (safetensors, as the server converts them).
+///
+/// # Errors
+/// A file that is not the network it should be, named.
+#[wasm_bindgen(js_name = loadDetector)]
+pub fn load_detector(pnet: &[u8], rnet: &[u8], onet: &[u8]) -> Result<(), JsError> {
+    let device = fuselab_ml::open(fuselab_ml::Compute::Cpu)?;
+    let mtcnn = Mtcnn::from_tensors(
+        &read_safetensors(pnet, "pnet.safetensors")?,
+        &read_safetensors(rnet, "rnet.safetensors")?,
+        &read_safetensors(onet, "onet.safetensors")?,
+        &device,
+    )?;
+    DETECTOR.with(|d| *d.borrow_mut() = Some((mtcnn, device)));
+    Ok(())
+}
+
+/// MTCNN's detections (boxes, scores, landmarks) in an RGBA photo, largest first, as JSON.
+///
+/// # Errors
+/// No detector is loaded, or the pixels do not match the size.
+#[wasm_bindgen(js_name = detectFaces)]
+pub fn detect_faces(rgba: &[u8], width: u32, height: u32) -> Result<String, JsError> {
+    let image = rgb(rgba, width, height)?;
+    let detections = DETECTOR.with(|detector| {
+        if let Some((mtcnn, device)) = detector.borrow().as_ref() {
+            return Ok(mtcnn.detect(&image, device));
+        }
+        STACK.with(|stack| {
+            stack
+                .borrow()
+                .as_ref()
+                .map(|s| s.mtcnn.detect(&image, &s.device))
+                .ok_or_else(|| JsError::new("the face detector is not loaded"))
+        })
+    })?;
+    serde_json::to_string(&detections).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// RGBA pixels as an RGB image, checked against the size.
+fn rgb(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage, JsError> {
+    let (w, h) = (width as usize, height as usize);
+    if rgba.len() != w * h * 4 {
+        return Err(JsError::new(&format!(
+            "{} bytes of pixels for a {width}×{height} RGBA image, expected {}",
+            rgba.len(),
+            w * h * 4
+        )));
+    }
+    let pixels = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    RgbImage::new(w, h, pixels).ok_or_else(|| JsError::new("pixel count mismatch"))
 }
 
 /// Builds the face stack from the weight files, in the order `face-worker.js` fetches them.
@@ -68,19 +126,7 @@ pub fn load_face_stack(
 /// The stack is not loaded, or the pixels do not match the size.
 #[wasm_bindgen(js_name = findFaces)]
 pub fn find_faces(rgba: &[u8], width: u32, height: u32) -> Result<String, JsError> {
-    let (w, h) = (width as usize, height as usize);
-    if rgba.len() != w * h * 4 {
-        return Err(JsError::new(&format!(
-            "{} bytes of pixels for a {width}×{height} RGBA image, expected {}",
-            rgba.len(),
-            w * h * 4
-        )));
-    }
-    let pixels = rgba
-        .chunks_exact(4)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect();
-    let image = RgbImage::new(w, h, pixels).ok_or_else(|| JsError::new("pixel count mismatch"))?;
+    let image = rgb(rgba, width, height)?;
     STACK.with(|stack| {
         let stack = stack.borrow();
         let stack = stack
