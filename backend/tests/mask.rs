@@ -436,3 +436,256 @@ fn cli_refuses_photos_without_a_face_and_names_them() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--augment-jpeg"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A multipart body of `photo` files and text fields.
+fn multipart(photos: &[(&str, Vec<u8>)], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "fuselab-test-boundary";
+    let mut body = Vec::new();
+    for (name, bytes) in photos {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn named(list: &[(String, Vec<u8>)]) -> Vec<(&str, Vec<u8>)> {
+    list.iter().map(|(n, b)| (n.as_str(), b.clone())).collect()
+}
+
+/// The app on a data folder of its own, holding only (a link to) the models, and a way to send
+/// it requests.
+struct Server {
+    router: axum::Router,
+    data: PathBuf,
+}
+
+impl Server {
+    fn new(name: &str) -> Self {
+        let data = temp_dir(name);
+        std::os::unix::fs::symlink(data_dir().join("models"), data.join("models")).unwrap();
+        let router = fuselab::server::app(fuselab::server::ServerConfig {
+            data_dir: Some(data.clone()),
+            ..fuselab::server::ServerConfig::default()
+        });
+        Self { router, data }
+    }
+
+    async fn send(
+        &self,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (axum::http::StatusCode, Vec<u8>) {
+        use tower::ServiceExt as _;
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, body.to_vec())
+    }
+
+    async fn get(&self, uri: &str) -> (axum::http::StatusCode, Vec<u8>) {
+        self.send(
+            axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn post(
+        &self,
+        photos: &[(&str, Vec<u8>)],
+        fields: &[(&str, &str)],
+    ) -> (axum::http::StatusCode, String) {
+        let (kind, body) = multipart(photos, fields);
+        let request = axum::http::Request::post("/api/masks")
+            .header(axum::http::header::CONTENT_TYPE, kind)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let (status, body) = self.send(request).await;
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn obamas() -> Vec<(String, Vec<u8>)> {
+    ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+        .iter()
+        .map(|n| ((*n).to_owned(), std::fs::read(photo_path(n)).unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_jobs_refuse_bad_requests_by_name() {
+    use axum::http::StatusCode;
+    let server = Server::new("server-bad");
+    let obamas = obamas();
+    let (status, body) = server.post(&named(&obamas[..2]), &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("3 to 40 photos"), "{body}");
+    let mut with_text = named(&obamas[..2]);
+    with_text.push(("notes.jpg", b"not a photo".to_vec()));
+    let (status, body) = server.post(&with_text, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("notes.jpg: not a JPEG"), "{body}");
+    let (status, body) = server.post(&named(&obamas), &[("epochs", "many")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("field `epochs`"), "{body}");
+    let (status, body) = server.post(&named(&obamas), &[("models", "arcface")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("unknown model `arcface`"), "{body}");
+    let (status, _) = server.get("/api/masks/0123/events").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    std::fs::remove_dir_all(&server.data).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_job_streams_progress_hands_the_key_over_once_and_writes_nothing() {
+    use axum::http::StatusCode;
+    let server = Server::new("server-job");
+    let (status, body) = server
+        .post(&named(&obamas()), &[("epochs", "2"), ("models", "dlib")])
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    let (status, events) = server.get(&format!("/api/masks/{id}/events")).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = String::from_utf8(events).unwrap();
+    let snapshots: Vec<Value> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        snapshots
+            .iter()
+            .any(|s| s["state"] == "training" && s["epoch"] == 2),
+        "{events}"
+    );
+    let done = snapshots.last().unwrap();
+    assert_eq!(done["state"], "done", "{events}");
+    let training = snapshots.iter().find(|s| s["state"] == "training").unwrap();
+    assert!(training["angles"]["dlib"].as_f64().unwrap() >= 0.0);
+    assert!(training["dssim"].as_f64().is_some() && training["lambda"].as_f64().is_some());
+
+    let (status, bytes) = server.get(&format!("/api/masks/{id}/key")).await;
+    assert_eq!(status, StatusCode::OK);
+    let header = fuselab_shared::mask::key::read_header(&bytes).unwrap();
+    assert_eq!(header.sha256, done["sha256"].as_str().unwrap());
+    assert_eq!(header.photos, 3);
+    let (status, _) = server.get(&format!("/api/masks/{id}/key")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the key is forgotten once fetched"
+    );
+
+    // Nothing the user sent was written: the data folder holds only the models link.
+    let left: Vec<String> = std::fs::read_dir(&server.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["models"]);
+    std::fs::remove_dir_all(&server.data).unwrap();
+}
+
+#[test]
+fn a_killed_training_resumes_to_the_same_key() {
+    let dir = temp_dir("resume");
+    let me = dir.join("me");
+    std::fs::create_dir_all(&me).unwrap();
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
+        std::fs::copy(photo_path(name), me.join(name)).unwrap();
+    }
+    let train = |out: &Path| {
+        vec![
+            "--data-dir".to_owned(),
+            data_dir().display().to_string(),
+            "mask".to_owned(),
+            "train".to_owned(),
+            "--photos".to_owned(),
+            s(&me).to_owned(),
+            "--out".to_owned(),
+            s(out).to_owned(),
+            "--epochs".to_owned(),
+            "10".to_owned(),
+            "--models".to_owned(),
+            "dlib".to_owned(),
+        ]
+    };
+    let whole = dir.join("whole.p3m");
+    let out = fuselab(
+        &train(&whole)
+            .iter()
+            .skip(2)
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    ok(&out);
+
+    let killed = dir.join("killed.p3m");
+    let checkpoint = dir.join("killed.p3m.checkpoint.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fuselab"))
+        .args(train(&killed))
+        .env_remove("FUSELAB_MASK_PASSPHRASE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
+    while !checkpoint.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SIGKILL: no chance to clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.exists(), "the key exists before training finished");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    let epoch = saved["state"]["epoch"].as_u64().unwrap();
+    assert!((1..10).contains(&epoch), "killed after epoch {epoch}");
+
+    let out = fuselab(
+        &train(&killed)
+            .iter()
+            .skip(2)
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(&out);
+    assert!(
+        stderr.contains(&format!(
+            "resuming from {} after epoch",
+            checkpoint.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!checkpoint.exists());
+    assert_eq!(
+        std::fs::read(&killed).unwrap(),
+        std::fs::read(&whole).unwrap(),
+        "the resumed key differs from the uninterrupted one"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
