@@ -35,6 +35,25 @@ pub enum MaskCommand {
     Remove(ApplyArgs),
     /// Measure the protection: how far the mask turns each model away, and who is recognised
     Verify(VerifyArgs),
+    /// Choose the face-recognition team: each model's identification outcomes on a labelled
+    /// face set, analysed for focal diversity by the ensemble engine
+    Team(TeamArgs),
+}
+
+/// `fuselab mask team`.
+#[derive(Debug, Args)]
+pub struct TeamArgs {
+    /// Labelled photos: one sub-folder per person, or files named after the person with an
+    /// optional number or suffix (obama.jpg, obama2.jpg, obama-beach.jpg)
+    #[arg(long, value_name = "DIR")]
+    pub photos: PathBuf,
+    /// Also use each photo mirrored (a second view of the same face)
+    #[arg(long)]
+    pub mirror: bool,
+    /// Write the outcomes as a model pool (the ensemble engine's JSON), for `fuselab ensemble
+    /// analyze` or the Ensembles page
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Where the passphrase of an encrypted key comes from.
@@ -86,12 +105,24 @@ pub struct TrainArgs {
     /// Augmentation: Gaussian blur with σ (pixels of the 112×112 face) in this range, e.g. 0-1.5
     #[arg(long, value_name = "LO-HI")]
     pub augment_blur: Option<String>,
+    /// Where burn trains: cpu (flex), or wgpu (a GPU through Vulkan, Metal or DX12)
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub device: Backend,
     /// Encrypt the key with a passphrase
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
     /// Print a JSON summary at the end
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// burn's CPU backend.
+    Cpu,
+    /// burn-wgpu on the preferred adapter.
+    Wgpu,
 }
 
 /// `fuselab mask apply` and `remove`.
@@ -150,12 +181,20 @@ pub struct VerifyArgs {
 /// # Errors
 /// Missing models, unreadable photos or keys, photos without a face ([`PhotoError`]).
 pub fn run(command: &MaskCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let device = fuselab_ml::open(fuselab_ml::Compute::Cpu)?;
+    let compute = match command {
+        MaskCommand::Train(TrainArgs {
+            device: Backend::Wgpu,
+            ..
+        }) => fuselab_ml::Compute::Wgpu,
+        _ => fuselab_ml::Compute::Cpu,
+    };
+    let device = fuselab_ml::open(compute)?;
     match command {
         MaskCommand::Train(args) => train(args, data_dir, &device),
         MaskCommand::Apply(args) => transform(args, data_dir, &device, 1.0),
         MaskCommand::Remove(args) => transform(args, data_dir, &device, -1.0),
         MaskCommand::Verify(args) => verify(args, data_dir, device),
+        MaskCommand::Team(args) => team(args, data_dir, device),
     }
 }
 
@@ -1019,5 +1058,156 @@ fn verify(args: &VerifyArgs, data_dir: &Path, device: Device) -> anyhow::Result<
             )?;
         }
     }
+    Ok(())
+}
+
+/// The person a photo shows: its sub-folder under `root`, or its file name without the
+/// extension and a trailing number or `-`/`_` suffix.
+fn identity(root: &Path, photo: &Path) -> String {
+    let relative = photo.strip_prefix(root).unwrap_or(photo);
+    if relative.components().count() > 1
+        && let Some(first) = relative.components().next()
+    {
+        return first.as_os_str().to_string_lossy().into_owned();
+    }
+    let stem = photo.file_stem().unwrap_or_default().to_string_lossy();
+    let base = stem.split(['-', '_']).next().unwrap_or(&stem);
+    base.trim_end_matches(|c: char| c.is_ascii_digit())
+        .to_owned()
+}
+
+/// The photos of `dir` and of its sub-folders, sorted.
+fn labelled_photos(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut photos = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the folder {}", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() {
+            photos.extend(photos_in(&path)?);
+        }
+    }
+    if let Ok(top) = photos_in(dir) {
+        photos.extend(top);
+    }
+    photos.sort();
+    if photos.is_empty() {
+        return Err(PhotoError {
+            path: dir.display().to_string(),
+            what: "no photos here or in its sub-folders".to_owned(),
+        }
+        .into());
+    }
+    Ok(photos)
+}
+
+fn mirrored(image: &RgbImage) -> RgbImage {
+    let mut pixels = Vec::with_capacity(image.pixels.len());
+    for row in 0..image.height {
+        for col in (0..image.width).rev() {
+            pixels.extend_from_slice(&image.get(col, row));
+        }
+    }
+    RgbImage {
+        width: image.width,
+        height: image.height,
+        pixels,
+    }
+}
+
+fn team(args: &TeamArgs, data_dir: &Path, device: Device) -> anyhow::Result<()> {
+    let photos = labelled_photos(&args.photos)?;
+    if photos.len() < 2 {
+        return Err(PhotoError {
+            path: args.photos.display().to_string(),
+            what: "identification needs at least two photos".to_owned(),
+        }
+        .into());
+    }
+    let stack = load_stack(data_dir, device)?;
+    // (identity, source photo, face) for every view.
+    let mut views = Vec::new();
+    for path in &photos {
+        let image = load_photo(path)?;
+        let who = identity(&args.photos, path);
+        let mut images = vec![image];
+        if args.mirror {
+            images.push(mirrored(&images[0]));
+        }
+        for image in &images {
+            let face = stack
+                .faces(image)
+                .into_iter()
+                .next()
+                .ok_or_else(|| PhotoError {
+                    path: path.display().to_string(),
+                    what: "no face found".to_owned(),
+                })?;
+            views.push((who.clone(), path.clone(), face));
+        }
+    }
+    let mut names: Vec<String> = views.iter().map(|(w, _, _)| w.clone()).collect();
+    names.sort();
+    names.dedup();
+    let class =
+        |who: &str| u32::try_from(names.iter().position(|n| n == who).unwrap_or(0)).unwrap_or(0);
+    // Leave-one-out: each view is identified by its nearest neighbour among the views of other
+    // photos (its own mirror would be too easy a match).
+    let predict = |model: usize| -> Vec<u32> {
+        views
+            .iter()
+            .map(|(_, source, probe)| {
+                let embedding = |f: &fuselab_ml::face::Face| {
+                    if model == 0 {
+                        f.dlib.clone()
+                    } else {
+                        f.faceres.clone()
+                    }
+                };
+                let p = embedding(probe);
+                views
+                    .iter()
+                    .filter(|(_, other, _)| other != source)
+                    .map(|(who, _, f)| {
+                        (
+                            fuselab_ml::face::Verdict::between("", None, &p, &embedding(f))
+                                .distance,
+                            who,
+                        )
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map_or(u32::MAX, |(_, who)| class(who))
+            })
+            .collect()
+    };
+    let input = fuselab_shared::ensemble::PoolInput {
+        labels: views.iter().map(|(who, _, _)| class(who)).collect(),
+        models: ["dlib", "faceres"]
+            .iter()
+            .enumerate()
+            .map(|(m, name)| fuselab_shared::ensemble::ModelInput {
+                name: (*name).to_owned(),
+                predictions: Some(predict(m)),
+                probabilities: None,
+            })
+            .collect(),
+        classes: Some(names.len()),
+    };
+    if let Some(out) = &args.out {
+        write_atomically(out, serde_json::to_string_pretty(&input)?.as_bytes())?;
+        eprintln!(
+            "wrote the outcomes to {} (fuselab ensemble analyze {0})",
+            out.display()
+        );
+    }
+    println!(
+        "identification outcomes: {} views of {} people ({}), nearest neighbour among the other photos",
+        views.len(),
+        names.len(),
+        names.join(", ")
+    );
+    let pool =
+        fuselab_shared::ensemble::Pool::new(input).context("the outcomes are not a valid pool")?;
+    print!("{}", crate::ensemble::analysis_table(&pool, 10)?);
     Ok(())
 }

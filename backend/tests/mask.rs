@@ -689,3 +689,197 @@ fn a_killed_training_resumes_to_the_same_key() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The protection smoke test of the spec: a mask trained on three photos of one person (two of
+/// Obama and a mirrored, cropped copy of the first, standing in for a third), then applied to a
+/// held-out photo of him. Reports how far dlib and faceres move the held-out face from his clean
+/// photos; asserts only that the mask is within its budget and moves the faces at all.
+#[test]
+fn protection_smoke_test_on_a_held_out_photo() {
+    let stack = stack();
+    let dir = temp_dir("smoke");
+    let mirrored = dir.join("obama-mirrored.png");
+    let original = load_photo(&photo_path("obama.jpg")).unwrap();
+    let (w, h) = (original.width, original.height);
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    // Mirrored, with a tenth cut from the top: another framing of the same face.
+    for row in h / 10..h {
+        for col in (0..w).rev() {
+            pixels.extend_from_slice(&original.get(col, row));
+        }
+    }
+    image::save_buffer(
+        &mirrored,
+        &pixels,
+        u32::try_from(w).unwrap(),
+        u32::try_from(h - h / 10).unwrap(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let training: Vec<TrainingFace> = [photo_path("obama.jpg"), photo_path("obama2.jpg"), mirrored]
+        .iter()
+        .map(|p| training_face(&stack, p).unwrap().0)
+        .collect();
+    let config = MaskConfig::default();
+    let device = burn::tensor::Device::flex();
+    let mut trainer = MaskTrainer::new(
+        config.clone(),
+        vec![&stack.dlib, &stack.faceres],
+        &training,
+        None,
+        None,
+        &device,
+    )
+    .unwrap();
+    while !trainer.finished() {
+        trainer.epoch(&mut |_| {});
+    }
+    let handed = trainer.final_mask(&training);
+    assert!(handed.delta.iter().all(|d| d.abs() <= config.epsilon));
+
+    let describe =
+        |image: &fuselab_ml::face::RgbImage| stack.faces(image).into_iter().next().unwrap();
+    let held_out = load_photo(&photo_path("obama3.jpg")).unwrap();
+    let clean = describe(&held_out);
+    let mut masked = held_out.clone();
+    let canvas = fuselab_shared::mask::FaceCanvas::from_box(
+        clean.detection.bbox,
+        masked.width,
+        masked.height,
+    )
+    .unwrap();
+    fuselab_shared::mask::apply(
+        &mut masked.pixels,
+        masked.width,
+        3,
+        &canvas,
+        &handed.delta,
+        1.0,
+    );
+    let protected = describe(&masked);
+    let gallery: Vec<_> = ["obama.jpg", "obama2.jpg"]
+        .iter()
+        .map(|n| describe(&load_photo(&photo_path(n)).unwrap()))
+        .collect();
+    let self_shift = stack.compare(&clean, &protected);
+    println!(
+        "held-out obama3.jpg, clean vs protected: dlib distance {:.4} (angle {:.3} rad), faceres angle {:.3} rad; mask DSSIM on the training faces {:.4}",
+        self_shift[0].distance, self_shift[0].angle, self_shift[1].angle, handed.dssim
+    );
+    for (name, face) in ["obama.jpg", "obama2.jpg"].iter().zip(&gallery) {
+        let before = stack.compare(face, &clean);
+        let after = stack.compare(face, &protected);
+        println!(
+            "  vs clean {name}: dlib distance {:.4} → {:.4} (same person below 0.6: {} → {}), faceres angle {:.3} → {:.3} rad",
+            before[0].distance,
+            after[0].distance,
+            before[0].same_person.unwrap_or_default(),
+            after[0].same_person.unwrap_or_default(),
+            before[1].angle,
+            after[1].angle
+        );
+    }
+    assert!(
+        self_shift[0].distance > 0.01 && self_shift[1].angle > 0.01,
+        "the mask moved nothing"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same epochs on burn-wgpu (lavapipe here, a GPU elsewhere) as on the CPU: the figures
+/// agree to float tolerance.
+#[test]
+fn the_generator_runs_on_wgpu_as_on_the_cpu() {
+    let cpu_stack = stack();
+    let faces = faces(&cpu_stack, &["obama.jpg", "obama2.jpg"]);
+    let config = MaskConfig {
+        epochs: 2,
+        batch: 2,
+        ..MaskConfig::default()
+    };
+    let (_, flex_reports) = run(&config, vec![&cpu_stack.dlib], &faces, None, 2);
+    let device =
+        fuselab_ml::open(fuselab_ml::Compute::Wgpu).expect("burn-wgpu (lavapipe without a GPU)");
+    let gpu_stack = load_stack(&data_dir(), device.clone()).unwrap();
+    let mut trainer =
+        MaskTrainer::new(config, vec![&gpu_stack.dlib], &faces, None, None, &device).unwrap();
+    let wgpu_reports: Vec<_> = (0..2).map(|_| trainer.epoch(&mut |_| {})).collect();
+    for (c, g) in flex_reports.iter().zip(&wgpu_reports) {
+        println!(
+            "epoch {}: angle cpu {} wgpu {}, DSSIM cpu {} wgpu {}",
+            c.epoch, c.angles[0], g.angles[0], c.dssim, g.dssim
+        );
+        assert!(
+            (c.angles[0] - g.angles[0]).abs() <= 1e-3 + 1e-2 * c.angles[0],
+            "{c:?} vs {g:?}"
+        );
+        assert!(
+            (c.dssim - g.dssim).abs() <= 1e-5 + 1e-2 * c.dssim,
+            "{c:?} vs {g:?}"
+        );
+    }
+}
+
+/// `mask team` on the offline photos: identification outcomes per model as a pool, analysed by
+/// the ensemble engine. Every Obama view is identified by both models; Biden and the astronaut
+/// have no second photo, so both models fail them.
+#[test]
+fn cli_team_writes_identification_outcomes_as_a_pool() {
+    let dir = temp_dir("team");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in [
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "biden.jpg",
+        "astronaut.png",
+    ] {
+        std::fs::copy(photo_path(name), photos.join(name)).unwrap();
+    }
+    let pool = dir.join("team.json");
+    let out = fuselab(&[
+        "mask",
+        "team",
+        "--photos",
+        s(&photos),
+        "--mirror",
+        "--out",
+        s(&pool),
+    ]);
+    let text = ok(&out);
+    assert!(
+        text.contains("10 views of 3 people (astronaut, biden, obama)"),
+        "{text}"
+    );
+    assert!(text.contains("dlib+faceres"), "{text}");
+    let input: Value = serde_json::from_str(&std::fs::read_to_string(&pool).unwrap()).unwrap();
+    let labels: Vec<u64> = input["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Sorted photos, each then its mirror: astronaut, biden, obama ×3.
+    assert_eq!(labels, [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]);
+    for model in input["models"].as_array().unwrap() {
+        let predictions: Vec<u64> = model["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(&predictions[4..], [2, 2, 2, 2, 2, 2], "{model}");
+        assert!(
+            predictions[..4]
+                .iter()
+                .zip(&labels[..4])
+                .all(|(p, l)| p != l),
+            "{model}"
+        );
+    }
+    // The file is a pool the analysis command reads.
+    let out = fuselab(&["ensemble", "analyze", s(&pool)]);
+    assert!(ok(&out).contains("pool: 2 models, 10 samples, 3 classes"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

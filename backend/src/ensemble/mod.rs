@@ -194,6 +194,23 @@ fn analyze_command(args: &AnalyzeArgs) -> anyhow::Result<()> {
     write_output(args.out.as_ref(), &text)
 }
 
+/// The canonical analysis of every team of a pool, as `fuselab ensemble analyze` prints it.
+///
+/// # Errors
+/// A pool the analysis refuses.
+pub fn analysis_table(pool: &Pool, top_k: usize) -> anyhow::Result<String> {
+    let options = AnalysisOptions {
+        min_size: 2,
+        max_size: pool.models(),
+        top_k,
+        listing: TeamListing::TopK,
+        full_detail: false,
+        compat: Compat::Canonical,
+    };
+    let report = analyze(pool, &options, &mut |_, _| {}).context("the analysis failed")?;
+    Ok(table(&report))
+}
+
 fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
     match out {
         Some(path) => std::fs::write(path, text)
