@@ -105,6 +105,9 @@ pub struct TrainArgs {
     /// Augmentation: Gaussian blur with σ (pixels of the 112×112 face) in this range, e.g. 0-1.5
     #[arg(long, value_name = "LO-HI")]
     pub augment_blur: Option<String>,
+    /// Augmentation: rotation by up to ± this many degrees, e.g. 10
+    #[arg(long, value_name = "DEGREES")]
+    pub augment_rotate: Option<f32>,
     /// Where burn trains: cpu (flex), or wgpu (a GPU through Vulkan, Metal or DX12)
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub device: Backend,
@@ -330,9 +333,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot move {} to {}", temporary.display(), path.display()))
 }
 
-struct Codec;
+/// JPEG round trips for the training's augmentation, with the `image` crate's codec.
+#[derive(Debug, Clone, Copy)]
+pub struct JpegCodec;
 
-impl Recompress for Codec {
+impl Recompress for JpegCodec {
     fn jpeg(&self, face: &[u8], quality: u8) -> Vec<u8> {
         jpeg_round_trip(face, MASK_SIDE, MASK_SIDE, quality).unwrap_or_else(|_| face.to_vec())
     }
@@ -394,6 +399,7 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
             rescale: range("augment-rescale", args.augment_rescale.as_ref())?,
             blur: range("augment-blur", args.augment_blur.as_ref())?,
             jpeg: range("augment-jpeg", args.augment_jpeg.as_ref())?,
+            rotate: args.augment_rotate,
         },
     };
     let passphrase = passphrase(&args.passphrase)?;
@@ -457,7 +463,7 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
         );
         resumed = Some(checkpoint.state);
     }
-    let codec = Codec;
+    let codec = JpegCodec;
     let mut trainer = MaskTrainer::new(
         config.clone(),
         models,

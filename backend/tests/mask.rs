@@ -883,3 +883,50 @@ fn cli_team_writes_identification_outcomes_as_a_pool() {
     assert!(ok(&out).contains("pool: 2 models, 10 samples, 3 classes"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Training with every augmentation (rescale, blur, rotation, JPEG through the `image` codec)
+/// stays within the budget and still turns the faces away.
+#[test]
+fn augmented_training_stays_within_the_budget() {
+    let stack = stack();
+    let faces = faces(&stack, &["obama.jpg", "obama2.jpg"]);
+    let config = MaskConfig {
+        epochs: 4,
+        batch: 2,
+        step: 2.0,
+        augment: fuselab_ml::mask::Augment {
+            rescale: Some([0.5, 1.0]),
+            blur: Some([0.0, 1.5]),
+            jpeg: Some([70, 95]),
+            rotate: Some(10.0),
+        },
+        ..MaskConfig::default()
+    };
+    let device = burn::tensor::Device::flex();
+    let codec = fuselab::mask::JpegCodec;
+    let mut trainer = MaskTrainer::new(
+        config.clone(),
+        vec![&stack.dlib],
+        &faces,
+        None,
+        Some(&codec),
+        &device,
+    )
+    .unwrap();
+    let reports: Vec<_> = (0..4).map(|_| trainer.epoch(&mut |_| {})).collect();
+    println!(
+        "angles with augmentations: {:?}",
+        reports.iter().map(|r| r.angles[0]).collect::<Vec<_>>()
+    );
+    assert!(
+        trainer
+            .state()
+            .delta
+            .iter()
+            .all(|d| d.abs() <= config.epsilon)
+    );
+    assert!(
+        reports[3].angles[0] > reports[0].angles[0],
+        "the angle did not grow"
+    );
+}

@@ -33,6 +33,10 @@ pub struct Augment {
     /// JPEG round trip at a quality drawn from this range; its gradient passes straight
     /// through (BPDA), since the codec has none.
     pub jpeg: Option<[u8; 2]>,
+    /// Rotation about the face's centre by an angle drawn from ±this many degrees (three
+    /// shears, each a bilinear shift of every row or column).
+    #[serde(default)]
+    pub rotate: Option<f32>,
 }
 
 /// The generator's settings.
@@ -304,6 +308,57 @@ fn gaussian(sigma: f32, device: &Device) -> Tensor<4> {
         }
     }
     Tensor::from_data(TensorData::new(w, [3, 1, k, k]), device)
+}
+
+/// Shifts every row `r` of the faces by `shear · (r − centre)` pixels, bilinearly, with edge
+/// pixels repeated: one of the three shears of a rotation.
+///
+/// # Shapes
+/// - `faces`: `[b, 3, 112, 112]`; returns the same
+fn shear_rows(faces: Tensor<4>, shear: f32, device: &Device) -> Tensor<4> {
+    let n = MASK_SIDE;
+    // Per row, the n×n matrix taking the input row to the output row, transposed (in, out).
+    let mut weights = vec![0.0_f32; n * n * n];
+    #[allow(clippy::cast_precision_loss)]
+    let centre = (n as f32 - 1.0) / 2.0;
+    for r in 0..n {
+        #[allow(clippy::cast_precision_loss)]
+        let shift = shear * (r as f32 - centre);
+        for c in 0..n {
+            #[allow(clippy::cast_precision_loss)]
+            let p = (c as f32 + shift).clamp(0.0, (n - 1) as f32);
+            // Clamped to 0..n−1 first, so the casts are exact.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let x0 = p.floor() as usize;
+            let x1 = (x0 + 1).min(n - 1);
+            #[allow(clippy::cast_precision_loss)]
+            let w = p - x0 as f32;
+            weights[(r * n + x0) * n + c] += 1.0 - w;
+            weights[(r * n + x1) * n + c] += w;
+        }
+    }
+    let [b, channels, _, _] = faces.dims();
+    let matrices = Tensor::<4>::from_data(TensorData::new(weights, [1, n, n, n]), device).expand([
+        b * channels,
+        n,
+        n,
+        n,
+    ]);
+    faces
+        .reshape([b * channels, n, 1, n])
+        .matmul(matrices)
+        .reshape([b, channels, n, n])
+}
+
+/// Rotation by `angle` radians about the centre, as three shears (x, y, x).
+///
+/// # Shapes
+/// - `faces`: `[b, 3, 112, 112]`; returns the same
+fn rotate(faces: Tensor<4>, angle: f32, device: &Device) -> Tensor<4> {
+    let (a, b) = (-(angle / 2.0).tan(), angle.sin());
+    let x = shear_rows(faces, a, device);
+    let y = shear_rows(x.swap_dims(2, 3), b, device).swap_dims(2, 3);
+    shear_rows(y, a, device)
 }
 
 /// Per-image mean SSIM with TensorFlow's conventions (valid 11×11 Gaussian windows, σ 1.5).
@@ -650,6 +705,11 @@ impl<'a> MaskTrainer<'a> {
                     ConvOptions::new([1, 1], [pad, pad], [1, 1], 3),
                 );
             }
+            if let Some(degrees) = augment.rotate
+                && rng.unit() < 0.5
+            {
+                face = rotate(face, rng.between([-degrees, degrees]).to_radians(), device);
+            }
             if let (Some([lo, hi]), Some(codec)) = (augment.jpeg, self.recompress)
                 && rng.unit() < 0.5
             {
@@ -712,6 +772,11 @@ fn validate(config: &MaskConfig) -> Result<(), MaskError> {
     {
         return bad("blur", "a σ range within [0, 5]", format!("{lo}-{hi}"));
     }
+    if let Some(degrees) = a.rotate
+        && !(degrees > 0.0 && degrees <= 30.0)
+    {
+        return bad("rotate", "an angle in (0, 30] degrees", degrees.to_string());
+    }
     if let Some([lo, hi]) = a.jpeg
         && !(1 <= lo && lo <= hi && hi <= 100)
     {
@@ -744,4 +809,94 @@ pub fn mean_dssim(faces: &[TrainingFace], delta: &[f32]) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let mean = total / faces.len().max(1) as f64;
     mean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smooth(device: &Device) -> Tensor<4> {
+        #[allow(clippy::cast_precision_loss)]
+        let values: Vec<f32> = (0..MASK_LEN)
+            .map(|i| {
+                let (row, col) = ((i / 3) / MASK_SIDE, (i / 3) % MASK_SIDE);
+                128.0 + 60.0 * ((row as f32) / 9.0).sin() * ((col as f32) / 13.0).cos()
+            })
+            .collect();
+        planar(&values, device)
+    }
+
+    fn largest_gap(a: Tensor<4>, b: Tensor<4>, margin: usize) -> f32 {
+        let (a, b) = (interleaved(a), interleaved(b));
+        let mut worst = 0.0_f32;
+        for row in margin..MASK_SIDE - margin {
+            for col in margin..MASK_SIDE - margin {
+                for c in 0..3 {
+                    let i = (row * MASK_SIDE + col) * 3 + c;
+                    worst = worst.max((a[i] - b[i]).abs());
+                }
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn rotation_by_shears_turns_and_turns_back() {
+        let device = Device::flex();
+        let x = smooth(&device);
+        assert!(largest_gap(rotate(x.clone(), 0.0, &device), x.clone(), 0) < 1e-3);
+        let turned = rotate(x.clone(), 8_f32.to_radians(), &device);
+        assert!(
+            largest_gap(turned.clone(), x.clone(), 20) > 5.0,
+            "nothing turned"
+        );
+        let back = rotate(turned, -8_f32.to_radians(), &device);
+        // Bilinear resampling smooths a little; inside the face the image comes back.
+        let gap = largest_gap(back, x, 20);
+        assert!(gap < 4.0, "largest difference after turning back: {gap}");
+    }
+
+    #[test]
+    fn rotation_passes_gradients() {
+        let device = Device::flex();
+        let x = smooth(&device).autodiff().require_grad();
+        let loss = rotate(x.clone(), 5_f32.to_radians(), &device)
+            .square()
+            .mean();
+        let gradients = loss.backward();
+        let gradient = interleaved(x.grad(&gradients).unwrap());
+        assert!(gradient.iter().any(|g| g.abs() > 1e-6));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_named() {
+        let bad = |augment: Augment| {
+            validate(&MaskConfig {
+                augment,
+                ..MaskConfig::default()
+            })
+        };
+        assert!(bad(Augment::default()).is_ok());
+        let error = bad(Augment {
+            rotate: Some(45.0),
+            ..Augment::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "rotate must be an angle in (0, 30] degrees, not 45"
+        );
+        let error = bad(Augment {
+            rescale: Some([0.05, 1.0]),
+            ..Augment::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().starts_with("rescale must be"), "{error}");
+        let error = validate(&MaskConfig {
+            epsilon: 0.0,
+            ..MaskConfig::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().starts_with("epsilon must be"), "{error}");
+    }
 }
