@@ -234,21 +234,23 @@ pub fn photos_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 const MIN_SCORE: f32 = 0.9;
 const MIN_SIDE: f32 = 30.0;
 
+/// The largest face Chameleon trains on: a score of at least 0.9 and sides of at least 30
+/// pixels (MTCNN lists faces largest first).
+pub fn confident_face(detections: Vec<Detection>) -> Option<Detection> {
+    detections.into_iter().find(|d| {
+        let [l, t, r, b] = d.bbox;
+        d.score >= MIN_SCORE && (r - l).min(b - t) >= MIN_SIDE
+    })
+}
+
 /// The largest confident face of a photo, boxed for training.
 ///
 /// # Errors
 /// An unreadable photo, or one without such a face ([`PhotoError`]).
 pub fn training_face(stack: &FaceStack, path: &Path) -> anyhow::Result<(TrainingFace, Detection)> {
     let image = load_photo(path)?;
-    let detection = stack
-        .mtcnn
-        .detect(&image, &stack.device)
-        .into_iter()
-        .find(|d| {
-            let [l, t, r, b] = d.bbox;
-            d.score >= MIN_SCORE && (r - l).min(b - t) >= MIN_SIDE
-        })
-        .ok_or_else(|| PhotoError {
+    let detection =
+        confident_face(stack.mtcnn.detect(&image, &stack.device)).ok_or_else(|| PhotoError {
             path: path.display().to_string(),
             what: format!(
                 "no face found with a score of at least {MIN_SCORE} and a side of {MIN_SIDE} pixels"

@@ -18,6 +18,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use fuselab_shared::mask::{FaceCanvas, MASK_LEN, MASK_SIDE, bilinear_matrix, quality};
+use fuselab_shared::rng::SplitMix64 as Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -169,39 +170,6 @@ pub struct FinalMask {
     pub trained_dssim: f64,
     /// The factor δ was scaled by to bring DSSIM within 1.1τ (1: not scaled).
     pub scale: f32,
-}
-
-/// splitmix64: small, seedable and the same on every platform.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        #[allow(clippy::cast_precision_loss)]
-        let v = (self.next() >> 40) as f32 / (1_u64 << 24) as f32;
-        v
-    }
-
-    fn between(&mut self, [lo, hi]: [f32; 2]) -> f32 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        // n is a count of faces or a quality range: far below 2³², so the modulo bias is nil.
-        #[allow(clippy::cast_possible_truncation)]
-        let i = (self.next() % n as u64) as usize;
-        i
-    }
 }
 
 /// A face's tensors, prepared once.
@@ -664,7 +632,7 @@ impl<'a> MaskTrainer<'a> {
         for i in 0..b {
             let mut face = faces.clone().slice([i..=i]);
             if let Some(range) = augment.rescale
-                && rng.unit() < 0.5
+                && rng.unit_f32() < 0.5
             {
                 // Clamped to 8..=112, so the cast is exact.
                 #[allow(
@@ -693,7 +661,7 @@ impl<'a> MaskTrainer<'a> {
                 );
             }
             if let Some(range) = augment.blur
-                && rng.unit() < 0.5
+                && rng.unit_f32() < 0.5
             {
                 let kernel = gaussian(rng.between(range).max(0.1), device);
                 let [_, _, k, _] = kernel.dims();
@@ -706,12 +674,12 @@ impl<'a> MaskTrainer<'a> {
                 );
             }
             if let Some(degrees) = augment.rotate
-                && rng.unit() < 0.5
+                && rng.unit_f32() < 0.5
             {
                 face = rotate(face, rng.between([-degrees, degrees]).to_radians(), device);
             }
             if let (Some([lo, hi]), Some(codec)) = (augment.jpeg, self.recompress)
-                && rng.unit() < 0.5
+                && rng.unit_f32() < 0.5
             {
                 let quality = lo + u8::try_from(rng.below(usize::from(hi - lo) + 1)).unwrap_or(0);
                 let pixels: Vec<u8> = interleaved(face.clone().detach())

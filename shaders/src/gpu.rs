@@ -96,6 +96,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     /// The adapter it was opened on.
     pub adapter: AdapterSummary,
+    /// Held for each kernel's whole dispatch: error scopes are a stack per device, so two
+    /// dispatches interleaved by different tasks would pop each other's scopes.
+    busy: futures_util::lock::Mutex<()>,
 }
 
 impl Gpu {
@@ -154,6 +157,7 @@ impl Gpu {
             device,
             queue,
             adapter: summary,
+            busy: futures_util::lock::Mutex::new(()),
         })
     }
 }
@@ -227,6 +231,7 @@ pub(crate) async fn compile(
     kernel: &'static str,
     wgsl: &'static str,
 ) -> Result<wgpu::ComputePipeline, GpuError> {
+    let _busy = gpu.busy.lock().await;
     let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = gpu
         .device
@@ -263,6 +268,7 @@ pub(crate) async fn dispatch(
     grid: (u32, u32),
 ) -> Result<Vec<u32>, GpuError> {
     use wgpu::util::DeviceExt as _;
+    let _busy = gpu.busy.lock().await;
     let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let oom_scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let device = &gpu.device;

@@ -1,5 +1,7 @@
 //! JSON bodies of the HTTP API, shared by the server and the browser app.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// `GET /api/health`.
@@ -59,4 +61,57 @@ pub struct AnalyzeRequest {
     pub pool: crate::ensemble::PoolInput,
     /// Top-K and team sizes.
     pub options: crate::ensemble::OverviewOptions,
+}
+
+/// `GET /api/masks/{id}/events`: where a mask job stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MaskJobStatus {
+    /// Waiting for another job to finish.
+    Queued,
+    /// Loading the models and preparing the faces.
+    Preparing,
+    /// After a training step.
+    Training {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Epochs in all.
+        epochs: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// Steps per epoch.
+        steps: usize,
+        /// The batch's mean DSSIM.
+        dssim: f32,
+        /// Mean angle per model, radians.
+        angles: BTreeMap<String, f32>,
+        /// The perceptibility weight.
+        lambda: f32,
+    },
+    /// The key is ready.
+    Done {
+        /// The mask's SHA-256, its identity.
+        sha256: String,
+        /// Mean DSSIM on the training faces.
+        dssim: f64,
+        /// Training time.
+        seconds: f64,
+    },
+    /// Training failed; the details are in the server log.
+    Failed {
+        /// A message for the user.
+        error: String,
+    },
+    /// The user cancelled the job.
+    Cancelled,
+}
+
+impl MaskJobStatus {
+    /// Whether the job has ended (done, failed or cancelled).
+    pub fn finished(&self) -> bool {
+        matches!(
+            self,
+            Self::Done { .. } | Self::Failed { .. } | Self::Cancelled
+        )
+    }
 }

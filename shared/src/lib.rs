@@ -11,6 +11,7 @@ pub mod gzip;
 pub mod mask;
 pub mod npy;
 pub mod predictions;
+pub mod rng;
 
 pub use cofailure::{CofailureReport, FailureMasks, ModelSummary};
 pub use predictions::{ModelPredictions, PredictionError, PredictionTable};

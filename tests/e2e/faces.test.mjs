@@ -54,7 +54,7 @@ test("a user finds and compares faces in the browser; the photos are not uploade
     { timeout: 600_000 },
   );
   const seconds = (Date.now() - started) / 1000;
-  await assertText(page, "#face-status", /^Face models ready: \d+\.\d MB fetched in/);
+  await assertText(page, "#face-status", /^The face models are ready: \d+\.\d MB fetched in/);
 
   for (const name of PHOTOS) {
     const found = await results(name);

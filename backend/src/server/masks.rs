@@ -13,7 +13,7 @@
 //! One job trains at a time (training uses every core); the others wait in the queue.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     convert::Infallible,
     path::PathBuf,
     sync::{
@@ -33,7 +33,7 @@ use axum::{
     },
 };
 use fuselab_ml::mask::{MaskConfig, MaskTrainer, TrainingFace};
-use fuselab_shared::mask::FaceCanvas;
+use fuselab_shared::{api::MaskJobStatus as JobStatus, mask::FaceCanvas};
 use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
@@ -41,7 +41,7 @@ use tokio::sync::{Semaphore, watch};
 use super::{AppError, AppState};
 use crate::{
     face::{decode_photo, load_stack},
-    mask::{embedders, key_bytes},
+    mask::{confident_face, embedders, key_bytes},
 };
 
 /// Most photos one job takes; the page asks for 5 to 20.
@@ -50,58 +50,6 @@ pub const MAX_PHOTOS: usize = 40;
 pub const MIN_PHOTOS: usize = 3;
 /// Most epochs a job may ask for.
 const MAX_EPOCHS: usize = 200;
-
-/// Where a job stands, as the events report it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Waiting for another job to finish.
-    Queued,
-    /// Loading the models and preparing the faces.
-    Preparing,
-    /// After a training step.
-    Training {
-        /// 1-based epoch.
-        epoch: usize,
-        /// Epochs in all.
-        epochs: usize,
-        /// 1-based step within the epoch.
-        step: usize,
-        /// Steps per epoch.
-        steps: usize,
-        /// The batch's mean DSSIM.
-        dssim: f32,
-        /// Mean angle per model, radians.
-        angles: BTreeMap<String, f32>,
-        /// The perceptibility weight.
-        lambda: f32,
-    },
-    /// The key is ready.
-    Done {
-        /// The mask's SHA-256, its identity.
-        sha256: String,
-        /// Mean DSSIM on the training faces.
-        dssim: f64,
-        /// Training time.
-        seconds: f64,
-    },
-    /// Training failed; the details are in the server log.
-    Failed {
-        /// A message for the user.
-        error: String,
-    },
-    /// The user cancelled the job.
-    Cancelled,
-}
-
-impl JobStatus {
-    fn finished(&self) -> bool {
-        matches!(
-            self,
-            Self::Done { .. } | Self::Failed { .. } | Self::Cancelled
-        )
-    }
-}
 
 struct Job {
     status: watch::Sender<JobStatus>,
@@ -376,14 +324,7 @@ fn prepare(data_dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<Pr
                 continue;
             }
         };
-        let face = stack
-            .mtcnn
-            .detect(&image, &stack.device)
-            .into_iter()
-            .find(|d| {
-                let [l, t, r, b] = d.bbox;
-                d.score >= 0.9 && (r - l).min(b - t) >= 30.0
-            })
+        let face = confident_face(stack.mtcnn.detect(&image, &stack.device))
             .and_then(|d| FaceCanvas::from_box(d.bbox, image.width, image.height));
         match face {
             Some(canvas) => faces.push(TrainingFace {

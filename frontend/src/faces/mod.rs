@@ -11,14 +11,16 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/glue.js")]
 extern "C" {
+    /// The files of a file input's `change` event.
     #[wasm_bindgen(js_name = filesOf)]
-    fn files_of(event: &JsValue) -> js_sys::Array;
+    pub(crate) fn files_of(event: &JsValue) -> js_sys::Array;
 }
 
 #[wasm_bindgen(module = "/faces.js")]
 extern "C" {
+    /// Receives the face worker's status lines (model download and build).
     #[wasm_bindgen(js_name = setFaceStatus)]
-    fn set_face_status(callback: JsValue);
+    pub(crate) fn set_face_status(callback: JsValue);
     #[wasm_bindgen(js_name = findFacesInFile)]
     fn find_faces_in_file(file: &JsValue, on_done: JsValue, on_error: JsValue);
 }

@@ -1,12 +1,11 @@
 //! "Create my mask": choose photos of yourself, agree to send them, and the server learns your
 //! mask (progress streamed back); the key comes back to this page and to a download link.
 
+use fuselab_shared::api::MaskJobStatus as Status;
 use leptos::{
     callback::{Callable as _, UnsyncCallback},
     prelude::*,
 };
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -24,32 +23,6 @@ extern "C" {
     fn cancel_mask_job(id: &str) -> js_sys::Promise;
     #[wasm_bindgen(js_name = bytesUrl)]
     fn bytes_url(bytes: &[u8]) -> String;
-}
-
-/// A job's state, as `GET /api/masks/{id}/events` sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-enum Status {
-    Queued,
-    Preparing,
-    Training {
-        epoch: usize,
-        epochs: usize,
-        step: usize,
-        steps: usize,
-        dssim: f32,
-        angles: BTreeMap<String, f32>,
-        lambda: f32,
-    },
-    Done {
-        sha256: String,
-        dssim: f64,
-        seconds: f64,
-    },
-    Failed {
-        error: String,
-    },
-    Cancelled,
 }
 
 fn describe(status: &Status) -> String {

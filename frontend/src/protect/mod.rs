@@ -17,17 +17,7 @@ use leptos::{callback::UnsyncCallback, prelude::*};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-#[wasm_bindgen(module = "/glue.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = filesOf)]
-    fn files_of(event: &JsValue) -> js_sys::Array;
-}
-
-#[wasm_bindgen(module = "/faces.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = setFaceStatus)]
-    fn set_face_status(callback: JsValue);
-}
+use crate::faces::{files_of, set_face_status};
 
 #[wasm_bindgen(module = "/protect.js")]
 extern "C" {

@@ -170,28 +170,6 @@ pub struct GaResult {
     pub evaluated: usize,
 }
 
-/// splitmix64: small, seedable, and good enough for initial genes and cut points.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64) < p * (1_u64 << 53) as f64
-    }
-}
-
 /// Runs the genetic search on `pool`.
 ///
 /// # Errors
@@ -210,10 +188,12 @@ pub fn genetic_search(
     let fitness = Fitness::new(pool, weights)?;
     let models = pool.models();
     let all = first_bits(models);
-    let mut rng = SplitMix(config.seed);
+    let mut rng = crate::rng::SplitMix64(config.seed);
     let mut cache: HashMap<u64, f64> = HashMap::new();
     let mut score = |mask: u64| *cache.entry(mask).or_insert_with(|| fitness.of(mask));
-    let mut population: Vec<u64> = (0..config.population).map(|_| rng.next() & all).collect();
+    let mut population: Vec<u64> = (0..config.population)
+        .map(|_| rng.next_u64() & all)
+        .collect();
     let mut best = f64::NEG_INFINITY;
     let mut unchanged = 0;
     let mut generations = 0;
