@@ -31,7 +31,7 @@ async function run(name, width, height) {
     { bytes: [...jpeg], name, width, height },
   );
   const article = page.locator(`.face-photo[data-name="${name}"]`);
-  await article.locator(".face-json, .error").first().waitFor({ timeout: 600_000 });
+  await article.locator(".face-json, .error").first().waitFor({ state: "attached", timeout: 600_000 });
   if (await article.locator(".error").count()) throw new Error(await article.locator(".error").innerText());
   const found = JSON.parse(await article.locator(".face-json").textContent());
   return { faces: found.faces.length, ...found.millis };
