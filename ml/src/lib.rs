@@ -6,6 +6,7 @@
 
 pub mod digits;
 pub mod face;
+pub mod llm;
 pub mod mask;
 pub mod tensors;
 

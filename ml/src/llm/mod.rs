@@ -1,0 +1,4 @@
+//! The LLM stack (Llama-family models for H3Fusion, Booster and Lisa): so far the GGUF reader
+//! for SmolLM2's weights and tokenizer.
+
+pub mod gguf;

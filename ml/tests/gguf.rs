@@ -1,0 +1,111 @@
+//! The GGUF reader against llama.cpp's own Python reader (`gguf` 0.17.1) on the real
+//! SmolLM2-135M-Instruct file: metadata, the tensor table and dequantised values, recorded in
+//! `golden/gguf.json` by `golden/make_gguf_golden.py`. Needs the file `fuselab models fetch`
+//! caches under `$FUSELAB_DATA_DIR/models/llm/` (the test command fetches it first).
+
+use std::path::PathBuf;
+
+use fuselab_ml::llm::gguf::{Gguf, Value};
+use serde_json::Value as Json;
+
+fn golden() -> Json {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gguf.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn smollm2() -> Vec<u8> {
+    let dir = std::env::var_os("FUSELAB_DATA_DIR").expect(
+        "FUSELAB_DATA_DIR is not set: run `fuselab --data-dir DIR models fetch` and point \
+         FUSELAB_DATA_DIR at DIR (scripts/test.sh does both)",
+    );
+    let path = PathBuf::from(dir).join("models/llm/SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; `fuselab models fetch` downloads it",
+            path.display()
+        )
+    })
+}
+
+#[test]
+fn smollm2_reads_as_llama_cpp_reads_it() {
+    let bytes = smollm2();
+    let gguf = Gguf::parse(&bytes, "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap();
+    let golden = golden();
+    assert_eq!(u64::from(gguf.version), golden["version"].as_u64().unwrap());
+
+    for (key, want) in golden["metadata"].as_object().unwrap() {
+        match (gguf.metadata.get(key).unwrap(), want) {
+            (Value::String(s), Json::String(w)) => assert_eq!(s, w, "{key}"),
+            (Value::Uint(v), Json::Number(w)) => assert_eq!(Some(*v), w.as_u64(), "{key}"),
+            (Value::Float(v), Json::Number(w)) => {
+                assert!((v - w.as_f64().unwrap()).abs() < 1e-12, "{key}");
+            }
+            (Value::Array(items), Json::Object(w)) => {
+                assert_eq!(items.len() as u64, w["len"].as_u64().unwrap(), "{key}");
+                let first: Vec<Json> = items[..5]
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => Json::from(s.as_str()),
+                        Value::Int(i) => Json::from(*i),
+                        Value::Uint(u) => Json::from(*u),
+                        other => panic!("{key}: {other:?}"),
+                    })
+                    .collect();
+                assert_eq!(first, w["first"].as_array().unwrap().clone(), "{key}");
+            }
+            (got, want) => panic!("{key}: {got:?} vs {want}"),
+        }
+    }
+
+    let tensors = golden["tensors"].as_array().unwrap();
+    assert_eq!(gguf.tensors.len(), tensors.len());
+    for (t, want) in gguf.tensors.iter().zip(tensors) {
+        assert_eq!(t.name, want["name"].as_str().unwrap());
+        assert_eq!(
+            format!("{:?}", t.kind).to_uppercase(),
+            want["type"].as_str().unwrap().to_uppercase(),
+            "{}",
+            t.name
+        );
+        let shape: Vec<usize> = want["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(t.shape, shape, "{}", t.name);
+    }
+
+    for (name, want) in golden["values"].as_object().unwrap() {
+        let values = gguf.dequantize(gguf.tensor(name).unwrap());
+        assert_eq!(
+            values.len() as u64,
+            want["count"].as_u64().unwrap(),
+            "{name}"
+        );
+        // Dequantisation is exact (f16 scales times small integers), so the values are equal.
+        let close = |got: &[f32], want: &Json| {
+            let want: Vec<f32> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(got, want.as_slice(), "{name}");
+        };
+        close(&values[..8], &want["first"]);
+        close(&values[values.len() - 8..], &want["last"]);
+        let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+        let squares: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let relative = |a: f64, b: f64| (a - b).abs() / b.abs().max(1.0);
+        assert!(
+            relative(sum, want["sum"].as_f64().unwrap()) < 1e-9,
+            "{name}: sum {sum}"
+        );
+        assert!(
+            relative(squares, want["sum_squares"].as_f64().unwrap()) < 1e-9,
+            "{name}"
+        );
+    }
+}
