@@ -109,3 +109,34 @@ fn smollm2_reads_as_llama_cpp_reads_it() {
         );
     }
 }
+
+/// The tokenizer built from the file's metadata: the ids of the reference numpy run for
+/// "The capital of France is Paris." (`../shared/specs/alignment.md` §H.1.1), the `ChatML` control
+/// tokens, one token per digit, and exact decoding.
+#[test]
+fn smollm2_tokenizer_gives_the_reference_ids() {
+    let bytes = smollm2();
+    let gguf = Gguf::parse(&bytes, "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap();
+    let tokenizer = fuselab_ml::llm::tokenizer::from_gguf(&gguf).unwrap();
+    assert_eq!(tokenizer.get_vocab_size(true), 49_152);
+    let ids = |text: &str| tokenizer.encode(text, false).unwrap().get_ids().to_vec();
+    let sentence = "The capital of France is Paris.";
+    assert_eq!(ids(sentence), [504, 3575, 282, 4649, 314, 7042, 30]);
+    assert_eq!(tokenizer.decode(&ids(sentence), false).unwrap(), sentence);
+    let chat = "<|im_start|>user\nWhat is the capital of France?<|im_end|>";
+    let chat_ids = ids(chat);
+    assert_eq!(
+        (chat_ids[0], *chat_ids.last().unwrap()),
+        (1, 2),
+        "{chat_ids:?}"
+    );
+    assert_eq!(tokenizer.decode(&chat_ids, false).unwrap(), chat);
+    // SmolLM2 splits digits first, then byte-level: "in", "Ġ", "2", "0", "2", "6".
+    assert_eq!(ids("in 2026"), [254, 216, 34, 32, 34, 38]);
+    assert_eq!(
+        ["0", "2", "6"].map(|d| tokenizer.token_to_id(d).unwrap()),
+        [32, 34, 38]
+    );
+    let text = "naïve café, 東京 — émoji 🙂 and tabs\tand  spaces";
+    assert_eq!(tokenizer.decode(&ids(text), false).unwrap(), text);
+}
