@@ -510,7 +510,7 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
         epochs.push((report, seconds));
     }
 
-    let handed = trainer.final_mask(&faces);
+    let handed = trainer.final_mask();
     let bytes = key_bytes(
         &config,
         &args.models,

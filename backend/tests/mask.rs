@@ -148,7 +148,7 @@ fn the_dssim_hinge_holds_the_mask_near_tau() {
         &device,
     )
     .unwrap();
-    let handed = trainer.final_mask(&faces);
+    let handed = trainer.final_mask();
     println!(
         "mean DSSIM of the last {} epochs {mean}; final mask: trained {} → {} (scale {})",
         tail.len(),
@@ -734,7 +734,7 @@ fn protection_smoke_test_on_a_held_out_photo() {
     while !trainer.finished() {
         trainer.epoch(&mut |_| {});
     }
-    let handed = trainer.final_mask(&training);
+    let handed = trainer.final_mask();
     assert!(handed.delta.iter().all(|d| d.abs() <= config.epsilon));
 
     let describe =

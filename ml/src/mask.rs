@@ -200,6 +200,8 @@ pub struct MaskTrainer<'a> {
     recompress: Option<&'a dyn Recompress>,
     device: Device,
     state: MaskState,
+    /// The faces on the CPU with their round-tripped clean copies, for measuring DSSIM.
+    measured: Vec<(TrainingFace, Vec<f32>)>,
 }
 
 /// An interleaved 112×112×3 buffer as a `[1, 3, 112, 112]` tensor.
@@ -460,6 +462,13 @@ impl<'a> MaskTrainer<'a> {
             recompress,
             device: device.clone(),
             state,
+            measured: faces
+                .iter()
+                .map(|face| {
+                    let reference = face.canvas.through_canvas(&face.clean, &face.clean);
+                    (face.clone(), reference)
+                })
+                .collect(),
         })
     }
 
@@ -520,10 +529,10 @@ impl<'a> MaskTrainer<'a> {
     /// is within 1.1τ, otherwise δ scaled down (by bisection on the factor) until it is. The
     /// official rule lets DSSIM hover above τ (λ falls while DSSIM is under τ, so every climb
     /// overshoots); this last step makes the budget hold for the mask users get.
-    pub fn final_mask(&self, faces: &[TrainingFace]) -> FinalMask {
+    pub fn final_mask(&self) -> FinalMask {
         let limit = 1.1 * f64::from(self.config.tau);
         let delta = &self.state.delta;
-        let trained = mean_dssim(faces, delta);
+        let trained = self.mean_dssim(delta);
         if trained <= limit {
             return FinalMask {
                 delta: delta.clone(),
@@ -536,7 +545,7 @@ impl<'a> MaskTrainer<'a> {
         let (mut low, mut high) = (0.0_f32, 1.0_f32);
         for _ in 0..14 {
             let mid = 0.5 * (low + high);
-            if mean_dssim(faces, &scaled(mid)) <= limit {
+            if self.mean_dssim(&scaled(mid)) <= limit {
                 low = mid;
             } else {
                 high = mid;
@@ -544,11 +553,33 @@ impl<'a> MaskTrainer<'a> {
         }
         let delta = scaled(low);
         FinalMask {
-            dssim: mean_dssim(faces, &delta),
+            dssim: self.mean_dssim(&delta),
             delta,
             trained_dssim: trained,
             scale: low,
         }
+    }
+
+    /// The mean DSSIM `delta` costs the training faces, measured as training sees them (after
+    /// the canvas round trip), on the CPU.
+    pub fn mean_dssim(&self, delta: &[f32]) -> f64 {
+        let total: f64 = self
+            .measured
+            .iter()
+            .map(|(face, reference)| {
+                let masked: Vec<f32> = face
+                    .clean
+                    .iter()
+                    .zip(delta)
+                    .map(|(x, d)| (x + d).clamp(0.0, 255.0))
+                    .collect();
+                let seen = face.canvas.through_canvas(&face.clean, &masked);
+                quality::dssim(&seen, reference, MASK_SIDE, MASK_SIDE).unwrap_or(0.0)
+            })
+            .sum();
+        #[allow(clippy::cast_precision_loss)]
+        let mean = total / self.measured.len().max(1) as f64;
+        mean
     }
 
     /// The official rule, after every batch: halve λ when DSSIM is well under τ, double it
@@ -626,6 +657,9 @@ impl<'a> MaskTrainer<'a> {
     /// - `faces`: `[b, 3, 112, 112]`; returns the same
     fn augment(&self, faces: &Tensor<4>, rng: &mut Rng) -> Tensor<4> {
         let augment = &self.config.augment;
+        if *augment == Augment::default() {
+            return faces.clone();
+        }
         let device = &self.device;
         let [b, _, _, _] = faces.dims();
         let mut out = Vec::with_capacity(b);
@@ -755,28 +789,6 @@ fn validate(config: &MaskConfig) -> Result<(), MaskError> {
         );
     }
     Ok(())
-}
-
-/// The mean DSSIM a mask costs the training faces, measured as training sees them (after the
-/// canvas round trip), on the CPU: for reports and tests.
-pub fn mean_dssim(faces: &[TrainingFace], delta: &[f32]) -> f64 {
-    let total: f64 = faces
-        .iter()
-        .map(|face| {
-            let masked: Vec<f32> = face
-                .clean
-                .iter()
-                .zip(delta)
-                .map(|(x, d)| (x + d).clamp(0.0, 255.0))
-                .collect();
-            let seen = face.canvas.through_canvas(&face.clean, &masked);
-            let reference = face.canvas.through_canvas(&face.clean, &face.clean);
-            quality::dssim(&seen, &reference, MASK_SIDE, MASK_SIDE).unwrap_or(0.0)
-        })
-        .sum();
-    #[allow(clippy::cast_precision_loss)]
-    let mean = total / faces.len().max(1) as f64;
-    mean
 }
 
 #[cfg(test)]

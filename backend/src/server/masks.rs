@@ -379,7 +379,7 @@ fn train(
             });
         });
     }
-    let handed = trainer.final_mask(&faces);
+    let handed = trainer.final_mask();
     let dssim = handed.dssim;
     let bytes = key_bytes(config, models, faces.len(), handed.delta, passphrase)?;
     let sha256 = fuselab_shared::mask::key::read_header(&bytes)?.sha256;
