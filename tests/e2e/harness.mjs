@@ -68,7 +68,12 @@ export async function startApp({ path = "/", models = false, demo = true, webgpu
   page.on("console", (message) => {
     if (message.type() === "error") problems.push(`console error: ${message.text()}`);
   });
-  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+  // A request the page itself cancels (a navigation while the wasm is still loading) is not a
+  // failure of the server; every other failed request is.
+  page.on("requestfailed", (request) => {
+    const reason = request.failure()?.errorText ?? "unknown";
+    if (reason !== "net::ERR_ABORTED") problems.push(`request failed (${reason}): ${request.url()}`);
+  });
   page.on("response", (response) => {
     if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
   });
