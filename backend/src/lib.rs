@@ -1,10 +1,12 @@
 //! The `fuselab` binary's library: the web server (with the browser app embedded) and the CLI.
 
+pub mod align;
 pub mod assets;
 pub mod cli;
 pub mod devices;
 pub mod ensemble;
 pub mod face;
+pub mod llm;
 pub mod mask;
 pub mod models;
 pub mod reports;

@@ -140,3 +140,41 @@ fn smollm2_tokenizer_gives_the_reference_ids() {
     let text = "naïve café, 東京 — émoji 🙂 and tabs\tand  spaces";
     assert_eq!(tokenizer.decode(&ids(text), false).unwrap(), text);
 }
+
+/// The golden test of the loader and the Llama forward: SmolLM2, dequantised from the GGUF
+/// file, answers as the reference numpy forward does (`../shared/specs/alignment.md` §H.1.1):
+/// greedy decoding of the `ChatML` question gives "The capital of France is Paris." and EOS,
+/// and the plain text "The capital of France is" continues with " Paris.".
+#[test]
+fn smollm2_greedy_answers_paris() {
+    use fuselab_ml::llm::generate::{Finish, GenerateOptions, Sampling, StopRule, generate};
+    let bytes = smollm2();
+    let gguf = Gguf::parse(&bytes, "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap();
+    let device = burn::tensor::Device::flex();
+    let model = fuselab_ml::llm::load::from_gguf(&gguf, &device).unwrap();
+    assert_eq!(model.config.num_hidden_layers, 30);
+    assert!(model.config.tie_word_embeddings && model.lm_head.is_none());
+    let tokenizer = fuselab_ml::llm::tokenizer::from_gguf(&gguf).unwrap();
+    let ids = |text: &str| tokenizer.encode(text, false).unwrap().get_ids().to_vec();
+    let options = |max_new_tokens| GenerateOptions {
+        max_new_tokens,
+        sampling: Sampling::GREEDY,
+        eos: vec![2],
+        stop: Vec::new(),
+        stop_rule: StopRule::Suffix,
+    };
+    let chat =
+        ids("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n");
+    let answer = generate(&model, &chat, &options(12), |_| {});
+    assert_eq!(answer.tokens, [504, 3575, 282, 4649, 314, 7042, 30]);
+    assert_eq!(answer.finish, Finish::Eos);
+
+    let plain = generate(
+        &model,
+        &ids("The capital of France is"),
+        &options(3),
+        |_| {},
+    );
+    let text = tokenizer.decode(&plain.tokens, false).unwrap();
+    assert!(text.starts_with(" Paris."), "{text:?} ({:?})", plain.tokens);
+}

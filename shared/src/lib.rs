@@ -4,6 +4,7 @@
 //! `wasm32-unknown-unknown` and natively, so the browser and the backend give the same
 //! answers on the same data.
 
+pub mod align;
 pub mod api;
 pub mod cofailure;
 pub mod ensemble;

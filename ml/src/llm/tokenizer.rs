@@ -6,13 +6,15 @@
 use thiserror::Error;
 use tokenizers::{
     AddedToken, Tokenizer,
-    models::bpe::{BPE, Vocab},
+    models::TrainerWrapper,
+    models::bpe::{BPE, BpeTrainerBuilder, Vocab},
     pre_tokenizers::{
         PreTokenizerWrapper, byte_level::ByteLevel, digits::Digits, sequence::Sequence,
     },
 };
 
 use super::gguf::{Gguf, GgufError, Value};
+use super::train::Codec;
 
 /// A GGUF file whose tokenizer cannot be built.
 #[derive(Debug, Error)]
@@ -117,5 +119,57 @@ pub fn from_gguf(gguf: &Gguf<'_>) -> Result<Tokenizer, TokenizerError> {
         _ => Vec::new(),
     };
     tokenizer.add_special_tokens(&specials);
+    Ok(tokenizer)
+}
+
+/// A `tokenizers` tokenizer as the trainers' [`Codec`].
+#[derive(Debug, Clone)]
+pub struct TokenizerCodec(pub Tokenizer);
+
+impl Codec for TokenizerCodec {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        self.0
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        self.0.decode(ids, true).unwrap_or_default()
+    }
+}
+
+/// Trains a byte-level BPE of `vocab_size` tokens on `texts` (the tiny test and demo models'
+/// tokenizer), with `specials` as special tokens numbered first.
+///
+/// # Errors
+/// [`TokenizerError::Build`] when the `tokenizers` crate's trainer fails.
+pub fn train_bpe(
+    texts: &[String],
+    vocab_size: usize,
+    specials: &[&str],
+) -> Result<Tokenizer, TokenizerError> {
+    let fail = |e: tokenizers::Error| TokenizerError::Build {
+        file: "(trained tokenizer)".to_owned(),
+        reason: e.to_string(),
+    };
+    let added: Vec<AddedToken> = specials
+        .iter()
+        .map(|s| AddedToken::from((*s).to_owned(), true))
+        .collect();
+    let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .min_frequency(2)
+        .show_progress(false)
+        .special_tokens(added.clone())
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build()
+        .into();
+    let mut tokenizer = Tokenizer::new(BPE::default());
+    let byte_level = ByteLevel::new(false, true, true);
+    tokenizer.with_pre_tokenizer(Some(byte_level));
+    tokenizer.with_decoder(Some(byte_level));
+    tokenizer.train(&mut trainer, texts.iter()).map_err(fail)?;
+    tokenizer.add_special_tokens(&added);
     Ok(tokenizer)
 }

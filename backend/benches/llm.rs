@@ -1,0 +1,130 @@
+//! LLM timings on the CPU (burn's `flex`): training tokens per second of the tiny Llama
+//! (`LlamaConfig::tiny`, vocab 512; batch 16 × 64 random tokens; AdamW; full parameters and
+//! `LoRA` on every projection), the shapes `tests/bench/llama_train_torch.py` runs in PyTorch;
+//! and SmolLM2-135M greedy generation tokens per second (when `fuselab models fetch` has cached
+//! it under `$FUSELAB_DATA_DIR`). Prints figures; asserts nothing about time.
+//!
+//! `FUSELAB_DATA_DIR=… cargo bench -p fuselab-shared -p fuselab-shaders -p fuselab-ml -p fuselab
+//! --bench llm`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use fuselab_ml::llm::generate::{GenerateOptions, Sampling, StopRule, generate};
+use fuselab_ml::llm::lora::{self, LoraConfig};
+use fuselab_ml::llm::model::{Llama, LlamaConfig};
+use fuselab_ml::llm::train::{
+    Encoded, Objective, OptimConfig, Schedule, TrainConfig, Trainer, all_parameters, lora_only,
+};
+use fuselab_shared::rng::SplitMix64;
+
+const BATCH: usize = 16;
+const SEQ: usize = 64;
+const STEPS: usize = 50;
+
+fn random_batch() -> Vec<Encoded> {
+    let mut rng = SplitMix64(0);
+    (0..BATCH)
+        .map(|_| {
+            let ids: Vec<u32> = (0..SEQ).map(|_| rng.below(512) as u32).collect();
+            Encoded {
+                labels: ids.iter().map(|&i| i64::from(i)).collect(),
+                ids,
+                task: 0,
+            }
+        })
+        .collect()
+}
+
+fn time_training(name: &str, model: Llama, trainable: fn(&str) -> bool) -> anyhow::Result<()> {
+    let config = TrainConfig {
+        optim: OptimConfig {
+            schedule: Schedule::Constant,
+            ..OptimConfig::adamw(1e-3)
+        },
+        batch_size: BATCH,
+        epochs: 1,
+        max_steps: STEPS + 5,
+        max_len: SEQ,
+        pad_to_dataset: false,
+        seed: 0,
+    };
+    let mut trainer = Trainer::new(model, Objective::Lm, config, random_batch(), trainable, 0)?;
+    for _ in 0..5 {
+        trainer.step();
+    }
+    let started = Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..STEPS {
+        loss = trainer.step().loss;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{name:>28}: {:>8.0} tokens/s ({:.1} ms/step, {STEPS} steps of {BATCH}×{SEQ}, loss {loss:.3})",
+        (STEPS * BATCH * SEQ) as f64 / seconds,
+        1000.0 * seconds / STEPS as f64
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let device = Device::flex();
+    let tiny = LlamaConfig::tiny(512).init(&device, 0)?;
+    time_training("tiny Llama, full parameters", tiny.clone(), all_parameters)?;
+    let mut adapted = tiny;
+    lora::attach(
+        &mut adapted,
+        &LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        },
+        1,
+        &|_| true,
+    )?;
+    time_training("tiny Llama, LoRA r 8", adapted, lora_only)?;
+
+    let Some(data_dir) = std::env::var_os("FUSELAB_DATA_DIR").map(PathBuf::from) else {
+        println!("SmolLM2 generation: skipped (set FUSELAB_DATA_DIR after `fuselab models fetch`)");
+        return Ok(());
+    };
+    let started = Instant::now();
+    let loaded = fuselab::llm::load("smollm2", &data_dir, &device)?;
+    let load = started.elapsed().as_secs_f64();
+    let prompt = loaded
+        .tokenizer
+        .encode("The history of the printing press", false)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .get_ids()
+        .to_vec();
+    let options = GenerateOptions {
+        max_new_tokens: 64,
+        sampling: Sampling::GREEDY,
+        eos: Vec::new(),
+        stop: Vec::new(),
+        stop_rule: StopRule::Suffix,
+    };
+    let started = Instant::now();
+    let generation = generate(&loaded.model, &prompt, &options, |_| {});
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{:>28}: {:>8.1} tokens/s ({} tokens after a {}-token prompt; load + dequantise {load:.1} s)",
+        "SmolLM2-135M greedy",
+        generation.tokens.len() as f64 / seconds,
+        generation.tokens.len(),
+        prompt.len()
+    );
+    Ok(())
+}

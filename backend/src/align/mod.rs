@@ -1,0 +1,286 @@
+//! `fuselab align sft|h3fusion --config FILE`: alignment runs on the LLM stack, with
+//! checkpoints (a killed run resumes), a JSONL metrics log, a progress line and a report.
+
+pub mod h3fusion;
+pub mod report;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use fuselab_ml::llm::lora::LoraConfig;
+use fuselab_ml::llm::train::TrainConfig;
+use fuselab_shared::align::{
+    AlpacaRecord, BeaverTailsRecord, Example, TruthfulQaRecord, parse_checked, safe_only,
+    synthetic, truthfulqa_split,
+};
+use serde::Deserialize;
+
+use crate::mask::Backend;
+
+/// `fuselab align …`.
+#[derive(Debug, Subcommand)]
+pub enum AlignCommand {
+    /// Supervised fine-tuning with LoRA on one Alpaca-style dataset
+    Sft(ConfigArgs),
+    /// H3Fusion: three aligned experts (helpful, harmless, honest) fused as a mixture of experts
+    H3fusion(ConfigArgs),
+}
+
+/// `--config FILE`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The run's TOML configuration (see examples/*.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Override the configuration's `device`
+    #[arg(long, value_enum)]
+    pub device: Option<Backend>,
+    /// Print the final report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The model a run starts from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseConfig {
+    /// `tiny` (a small Llama trained here from scratch on the synthetic unaligned data, with a
+    /// byte-level BPE trained on the same text), `smollm2`, a `.gguf` file or a Hugging Face
+    /// directory.
+    pub model: String,
+    /// Vocabulary of the tiny model's tokenizer.
+    #[serde(default = "default_vocab")]
+    pub vocab_size: usize,
+    /// Pretraining of the tiny model (ignored for other models).
+    pub pretrain: Option<TrainConfig>,
+}
+
+fn default_vocab() -> usize {
+    512
+}
+
+/// Where the three tasks' data come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Generate seeded synthetic stand-ins instead of reading files.
+    #[serde(default)]
+    pub synthetic: bool,
+    /// Synthetic: training examples per task.
+    #[serde(default = "default_train")]
+    pub train_per_task: usize,
+    /// Synthetic: test prompts per task.
+    #[serde(default = "default_test")]
+    pub test_per_task: usize,
+    /// Alpaca JSON/JSONL (`instruction`, `input`, `output`): the helpful training set.
+    pub alpaca: Option<PathBuf>,
+    /// AlpacaEval-style prompts with reference outputs: the helpful test set.
+    pub alpaca_eval: Option<PathBuf>,
+    /// BeaverTails `30k_train` JSON/JSONL: the harmless training set (safe rows only).
+    pub beavertails_train: Option<PathBuf>,
+    /// BeaverTails `30k_test`: the harmless test prompts.
+    pub beavertails_test: Option<PathBuf>,
+    /// TruthfulQA (generation config, validation split): first half trains, second half tests.
+    pub truthfulqa: Option<PathBuf>,
+    /// Test prompts per task to generate for (0: all).
+    #[serde(default)]
+    pub eval_limit: usize,
+}
+
+fn default_train() -> usize {
+    200
+}
+fn default_test() -> usize {
+    30
+}
+
+/// The three tasks' training examples and test sets.
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    /// Training examples of each task, in task order.
+    pub train: [Vec<Example>; 3],
+    /// Test sets.
+    pub test: fuselab_ml::llm::h3fusion::EvalSets,
+    /// Whether these are fuselab's synthetic stand-ins.
+    pub synthetic: bool,
+}
+
+fn read_records<T: fuselab_shared::align::Record>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(parse_checked(&text, &path.display().to_string())?)
+}
+
+impl DataConfig {
+    /// Loads or generates the data.
+    ///
+    /// # Errors
+    /// A missing or malformed file, named with its row and field.
+    pub fn load(&self, seed: u64) -> anyhow::Result<TaskData> {
+        let limit = |n: usize| {
+            if self.eval_limit == 0 {
+                n
+            } else {
+                n.min(self.eval_limit)
+            }
+        };
+        if self.synthetic {
+            let (train_n, test_n) = (self.train_per_task, self.test_per_task);
+            let alpaca = synthetic::alpaca(train_n + test_n, seed);
+            let beavertails = synthetic::beavertails(2 * train_n, seed.wrapping_add(1));
+            let beaver_test = synthetic::beavertails(2 * test_n, seed.wrapping_add(2));
+            let truthful = synthetic::truthfulqa(2 * test_n.max(train_n / 2), seed.wrapping_add(3));
+            let (truth_train, truth_test) = truthfulqa_split(&truthful);
+            let helpful_train: Vec<Example> = alpaca[..train_n]
+                .iter()
+                .map(AlpacaRecord::example)
+                .collect();
+            let honest_train: Vec<Example> = truth_train
+                .iter()
+                .flat_map(TruthfulQaRecord::train_examples)
+                .take(train_n)
+                .collect();
+            return Ok(TaskData {
+                train: [helpful_train, safe_only(&beavertails), honest_train],
+                test: fuselab_ml::llm::h3fusion::EvalSets {
+                    helpful: alpaca[train_n..]
+                        .iter()
+                        .take(limit(test_n))
+                        .cloned()
+                        .collect(),
+                    harmless: beaver_test
+                        .into_iter()
+                        .filter(|r| r.is_safe)
+                        .take(limit(test_n))
+                        .collect(),
+                    honest: truth_test.into_iter().take(limit(test_n)).collect(),
+                },
+                synthetic: true,
+            });
+        }
+        let need = |p: &Option<PathBuf>, field: &str| {
+            p.clone().with_context(|| {
+                format!("[data] {field} is missing: give the file, or set synthetic = true")
+            })
+        };
+        let alpaca: Vec<AlpacaRecord> = read_records(&need(&self.alpaca, "alpaca")?)?;
+        let helpful_test: Vec<AlpacaRecord> = match &self.alpaca_eval {
+            Some(p) => read_records(p)?,
+            None => Vec::new(),
+        };
+        let beaver_train: Vec<BeaverTailsRecord> =
+            read_records(&need(&self.beavertails_train, "beavertails_train")?)?;
+        let beaver_test: Vec<BeaverTailsRecord> = match &self.beavertails_test {
+            Some(p) => read_records(p)?,
+            None => Vec::new(),
+        };
+        let truthful: Vec<TruthfulQaRecord> = read_records(&need(&self.truthfulqa, "truthfulqa")?)?;
+        let (truth_train, truth_test) = truthfulqa_split(&truthful);
+        Ok(TaskData {
+            train: [
+                alpaca.iter().map(AlpacaRecord::example).collect(),
+                safe_only(&beaver_train),
+                truth_train
+                    .iter()
+                    .flat_map(TruthfulQaRecord::train_examples)
+                    .collect(),
+            ],
+            test: fuselab_ml::llm::h3fusion::EvalSets {
+                helpful: helpful_test.into_iter().take(limit(usize::MAX)).collect(),
+                harmless: beaver_test.into_iter().take(limit(usize::MAX)).collect(),
+                honest: truth_test.into_iter().take(limit(usize::MAX)).collect(),
+            },
+            synthetic: false,
+        })
+    }
+}
+
+/// One LoRA training stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// The adapters.
+    pub lora: LoraConfig,
+    /// The run.
+    pub train: TrainConfig,
+}
+
+/// Generation for evaluation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationConfig {
+    /// Most new tokens per answer.
+    #[serde(default = "default_new_tokens")]
+    pub max_new_tokens: usize,
+    /// 0: greedy (the default, reproducible); the reference samples at 0.6.
+    #[serde(default)]
+    pub temperature: f32,
+    /// Top-k when sampling (the reference's pipeline default is 50).
+    #[serde(default)]
+    pub top_k: usize,
+    /// Top-p when sampling.
+    #[serde(default = "default_top_p")]
+    pub top_p: f32,
+}
+
+fn default_new_tokens() -> usize {
+    32
+}
+fn default_top_p() -> f32 {
+    1.0
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: default_new_tokens(),
+            temperature: 0.0,
+            top_k: 0,
+            top_p: default_top_p(),
+        }
+    }
+}
+
+/// Reads a TOML configuration.
+///
+/// # Errors
+/// An unreadable file, or TOML that does not fit (the message names the key and line).
+pub fn read_config<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Runs `fuselab align …`.
+///
+/// # Errors
+/// A bad configuration or data file, or a failed run.
+pub fn run(command: &AlignCommand, data_dir: &Path) -> anyhow::Result<()> {
+    match command {
+        AlignCommand::H3fusion(args) => h3fusion::command(args, data_dir),
+        AlignCommand::Sft(args) => run::sft_command(args, data_dir),
+    }
+}
+
+/// Resolves a path in a configuration relative to the configuration's folder.
+#[must_use]
+pub fn relative_to(config: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(path)
+    }
+}
+
+/// Checks a run directory can be created.
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn ensure_out(out: &Path) -> anyhow::Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!("out = {}: exists and is not a folder", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
+}

@@ -1,0 +1,519 @@
+//! Running one training stage with checkpoints, a metrics log and a progress line; the tiny
+//! base model; `fuselab align sft`.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use fuselab_ml::llm::generate::{GenerateOptions, Sampling, StopRule};
+use fuselab_ml::llm::lora;
+use fuselab_ml::llm::model::{Llama, LlamaConfig};
+use fuselab_ml::llm::tokenizer::{TokenizerCodec, train_bpe};
+use fuselab_ml::llm::train::{
+    Codec as _, Encoded, Objective, SpecialIds, StepReport, TrainState, Trainer, all_parameters,
+    encode, lora_only,
+};
+use fuselab_ml::tensors::{NamedTensors, read_safetensors, write_safetensors};
+use fuselab_shared::align::{Example, PromptFormat, synthetic};
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use super::{BaseConfig, ConfigArgs, DataConfig, GenerationConfig, StageConfig, ensure_out};
+use crate::llm;
+use crate::mask::Backend;
+
+/// A model ready for a run: weights, tokenizer and the ids the encoder adds.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The model.
+    pub model: Llama,
+    /// Its tokenizer.
+    pub codec: TokenizerCodec,
+    /// BOS / EOS / padding.
+    pub special: SpecialIds,
+    /// End-of-sequence ids for generation.
+    pub eos: Vec<u32>,
+    /// What it is, for reports.
+    pub description: String,
+}
+
+/// The special tokens of the tiny model's tokenizer.
+const TINY_SPECIALS: [&str; 3] = ["<bos>", "<eos>", "[PAD]"];
+
+/// Writes `bytes` to `path` through a temporary file, so a kill never leaves half a file.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Every weight of a model, for saving.
+#[must_use]
+pub fn model_tensors(model: &Llama) -> NamedTensors {
+    let mut out = NamedTensors::new();
+    model.visit(&mut |name, t| {
+        out.insert(name.to_owned(), fuselab_ml::llm::train::host(t));
+    });
+    out
+}
+
+/// Replaces every weight of `model` with the saved one.
+///
+/// # Errors
+/// A weight missing from the file or of another shape.
+pub fn load_model_tensors(
+    model: &mut Llama,
+    tensors: &NamedTensors,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let device = model.device();
+    let mut problem = None;
+    model.visit_mut(&mut |name, param| match tensors.get(name) {
+        Some((shape, values)) if shape.as_slice() == param.dims() => {
+            *param = Tensor::from_data(
+                TensorData::new(values.clone(), [shape[0], shape[1]]),
+                &device,
+            );
+        }
+        Some((shape, _)) => {
+            problem.get_or_insert(format!(
+                "`{name}` has shape {shape:?}, expected {:?}",
+                param.dims()
+            ));
+        }
+        None => {
+            problem.get_or_insert(format!("`{name}` is missing"));
+        }
+    });
+    match problem {
+        Some(what) => bail!("{}: {what}", file.display()),
+        None => Ok(()),
+    }
+}
+
+fn read_tensors(path: &Path) -> anyhow::Result<NamedTensors> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(read_safetensors(&bytes, &path.display().to_string())?)
+}
+
+/// The texts a tiny model's tokenizer is trained on: every prompt and response of the data.
+fn corpus(format: &PromptFormat, examples: &[Example]) -> Vec<String> {
+    examples
+        .iter()
+        .map(|e| {
+            format!(
+                "{}{}",
+                format.prompt(&e.instruction, &e.input),
+                format.target(&e.output)
+            )
+        })
+        .collect()
+}
+
+/// Loads the base model, or for `tiny` trains one (tokenizer and weights, both saved in `out`
+/// and reused by a later run) on the synthetic unaligned behaviours plus `extra` texts.
+///
+/// # Errors
+/// A model that cannot be loaded, or a failed pretraining.
+pub fn base_model(
+    config: &BaseConfig,
+    format: &PromptFormat,
+    extra: &[Example],
+    out: &Path,
+    data_dir: &Path,
+    device: &Device,
+    seed: u64,
+) -> anyhow::Result<Base> {
+    if config.model != "tiny" {
+        let loaded = llm::load(&config.model, data_dir, device)?;
+        let eos = loaded.eos.first().copied();
+        let pad = eos.unwrap_or(0);
+        return Ok(Base {
+            model: loaded.model,
+            codec: TokenizerCodec(loaded.tokenizer),
+            special: SpecialIds {
+                bos: loaded.bos,
+                eos,
+                pad,
+            },
+            eos: loaded.eos,
+            description: loaded.source,
+        });
+    }
+    let pretraining = synthetic::unaligned_examples(extra.len().max(300) / 3, seed);
+    let tokenizer_path = out.join("tokenizer.json");
+    let tokenizer = if tokenizer_path.is_file() {
+        Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", tokenizer_path.display()))?
+    } else {
+        let mut texts = corpus(format, &pretraining);
+        texts.extend(corpus(format, extra));
+        let tokenizer = train_bpe(&texts, config.vocab_size, &TINY_SPECIALS)?;
+        let json = tokenizer
+            .to_string(false)
+            .map_err(|e| anyhow::anyhow!("cannot serialise the tokenizer: {e}"))?;
+        write_atomic(&tokenizer_path, json.as_bytes())?;
+        tokenizer
+    };
+    let id = |token: &str| {
+        tokenizer
+            .token_to_id(token)
+            .with_context(|| format!("the tokenizer has no `{token}`"))
+    };
+    let special = SpecialIds {
+        bos: Some(id("<bos>")?),
+        eos: Some(id("<eos>")?),
+        pad: id("[PAD]")?,
+    };
+    let codec = TokenizerCodec(tokenizer);
+    let llama = LlamaConfig::tiny(codec.0.get_vocab_size(true));
+    let mut model = llama.init(device, seed)?;
+    let stage_dir = out.join("base");
+    let pretrain = config
+        .pretrain
+        .clone()
+        .context("[base] model = \"tiny\" needs a [base.pretrain] section")?;
+    let examples = encode_all(&codec, format, special, &pretraining, pretrain.max_len);
+    let trainer = Trainer::new(
+        model.clone(),
+        Objective::Lm,
+        pretrain,
+        examples,
+        all_parameters,
+        special.pad,
+    )?;
+    model = train_stage(&stage_dir, "base", trainer, None)?.model;
+    Ok(Base {
+        model,
+        codec,
+        special,
+        eos: special.eos.into_iter().collect(),
+        description: format!(
+            "tiny Llama (d 64, 2 layers, 4 heads / 2 KV heads, vocab {}) trained here on fuselab's synthetic unaligned data",
+            llama.vocab_size
+        ),
+    })
+}
+
+/// Encodes examples for training.
+#[must_use]
+pub fn encode_all(
+    codec: &TokenizerCodec,
+    format: &PromptFormat,
+    special: SpecialIds,
+    examples: &[Example],
+    max_len: usize,
+) -> Vec<Encoded> {
+    examples
+        .iter()
+        .map(|e| encode(codec, format, special, e, max_len))
+        .collect()
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Serialize)]
+struct MetricsLine<'a> {
+    stage: &'a str,
+    #[serde(flatten)]
+    step: &'a StepReport,
+    tokens_per_second: f64,
+    elapsed_seconds: f64,
+}
+
+/// A stage's finished model and throughput.
+#[derive(Debug)]
+pub struct Trained {
+    /// The trained model.
+    pub model: Llama,
+    /// Padded tokens per second over the steps run now (0 when resumed finished).
+    pub tokens_per_second: f64,
+    /// The last step's loss.
+    pub final_loss: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    state: TrainState,
+    final_loss: f64,
+}
+
+/// Runs `trainer` to the end in `dir`: a checkpoint (trainable weights, optimiser moments,
+/// state) every `checkpoint_every` steps (default: ~10 per run) and at the end, one metrics
+/// line per step in `dir/../metrics.jsonl`, a progress line on stderr. A checkpoint already in
+/// `dir` is resumed.
+///
+/// # Errors
+/// A checkpoint that cannot be written or does not fit this run.
+pub fn train_stage(
+    dir: &Path,
+    stage: &str,
+    mut trainer: Trainer,
+    checkpoint_every: Option<usize>,
+) -> anyhow::Result<Trained> {
+    ensure_out(dir)?;
+    let weights = dir.join("checkpoint.safetensors");
+    let state_path = dir.join("state.json");
+    let mut final_loss = f64::NAN;
+    if state_path.is_file() && weights.is_file() {
+        let saved: Saved = serde_json::from_slice(
+            &std::fs::read(&state_path)
+                .with_context(|| format!("cannot read {}", state_path.display()))?,
+        )
+        .with_context(|| format!("{} is not a fuselab training state", state_path.display()))?;
+        final_loss = saved.final_loss;
+        trainer
+            .restore(&read_tensors(&weights)?, saved.state)
+            .with_context(|| format!("cannot resume from {}", dir.display()))?;
+        tracing::info!(stage, step = trainer.state.step, "resuming");
+    }
+    let every = checkpoint_every.unwrap_or((trainer.state.total_steps / 10).max(1));
+    let metrics_path = dir.parent().unwrap_or(dir).join("metrics.jsonl");
+    let mut metrics = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+    let started = Instant::now();
+    let mut tokens = 0usize;
+    while !trainer.finished() {
+        let report = trainer.step();
+        tokens += report.tokens;
+        final_loss = report.loss;
+        let elapsed = started.elapsed().as_secs_f64();
+        let line = MetricsLine {
+            stage,
+            step: &report,
+            tokens_per_second: tokens as f64 / elapsed.max(1e-9),
+            elapsed_seconds: elapsed,
+        };
+        writeln!(metrics, "{}", serde_json::to_string(&line)?)
+            .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+        progress(stage, &report, line.tokens_per_second);
+        if report.step % every == 0 || trainer.finished() {
+            write_atomic(&weights, &write_safetensors(&trainer.checkpoint()))?;
+            let saved = Saved {
+                state: trainer.state.clone(),
+                final_loss,
+            };
+            write_atomic(&state_path, &serde_json::to_vec_pretty(&saved)?)?;
+        }
+    }
+    eprintln!();
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Trained {
+        tokens_per_second: if tokens == 0 {
+            0.0
+        } else {
+            tokens as f64 / elapsed.max(1e-9)
+        },
+        model: trainer.model,
+        final_loss,
+    })
+}
+
+fn progress(stage: &str, report: &StepReport, tokens_per_second: f64) {
+    let width = 24;
+    let done = width * report.step / report.total_steps.max(1);
+    eprint!(
+        "\r{stage:>16} [{}{}] {}/{} loss {:.4} lr {:.2e} {:.0} tok/s ",
+        "#".repeat(done),
+        " ".repeat(width - done),
+        report.step,
+        report.total_steps,
+        report.loss,
+        report.learning_rate,
+        tokens_per_second
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Generation settings for evaluation.
+#[must_use]
+pub fn generate_options(
+    generation: &GenerationConfig,
+    base: &Base,
+    stop_rule: StopRule,
+    seed: u64,
+) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: generation.max_new_tokens,
+        sampling: Sampling {
+            temperature: generation.temperature,
+            top_k: generation.top_k,
+            top_p: generation.top_p,
+            seed,
+        },
+        eos: base.eos.clone(),
+        stop: vec![base.codec.encode(fuselab_shared::align::prompt::END_MARKER)],
+        stop_rule,
+    }
+}
+
+/// Trains LoRA adapters on `examples` from `base` in `dir`, or loads them when `dir` already
+/// holds the finished adapter (PEFT layout, `adapter_model.safetensors`).
+///
+/// # Errors
+/// A failed or unresumable run.
+pub fn lora_stage(
+    dir: &Path,
+    stage: &str,
+    base: &Base,
+    stage_config: &StageConfig,
+    format: &PromptFormat,
+    examples: &[Example],
+    seed: u64,
+) -> anyhow::Result<(Llama, Option<f64>)> {
+    let adapter = dir.join("adapter_model.safetensors");
+    let mut model = base.model.clone();
+    if adapter.is_file() {
+        let tensors: HashMap<_, _> = read_tensors(&adapter)?.into_iter().collect();
+        lora::import_peft(
+            &mut model,
+            &tensors,
+            stage_config.lora.scale(),
+            stage_config.lora.dropout,
+        )
+        .with_context(|| format!("{} does not fit the base model", adapter.display()))?;
+        return Ok((model, None));
+    }
+    lora::attach(&mut model, &stage_config.lora, seed, &|_| true)?;
+    let encoded = encode_all(
+        &base.codec,
+        format,
+        base.special,
+        examples,
+        stage_config.train.max_len,
+    );
+    let trainer = Trainer::new(
+        model,
+        Objective::Lm,
+        stage_config.train.clone(),
+        encoded,
+        lora_only,
+        base.special.pad,
+    )
+    .with_context(|| format!("stage {stage}"))?;
+    let trained = train_stage(dir, stage, trainer, None)?;
+    write_atomic(
+        &adapter,
+        &write_safetensors(&lora::export_peft(&trained.model)),
+    )?;
+    Ok((trained.model, Some(trained.tokens_per_second)))
+}
+
+/// `fuselab align sft`'s configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    /// Run directory (relative paths: to the configuration file).
+    pub out: PathBuf,
+    /// `cpu` or `wgpu`.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Seed of initialisation, shuffling and dropout.
+    #[serde(default)]
+    pub seed: u64,
+    /// The model.
+    pub base: BaseConfig,
+    /// The data: with `synthetic = true` the task named by `task`, otherwise `dataset`.
+    pub data: DataConfig,
+    /// `helpful`, `harmless` or `honest` (which of the data's tasks to train on).
+    pub task: fuselab_shared::align::Task,
+    /// Text after `### Response:` in prompts.
+    #[serde(default)]
+    pub response_suffix: String,
+    /// Text after each response in targets (`###END` for H3Fusion; empty: the EOS token).
+    #[serde(default)]
+    pub target_suffix: String,
+    /// Adapters and training.
+    pub stage: StageConfig,
+}
+
+/// Picks the compute device.
+///
+/// # Errors
+/// An unknown name, or wgpu failing to start.
+pub fn device(config: Option<&str>, flag: Option<Backend>) -> anyhow::Result<Device> {
+    let compute = match (flag, config) {
+        (Some(Backend::Wgpu), _) | (None, Some("wgpu")) => fuselab_ml::Compute::Wgpu,
+        (Some(Backend::Cpu) | None, None | Some("cpu")) | (Some(Backend::Cpu), Some(_)) => {
+            fuselab_ml::Compute::Cpu
+        }
+        (None, Some(other)) => bail!("device = \"{other}\": expected \"cpu\" or \"wgpu\""),
+    };
+    Ok(fuselab_ml::open(compute)?)
+}
+
+/// Runs `fuselab align sft`.
+///
+/// # Errors
+/// A bad configuration or data, or a failed run.
+pub fn sft_command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let config: SftConfig = super::read_config(&args.config)?;
+    let out = super::relative_to(&args.config, &config.out);
+    ensure_out(&out)?;
+    let device = device(config.device.as_deref(), args.device)?;
+    let format = PromptFormat {
+        response_suffix: config.response_suffix.clone(),
+        target_suffix: config.target_suffix.clone(),
+    };
+    let data = resolve_data(&config.data, &args.config).load(config.seed)?;
+    let examples = data.train[config.task.index()].clone();
+    let base = base_model(
+        &config.base,
+        &format,
+        &examples,
+        &out,
+        data_dir,
+        &device,
+        config.seed,
+    )?;
+    let (model, tokens_per_second) = lora_stage(
+        &out.join("sft"),
+        "sft",
+        &base,
+        &config.stage,
+        &format,
+        &examples,
+        config.seed,
+    )?;
+    let summary = serde_json::json!({
+        "adapter": out.join("sft/adapter_model.safetensors"),
+        "base": base.description,
+        "task": config.task,
+        "examples": examples.len(),
+        "synthetic": data.synthetic,
+        "trainable_parameters": lora::export_peft(&model).values().map(|(_, v)| v.len()).sum::<usize>(),
+        "tokens_per_second": tokens_per_second,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "adapter: {}",
+            out.join("sft/adapter_model.safetensors").display()
+        );
+    }
+    Ok(())
+}
+
+/// The data section with its paths made relative to the configuration file.
+#[must_use]
+pub fn resolve_data(data: &DataConfig, config: &Path) -> DataConfig {
+    let fix = |p: &Option<PathBuf>| p.as_ref().map(|p| super::relative_to(config, p));
+    DataConfig {
+        alpaca: fix(&data.alpaca),
+        alpaca_eval: fix(&data.alpaca_eval),
+        beavertails_train: fix(&data.beavertails_train),
+        beavertails_test: fix(&data.beavertails_test),
+        truthfulqa: fix(&data.truthfulqa),
+        ..data.clone()
+    }
+}

@@ -1,0 +1,880 @@
+//! One training loop for every alignment method: examples encoded with response-only labels,
+//! dynamic padding, AdamW with Hugging Face's schedules, gradient accumulation, and a resumable
+//! state. The loss is chosen by an [`Objective`] (plain language modelling, or H3Fusion's
+//! fusion loss). The caller owns files, clocks and progress output.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use fuselab_shared::align::{Example, PromptFormat};
+use fuselab_shared::rng::SplitMix64;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::model::{ForwardOptions, IGNORE, Llama, lm_loss};
+use crate::tensors::NamedTensors;
+
+/// Text to token ids and back (a `tokenizers::Tokenizer` natively).
+pub trait Codec {
+    /// The ids of `text`, without special tokens.
+    fn encode(&self, text: &str) -> Vec<u32>;
+    /// The text of `ids`, special tokens left out.
+    fn decode(&self, ids: &[u32]) -> String;
+}
+
+/// Token ids the encoder adds around an example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecialIds {
+    /// Prepended when set (Llama's tokenizer adds BOS).
+    pub bos: Option<u32>,
+    /// Appended to the target when set (Booster/Lisa end targets with EOS).
+    pub eos: Option<u32>,
+    /// Padding.
+    pub pad: u32,
+}
+
+/// One example as ids and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Encoded {
+    /// `bos? + prompt + target + eos?`, truncated.
+    pub ids: Vec<u32>,
+    /// `ids` with the prompt (and BOS) replaced by [`IGNORE`].
+    pub labels: Vec<i64>,
+    /// The example's task (H3Fusion's gate label).
+    pub task: usize,
+}
+
+/// Encodes an example the reference way: labels copy the ids, the prompt's positions are
+/// ignored, truncation to `max_len`. The prompt and the target are tokenised separately, so
+/// the boundary is exact.
+#[must_use]
+pub fn encode(
+    encoder: &dyn Codec,
+    format: &PromptFormat,
+    special: SpecialIds,
+    example: &Example,
+    max_len: usize,
+) -> Encoded {
+    let mut ids: Vec<u32> = special.bos.into_iter().collect();
+    ids.extend(encoder.encode(&format.prompt(&example.instruction, &example.input)));
+    let prompt = ids.len();
+    ids.extend(encoder.encode(&format.target(&example.output)));
+    ids.extend(special.eos);
+    ids.truncate(max_len);
+    let labels = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| if i < prompt { IGNORE } else { i64::from(id) })
+        .collect();
+    Encoded {
+        ids,
+        labels,
+        task: example.task.index(),
+    }
+}
+
+/// A padded batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Rows.
+    pub rows: usize,
+    /// Padded length.
+    pub width: usize,
+    /// `rows × width` ids, right-padded.
+    pub ids: Vec<i64>,
+    /// `rows × width` labels, padding ignored.
+    pub labels: Vec<i64>,
+    /// `rows × width`: 1 for real tokens.
+    pub real: Vec<f32>,
+    /// Task of each row.
+    pub tasks: Vec<usize>,
+}
+
+impl Batch {
+    /// Pads `examples` to the longest one (at least `min_width`).
+    #[must_use]
+    pub fn pad(examples: &[&Encoded], pad: u32, min_width: usize) -> Self {
+        let width = examples
+            .iter()
+            .map(|e| e.ids.len())
+            .max()
+            .unwrap_or(1)
+            .max(min_width)
+            .max(1);
+        let mut batch = Self {
+            rows: examples.len(),
+            width,
+            ids: Vec::with_capacity(examples.len() * width),
+            labels: Vec::with_capacity(examples.len() * width),
+            real: Vec::with_capacity(examples.len() * width),
+            tasks: examples.iter().map(|e| e.task).collect(),
+        };
+        for e in examples {
+            for i in 0..width {
+                let real = i < e.ids.len();
+                batch.ids.push(if real {
+                    i64::from(e.ids[i])
+                } else {
+                    i64::from(pad)
+                });
+                batch.labels.push(if real { e.labels[i] } else { IGNORE });
+                batch.real.push(f32::from(u8::from(real)));
+            }
+        }
+        batch
+    }
+
+    /// Tokens that carry a loss.
+    #[must_use]
+    pub fn target_tokens(&self) -> usize {
+        self.labels.iter().filter(|&&l| l != IGNORE).count()
+    }
+}
+
+/// Learning-rate schedules with Hugging Face's semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Constant; like HF's `constant`, it ignores the warm-up.
+    Constant,
+    /// Linear warm-up, then constant.
+    ConstantWithWarmup,
+    /// Linear warm-up, then linear decay to 0 (HF's default).
+    #[default]
+    Linear,
+    /// Linear warm-up, then half a cosine to 0.
+    Cosine,
+}
+
+/// AdamW and its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Adam's β₁.
+    #[serde(default = "beta1")]
+    pub beta1: f64,
+    /// Adam's β₂.
+    #[serde(default = "beta2")]
+    pub beta2: f64,
+    /// Adam's ε.
+    #[serde(default = "epsilon")]
+    pub epsilon: f64,
+    /// The schedule.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Share of the steps spent warming up.
+    #[serde(default)]
+    pub warmup_ratio: f64,
+    /// Micro-batches per optimiser step.
+    #[serde(default = "one")]
+    pub gradient_accumulation: usize,
+}
+
+fn beta1() -> f64 {
+    0.9
+}
+fn beta2() -> f64 {
+    0.999
+}
+fn epsilon() -> f64 {
+    1e-8
+}
+fn one() -> usize {
+    1
+}
+
+impl OptimConfig {
+    /// AdamW at `learning_rate` with the defaults (β 0.9/0.999, ε 1e-8, linear decay, no warm-up).
+    #[must_use]
+    pub fn adamw(learning_rate: f64) -> Self {
+        Self {
+            learning_rate,
+            weight_decay: 0.0,
+            beta1: beta1(),
+            beta2: beta2(),
+            epsilon: epsilon(),
+            schedule: Schedule::Linear,
+            warmup_ratio: 0.0,
+            gradient_accumulation: 1,
+        }
+    }
+
+    /// The learning rate of optimiser step `step` (0-based) out of `total`, as HF's schedulers
+    /// compute it (warm-up steps = ⌈ratio·total⌉).
+    #[must_use]
+    pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
+        let warmup = (self.warmup_ratio * total as f64).ceil() as usize;
+        let peak = self.learning_rate;
+        if self.schedule != Schedule::Constant && step < warmup {
+            return peak * step as f64 / warmup.max(1) as f64;
+        }
+        let progress =
+            (step - warmup.min(step)) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
+        match self.schedule {
+            Schedule::Constant | Schedule::ConstantWithWarmup => peak,
+            Schedule::Linear => peak * (1.0 - progress).max(0.0),
+            Schedule::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+        }
+    }
+}
+
+/// AdamW's moments, by parameter name.
+#[derive(Debug, Clone, Default)]
+pub struct AdamW {
+    moments: BTreeMap<String, (Tensor<2>, Tensor<2>)>,
+    /// Updates applied.
+    pub updates: usize,
+}
+
+impl AdamW {
+    /// Applies one update with `gradients` at `learning_rate` (PyTorch's `AdamW`).
+    pub fn update(
+        &mut self,
+        model: &mut Llama,
+        gradients: &BTreeMap<String, Tensor<2>>,
+        config: &OptimConfig,
+        learning_rate: f64,
+    ) {
+        self.updates += 1;
+        let t = self.updates as f64;
+        let correction1 = 1.0 - config.beta1.powf(t);
+        let correction2 = 1.0 - config.beta2.powf(t);
+        model.visit_mut(&mut |name, param| {
+            let Some(gradient) = gradients.get(name) else {
+                return;
+            };
+            let (m, v) = self
+                .moments
+                .entry(name.to_owned())
+                .or_insert_with(|| (Tensor::zeros_like(param), Tensor::zeros_like(param)));
+            *m = m.clone().mul_scalar(config.beta1)
+                + gradient.clone().mul_scalar(1.0 - config.beta1);
+            *v = v.clone().mul_scalar(config.beta2)
+                + gradient.clone().square().mul_scalar(1.0 - config.beta2);
+            let step = m
+                .clone()
+                .div_scalar(correction1)
+                .div(
+                    v.clone()
+                        .div_scalar(correction2)
+                        .sqrt()
+                        .add_scalar(config.epsilon),
+                )
+                .mul_scalar(learning_rate);
+            let decayed = if config.weight_decay > 0.0 {
+                param
+                    .clone()
+                    .mul_scalar(1.0 - learning_rate * config.weight_decay)
+            } else {
+                param.clone()
+            };
+            *param = decayed - step;
+        });
+    }
+
+    /// The moments as named tensors (`adam.m/NAME`, `adam.v/NAME`) for a checkpoint.
+    #[must_use]
+    pub fn export(&self) -> NamedTensors {
+        let mut out = NamedTensors::new();
+        for (name, (m, v)) in &self.moments {
+            out.insert(format!("adam.m/{name}"), host(m));
+            out.insert(format!("adam.v/{name}"), host(v));
+        }
+        out
+    }
+
+    /// Restores the moments from [`AdamW::export`]'s tensors.
+    #[must_use]
+    pub fn import(tensors: &NamedTensors, updates: usize, device: &burn::tensor::Device) -> Self {
+        let mut moments = BTreeMap::new();
+        for (key, (shape, values)) in tensors {
+            if let Some(name) = key.strip_prefix("adam.m/")
+                && let Some((v_shape, v_values)) = tensors.get(&format!("adam.v/{name}"))
+            {
+                moments.insert(
+                    name.to_owned(),
+                    (
+                        device_tensor(shape, values, device),
+                        device_tensor(v_shape, v_values, device),
+                    ),
+                );
+            }
+        }
+        Self { moments, updates }
+    }
+}
+
+/// A tensor's shape and values on the host.
+#[must_use]
+pub fn host(tensor: &Tensor<2>) -> (Vec<usize>, Vec<f32>) {
+    let shape = tensor.dims().to_vec();
+    let values = tensor
+        .clone()
+        .inner()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("data converted to f32 reads back as f32");
+    (shape, values)
+}
+
+fn device_tensor(shape: &[usize], values: &[f32], device: &burn::tensor::Device) -> Tensor<2> {
+    let shape = match shape {
+        [rows, cols] => [*rows, *cols],
+        [cols] => [1, *cols],
+        _ => [1, values.len()],
+    };
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
+}
+
+/// The named terms of a loss; their sum is minimised.
+pub type LossTerms = Vec<(&'static str, Tensor<1>)>;
+
+/// Gradients of the summed `terms(model)` with respect to the parameters `trainable` accepts,
+/// with each term's value.
+pub fn gradients(
+    model: &Llama,
+    trainable: &dyn Fn(&str) -> bool,
+    terms: impl FnOnce(&Llama) -> LossTerms,
+) -> (BTreeMap<String, Tensor<2>>, Vec<(&'static str, f64)>) {
+    let mut leaves = Vec::new();
+    let mut tracked = model.clone();
+    tracked.visit_mut(&mut |name, param| {
+        if trainable(name) {
+            *param = param.clone().inner().autodiff().require_grad();
+            leaves.push((name.to_owned(), param.clone()));
+        }
+    });
+    let terms = terms(&tracked);
+    let values: Vec<(&'static str, f64)> = terms
+        .iter()
+        .map(|(name, t)| (*name, f64::from(scalar(t))))
+        .collect();
+    let Some(total) = terms.into_iter().map(|(_, t)| t).reduce(|a, b| a + b) else {
+        return (BTreeMap::new(), values);
+    };
+    let grads = total.backward();
+    let mut out = BTreeMap::new();
+    for (name, leaf) in leaves {
+        if let Some(g) = leaf.grad(&grads) {
+            out.insert(name, g);
+        }
+    }
+    (out, values)
+}
+
+/// A scalar tensor's value.
+#[must_use]
+pub fn scalar(t: &Tensor<1>) -> f32 {
+    t.clone()
+        .inner()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("data converted to f32 reads back as f32")
+        .first()
+        .copied()
+        .unwrap_or(f32::NAN)
+}
+
+/// How H3Fusion's gating loss is computed (quirk Q5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GateLoss {
+    /// The reference: the mean router probabilities fed to a logits cross-entropy (a second
+    /// softmax), padding positions included.
+    #[default]
+    Reference,
+    /// `−log p̄_c` with padding positions left out of the mean.
+    Nll,
+}
+
+/// What a training step minimises.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Objective {
+    /// Next-token cross-entropy on the response tokens.
+    Lm,
+    /// H3Fusion's `L_LM + λ·L_gate + Σ_e γ_e·R_e`.
+    H3Fusion {
+        /// λ.
+        lambda: f64,
+        /// γ per expert.
+        gamma: Vec<f64>,
+        /// The gating-loss variant.
+        gate_loss: GateLoss,
+        /// Per expert: the frozen parameters' part of `R_e` (norms of the merged expert weights,
+        /// a constant), so the reported loss matches the reference.
+        frozen_norms: Vec<f64>,
+    },
+}
+
+/// H3Fusion's gating loss.
+///
+/// # Shapes
+/// `router`: per layer `[b, t, E]`; `real`: `b·t` flags; `tasks`: `b` labels → `[1]`.
+#[must_use]
+pub fn gate_loss(
+    router: &[Tensor<3>],
+    real: &[f32],
+    tasks: &[usize],
+    variant: GateLoss,
+) -> Tensor<1> {
+    let [b, t, experts] = router[0].dims();
+    let device = router[0].device();
+    let layers = router.len() as f64;
+    let mean = match variant {
+        GateLoss::Reference => router
+            .iter()
+            .map(|p| p.clone().mean_dim(1).reshape([b, experts]))
+            .reduce(|a, c| a + c)
+            .expect("at least one layer")
+            .div_scalar(layers),
+        GateLoss::Nll => {
+            let mask = Tensor::<3>::from_data(TensorData::new(real.to_vec(), [b, t, 1]), &device);
+            let counts = mask.clone().sum_dim(1).reshape([b, 1]).clamp_min(1.0);
+            router
+                .iter()
+                .map(|p| {
+                    (p.clone() * mask.clone()).sum_dim(1).reshape([b, experts]) / counts.clone()
+                })
+                .reduce(|a, c| a + c)
+                .expect("at least one layer")
+                .div_scalar(layers)
+        }
+    };
+    let labels: Vec<i64> = tasks.iter().map(|&c| c as i64).collect();
+    let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [b, 1]), &device);
+    let log_p = match variant {
+        GateLoss::Reference => log_softmax(mean, 1),
+        GateLoss::Nll => mean.clamp_min(1e-12).log(),
+    };
+    log_p.gather(1, labels).mean().neg()
+}
+
+/// H3Fusion's drift regulariser of expert `e` over its trainable parameters:
+/// `Σ_{names containing "experts.{e}."} ‖P‖_F / layers`.
+#[must_use]
+pub fn drift(model: &Llama, expert: usize, trainable: &dyn Fn(&str) -> bool) -> Option<Tensor<1>> {
+    let needle = format!("experts.{expert}.");
+    let mut total: Option<Tensor<1>> = None;
+    model.visit(&mut |name, param| {
+        if name.contains(&needle) && trainable(name) {
+            let norm = param.clone().square().sum().sqrt();
+            total = Some(match total.take() {
+                Some(t) => t + norm,
+                None => norm,
+            });
+        }
+    });
+    total.map(|t| t.div_scalar(model.config.num_hidden_layers as f64))
+}
+
+/// The constant part of `R_e`: norms of expert `e`'s frozen parameters, over the layers.
+#[must_use]
+pub fn frozen_drift(model: &Llama, expert: usize, trainable: &dyn Fn(&str) -> bool) -> f64 {
+    let needle = format!("experts.{expert}.");
+    let mut total = 0.0;
+    model.visit(&mut |name, param| {
+        if name.contains(&needle) && !trainable(name) {
+            total += f64::from(scalar(&param.clone().square().sum().sqrt()));
+        }
+    });
+    total / model.config.num_hidden_layers as f64
+}
+
+impl Objective {
+    /// The loss terms of `batch` for `model` (whose trainable weights are autodiff leaves).
+    #[must_use]
+    pub fn terms(
+        &self,
+        model: &Llama,
+        batch: &Batch,
+        trainable: &dyn Fn(&str) -> bool,
+    ) -> LossTerms {
+        let device = model.device();
+        let ids = Tensor::<2, Int>::from_data(
+            TensorData::new(batch.ids.clone(), [batch.rows, batch.width]),
+            &device,
+        );
+        let out = model.forward(
+            ids,
+            None,
+            ForwardOptions {
+                train: true,
+                last_only: false,
+            },
+        );
+        let lm = lm_loss(out.logits, &batch.labels);
+        match self {
+            Self::Lm => vec![("lm", lm)],
+            Self::H3Fusion {
+                lambda,
+                gamma,
+                gate_loss: variant,
+                frozen_norms,
+            } => {
+                let mut terms = vec![("lm", lm)];
+                if !out.router.is_empty() && *lambda > 0.0 {
+                    let gate = gate_loss(&out.router, &batch.real, &batch.tasks, *variant);
+                    terms.push(("gate", gate.mul_scalar(*lambda)));
+                }
+                for (e, &g) in gamma.iter().enumerate() {
+                    if g > 0.0
+                        && let Some(r) = drift(model, e, trainable)
+                    {
+                        let frozen = frozen_norms.get(e).copied().unwrap_or(0.0);
+                        terms.push((
+                            DRIFT_TERMS[e.min(DRIFT_TERMS.len() - 1)],
+                            r.add_scalar(frozen).mul_scalar(g),
+                        ));
+                    }
+                }
+                terms
+            }
+        }
+    }
+}
+
+const DRIFT_TERMS: [&str; 4] = ["drift0", "drift1", "drift2", "drift_more"];
+
+/// One training run's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The optimiser.
+    pub optim: OptimConfig,
+    /// Examples per micro-batch.
+    pub batch_size: usize,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Stop after this many optimiser steps (0: run every epoch).
+    #[serde(default)]
+    pub max_steps: usize,
+    /// Longest example, in tokens.
+    pub max_len: usize,
+    /// Pad every batch to the longest example of the whole set (H3Fusion's reference) rather
+    /// than to its own longest.
+    #[serde(default)]
+    pub pad_to_dataset: bool,
+    /// Shuffling and dropout seed.
+    pub seed: u64,
+}
+
+/// Where a run stands; saved with every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Optimiser steps in the whole run.
+    pub total_steps: usize,
+    /// Micro-batches consumed.
+    pub micro_batches: usize,
+    /// Response tokens seen.
+    pub tokens: usize,
+}
+
+/// What one optimiser step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based step.
+    pub step: usize,
+    /// Steps in the run.
+    pub total_steps: usize,
+    /// Epoch (0-based) of the step's last micro-batch.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Each loss term, averaged over the micro-batches.
+    pub terms: BTreeMap<String, f64>,
+    /// Their sum.
+    pub loss: f64,
+    /// Tokens (padded) processed by the step.
+    pub tokens: usize,
+}
+
+/// A training set that cannot be trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TrainError {
+    /// No examples, or no example with a response token left after truncation.
+    #[error("no trainable examples: {what}")]
+    NoData {
+        /// Why.
+        what: String,
+    },
+    /// A setting is out of range.
+    #[error("`{field}`: {what}")]
+    Config {
+        /// The setting.
+        field: &'static str,
+        /// What was expected.
+        what: String,
+    },
+    /// A checkpoint does not fit this run.
+    #[error("checkpoint: {what}")]
+    Checkpoint {
+        /// What does not fit.
+        what: String,
+    },
+}
+
+/// A training run: the model, its data, the optimiser and where it stands.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Llama,
+    /// What is minimised.
+    pub objective: Objective,
+    config: TrainConfig,
+    examples: Vec<Encoded>,
+    trainable: fn(&str) -> bool,
+    optimizer: AdamW,
+    /// Where the run stands.
+    pub state: TrainState,
+    pad: u32,
+    dataset_width: usize,
+}
+
+/// Trainable parameters: everything.
+#[must_use]
+pub fn all_parameters(_: &str) -> bool {
+    true
+}
+
+/// Trainable parameters: the `LoRA` factors.
+#[must_use]
+pub fn lora_only(name: &str) -> bool {
+    name.contains(".lora_")
+}
+
+/// Trainable parameters: the `LoRA` factors and the routers.
+#[must_use]
+pub fn lora_and_routers(name: &str) -> bool {
+    lora_only(name) || name.ends_with("block_sparse_moe.gate.weight")
+}
+
+impl Trainer {
+    /// Sets up a run.
+    ///
+    /// # Errors
+    /// [`TrainError`] when there is nothing to train on or a setting is out of range.
+    pub fn new(
+        model: Llama,
+        objective: Objective,
+        config: TrainConfig,
+        examples: Vec<Encoded>,
+        trainable: fn(&str) -> bool,
+        pad: u32,
+    ) -> Result<Self, TrainError> {
+        if config.batch_size == 0 {
+            return Err(TrainError::Config {
+                field: "batch_size",
+                what: "must be at least 1".to_owned(),
+            });
+        }
+        if config.optim.gradient_accumulation == 0 {
+            return Err(TrainError::Config {
+                field: "gradient_accumulation",
+                what: "must be at least 1".to_owned(),
+            });
+        }
+        let examples: Vec<Encoded> = examples
+            .into_iter()
+            .filter(|e| e.labels.iter().skip(1).any(|&l| l != IGNORE))
+            .collect();
+        if examples.is_empty() {
+            return Err(TrainError::NoData {
+                what: format!(
+                    "every example's response was cut by max_len {} (or the set is empty)",
+                    config.max_len
+                ),
+            });
+        }
+        let per_epoch = examples.len().div_ceil(config.batch_size);
+        let steps_per_epoch = per_epoch.div_ceil(config.optim.gradient_accumulation);
+        let mut total_steps = steps_per_epoch * config.epochs;
+        // Like HF's `max_steps`, it overrides the epochs (the data cycles).
+        if config.max_steps > 0 {
+            total_steps = config.max_steps;
+        }
+        let dataset_width = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
+        Ok(Self {
+            model,
+            objective,
+            state: TrainState {
+                step: 0,
+                total_steps,
+                micro_batches: 0,
+                tokens: 0,
+            },
+            config,
+            examples,
+            trainable,
+            optimizer: AdamW::default(),
+            pad,
+            dataset_width,
+        })
+    }
+
+    /// The run's settings.
+    #[must_use]
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Whether every step is done.
+    #[must_use]
+    pub fn finished(&self) -> bool {
+        self.state.step >= self.state.total_steps
+    }
+
+    /// The example order of `epoch`: a seeded shuffle.
+    fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.examples.len()).collect();
+        let mut rng =
+            SplitMix64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        order
+    }
+
+    /// The micro-batch with global index `index`.
+    fn micro_batch(&self, index: usize) -> (Batch, usize) {
+        let per_epoch = self.examples.len().div_ceil(self.config.batch_size);
+        let epoch = index / per_epoch;
+        let within = index % per_epoch;
+        let order = self.order(epoch);
+        let start = within * self.config.batch_size;
+        let end = (start + self.config.batch_size).min(order.len());
+        let rows: Vec<&Encoded> = order[start..end]
+            .iter()
+            .map(|&i| &self.examples[i])
+            .collect();
+        let min_width = if self.config.pad_to_dataset {
+            self.dataset_width
+        } else {
+            1
+        };
+        (Batch::pad(&rows, self.pad, min_width), epoch)
+    }
+
+    /// Runs one optimiser step (its micro-batches, then AdamW).
+    pub fn step(&mut self) -> StepReport {
+        let accumulation = self.config.optim.gradient_accumulation;
+        let device = self.model.device();
+        device.seed(self.config.seed.wrapping_add(self.state.step as u64));
+        let mut summed: BTreeMap<String, Tensor<2>> = BTreeMap::new();
+        let mut terms: BTreeMap<String, f64> = BTreeMap::new();
+        let mut tokens = 0;
+        let mut epoch = 0;
+        for _ in 0..accumulation {
+            let (batch, e) = self.micro_batch(self.state.micro_batches);
+            epoch = e;
+            self.state.micro_batches += 1;
+            tokens += batch.rows * batch.width;
+            self.state.tokens += batch.target_tokens();
+            let trainable = self.trainable;
+            let objective = &self.objective;
+            let (grads, values) = gradients(&self.model, &trainable, |m| {
+                objective.terms(m, &batch, &trainable)
+            });
+            for (name, value) in values {
+                *terms.entry(name.to_owned()).or_default() += value / accumulation as f64;
+            }
+            for (name, g) in grads {
+                let g = g.inner();
+                let entry = summed.remove(&name);
+                summed.insert(
+                    name,
+                    match entry {
+                        Some(s) => s + g,
+                        None => g,
+                    },
+                );
+            }
+        }
+        if accumulation > 1 {
+            for g in summed.values_mut() {
+                *g = g.clone().div_scalar(accumulation as f64);
+            }
+        }
+        let learning_rate = self
+            .config
+            .optim
+            .learning_rate_at(self.state.step, self.state.total_steps);
+        self.optimizer
+            .update(&mut self.model, &summed, &self.config.optim, learning_rate);
+        self.state.step += 1;
+        StepReport {
+            step: self.state.step,
+            total_steps: self.state.total_steps,
+            epoch,
+            learning_rate,
+            loss: terms.values().sum(),
+            terms,
+            tokens,
+        }
+    }
+
+    /// The trainable parameters (`param/NAME`) and the optimiser's moments, for a checkpoint
+    /// written beside [`Trainer::state`].
+    #[must_use]
+    pub fn checkpoint(&self) -> NamedTensors {
+        let mut out = self.optimizer.export();
+        let trainable = self.trainable;
+        self.model.visit(&mut |name, param| {
+            if trainable(name) {
+                out.insert(format!("param/{name}"), host(param));
+            }
+        });
+        out
+    }
+
+    /// Continues from a checkpoint of the same run.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] when a trainable parameter is missing or has another shape,
+    /// or the state does not belong to this run.
+    pub fn restore(&mut self, tensors: &NamedTensors, state: TrainState) -> Result<(), TrainError> {
+        if state.total_steps != self.state.total_steps {
+            return Err(TrainError::Checkpoint {
+                what: format!(
+                    "it is from a run of {} steps, this run has {}; the data or settings changed",
+                    state.total_steps, self.state.total_steps
+                ),
+            });
+        }
+        let device = self.model.device();
+        let trainable = self.trainable;
+        let mut problem = None;
+        self.model.visit_mut(&mut |name, param| {
+            if !trainable(name) || problem.is_some() {
+                return;
+            }
+            match tensors.get(&format!("param/{name}")) {
+                Some((shape, values)) if shape.as_slice() == param.dims() => {
+                    *param = device_tensor(shape, values, &device);
+                }
+                Some((shape, _)) => {
+                    problem = Some(format!(
+                        "`{name}` has shape {shape:?}, expected {:?}",
+                        param.dims()
+                    ));
+                }
+                None => problem = Some(format!("`{name}` is missing")),
+            }
+        });
+        if let Some(what) = problem {
+            return Err(TrainError::Checkpoint { what });
+        }
+        self.optimizer = AdamW::import(tensors, state.step, &device);
+        self.state = state;
+        Ok(())
+    }
+}
