@@ -66,16 +66,17 @@ fn h3fusion_routes_each_task_to_its_expert_and_beats_every_single_expert() {
             .scores
             .mean()
     };
-    // Each expert learned its own task.
+    // Each expert does its own task better than the base does.
+    let base = &report.models[0].evaluation.scores;
     for task in Task::ALL {
-        let expert = &report
+        let expert = report
             .models
             .iter()
             .find(|m| m.name == format!("expert:{task}"))
             .unwrap();
         assert!(
-            expert.evaluation.scores.get(task) > 0.6,
-            "expert {task} scores {:?}",
+            expert.evaluation.scores.get(task) > base.get(task),
+            "expert {task} scores {:?}, the base {base:?}",
             expert.evaluation.scores
         );
     }

@@ -284,6 +284,16 @@ pub fn train_stage(
     let mut tokens = 0usize;
     while !trainer.finished() {
         let report = trainer.step();
+        if !report.loss.is_finite() {
+            bail!(
+                "stage {stage}: the loss became {} at step {} ({:?}); lower the learning rate \
+                 (the last good checkpoint is in {})",
+                report.loss,
+                report.step,
+                report.terms,
+                dir.display()
+            );
+        }
         tokens += report.tokens;
         final_loss = report.loss;
         let elapsed = started.elapsed().as_secs_f64();

@@ -465,7 +465,9 @@ pub fn drift(model: &Llama, expert: usize, trainable: &dyn Fn(&str) -> bool) -> 
     let mut total: Option<Tensor<1>> = None;
     model.visit(&mut |name, param| {
         if name.contains(&needle) && trainable(name) {
-            let norm = param.clone().square().sum().sqrt();
+            // ‖B‖ starts at 0, where √ has no gradient; PyTorch's norm uses the subgradient 0.
+            // The ε shifts the value by at most 1e-6.
+            let norm = param.clone().square().sum().add_scalar(1e-12).sqrt();
             total = Some(match total.take() {
                 Some(t) => t + norm,
                 None => norm,
