@@ -364,7 +364,7 @@ fn gate_loss_matches_the_hand_computed_double_softmax_and_nll() {
         let z: f64 = m.iter().map(|v| v.exp()).sum();
         -(m[c].exp() / z).ln()
     };
-    let expected = (ce(&mean(0, 2), 0) + ce(&mean(1, 2), 2)) / 2.0;
+    let expected = f64::midpoint(ce(&mean(0, 2), 0), ce(&mean(1, 2), 2));
     let got = f64::from(scalar(&gate_loss(
         &router,
         &real,

@@ -311,10 +311,10 @@ fn fuse(
         base.special.pad,
     )
     .context("stage 3 (fusion tuning)")?;
-    let trained = train_stage(&dir, "fusion", trainer, None)?;
+    let tuned = train_stage(&dir, "fusion", trainer, None)?;
     write_atomic(
         &saved,
-        &fuselab_ml::tensors::write_safetensors(&model_tensors(&trained.model)),
+        &fuselab_ml::tensors::write_safetensors(&model_tensors(&tuned.model)),
     )?;
-    Ok((trained.model, Some(trained.tokens_per_second)))
+    Ok((tuned.model, Some(tuned.tokens_per_second)))
 }

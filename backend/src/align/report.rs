@@ -17,6 +17,7 @@ fn escape(text: &str) -> String {
 
 /// One heat-map: rows are layers, columns experts, cells the mean router probability.
 #[must_use]
+#[allow(clippy::cast_sign_loss)] // the shade is clamped to 0..=255 first
 pub fn heatmap_svg(task: Task, heat: &[Vec<f64>]) -> String {
     let cell = 36;
     let left = 70;
@@ -46,7 +47,7 @@ pub fn heatmap_svg(task: Task, heat: &[Vec<f64>]) -> String {
         );
         for (e, &p) in row.iter().enumerate() {
             // White (0) to deep blue (1).
-            let shade = (255.0 * (1.0 - p.clamp(0.0, 1.0))) as u8;
+            let shade = (255.0 * (1.0 - p.clamp(0.0, 1.0))).round() as u8; // in 0..=255 after the clamp
             let text = if p > 0.55 { "#fff" } else { "#000" };
             let _ = write!(
                 svg,

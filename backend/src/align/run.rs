@@ -306,7 +306,7 @@ pub fn train_stage(
         writeln!(metrics, "{}", serde_json::to_string(&line)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
         progress(stage, &report, line.tokens_per_second);
-        if report.step % every == 0 || trainer.finished() {
+        if report.step.is_multiple_of(every) || trainer.finished() {
             write_atomic(&weights, &write_safetensors(&trainer.checkpoint()))?;
             let saved = Saved {
                 state: trainer.state.clone(),
@@ -410,12 +410,12 @@ pub fn lora_stage(
         base.special.pad,
     )
     .with_context(|| format!("stage {stage}"))?;
-    let trained = train_stage(dir, stage, trainer, None)?;
+    let done = train_stage(dir, stage, trainer, None)?;
     write_atomic(
         &adapter,
-        &write_safetensors(&lora::export_peft(&trained.model)),
+        &write_safetensors(&lora::export_peft(&done.model)),
     )?;
-    Ok((trained.model, Some(trained.tokens_per_second)))
+    Ok((done.model, Some(done.tokens_per_second)))
 }
 
 /// `fuselab align sft`'s configuration.

@@ -18,6 +18,8 @@ use super::train::{Codec, GateLoss, SpecialIds};
 /// The reference code's quirks (spec §A.6). Each is fixed by default; the switch reproduces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
+// Independent switches named after the spec's quirks, read from the configuration file.
+#[allow(clippy::struct_excessive_bools)]
 pub struct Quirks {
     /// Q2: add `B·A` without the `LoRA` scale when building the experts.
     pub q2_merge_without_scale: bool,

@@ -111,9 +111,9 @@ fn gguf_name(hf: &str) -> Option<String> {
 ///
 /// # Errors
 /// [`ModelError`] on an inconsistent configuration, a missing tensor or a wrong shape.
-pub fn from_hf_tensors(
+pub fn from_hf_tensors<S: std::hash::BuildHasher>(
     config: &LlamaConfig,
-    tensors: &mut HashMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: &mut HashMap<String, (Vec<usize>, Vec<f32>), S>,
     device: &Device,
 ) -> Result<Llama, ModelError> {
     build(config, &mut |name| tensors.remove(name), device)

@@ -182,9 +182,9 @@ pub fn export_peft(model: &Llama) -> NamedTensors {
 /// # Errors
 /// [`ModelError::Weight`] when a factor is missing for a projection that has the other, or a
 /// shape does not fit; adapters for projections the model lacks are an error too.
-pub fn import_peft(
+pub fn import_peft<S: std::hash::BuildHasher>(
     model: &mut Llama,
-    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: &HashMap<String, (Vec<usize>, Vec<f32>), S>,
     scale: f64,
     dropout: f64,
 ) -> Result<usize, ModelError> {

@@ -136,19 +136,22 @@ impl LlamaConfig {
                 return fail(format!("{name} is 0"));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return fail(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return fail(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return fail(format!("head width {} is odd", self.head_dim()));
         }
         Ok(())
@@ -354,6 +357,9 @@ impl MoeMlp {
     ///
     /// # Shapes
     /// `x`: `[n, d]` → (`[n, d]`, probabilities `[n, E]`).
+    ///
+    /// # Panics
+    /// Never: the probabilities are converted to `f32` before they are read.
     #[must_use]
     pub fn forward(&self, x: Tensor<2>, train: bool) -> (Tensor<2>, Tensor<2>) {
         let [n, d] = x.dims();
@@ -381,7 +387,7 @@ impl MoeMlp {
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
             for &e in &order[..k] {
                 selected[token * experts + e] = 1.0;
-                rows[e].push(token as i64);
+                rows[e].push(i64::try_from(token).expect("token index fits i64"));
             }
         }
         let device = x.device();
@@ -408,6 +414,8 @@ impl MoeMlp {
 
 /// A block's feed-forward part.
 #[derive(Debug, Clone)]
+// One per block, a handful per model: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Mlp {
     /// One SwiGLU.
     Dense(SwiGlu),
@@ -525,6 +533,7 @@ fn rope_tables(
 ///
 /// # Shapes
 /// `x`: `[b, h, t, hd]`, tables `[t, hd/2]` → `[b, h, t, hd]`.
+#[allow(clippy::many_single_char_names)] // b, h, t, c, s: the formula's names
 fn rope(x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>, style: RopeStyle) -> Tensor<4> {
     let [b, h, t, hd] = x.dims();
     let half = hd / 2;
@@ -735,7 +744,7 @@ impl Llama {
 
     /// # Shapes
     /// `x`: `[b·t, d]` → `[b·t, d]`; cached keys/values `[b, kv_heads, positions, hd]`.
-    #[allow(clippy::too_many_arguments)] // the per-call pieces of one attention step
+    #[allow(clippy::too_many_arguments, clippy::many_single_char_names)] // one attention step's pieces; q, k, v, b, t as in the papers
     fn attention(
         &self,
         attention: &Attention,

@@ -209,7 +209,9 @@ impl OptimConfig {
     /// compute it (warm-up steps = ⌈ratio·total⌉).
     #[must_use]
     pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
-        let warmup = (self.warmup_ratio * total as f64).ceil() as usize;
+        // A ratio in [0, 1] of a step count: non-negative and at most `total`.
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let warmup = (self.warmup_ratio.clamp(0.0, 1.0) * total as f64).ceil() as usize;
         let peak = self.learning_rate;
         if self.schedule != Schedule::Constant && step < warmup {
             return peak * step as f64 / warmup.max(1) as f64;
@@ -311,6 +313,9 @@ impl AdamW {
 }
 
 /// A tensor's shape and values on the host.
+///
+/// # Panics
+/// Never: values are converted to `f32` before they are read (and `gate_loss` needs one layer).
 #[must_use]
 pub fn host(tensor: &Tensor<2>) -> (Vec<usize>, Vec<f32>) {
     let shape = tensor.dims().to_vec();
@@ -370,6 +375,9 @@ pub fn gradients(
 }
 
 /// A scalar tensor's value.
+///
+/// # Panics
+/// Never: values are converted to `f32` before they are read (and `gate_loss` needs one layer).
 #[must_use]
 pub fn scalar(t: &Tensor<1>) -> f32 {
     t.clone()
@@ -418,6 +426,9 @@ pub enum Objective {
 ///
 /// # Shapes
 /// `router`: per layer `[b, t, E]`; `real`: `b·t` flags; `tasks`: `b` labels → `[1]`.
+///
+/// # Panics
+/// Never: values are converted to `f32` before they are read (and `gate_loss` needs one layer).
 #[must_use]
 pub fn gate_loss(
     router: &[Tensor<3>],
@@ -448,7 +459,7 @@ pub fn gate_loss(
                 .div_scalar(layers)
         }
     };
-    let labels: Vec<i64> = tasks.iter().map(|&c| c as i64).collect();
+    let labels: Vec<i64> = tasks.iter().map(|&c| i64::from(c as u32)).collect();
     let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [b, 1]), &device);
     let log_p = match variant {
         GateLoss::Reference => log_softmax(mean, 1),
