@@ -179,12 +179,7 @@ pub fn generate(
                 last_only: true,
             },
         );
-        let logits: Vec<f32> = out
-            .logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("data converted to f32 reads back as f32");
+        let logits = super::values(out.logits);
         let next = sample(&logits, &options.sampling, &mut rng);
         if !out.router.is_empty() && !tokens.is_empty() {
             accumulate_routing(&mut routing_sum, &out.router);
@@ -222,13 +217,7 @@ pub fn generate(
 fn accumulate_routing(sum: &mut Vec<Vec<f64>>, router: &[Tensor<3>]) {
     for (layer, probabilities) in router.iter().enumerate() {
         let [_, t, experts] = probabilities.dims();
-        let last: Vec<f32> = probabilities
-            .clone()
-            .narrow(1, t - 1, 1)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("data converted to f32 reads back as f32");
+        let last = super::values(probabilities.clone().narrow(1, t - 1, 1));
         if sum.len() <= layer {
             sum.push(vec![0.0; experts]);
         }

@@ -10,6 +10,17 @@ use serde::{Deserialize, Serialize};
 use super::model::{Linear, Llama, Lora, ModelError};
 use crate::tensors::NamedTensors;
 
+/// The projection names adapters can target.
+pub const PROJECTIONS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
 /// Which projections get adapters and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
@@ -63,23 +74,18 @@ pub fn attach(
     seed: u64,
     also: &dyn Fn(&str) -> bool,
 ) -> Result<usize, ModelError> {
-    const KNOWN: [&str; 7] = [
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ];
     if config.rank == 0 {
         return Err(ModelError::Config {
             what: "LoRA rank is 0".to_owned(),
         });
     }
-    if let Some(unknown) = config.targets.iter().find(|t| !KNOWN.contains(&t.as_str())) {
+    if let Some(unknown) = config
+        .targets
+        .iter()
+        .find(|t| !PROJECTIONS.contains(&t.as_str()))
+    {
         return Err(ModelError::Config {
-            what: format!("unknown LoRA target `{unknown}`; expected one of {KNOWN:?}"),
+            what: format!("unknown LoRA target `{unknown}`; expected one of {PROJECTIONS:?}"),
         });
     }
     let mut rng = SplitMix64(seed);
@@ -129,12 +135,7 @@ pub fn merge_and_unload(model: &mut Llama) {
 }
 
 fn host(tensor: &Tensor<2>) -> Vec<f32> {
-    tensor
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("data converted to f32 reads back as f32")
+    super::values(tensor.clone())
 }
 
 fn transposed(values: &[f32], [rows, cols]: [usize; 2]) -> Vec<f32> {

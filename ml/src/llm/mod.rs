@@ -11,3 +11,19 @@ pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 pub mod train;
+
+use burn::tensor::Tensor;
+
+/// A tensor's values on the host as `f32` (read without its autodiff graph).
+///
+/// # Panics
+/// Never: the data are converted to `f32` before they are read.
+#[must_use]
+pub fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .inner()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("data converted to f32 reads back as f32")
+}

@@ -371,13 +371,7 @@ impl MoeMlp {
             x
         };
         let probabilities = softmax(x.clone().matmul(self.router.clone()), 1); // [n, E]
-        let host: Vec<f32> = probabilities
-            .clone()
-            .inner()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("data converted to f32 reads back as f32");
+        let host = super::values(probabilities.clone());
         let k = self.top_k.clamp(1, experts);
         let mut selected = vec![0.0_f32; n * experts];
         let mut rows: Vec<Vec<i64>> = vec![Vec::new(); experts];

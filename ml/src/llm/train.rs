@@ -319,13 +319,7 @@ impl AdamW {
 #[must_use]
 pub fn host(tensor: &Tensor<2>) -> (Vec<usize>, Vec<f32>) {
     let shape = tensor.dims().to_vec();
-    let values = tensor
-        .clone()
-        .inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("data converted to f32 reads back as f32");
+    let values = super::values(tensor.clone());
     (shape, values)
 }
 
@@ -380,12 +374,7 @@ pub fn gradients(
 /// Never: values are converted to `f32` before they are read (and `gate_loss` needs one layer).
 #[must_use]
 pub fn scalar(t: &Tensor<1>) -> f32 {
-    t.clone()
-        .inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("data converted to f32 reads back as f32")
+    super::values(t.clone())
         .first()
         .copied()
         .unwrap_or(f32::NAN)
