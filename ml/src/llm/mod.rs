@@ -2,6 +2,7 @@
 //! Llama with `LoRA` and a mixture-of-experts MLP, generation, one training loop for every
 //! method, and H3Fusion's assembly and evaluation.
 
+pub mod defence;
 pub mod generate;
 pub mod gguf;
 pub mod h3fusion;

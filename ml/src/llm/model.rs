@@ -674,12 +674,59 @@ impl Llama {
     pub fn forward(
         &self,
         ids: Tensor<2, Int>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         options: ForwardOptions,
     ) -> Forward {
+        self.forward_perturbed(ids, cache, options, &[])
+    }
+
+    /// [`Llama::forward`] with `perturb[l]` added to the output of layer `l`'s attention
+    /// (Vaccine's perturbation; layers beyond `perturb.len()` are left alone).
+    ///
+    /// # Shapes
+    /// `perturb`: per layer `[b·t, d]`.
+    #[must_use]
+    pub fn forward_perturbed(
+        &self,
+        ids: Tensor<2, Int>,
+        cache: Option<&mut KvCache>,
+        options: ForwardOptions,
+        perturb: &[Tensor<2>],
+    ) -> Forward {
+        let [b, t] = ids.dims();
+        let d = self.config.hidden_size;
+        let (x, router) = self.hidden(ids, cache, options.train, perturb);
+        let x = if options.last_only {
+            x.reshape([b, t, d]).narrow(1, t - 1, 1).reshape([b, d])
+        } else {
+            x
+        };
+        let rows = x.dims()[0];
+        let logits = match &self.lm_head {
+            Some(head) => x.matmul(head.clone()),
+            None => x.matmul(self.embed.clone().transpose()),
+        };
+        Forward {
+            logits: logits.reshape([b, rows / b, self.config.vocab_size]),
+            router,
+        }
+    }
+
+    /// The final-norm hidden states (what the head reads) and the router probabilities.
+    ///
+    /// # Shapes
+    /// `ids`: `[b, t]` → `[b·t, d]`, router per MoE layer `[b, t, E]`; `perturb` per layer
+    /// `[b·t, d]`.
+    #[must_use]
+    pub fn hidden(
+        &self,
+        ids: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+        train: bool,
+        perturb: &[Tensor<2>],
+    ) -> (Tensor<2>, Vec<Tensor<3>>) {
         let config = &self.config;
         let [b, t] = ids.dims();
-        let d = config.hidden_size;
         let device = self.embed.device();
         let offset = cache.as_ref().map_or(0, |c| c.length);
         let (cos, sin) = rope_tables(config, offset, t, &device);
@@ -694,21 +741,24 @@ impl Llama {
                 }
                 &mut c.layers[layer]
             });
-            let attended = self.attention(
+            let mut attended = self.attention(
                 &block.attention,
                 normed,
                 [b, t],
                 (&cos, &sin),
                 mask.as_ref(),
                 cached,
-                options.train,
+                train,
             );
+            if let Some(p) = perturb.get(layer) {
+                attended = attended + p.clone();
+            }
             x = x + attended;
             let normed = rms_norm(x.clone(), &block.post_norm, config.rms_norm_eps);
             let mlp = match &block.mlp {
-                Mlp::Dense(mlp) => mlp.forward(normed, options.train),
+                Mlp::Dense(mlp) => mlp.forward(normed, train),
                 Mlp::Moe(moe) => {
-                    let (out, probabilities) = moe.forward(normed, options.train);
+                    let (out, probabilities) = moe.forward(normed, train);
                     let experts = moe.experts.len();
                     router.push(probabilities.reshape([b, t, experts]));
                     out
@@ -719,21 +769,7 @@ impl Llama {
         if let Some(c) = cache {
             c.length += t;
         }
-        let x = if options.last_only {
-            x.reshape([b, t, d]).narrow(1, t - 1, 1).reshape([b, d])
-        } else {
-            x
-        };
-        let rows = x.dims()[0];
-        let x = rms_norm(x, &self.norm, config.rms_norm_eps);
-        let logits = match &self.lm_head {
-            Some(head) => x.matmul(head.clone()),
-            None => x.matmul(self.embed.clone().transpose()),
-        };
-        Forward {
-            logits: logits.reshape([b, rows / b, config.vocab_size]),
-            router,
-        }
+        (rms_norm(x, &self.norm, config.rms_norm_eps), router)
     }
 
     /// # Shapes

@@ -12,6 +12,10 @@ use fuselab_shared::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::defence::{
+    BoosterConfig, LisaConfig, LisaSchedule, LisaState, Named, VaccineConfig, booster_gradient,
+    harmful_passes, proximal, vaccine_perturbation,
+};
 use super::model::{ForwardOptions, IGNORE, Llama, lm_loss};
 use crate::tensors::NamedTensors;
 
@@ -499,18 +503,34 @@ impl Objective {
         batch: &Batch,
         trainable: &dyn Fn(&str) -> bool,
     ) -> LossTerms {
+        self.terms_perturbed(model, batch, trainable, &[])
+    }
+
+    /// [`Objective::terms`] with Vaccine's perturbation of the attention outputs.
+    ///
+    /// # Shapes
+    /// `perturb`: per layer `[rows·width, d]` (or empty).
+    #[must_use]
+    pub fn terms_perturbed(
+        &self,
+        model: &Llama,
+        batch: &Batch,
+        trainable: &dyn Fn(&str) -> bool,
+        perturb: &[Tensor<2>],
+    ) -> LossTerms {
         let device = model.device();
         let ids = Tensor::<2, Int>::from_data(
             TensorData::new(batch.ids.clone(), [batch.rows, batch.width]),
             &device,
         );
-        let out = model.forward(
+        let out = model.forward_perturbed(
             ids,
             None,
             ForwardOptions {
                 train: true,
                 last_only: false,
             },
+            perturb,
         );
         let lm = lm_loss(out.logits, &batch.labels);
         match self {
@@ -579,6 +599,13 @@ pub struct TrainState {
     pub micro_batches: usize,
     /// Response tokens seen.
     pub tokens: usize,
+    /// Batches drawn from the method's second loader (Booster's harmful data, Lisa's guide
+    /// data).
+    #[serde(default)]
+    pub side_batches: usize,
+    /// Lisa's schedule.
+    #[serde(default)]
+    pub lisa: Option<LisaSchedule>,
 }
 
 /// What one optimiser step did.
@@ -598,6 +625,9 @@ pub struct StepReport {
     pub loss: f64,
     /// Tokens (padded) processed by the step.
     pub tokens: usize,
+    /// Lisa: the state the step ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<LisaState>,
 }
 
 /// A training set that cannot be trained on.
@@ -625,6 +655,29 @@ pub enum TrainError {
     },
 }
 
+/// How each optimiser step is taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// One gradient of the objective per micro-batch.
+    Plain,
+    /// Booster: two extra passes on a harmful batch attenuate the harmful perturbation.
+    Booster {
+        /// λ, α, the harmful batch size, the Vaccine variant.
+        config: BoosterConfig,
+        /// The harmful set (harmful prompts with harmful answers).
+        harmful: Vec<Encoded>,
+    },
+    /// Vaccine: the gradient under a worst-case perturbation of the attention outputs.
+    Vaccine(VaccineConfig),
+    /// Lisa: alternate guide (alignment) and user steps with a proximal term.
+    Lisa {
+        /// K1, K2, ρ.
+        config: LisaConfig,
+        /// The provider's alignment data.
+        guide: Vec<Encoded>,
+    },
+}
+
 /// A training run: the model, its data, the optimiser and where it stands.
 #[derive(Debug, Clone)]
 pub struct Trainer {
@@ -632,6 +685,10 @@ pub struct Trainer {
     pub model: Llama,
     /// What is minimised.
     pub objective: Objective,
+    /// How each step is taken.
+    pub method: Method,
+    /// Lisa's anchors: where the alignment state and the user state were last left.
+    anchors: [Named; 2],
     config: TrainConfig,
     examples: Vec<Encoded>,
     trainable: fn(&str) -> bool,
@@ -708,11 +765,15 @@ impl Trainer {
         Ok(Self {
             model,
             objective,
+            method: Method::Plain,
+            anchors: [Named::new(), Named::new()],
             state: TrainState {
                 step: 0,
                 total_steps,
                 micro_batches: 0,
                 tokens: 0,
+                side_batches: 0,
+                lisa: None,
             },
             config,
             examples,
@@ -735,39 +796,78 @@ impl Trainer {
         self.state.step >= self.state.total_steps
     }
 
-    /// The example order of `epoch`: a seeded shuffle.
-    fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.examples.len()).collect();
-        let mut rng =
-            SplitMix64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i + 1));
+    /// Sets how each step is taken (the trainer starts [`Method::Plain`]).
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] when the method needs one micro-batch per step, and
+    /// [`TrainError::NoData`] when Booster's harmful set is empty.
+    pub fn with_method(mut self, method: Method) -> Result<Self, TrainError> {
+        if method != Method::Plain && self.config.optim.gradient_accumulation != 1 {
+            return Err(TrainError::Config {
+                field: "gradient_accumulation",
+                what: "Booster, Vaccine and Lisa take one batch per step: set it to 1".to_owned(),
+            });
         }
-        order
+        match &method {
+            Method::Booster { config, harmful } => {
+                if harmful.is_empty() {
+                    return Err(TrainError::NoData {
+                        what: "Booster's harmful set is empty".to_owned(),
+                    });
+                }
+                if config.harmful_batch_size == 0 {
+                    return Err(TrainError::Config {
+                        field: "harmful_batch_size",
+                        what: "must be at least 1".to_owned(),
+                    });
+                }
+            }
+            Method::Lisa { .. } => {
+                let start = self.trainable_weights();
+                self.anchors = [start.clone(), start];
+            }
+            Method::Plain | Method::Vaccine(_) => {}
+        }
+        self.method = method;
+        Ok(self)
+    }
+
+    /// The trainable weights, by name (values: burn tensors are immutable, so later updates
+    /// do not change them).
+    #[must_use]
+    pub fn trainable_weights(&self) -> Named {
+        let mut out = Named::new();
+        let trainable = self.trainable;
+        self.model.visit(&mut |name, param| {
+            if trainable(name) {
+                out.insert(name.to_owned(), param.clone());
+            }
+        });
+        out
     }
 
     /// The micro-batch with global index `index`.
     fn micro_batch(&self, index: usize) -> (Batch, usize) {
-        let per_epoch = self.examples.len().div_ceil(self.config.batch_size);
-        let epoch = index / per_epoch;
-        let within = index % per_epoch;
-        let order = self.order(epoch);
-        let start = within * self.config.batch_size;
-        let end = (start + self.config.batch_size).min(order.len());
-        let rows: Vec<&Encoded> = order[start..end]
-            .iter()
-            .map(|&i| &self.examples[i])
-            .collect();
         let min_width = if self.config.pad_to_dataset {
             self.dataset_width
         } else {
             1
         };
-        (Batch::pad(&rows, self.pad, min_width), epoch)
+        cycled_batch(
+            &self.examples,
+            self.config.batch_size,
+            self.config.seed,
+            index,
+            self.pad,
+            min_width,
+        )
     }
 
     /// Runs one optimiser step (its micro-batches, then AdamW).
     pub fn step(&mut self) -> StepReport {
+        if self.method != Method::Plain {
+            return self.defended_step();
+        }
         let accumulation = self.config.optim.gradient_accumulation;
         let device = self.model.device();
         device.seed(self.config.seed.wrapping_add(self.state.step as u64));
@@ -821,6 +921,149 @@ impl Trainer {
             loss: terms.values().sum(),
             terms,
             tokens,
+            state: None,
+        }
+    }
+
+    /// One step of Booster, Vaccine or Lisa (one batch, no accumulation; `Plain` here is the
+    /// same step as [`Trainer::step`]'s without accumulation).
+    fn defended_step(&mut self) -> StepReport {
+        let device = self.model.device();
+        let seed = self.config.seed.wrapping_add(self.state.step as u64);
+        let (batch, epoch) = self.micro_batch(self.state.micro_batches);
+        self.state.micro_batches += 1;
+        let trainable = self.trainable;
+        let mut terms: BTreeMap<String, f64> = BTreeMap::new();
+        let mut lisa_state = None;
+        let mut tokens = batch.rows * batch.width;
+        let record = |values: Vec<(&'static str, f64)>, terms: &mut BTreeMap<String, f64>| {
+            for (name, value) in values {
+                *terms.entry(name.to_owned()).or_default() += value;
+            }
+        };
+        let mut target_tokens = batch.target_tokens();
+        let grads = match &self.method {
+            Method::Plain => {
+                device.seed(seed);
+                let (grads, values) = gradients(&self.model, &trainable, |m| {
+                    self.objective.terms(m, &batch, &trainable)
+                });
+                record(values, &mut terms);
+                grads
+            }
+            Method::Booster { config, harmful } => {
+                let (harmful_batch, _) = cycled_batch(
+                    harmful,
+                    config.harmful_batch_size,
+                    self.config.seed ^ HARMFUL_SALT,
+                    self.state.side_batches,
+                    self.pad,
+                    1,
+                );
+                self.state.side_batches += 1;
+                tokens += 2 * harmful_batch.rows * harmful_batch.width;
+                let model = &self.model;
+                let weights = self.trainable_weights();
+                device.seed(seed ^ HARMFUL_SALT);
+                let passes = harmful_passes(&weights, config.alpha, &mut |w| {
+                    let (g, values) = gradients(&with_weights(model, w), &trainable, |m| {
+                        Objective::Lm.terms(m, &harmful_batch, &trainable)
+                    });
+                    (g, values.iter().map(|(_, v)| v).sum())
+                });
+                // Reseeded so that λ = 0 takes exactly the plain step (dropout included).
+                device.seed(seed);
+                let (alignment, values) = match config.perturb_aware {
+                    Some(rho) => vaccine_gradients(model, &self.objective, &batch, rho, &trainable),
+                    None => gradients(model, &trainable, |m| {
+                        self.objective.terms(m, &batch, &trainable)
+                    }),
+                };
+                record(values, &mut terms);
+                terms.insert(
+                    "booster".to_owned(),
+                    config.lambda * (passes.loss - passes.perturbed_loss),
+                );
+                booster_gradient(alignment, &passes, config.lambda)
+            }
+            Method::Vaccine(config) => {
+                device.seed(seed);
+                let (grads, values) =
+                    vaccine_gradients(&self.model, &self.objective, &batch, config.rho, &trainable);
+                record(values, &mut terms);
+                grads
+            }
+            Method::Lisa { config, guide } => {
+                let mut schedule = self
+                    .state
+                    .lisa
+                    .unwrap_or_else(|| LisaSchedule::new(config, !guide.is_empty()));
+                let decided = schedule.next(config, self.state.total_steps);
+                self.state.lisa = Some(schedule);
+                lisa_state = Some(decided.state);
+                if let Some(which) = decided.refresh {
+                    self.anchors[anchor_index(which)] = self.trainable_weights();
+                }
+                let batch = match decided.batch {
+                    super::defence::LisaBatch::User => batch,
+                    super::defence::LisaBatch::Guide => {
+                        let (guide_batch, _) = cycled_batch(
+                            guide,
+                            self.config.batch_size,
+                            self.config.seed ^ GUIDE_SALT,
+                            self.state.side_batches,
+                            self.pad,
+                            1,
+                        );
+                        self.state.side_batches += 1;
+                        tokens = guide_batch.rows * guide_batch.width;
+                        target_tokens = guide_batch.target_tokens();
+                        guide_batch
+                    }
+                };
+                // The centre is where the *other* state was left.
+                let centre = &self.anchors[anchor_index(match decided.state {
+                    LisaState::Align => LisaState::User,
+                    LisaState::User => LisaState::Align,
+                })];
+                device.seed(seed);
+                let objective = &self.objective;
+                let (grads, values) = gradients(&self.model, &trainable, |m| {
+                    let mut terms = objective.terms(m, &batch, &trainable);
+                    if decided.proximal {
+                        let mut weights = Named::new();
+                        m.visit(&mut |name, param| {
+                            if trainable(name) {
+                                weights.insert(name.to_owned(), param.clone());
+                            }
+                        });
+                        if let Some(p) = proximal(&weights, centre, config.rho) {
+                            terms.push(("proximal", p));
+                        }
+                    }
+                    terms
+                });
+                record(values, &mut terms);
+                grads
+            }
+        };
+        self.state.tokens += target_tokens;
+        let learning_rate = self
+            .config
+            .optim
+            .learning_rate_at(self.state.step, self.state.total_steps);
+        self.optimizer
+            .update(&mut self.model, &grads, &self.config.optim, learning_rate);
+        self.state.step += 1;
+        StepReport {
+            step: self.state.step,
+            total_steps: self.state.total_steps,
+            epoch,
+            learning_rate,
+            loss: terms.values().sum(),
+            terms,
+            tokens,
+            state: lisa_state,
         }
     }
 
@@ -829,6 +1072,13 @@ impl Trainer {
     #[must_use]
     pub fn checkpoint(&self) -> NamedTensors {
         let mut out = self.optimizer.export();
+        if matches!(self.method, Method::Lisa { .. }) {
+            for (prefix, anchors) in ANCHOR_PREFIXES.iter().zip(&self.anchors) {
+                for (name, tensor) in anchors {
+                    out.insert(format!("{prefix}{name}"), host(tensor));
+                }
+            }
+        }
         let trainable = self.trainable;
         self.model.visit(&mut |name, param| {
             if trainable(name) {
@@ -875,8 +1125,85 @@ impl Trainer {
         if let Some(what) = problem {
             return Err(TrainError::Checkpoint { what });
         }
+        if matches!(self.method, Method::Lisa { .. }) {
+            let mut anchors = [Named::new(), Named::new()];
+            for (prefix, slot) in ANCHOR_PREFIXES.iter().zip(&mut anchors) {
+                for name in self.anchors[0].keys() {
+                    let Some((shape, values)) = tensors.get(&format!("{prefix}{name}")) else {
+                        return Err(TrainError::Checkpoint {
+                            what: format!("Lisa's anchor `{prefix}{name}` is missing"),
+                        });
+                    };
+                    slot.insert(name.clone(), device_tensor(shape, values, &device));
+                }
+            }
+            self.anchors = anchors;
+        }
         self.optimizer = AdamW::import(tensors, state.step, &device);
         self.state = state;
         Ok(())
     }
 }
+
+/// Seeds of the second loaders, apart from the main one's.
+const HARMFUL_SALT: u64 = 0xB005_7E12_0000_0001;
+const GUIDE_SALT: u64 = 0x0115_A000_0000_0002;
+
+/// Micro-batch `index` (and its epoch) of a loader that reshuffles `examples` every epoch
+/// (seeded by `seed` and the epoch) and cycles forever; the last batch of an epoch may be short.
+pub fn cycled_batch(
+    examples: &[Encoded],
+    batch_size: usize,
+    seed: u64,
+    index: usize,
+    pad: u32,
+    min_width: usize,
+) -> (Batch, usize) {
+    let per_epoch = examples.len().div_ceil(batch_size).max(1);
+    let epoch = index / per_epoch;
+    let within = index % per_epoch;
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    let mut rng = SplitMix64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let start = (within * batch_size).min(order.len());
+    let end = (start + batch_size).min(order.len());
+    let rows: Vec<&Encoded> = order[start..end].iter().map(|&i| &examples[i]).collect();
+    (Batch::pad(&rows, pad, min_width), epoch)
+}
+
+/// `model` with the named weights replaced.
+fn with_weights(model: &Llama, weights: &Named) -> Llama {
+    let mut out = model.clone();
+    out.visit_mut(&mut |name, param| {
+        if let Some(w) = weights.get(name) {
+            *param = w.clone();
+        }
+    });
+    out
+}
+
+/// Vaccine's step: the perturbation from a first pass, then the parameter gradients of the
+/// objective with the attention outputs perturbed.
+fn vaccine_gradients(
+    model: &Llama,
+    objective: &Objective,
+    batch: &Batch,
+    rho: f64,
+    trainable: &dyn Fn(&str) -> bool,
+) -> (BTreeMap<String, Tensor<2>>, Vec<(&'static str, f64)>) {
+    let perturb = vaccine_perturbation(model, batch, rho);
+    gradients(model, trainable, |m| {
+        objective.terms_perturbed(m, batch, trainable, &perturb)
+    })
+}
+
+fn anchor_index(state: LisaState) -> usize {
+    match state {
+        LisaState::Align => 0,
+        LisaState::User => 1,
+    }
+}
+
+const ANCHOR_PREFIXES: [&str; 2] = ["anchor.align/", "anchor.user/"];
