@@ -118,6 +118,8 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause.is::<fuselab_shared::ensemble::PoolError>()
             || cause.is::<face::PhotoError>()
             || cause.is::<fuselab_shared::align::DataError>()
+            || cause.is::<align::data::ParquetError>()
+            || cause.is::<align::ConfigError>()
     })
 }
 

@@ -1,6 +1,7 @@
 //! `fuselab align sft|h3fusion --config FILE`: alignment runs on the LLM stack, with
 //! checkpoints (a killed run resumes), a JSONL metrics log, a progress line and a report.
 
+pub mod data;
 pub mod h3fusion;
 pub mod report;
 pub mod run;
@@ -12,10 +13,12 @@ use clap::{Args, Subcommand};
 use fuselab_ml::llm::lora::LoraConfig;
 use fuselab_ml::llm::train::TrainConfig;
 use fuselab_shared::align::{
-    AlpacaRecord, BeaverTailsRecord, Example, TruthfulQaRecord, parse_checked, safe_only,
-    synthetic, truthfulqa_split,
+    AlpacaRecord, BeaverTailsRecord, Example, TruthfulQaRecord, safe_only, synthetic,
+    truthfulqa_split,
 };
 use serde::Deserialize;
+
+pub use data::read_records;
 
 use crate::mask::Backend;
 
@@ -61,7 +64,7 @@ fn default_vocab() -> usize {
     512
 }
 
-/// Where the three tasks' data come from.
+/// Where the three tasks' data come from: JSON, JSONL or Parquet files (see [`read_records`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
@@ -74,11 +77,11 @@ pub struct DataConfig {
     /// Synthetic: test prompts per task.
     #[serde(default = "default_test")]
     pub test_per_task: usize,
-    /// Alpaca JSON/JSONL (`instruction`, `input`, `output`): the helpful training set.
+    /// Alpaca JSON/JSONL/Parquet (`instruction`, `input`, `output`): the helpful training set.
     pub alpaca: Option<PathBuf>,
     /// AlpacaEval-style prompts with reference outputs: the helpful test set.
     pub alpaca_eval: Option<PathBuf>,
-    /// BeaverTails `30k_train` JSON/JSONL: the harmless training set (safe rows only).
+    /// BeaverTails `30k_train` JSON/JSONL/Parquet: the harmless training set (safe rows only).
     pub beavertails_train: Option<PathBuf>,
     /// BeaverTails `30k_test`: the harmless test prompts.
     pub beavertails_test: Option<PathBuf>,
@@ -105,12 +108,6 @@ pub struct TaskData {
     pub test: fuselab_ml::llm::h3fusion::EvalSets,
     /// Whether these are fuselab's synthetic stand-ins.
     pub synthetic: bool,
-}
-
-fn read_records<T: fuselab_shared::align::Record>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(parse_checked(&text, &path.display().to_string())?)
 }
 
 impl DataConfig {
@@ -243,14 +240,30 @@ impl Default for GenerationConfig {
     }
 }
 
+/// A configuration that does not fit its schema: bad input, so the command exits with 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {what}")]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: String,
+    /// The TOML parser's message, which names the key and line.
+    pub what: String,
+}
+
 /// Reads a TOML configuration.
 ///
 /// # Errors
-/// An unreadable file, or TOML that does not fit (the message names the key and line).
+/// An unreadable file, or TOML that does not fit ([`ConfigError`], naming the key and line).
 pub fn read_config<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        ConfigError {
+            file: path.display().to_string(),
+            what: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// Runs `fuselab align …`.
