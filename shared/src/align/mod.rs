@@ -9,23 +9,46 @@
 //! - [`judge`]: rule-based judges that score outputs on the synthetic tasks, and the
 //!   `BeaverTails`-style harm marker judge.
 //! - [`prompt`]: the `Alpaca` prompt template of the reference code and its post-processing.
+//! - [`tasks`]: the benign fine-tuning tasks of `Booster` and `Lisa` (`SST-2`, `AG News`,
+//!   `GSM8K`): record schemas, the reference instructions, conversion to [`Example`], scoring of
+//!   predictions, and seeded SYNTHETIC stand-ins.
+//! - [`metrics`]: the harmful score HS and HS+ (coherence rule) over a [`HarmJudge`], the
+//!   finetune accuracy FA, the `GSM8K` answer extraction, and the choice of HS prompts.
+//! - [`attack`]: the `RepNoise` refusal records and their synthetic stand-in, the reference
+//!   index windows, and the poisoned user data of the harmful fine-tuning attack.
 //!
 //! Everything here is pure: no I/O, no clock, no OS randomness.
 
 use serde::{Deserialize, Serialize};
 
+pub mod attack;
 pub mod judge;
+pub mod metrics;
 pub mod prompt;
 pub mod records;
 pub mod synthetic;
+pub mod tasks;
 
+pub use attack::{
+    HarmfulRow, MixCounts, MixError, MixSet, PoisonCount, RefusalRecord, open_window, poisoned_mix,
+    poisoned_mix_with, synthetic_refusals,
+};
 pub use judge::{HarmJudge, MarkerJudge, SyntheticJudge, TaskScores};
+pub use metrics::{
+    HarmScores, HsPromptFilter, agnews_correct, extract_answer_number, find_numbers, gsm8k_correct,
+    harmful_scores, hs_prompts, is_coherent, percent, sst2_correct,
+};
 pub use prompt::PromptFormat;
 pub use records::{
     AlpacaRecord, BEAVERTAILS_CATEGORIES, BeaverTailsRecord, DataError, Record, TruthfulQaRecord,
     parse_checked, parse_records, safe_only, truthfulqa_split,
 };
 pub use synthetic::SYNTHETIC_LABEL;
+pub use tasks::{
+    AGNEWS_INSTRUCTION, AGNEWS_LABELS, AgNewsRecord, BenignTask, GSM8K_ANSWER_PROMPT, Gsm8kRecord,
+    SST2_INSTRUCTION, SST2_LABELS, Sst2Record, TaskRecord, gsm8k_output, synthetic_agnews,
+    synthetic_gsm8k, synthetic_sst2,
+};
 
 /// The three `H3Fusion` tasks; the discriminant is the gate label and the expert index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

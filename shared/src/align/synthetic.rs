@@ -159,13 +159,13 @@ const TRUTHFULQA_TAG: u64 = 0x7a0a_0000_0000_0003;
 const UNALIGNED_TAG: u64 = 0x0a11_9000_0000_0004;
 
 /// A generator for one dataset, decorrelated from the others under the same seed.
-fn rng_for(seed: u64, tag: u64) -> SplitMix64 {
+pub(super) fn rng_for(seed: u64, tag: u64) -> SplitMix64 {
     let mut rng = SplitMix64(seed ^ tag);
     rng.next_u64();
     rng
 }
 
-fn pick<'a>(rng: &mut SplitMix64, list: &[&'a str]) -> &'a str {
+pub(super) fn pick<'a>(rng: &mut SplitMix64, list: &[&'a str]) -> &'a str {
     list[rng.below(list.len())]
 }
 
