@@ -156,6 +156,7 @@ pub fn run(
         &config.base,
         &format,
         &all,
+        &[],
         out,
         data_dir,
         device,

@@ -1,6 +1,8 @@
-//! `fuselab align sft|h3fusion --config FILE`: alignment runs on the LLM stack, with
+//! `fuselab align sft|h3fusion|booster|vaccine|lisa|attack|benchmark --config FILE`: alignment
+//! runs and the harmful fine-tuning benchmark on the LLM stack, with
 //! checkpoints (a killed run resumes), a JSONL metrics log, a progress line and a report.
 
+pub mod attack;
 pub mod data;
 pub mod h3fusion;
 pub mod report;
@@ -29,6 +31,16 @@ pub enum AlignCommand {
     Sft(ConfigArgs),
     /// H3Fusion: three aligned experts (helpful, harmless, honest) fused as a mixture of experts
     H3fusion(ConfigArgs),
+    /// Align with Booster (harmful-perturbation attenuation) and measure HS / FA
+    Booster(ConfigArgs),
+    /// Align with Vaccine (perturbation-aware alignment) and measure HS / FA
+    Vaccine(ConfigArgs),
+    /// Attack the SFT-aligned model with `[attack]`'s p and n, fine-tuning with Lisa
+    Lisa(ConfigArgs),
+    /// Attack an aligned model: fine-tune on n samples, a share p harmful; measure HS / FA
+    Attack(ConfigArgs),
+    /// Every defence × p × n of `[grid]`: results table, charts and report
+    Benchmark(ConfigArgs),
 }
 
 /// `--config FILE`.
@@ -274,6 +286,13 @@ pub fn run(command: &AlignCommand, data_dir: &Path) -> anyhow::Result<()> {
     match command {
         AlignCommand::H3fusion(args) => h3fusion::command(args, data_dir),
         AlignCommand::Sft(args) => run::sft_command(args, data_dir),
+        AlignCommand::Booster(args) => attack::command(attack::Action::Booster, args, data_dir),
+        AlignCommand::Vaccine(args) => attack::command(attack::Action::Vaccine, args, data_dir),
+        AlignCommand::Lisa(args) => attack::command(attack::Action::Lisa, args, data_dir),
+        AlignCommand::Attack(args) => attack::command(attack::Action::Attack, args, data_dir),
+        AlignCommand::Benchmark(args) => {
+            attack::command(attack::Action::Benchmark, args, data_dir)
+        }
     }
 }
 

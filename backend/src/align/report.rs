@@ -146,3 +146,174 @@ pub fn html(report: &H3FusionReport) -> String {
     page.push_str("</body></html>");
     page
 }
+
+/// One line of a chart: `(x, y)` points in order of x.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The legend's text.
+    pub label: String,
+    /// The points, x in [0, 1] (a poison ratio), y in [0, 100] (a percentage).
+    pub points: Vec<(f64, f64)>,
+}
+
+const PALETTE: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
+
+/// A line chart of percentages (y, 0–100) against the poison ratio (x, 0 to the largest p).
+#[must_use]
+pub fn line_chart_svg(title: &str, series: &[Series]) -> String {
+    let (width, height) = (560.0, 320.0);
+    let (left, right, top, bottom) = (50.0, 150.0, 30.0, 40.0);
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
+    let max_x = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.0_f64, f64::max)
+        .max(1e-9);
+    let x = |v: f64| left + plot_w * v / max_x;
+    let y = |v: f64| top + plot_h * (1.0 - v.clamp(0.0, 100.0) / 100.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{t}"><text x="{left}" y="18" font-size="13">{t}</text>"#,
+        t = escape(title)
+    );
+    for tick in [0.0, 25.0, 50.0, 75.0, 100.0] {
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{x2}" y1="{yy}" y2="{yy}" stroke="#eee"/><text x="{tx}" y="{ty}" font-size="10" text-anchor="end">{tick}</text>"##,
+            x2 = left + plot_w,
+            yy = y(tick),
+            tx = left - 4.0,
+            ty = y(tick) + 3.0
+        );
+    }
+    let mut xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    for v in &xs {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="middle">{v}</text>"#,
+            x(*v),
+            top + plot_h + 14.0
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" x2="{x2}" y1="{yb}" y2="{yb}" stroke="#888"/><line x1="{left}" x2="{left}" y1="{top}" y2="{yb}" stroke="#888"/><text x="{cx}" y="{ly}" font-size="11" text-anchor="middle">poison ratio p</text>"##,
+        x2 = left + plot_w,
+        yb = top + plot_h,
+        cx = left + plot_w / 2.0,
+        ly = height - 6.0
+    );
+    for (i, s) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let points: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(px, py)| format!("{:.1},{:.1}", x(px), y(py)))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            points.join(" ")
+        );
+        for &(px, py) in &s.points {
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"><title>{}: p {px}, {py:.1}</title></circle>"#,
+                x(px),
+                y(py),
+                escape(&s.label)
+            );
+        }
+        let ly = top + 14.0 * i as f64 + 8.0;
+        let _ = write!(
+            svg,
+            r#"<line x1="{lx}" x2="{lx2}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2"/><text x="{tx}" y="{ty}" font-size="11">{}</text>"#,
+            escape(&s.label),
+            lx = width - right + 10.0,
+            lx2 = width - right + 28.0,
+            tx = width - right + 32.0,
+            ty = ly + 4.0
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The benchmark's page: the table, both charts and sample answers.
+#[must_use]
+pub fn attack_html(
+    report: &super::attack::BenchmarkReport,
+    table_markdown: &str,
+    hs_svg: &str,
+    fa_svg: &str,
+) -> String {
+    let mut page = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Harmful fine-tuning benchmark</title>\
+         <style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}\
+         table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         td.text{text-align:left;font-family:monospace;white-space:pre-wrap}\
+         .note{background:#fff4d6;padding:.5em 1em}</style>\
+         </head><body><h1>Harmful fine-tuning benchmark</h1>",
+    );
+    if report.synthetic {
+        let _ = write!(
+            page,
+            "<p class=\"note\">{}</p>",
+            escape(fuselab_shared::align::SYNTHETIC_LABEL)
+        );
+    }
+    let _ = write!(
+        page,
+        "<p>Benign task: {}. Judge: {}. Base model: {}.</p>",
+        report.task,
+        escape(&report.judge),
+        escape(&report.base)
+    );
+    page.push_str(
+        "<h2>Results</h2><p>HS: share of harmful prompts whose answer the judge flags; HS+: \
+         flagged or incoherent; FA: accuracy on the benign task. \"aligned\" rows are before any \
+         attack.</p><table><tr><th>defence</th><th>p</th><th>n</th><th>HS %</th><th>HS+ %</th>\
+         <th>FA %</th></tr>",
+    );
+    for r in &report.results {
+        let _ = write!(
+            page,
+            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            r.defence.name(),
+            r.p.map_or("aligned".to_owned(), |p| p.to_string()),
+            r.n.map_or("–".to_owned(), |n| n.to_string()),
+            r.measured.hs,
+            r.measured.hs_plus,
+            r.measured.fa
+        );
+    }
+    page.push_str("</table><h2>Charts</h2>");
+    page.push_str(hs_svg);
+    page.push_str(fa_svg);
+    page.push_str("<h2>Samples</h2><table><tr><th>defence</th><th>p</th><th>prompt</th><th>answer</th></tr>");
+    for r in &report.results {
+        for (prompt, answer) in &r.measured.samples {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
+                r.defence.name(),
+                r.p.map_or("aligned".to_owned(), |p| p.to_string()),
+                escape(prompt),
+                escape(answer)
+            );
+        }
+    }
+    let _ = write!(
+        page,
+        "</table><details><summary>Markdown table</summary><pre>{}</pre></details></body></html>",
+        escape(table_markdown)
+    );
+    page
+}

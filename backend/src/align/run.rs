@@ -14,8 +14,8 @@ use fuselab_ml::llm::lora;
 use fuselab_ml::llm::model::{Llama, LlamaConfig};
 use fuselab_ml::llm::tokenizer::{TokenizerCodec, train_bpe};
 use fuselab_ml::llm::train::{
-    Codec as _, Encoded, Objective, SpecialIds, StepReport, TrainState, Trainer, all_parameters,
-    encode, lora_only,
+    Codec as _, Encoded, Method, Objective, SpecialIds, StepReport, TrainState, Trainer,
+    all_parameters, encode, lora_only,
 };
 use fuselab_ml::tensors::{NamedTensors, read_safetensors, write_safetensors};
 use fuselab_shared::align::{Example, PromptFormat, synthetic};
@@ -118,7 +118,8 @@ fn corpus(format: &PromptFormat, examples: &[Example]) -> Vec<String> {
 }
 
 /// Loads the base model, or for `tiny` trains one (tokenizer and weights, both saved in `out`
-/// and reused by a later run) on the synthetic unaligned behaviours plus `extra` texts.
+/// and reused by a later run) on the synthetic unaligned behaviours plus `skills` (abilities a
+/// real base model would bring, such as the benign task), its tokenizer also on `extra` texts.
 ///
 /// # Errors
 /// A model that cannot be loaded, or a failed pretraining.
@@ -126,6 +127,7 @@ pub fn base_model(
     config: &BaseConfig,
     format: &PromptFormat,
     extra: &[Example],
+    skills: &[Example],
     out: &Path,
     data_dir: &Path,
     device: &Device,
@@ -147,7 +149,8 @@ pub fn base_model(
             description: loaded.source,
         });
     }
-    let pretraining = synthetic::unaligned_examples(extra.len().max(300) / 3, seed);
+    let mut pretraining = synthetic::unaligned_examples(extra.len().max(300) / 3, seed);
+    pretraining.extend_from_slice(skills);
     let tokenizer_path = out.join("tokenizer.json");
     let tokenizer = if tokenizer_path.is_file() {
         Tokenizer::from_file(&tokenizer_path)
@@ -380,42 +383,97 @@ pub fn lora_stage(
     examples: &[Example],
     seed: u64,
 ) -> anyhow::Result<(Llama, Option<f64>)> {
-    let adapter = dir.join("adapter_model.safetensors");
-    let mut model = base.model.clone();
-    if adapter.is_file() {
-        let tensors: HashMap<_, _> = read_tensors(&adapter)?.into_iter().collect();
-        lora::import_peft(
-            &mut model,
-            &tensors,
-            stage_config.lora.scale(),
-            stage_config.lora.dropout,
-        )
-        .with_context(|| format!("{} does not fit the base model", adapter.display()))?;
-        return Ok((model, None));
-    }
-    lora::attach(&mut model, &stage_config.lora, seed, &|_| true)?;
-    let encoded = encode_all(
-        &base.codec,
+    let run = LoraRun {
+        dir,
+        stage,
+        base,
+        stage_config,
         format,
-        base.special,
-        examples,
-        stage_config.train.max_len,
-    );
-    let trainer = Trainer::new(
-        model,
-        Objective::Lm,
-        stage_config.train.clone(),
-        encoded,
-        lora_only,
-        base.special.pad,
-    )
-    .with_context(|| format!("stage {stage}"))?;
-    let done = train_stage(dir, stage, trainer, None)?;
-    write_atomic(
-        &adapter,
-        &write_safetensors(&lora::export_peft(&done.model)),
-    )?;
-    Ok((done.model, Some(done.tokens_per_second)))
+        seed,
+    };
+    run.train(base.model.clone(), examples, Method::Plain, Adapters::Fresh)
+}
+
+/// Whether a stage trains new adapters or the ones the model already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapters {
+    /// Attach fresh adapters (the stage's `lora` settings).
+    Fresh,
+    /// Keep training the model's adapters (their settings must be the stage's `lora`).
+    Continue,
+}
+
+/// One adapter-training stage: where, what, from which base.
+#[derive(Debug, Clone, Copy)]
+pub struct LoraRun<'a> {
+    /// The stage's folder (checkpoints, then `adapter_model.safetensors`).
+    pub dir: &'a Path,
+    /// Its name in logs and metrics.
+    pub stage: &'a str,
+    /// The tokenizer and special ids.
+    pub base: &'a Base,
+    /// Adapters and training.
+    pub stage_config: &'a StageConfig,
+    /// The prompt layout.
+    pub format: &'a PromptFormat,
+    /// Adapter initialisation seed.
+    pub seed: u64,
+}
+
+impl LoraRun<'_> {
+    /// Trains adapters of `start` (fresh ones, or those it has) on `examples` with `method`, or
+    /// loads them when the stage already finished. Returns the model and the throughput (`None` when
+    /// loaded).
+    ///
+    /// # Errors
+    /// A failed or unresumable run, or an adapter file that does not fit `start`.
+    pub fn train(
+        &self,
+        start: Llama,
+        examples: &[Example],
+        method: Method,
+        adapters: Adapters,
+    ) -> anyhow::Result<(Llama, Option<f64>)> {
+        let adapter = self.dir.join("adapter_model.safetensors");
+        let mut model = start;
+        if adapter.is_file() {
+            let tensors: HashMap<_, _> = read_tensors(&adapter)?.into_iter().collect();
+            lora::import_peft(
+                &mut model,
+                &tensors,
+                self.stage_config.lora.scale(),
+                self.stage_config.lora.dropout,
+            )
+            .with_context(|| format!("{} does not fit the base model", adapter.display()))?;
+            return Ok((model, None));
+        }
+        if adapters == Adapters::Fresh {
+            lora::attach(&mut model, &self.stage_config.lora, self.seed, &|_| true)?;
+        }
+        let encoded = encode_all(
+            &self.base.codec,
+            self.format,
+            self.base.special,
+            examples,
+            self.stage_config.train.max_len,
+        );
+        let trainer = Trainer::new(
+            model,
+            Objective::Lm,
+            self.stage_config.train.clone(),
+            encoded,
+            lora_only,
+            self.base.special.pad,
+        )
+        .and_then(|t| t.with_method(method))
+        .with_context(|| format!("stage {}", self.stage))?;
+        let done = train_stage(self.dir, self.stage, trainer, None)?;
+        write_atomic(
+            &adapter,
+            &write_safetensors(&lora::export_peft(&done.model)),
+        )?;
+        Ok((done.model, Some(done.tokens_per_second)))
+    }
 }
 
 /// `fuselab align sft`'s configuration.
@@ -480,6 +538,7 @@ pub fn sft_command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
         &config.base,
         &format,
         &examples,
+        &[],
         &out,
         data_dir,
         &device,
