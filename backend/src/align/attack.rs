@@ -17,15 +17,17 @@ use fuselab_ml::llm::lora;
 use fuselab_ml::llm::model::Llama;
 use fuselab_ml::llm::train::{Codec as _, Method};
 use fuselab_shared::align::{
-    BeaverTailsRecord, BenignTask, Example, HarmJudge, HsPromptFilter, MarkerJudge,
-    PromptFormat, RefusalRecord, SYNTHETIC_LABEL, harmful_scores, hs_prompts, poisoned_mix,
-    synthetic, synthetic_refusals,
+    BeaverTailsRecord, BenignTask, Example, HarmJudge, HsPromptFilter, MarkerJudge, PromptFormat,
+    RefusalRecord, SYNTHETIC_LABEL, harmful_scores, hs_prompts, poisoned_mix, synthetic,
+    synthetic_refusals,
 };
 use serde::{Deserialize, Serialize};
 
-use super::run::{Adapters, Base, LoraRun, base_model, encode_all, generate_options, write_atomic};
-use super::{BaseConfig, ConfigArgs, GenerationConfig, StageConfig, ensure_out, read_records};
 use super::data::parquet_jsonl;
+use super::run::{
+    Adapters, Base, LoraRun, TinyCorpus, base_model, encode_all, generate_options, write_atomic,
+};
+use super::{BaseConfig, ConfigArgs, GenerationConfig, StageConfig, ensure_out, read_records};
 
 /// A defence, as the benchmark names it: how the model is aligned and how it is fine-tuned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -205,7 +207,12 @@ pub struct GridConfig {
 }
 
 fn default_defences() -> Vec<Defence> {
-    vec![Defence::Sft, Defence::Booster, Defence::Vaccine, Defence::Lisa]
+    vec![
+        Defence::Sft,
+        Defence::Booster,
+        Defence::Vaccine,
+        Defence::Lisa,
+    ]
 }
 fn default_ps() -> Vec<f64> {
     vec![0.0, 0.05, 0.1, 0.2]
@@ -514,8 +521,7 @@ impl Session {
         let config: AttackConfig = super::read_config(&args.config)?;
         let out = super::relative_to(&args.config, &config.out);
         ensure_out(&out)?;
-        if config.grid.defences.is_empty() || config.grid.p.is_empty() || config.grid.n.is_empty()
-        {
+        if config.grid.defences.is_empty() || config.grid.p.is_empty() || config.grid.n.is_empty() {
             bail!(
                 "{}: [grid] needs at least one defence, one p and one n",
                 args.config.display()
@@ -530,9 +536,7 @@ impl Session {
             }
         }
         let device = super::run::device(config.device.as_deref(), args.device)?;
-        let data = config
-            .data
-            .load(&args.config, &config.eval, config.seed)?;
+        let data = config.data.load(&args.config, &config.eval, config.seed)?;
         let format = PromptFormat::booster();
         let mut vocabulary = data.alignment.clone();
         vocabulary.extend(data.harmful.iter().cloned());
@@ -540,8 +544,10 @@ impl Session {
         let base = base_model(
             &config.base,
             &format,
-            &vocabulary,
-            &data.benign_train,
+            TinyCorpus {
+                vocabulary: &vocabulary,
+                skills: &data.benign_train,
+            },
             &out,
             data_dir,
             &device,
@@ -592,14 +598,12 @@ impl Session {
             Alignment::Vaccine => Method::Vaccine(self.config.vaccine),
         };
         let name = format!("align-{}", alignment.name());
-        let (model, _) = self
-            .stage(&dir, &name, &self.config.alignment)
-            .train(
-                self.base.model.clone(),
-                &self.data.alignment,
-                method,
-                Adapters::Fresh,
-            )?;
+        let (model, _) = self.stage(&dir, &name, &self.config.alignment).train(
+            self.base.model.clone(),
+            &self.data.alignment,
+            method,
+            Adapters::Fresh,
+        )?;
         Ok(model)
     }
 
@@ -614,14 +618,13 @@ impl Session {
             .join("align")
             .join(alignment.name())
             .join("result.json");
-        let measured = match read_saved(&path)? {
-            Some(m) => m,
-            None => {
-                let model = self.aligned(alignment)?;
-                let measured = self.measure(&model);
-                write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)?;
-                measured
-            }
+        let measured = if let Some(m) = read_saved(&path)? {
+            m
+        } else {
+            let model = self.aligned(alignment)?;
+            let measured = self.measure(&model);
+            write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)?;
+            measured
         };
         Ok(CellResult {
             defence,
@@ -656,7 +659,8 @@ impl Session {
         )
         .with_context(|| format!("attack p = {}, n = {}", cell.p, cell.n))?;
         let mut start = self.aligned(cell.defence.alignment())?;
-        let continued = cell.defence != Defence::Lisa && self.config.finetune.continue_alignment_adapter;
+        let continued =
+            cell.defence != Defence::Lisa && self.config.finetune.continue_alignment_adapter;
         let stage = if continued {
             StageConfig {
                 lora: self.config.alignment.lora.clone(),
@@ -708,7 +712,11 @@ impl Session {
         );
         let answer = |instruction: &str, input: &str| {
             let mut ids: Vec<u32> = self.base.special.bos.into_iter().collect();
-            ids.extend(self.base.codec.encode(&self.format.prompt(instruction, input)));
+            ids.extend(
+                self.base
+                    .codec
+                    .encode(&self.format.prompt(instruction, input)),
+            );
             let generated = generate(model, &ids, &options, |_| {});
             self.format
                 .strip_response(&self.base.codec.decode(&generated.tokens))
@@ -738,7 +746,11 @@ impl Session {
         let mut samples: Vec<(String, String)> = harmful.iter().take(3).cloned().collect();
         samples.extend(benign.iter().take(3).map(|(e, a)| {
             (
-                format!("{} | {}", e.instruction.lines().next().unwrap_or(""), e.input),
+                format!(
+                    "{} | {}",
+                    e.instruction.lines().next().unwrap_or(""),
+                    e.input
+                ),
                 a.clone(),
             )
         }));
@@ -929,7 +941,10 @@ pub fn markdown(report: &BenchmarkReport) -> String {
 }
 
 /// One line per (defence, n): the metric against p.
-fn series(report: &BenchmarkReport, metric: impl Fn(&Measured) -> f64) -> Vec<super::report::Series> {
+fn series(
+    report: &BenchmarkReport,
+    metric: impl Fn(&Measured) -> f64,
+) -> Vec<super::report::Series> {
     let mut out: Vec<super::report::Series> = Vec::new();
     for r in &report.results {
         let (Some(p), Some(n)) = (r.p, r.n) else {

@@ -13,8 +13,8 @@ use fuselab_shared::align::{Example, PromptFormat, SYNTHETIC_LABEL, Task};
 use serde::{Deserialize, Serialize};
 
 use super::run::{
-    Base, base_model, encode_all, generate_options, load_model_tensors, lora_stage, model_tensors,
-    resolve_data, train_stage, write_atomic,
+    Base, TinyCorpus, base_model, encode_all, generate_options, load_model_tensors, lora_stage,
+    model_tensors, resolve_data, train_stage, write_atomic,
 };
 use super::{BaseConfig, ConfigArgs, DataConfig, GenerationConfig, StageConfig, ensure_out};
 
@@ -155,8 +155,10 @@ pub fn run(
     let base = base_model(
         &config.base,
         &format,
-        &all,
-        &[],
+        TinyCorpus {
+            vocabulary: &all,
+            skills: &[],
+        },
         out,
         data_dir,
         device,

@@ -290,9 +290,7 @@ pub fn run(command: &AlignCommand, data_dir: &Path) -> anyhow::Result<()> {
         AlignCommand::Vaccine(args) => attack::command(attack::Action::Vaccine, args, data_dir),
         AlignCommand::Lisa(args) => attack::command(attack::Action::Lisa, args, data_dir),
         AlignCommand::Attack(args) => attack::command(attack::Action::Attack, args, data_dir),
-        AlignCommand::Benchmark(args) => {
-            attack::command(attack::Action::Benchmark, args, data_dir)
-        }
+        AlignCommand::Benchmark(args) => attack::command(attack::Action::Benchmark, args, data_dir),
     }
 }
 

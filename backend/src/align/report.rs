@@ -297,7 +297,9 @@ pub fn attack_html(
     page.push_str("</table><h2>Charts</h2>");
     page.push_str(hs_svg);
     page.push_str(fa_svg);
-    page.push_str("<h2>Samples</h2><table><tr><th>defence</th><th>p</th><th>prompt</th><th>answer</th></tr>");
+    page.push_str(
+        "<h2>Samples</h2><table><tr><th>defence</th><th>p</th><th>prompt</th><th>answer</th></tr>",
+    );
     for r in &report.results {
         for (prompt, answer) in &r.measured.samples {
             let _ = write!(

@@ -117,17 +117,25 @@ fn corpus(format: &PromptFormat, examples: &[Example]) -> Vec<String> {
         .collect()
 }
 
+/// What the tiny base model learns from besides the synthetic unaligned behaviours.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TinyCorpus<'a> {
+    /// Texts its tokenizer is also trained on (every run's data).
+    pub vocabulary: &'a [Example],
+    /// Examples it is also pretrained on: abilities a real base model would bring, such as a
+    /// benign task.
+    pub skills: &'a [Example],
+}
+
 /// Loads the base model, or for `tiny` trains one (tokenizer and weights, both saved in `out`
-/// and reused by a later run) on the synthetic unaligned behaviours plus `skills` (abilities a
-/// real base model would bring, such as the benign task), its tokenizer also on `extra` texts.
+/// and reused by a later run) on the synthetic unaligned behaviours and `corpus`.
 ///
 /// # Errors
 /// A model that cannot be loaded, or a failed pretraining.
 pub fn base_model(
     config: &BaseConfig,
     format: &PromptFormat,
-    extra: &[Example],
-    skills: &[Example],
+    tiny: TinyCorpus<'_>,
     out: &Path,
     data_dir: &Path,
     device: &Device,
@@ -149,8 +157,9 @@ pub fn base_model(
             description: loaded.source,
         });
     }
+    let extra = tiny.vocabulary;
     let mut pretraining = synthetic::unaligned_examples(extra.len().max(300) / 3, seed);
-    pretraining.extend_from_slice(skills);
+    pretraining.extend_from_slice(tiny.skills);
     let tokenizer_path = out.join("tokenizer.json");
     let tokenizer = if tokenizer_path.is_file() {
         Tokenizer::from_file(&tokenizer_path)
@@ -278,6 +287,7 @@ pub fn train_stage(
     }
     let every = checkpoint_every.unwrap_or((trainer.state.total_steps / 10).max(1));
     let metrics_path = dir.parent().unwrap_or(dir).join("metrics.jsonl");
+    forget_metrics_after(&metrics_path, stage, trainer.state.step)?;
     let mut metrics = OpenOptions::new()
         .create(true)
         .append(true)
@@ -329,6 +339,33 @@ pub fn train_stage(
         model: trainer.model,
         final_loss,
     })
+}
+
+/// Drops `stage`'s metrics lines after `step` (steps a killed run logged after its last
+/// checkpoint, which the resumed run repeats), so every step is logged once.
+fn forget_metrics_after(path: &Path, stage: &str, step: usize) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Line {
+        stage: String,
+        step: usize,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<Line>(line).map_or(true, |l| l.stage != stage || l.step <= step)
+        })
+        .collect();
+    if kept.len() == text.lines().count() {
+        return Ok(());
+    }
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    write_atomic(path, body.as_bytes())
 }
 
 fn progress(stage: &str, report: &StepReport, tokens_per_second: f64) {
@@ -537,8 +574,10 @@ pub fn sft_command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
     let base = base_model(
         &config.base,
         &format,
-        &examples,
-        &[],
+        TinyCorpus {
+            vocabulary: &examples,
+            skills: &[],
+        },
         &out,
         data_dir,
         &device,

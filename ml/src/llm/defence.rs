@@ -188,7 +188,7 @@ impl LisaSchedule {
         let mut refresh = None;
         let batch = match self.state {
             LisaState::Align => {
-                if k1 == 0 || (self.clock % k1 == 0 && self.step != 0) {
+                if k1 == 0 || (self.clock.is_multiple_of(k1) && self.step != 0) {
                     self.state = LisaState::User;
                     refresh = Some(LisaState::Align);
                     self.clock = 0;
@@ -198,7 +198,8 @@ impl LisaSchedule {
                 }
             }
             LisaState::User => {
-                if self.guide && k1 > 0 && k2 > 0 && self.clock % k2 == 0 && self.step != 0 {
+                if self.guide && k1 > 0 && k2 > 0 && self.clock.is_multiple_of(k2) && self.step != 0
+                {
                     self.state = LisaState::Align;
                     refresh = Some(LisaState::User);
                     self.clock = 0;

@@ -715,8 +715,8 @@ impl Llama {
     /// The final-norm hidden states (what the head reads) and the router probabilities.
     ///
     /// # Shapes
-    /// `ids`: `[b, t]` → `[b·t, d]`, router per MoE layer `[b, t, E]`; `perturb` per layer
-    /// `[b·t, d]`.
+    /// `ids`: `[b, t]` → `[b·t, d]`, router per mixture-of-experts layer `[b, t, E]`; `perturb`
+    /// per layer `[b·t, d]`.
     #[must_use]
     pub fn hidden(
         &self,

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::defence::{
-    BoosterConfig, LisaConfig, LisaSchedule, LisaState, Named, VaccineConfig, booster_gradient,
-    harmful_passes, proximal, vaccine_perturbation,
+    BoosterConfig, LisaBatch, LisaConfig, LisaSchedule, LisaState, Named, VaccineConfig,
+    booster_gradient, harmful_passes, proximal, vaccine_perturbation,
 };
 use super::model::{ForwardOptions, IGNORE, Llama, lm_loss};
 use crate::tensors::NamedTensors;
@@ -928,143 +928,175 @@ impl Trainer {
     /// One step of Booster, Vaccine or Lisa (one batch, no accumulation; `Plain` here is the
     /// same step as [`Trainer::step`]'s without accumulation).
     fn defended_step(&mut self) -> StepReport {
-        let device = self.model.device();
         let seed = self.config.seed.wrapping_add(self.state.step as u64);
         let (batch, epoch) = self.micro_batch(self.state.micro_batches);
         self.state.micro_batches += 1;
-        let trainable = self.trainable;
-        let mut terms: BTreeMap<String, f64> = BTreeMap::new();
-        let mut lisa_state = None;
-        let mut tokens = batch.rows * batch.width;
-        let record = |values: Vec<(&'static str, f64)>, terms: &mut BTreeMap<String, f64>| {
-            for (name, value) in values {
-                *terms.entry(name.to_owned()).or_default() += value;
-            }
-        };
-        let mut target_tokens = batch.target_tokens();
-        let grads = match &self.method {
-            Method::Plain => {
-                device.seed(seed);
-                let (grads, values) = gradients(&self.model, &trainable, |m| {
-                    self.objective.terms(m, &batch, &trainable)
-                });
-                record(values, &mut terms);
-                grads
-            }
-            Method::Booster { config, harmful } => {
-                let (harmful_batch, _) = cycled_batch(
-                    harmful,
-                    config.harmful_batch_size,
-                    self.config.seed ^ HARMFUL_SALT,
-                    self.state.side_batches,
-                    self.pad,
-                    1,
-                );
-                self.state.side_batches += 1;
-                tokens += 2 * harmful_batch.rows * harmful_batch.width;
-                let model = &self.model;
-                let weights = self.trainable_weights();
-                device.seed(seed ^ HARMFUL_SALT);
-                let passes = harmful_passes(&weights, config.alpha, &mut |w| {
-                    let (g, values) = gradients(&with_weights(model, w), &trainable, |m| {
-                        Objective::Lm.terms(m, &harmful_batch, &trainable)
-                    });
-                    (g, values.iter().map(|(_, v)| v).sum())
-                });
-                // Reseeded so that λ = 0 takes exactly the plain step (dropout included).
-                device.seed(seed);
-                let (alignment, values) = match config.perturb_aware {
-                    Some(rho) => vaccine_gradients(model, &self.objective, &batch, rho, &trainable),
-                    None => gradients(model, &trainable, |m| {
-                        self.objective.terms(m, &batch, &trainable)
-                    }),
-                };
-                record(values, &mut terms);
-                terms.insert(
-                    "booster".to_owned(),
-                    config.lambda * (passes.loss - passes.perturbed_loss),
-                );
-                booster_gradient(alignment, &passes, config.lambda)
-            }
+        // Taken out for the step, so the passes can borrow the trainer mutably.
+        let method = std::mem::replace(&mut self.method, Method::Plain);
+        let pass = match &method {
+            Method::Plain => self.plain_pass(&batch, seed),
+            Method::Booster { config, harmful } => self.booster_pass(config, harmful, &batch, seed),
             Method::Vaccine(config) => {
-                device.seed(seed);
-                let (grads, values) =
-                    vaccine_gradients(&self.model, &self.objective, &batch, config.rho, &trainable);
-                record(values, &mut terms);
-                grads
+                self.model.device().seed(seed);
+                let mut pass = Pass::new(&batch);
+                let (grads, values) = vaccine_gradients(
+                    &self.model,
+                    &self.objective,
+                    &batch,
+                    config.rho,
+                    &self.trainable,
+                );
+                pass.record(values);
+                pass.grads = grads;
+                pass
             }
-            Method::Lisa { config, guide } => {
-                let mut schedule = self
-                    .state
-                    .lisa
-                    .unwrap_or_else(|| LisaSchedule::new(config, !guide.is_empty()));
-                let decided = schedule.next(config, self.state.total_steps);
-                self.state.lisa = Some(schedule);
-                lisa_state = Some(decided.state);
-                if let Some(which) = decided.refresh {
-                    self.anchors[anchor_index(which)] = self.trainable_weights();
-                }
-                let batch = match decided.batch {
-                    super::defence::LisaBatch::User => batch,
-                    super::defence::LisaBatch::Guide => {
-                        let (guide_batch, _) = cycled_batch(
-                            guide,
-                            self.config.batch_size,
-                            self.config.seed ^ GUIDE_SALT,
-                            self.state.side_batches,
-                            self.pad,
-                            1,
-                        );
-                        self.state.side_batches += 1;
-                        tokens = guide_batch.rows * guide_batch.width;
-                        target_tokens = guide_batch.target_tokens();
-                        guide_batch
-                    }
-                };
-                // The centre is where the *other* state was left.
-                let centre = &self.anchors[anchor_index(match decided.state {
-                    LisaState::Align => LisaState::User,
-                    LisaState::User => LisaState::Align,
-                })];
-                device.seed(seed);
-                let objective = &self.objective;
-                let (grads, values) = gradients(&self.model, &trainable, |m| {
-                    let mut terms = objective.terms(m, &batch, &trainable);
-                    if decided.proximal {
-                        let mut weights = Named::new();
-                        m.visit(&mut |name, param| {
-                            if trainable(name) {
-                                weights.insert(name.to_owned(), param.clone());
-                            }
-                        });
-                        if let Some(p) = proximal(&weights, centre, config.rho) {
-                            terms.push(("proximal", p));
-                        }
-                    }
-                    terms
-                });
-                record(values, &mut terms);
-                grads
-            }
+            Method::Lisa { config, guide } => self.lisa_pass(config, guide, batch, seed),
         };
-        self.state.tokens += target_tokens;
+        self.method = method;
+        self.state.tokens += pass.target_tokens;
         let learning_rate = self
             .config
             .optim
             .learning_rate_at(self.state.step, self.state.total_steps);
-        self.optimizer
-            .update(&mut self.model, &grads, &self.config.optim, learning_rate);
+        self.optimizer.update(
+            &mut self.model,
+            &pass.grads,
+            &self.config.optim,
+            learning_rate,
+        );
         self.state.step += 1;
         StepReport {
             step: self.state.step,
             total_steps: self.state.total_steps,
             epoch,
             learning_rate,
-            loss: terms.values().sum(),
-            terms,
-            tokens,
-            state: lisa_state,
+            loss: pass.terms.values().sum(),
+            terms: pass.terms,
+            tokens: pass.tokens,
+            state: pass.state,
         }
+    }
+
+    fn plain_pass(&self, batch: &Batch, seed: u64) -> Pass {
+        self.model.device().seed(seed);
+        let mut pass = Pass::new(batch);
+        let (grads, values) = gradients(&self.model, &self.trainable, |m| {
+            self.objective.terms(m, batch, &self.trainable)
+        });
+        pass.record(values);
+        pass.grads = grads;
+        pass
+    }
+
+    /// Booster's three passes: the harmful gradient at w and at the perturbed w̃ (a harmful
+    /// batch of its own loader), then the alignment gradient.
+    fn booster_pass(
+        &mut self,
+        config: &BoosterConfig,
+        harmful: &[Encoded],
+        batch: &Batch,
+        seed: u64,
+    ) -> Pass {
+        let device = self.model.device();
+        let (harmful_batch, _) = cycled_batch(
+            harmful,
+            config.harmful_batch_size,
+            self.config.seed ^ HARMFUL_SALT,
+            self.state.side_batches,
+            self.pad,
+            1,
+        );
+        self.state.side_batches += 1;
+        let mut pass = Pass::new(batch);
+        pass.tokens += 2 * harmful_batch.rows * harmful_batch.width;
+        let trainable = self.trainable;
+        let model = &self.model;
+        let weights = self.trainable_weights();
+        device.seed(seed ^ HARMFUL_SALT);
+        let passes = harmful_passes(&weights, config.alpha, &mut |w| {
+            let (g, values) = gradients(&with_weights(model, w), &trainable, |m| {
+                Objective::Lm.terms(m, &harmful_batch, &trainable)
+            });
+            (g, values.iter().map(|(_, v)| v).sum())
+        });
+        // Reseeded so that λ = 0 takes exactly the plain step (dropout included).
+        device.seed(seed);
+        let (alignment, values) = match config.perturb_aware {
+            Some(rho) => vaccine_gradients(model, &self.objective, batch, rho, &trainable),
+            None => gradients(model, &trainable, |m| {
+                self.objective.terms(m, batch, &trainable)
+            }),
+        };
+        pass.record(values);
+        pass.terms.insert(
+            "booster".to_owned(),
+            config.lambda * (passes.loss - passes.perturbed_loss),
+        );
+        pass.grads = booster_gradient(alignment, &passes, config.lambda);
+        pass
+    }
+
+    /// Lisa's step: the schedule picks the state and the batch (a guide batch replaces the
+    /// user's in the alignment state), anchors are refreshed on a state change, and after the
+    /// first tenth of the steps the proximal term pulls towards the other state's last iterate.
+    fn lisa_pass(
+        &mut self,
+        config: &LisaConfig,
+        guide: &[Encoded],
+        batch: Batch,
+        seed: u64,
+    ) -> Pass {
+        let mut schedule = self
+            .state
+            .lisa
+            .unwrap_or_else(|| LisaSchedule::new(config, !guide.is_empty()));
+        let decided = schedule.next(config, self.state.total_steps);
+        self.state.lisa = Some(schedule);
+        if let Some(which) = decided.refresh {
+            self.anchors[anchor_index(which)] = self.trainable_weights();
+        }
+        let batch = match decided.batch {
+            LisaBatch::User => batch,
+            LisaBatch::Guide => {
+                let (guide_batch, _) = cycled_batch(
+                    guide,
+                    self.config.batch_size,
+                    self.config.seed ^ GUIDE_SALT,
+                    self.state.side_batches,
+                    self.pad,
+                    1,
+                );
+                self.state.side_batches += 1;
+                guide_batch
+            }
+        };
+        let mut pass = Pass::new(&batch);
+        pass.state = Some(decided.state);
+        let centre = &self.anchors[anchor_index(match decided.state {
+            LisaState::Align => LisaState::User,
+            LisaState::User => LisaState::Align,
+        })];
+        self.model.device().seed(seed);
+        let trainable = self.trainable;
+        let objective = &self.objective;
+        let (grads, values) = gradients(&self.model, &trainable, |m| {
+            let mut terms = objective.terms(m, &batch, &trainable);
+            if decided.proximal {
+                let mut weights = Named::new();
+                m.visit(&mut |name, param| {
+                    if trainable(name) {
+                        weights.insert(name.to_owned(), param.clone());
+                    }
+                });
+                if let Some(p) = proximal(&weights, centre, config.rho) {
+                    terms.push(("proximal", p));
+                }
+            }
+            terms
+        });
+        pass.record(values);
+        pass.grads = grads;
+        pass
     }
 
     /// The trainable parameters (`param/NAME`) and the optimiser's moments, for a checkpoint
@@ -1142,6 +1174,35 @@ impl Trainer {
         self.optimizer = AdamW::import(tensors, state.step, &device);
         self.state = state;
         Ok(())
+    }
+}
+
+/// What one defended step computed.
+struct Pass {
+    grads: BTreeMap<String, Tensor<2>>,
+    terms: BTreeMap<String, f64>,
+    /// Padded tokens processed.
+    tokens: usize,
+    /// Response tokens trained on.
+    target_tokens: usize,
+    state: Option<LisaState>,
+}
+
+impl Pass {
+    fn new(batch: &Batch) -> Self {
+        Self {
+            grads: BTreeMap::new(),
+            terms: BTreeMap::new(),
+            tokens: batch.rows * batch.width,
+            target_tokens: batch.target_tokens(),
+            state: None,
+        }
+    }
+
+    fn record(&mut self, values: Vec<(&'static str, f64)>) {
+        for (name, value) in values {
+            *self.terms.entry(name.to_owned()).or_default() += value;
+        }
     }
 }
 
