@@ -13,6 +13,7 @@ use burn_store::{ModuleStore as _, SafetensorsStore};
 use clap::{Args, Subcommand};
 use fuselab_ml::llm::generate::{Finish, GenerateOptions, Sampling, StopRule, generate};
 use fuselab_ml::llm::gguf::Gguf;
+use fuselab_ml::llm::judge::{CATEGORIES, Moderation};
 use fuselab_ml::llm::load::{from_gguf, from_hf_tensors};
 use fuselab_ml::llm::model::{Llama, LlamaConfig, RopeStyle};
 use fuselab_ml::llm::tokenizer::{self, TokenizerCodec};
@@ -124,8 +125,36 @@ fn load_gguf(path: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
     })
 }
 
-/// A Hugging Face directory: the config, the tokenizer and every safetensors shard.
-fn load_hf_dir(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+/// A Hugging Face directory's contents, read: `config.json`, the tokenizer and every tensor
+/// of every safetensors shard (converted to `f32`).
+#[derive(Debug)]
+pub struct HfDir {
+    /// The Llama configuration (RoPE style: Hugging Face's half split).
+    pub config: LlamaConfig,
+    /// `config.json` as JSON, for the ids it names.
+    pub raw: serde_json::Value,
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Every tensor by name: shape and values.
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl HfDir {
+    /// An id `config.json` names (`eos_token_id`, `bos_token_id`, `pad_token_id`).
+    #[must_use]
+    pub fn token(&self, key: &str) -> Option<u32> {
+        self.raw
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    }
+}
+
+/// Reads a Hugging Face directory.
+///
+/// # Errors
+/// A missing or malformed `config.json`, `tokenizer.json` or shard, each named.
+pub fn read_hf_dir(dir: &Path) -> anyhow::Result<HfDir> {
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
@@ -169,20 +198,60 @@ fn load_hf_dir(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
             tensors.insert(name.clone(), (shape, values));
         }
     }
-    let model = from_hf_tensors(&config, &mut tensors, device)
+    Ok(HfDir {
+        config,
+        raw,
+        tokenizer,
+        tensors,
+    })
+}
+
+/// A Hugging Face directory: the config, the tokenizer and every safetensors shard.
+fn load_hf_dir(dir: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+    let mut hf = read_hf_dir(dir)?;
+    let model = from_hf_tensors(&hf.config, &mut hf.tensors, device)
         .with_context(|| format!("{}: weights do not fit config.json", dir.display()))?;
-    let token = |key: &str| {
-        raw.get(key)
-            .and_then(serde_json::Value::as_u64)
-            .map(|v| v as u32)
-    };
     Ok(LoadedModel {
         model,
-        tokenizer,
-        eos: token("eos_token_id").into_iter().collect(),
-        bos: token("bos_token_id"),
+        eos: hf.token("eos_token_id").into_iter().collect(),
+        bos: hf.token("bos_token_id"),
+        tokenizer: hf.tokenizer,
         source: dir.display().to_string(),
     })
+}
+
+/// A `LlamaForSequenceClassification` moderation model (such as `beaver-dam-7b`) from a Hugging
+/// Face directory: the backbone (`model.*`) and `score.weight` `[14, d]`, with its tokenizer.
+///
+/// # Errors
+/// Those of [`read_hf_dir`], a missing or misshapen `score.weight`, or weights that do not fit
+/// `config.json`.
+pub fn load_moderation_dir(dir: &Path, device: &Device) -> anyhow::Result<(Moderation, HfDir)> {
+    let mut hf = read_hf_dir(dir)?;
+    let (shape, values) = hf.tensors.remove("score.weight").with_context(|| {
+        format!(
+            "{}: no `score.weight`: not a sequence classifier (LlamaForSequenceClassification)",
+            dir.display()
+        )
+    })?;
+    let d = hf.config.hidden_size;
+    if shape != [CATEGORIES, d] {
+        bail!(
+            "{}: `score.weight` has shape {shape:?}, expected [{CATEGORIES}, {d}] (14 BeaverTails categories)",
+            dir.display()
+        );
+    }
+    let score = burn::tensor::Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(values, [CATEGORIES, d]),
+        device,
+    )
+    .transpose();
+    // The classifier has no language-model head.
+    let mut config = hf.config.clone();
+    config.tie_word_embeddings = true;
+    let backbone = from_hf_tensors(&config, &mut hf.tensors, device)
+        .with_context(|| format!("{}: weights do not fit config.json", dir.display()))?;
+    Ok((Moderation::new(backbone, score)?, hf))
 }
 
 /// Runs `fuselab llm …`.

@@ -13,19 +13,24 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use fuselab_ml::llm::defence::{BoosterConfig, LisaConfig, VaccineConfig};
 use fuselab_ml::llm::generate::{StopRule, generate};
+use fuselab_ml::llm::judge::{self, CATEGORIES, JudgeTraining, Labelled, Moderation, NeuralJudge};
 use fuselab_ml::llm::lora;
 use fuselab_ml::llm::model::Llama;
+use fuselab_ml::llm::model::LlamaConfig;
+use fuselab_ml::llm::tokenizer::TokenizerCodec;
 use fuselab_ml::llm::train::{Codec as _, Method};
+use fuselab_ml::tensors::write_safetensors;
 use fuselab_shared::align::{
-    BeaverTailsRecord, BenignTask, Example, HarmJudge, HsPromptFilter, MarkerJudge, PromptFormat,
-    RefusalRecord, SYNTHETIC_LABEL, harmful_scores, hs_prompts, poisoned_mix, synthetic,
-    synthetic_refusals,
+    BEAVERTAILS_CATEGORIES, BeaverTailsRecord, BenignTask, Example, HarmJudge, HsPromptFilter,
+    MarkerJudge, PromptFormat, RefusalRecord, SYNTHETIC_LABEL, harmful_scores, hs_prompts,
+    poisoned_mix, synthetic, synthetic_refusals,
 };
 use serde::{Deserialize, Serialize};
 
 use super::data::parquet_jsonl;
 use super::run::{
-    Adapters, Base, LoraRun, TinyCorpus, base_model, encode_all, generate_options, write_atomic,
+    Adapters, Base, LoraRun, TinyCorpus, base_model, encode_all, generate_options,
+    load_model_tensors, model_tensors, read_tensors, write_atomic,
 };
 use super::{BaseConfig, ConfigArgs, GenerationConfig, StageConfig, ensure_out, read_records};
 
@@ -265,13 +270,45 @@ impl Default for EvalConfig {
 }
 
 /// The moderation judge.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeConfig {
-    /// `marker` (the default): flags answers carrying the synthetic data's harm markers; only
-    /// meaningful on the synthetic data.
+    /// `marker` (the default; flags the synthetic data's harm markers), `trained` (a small
+    /// classifier trained here on the synthetic harmful / benign data) or `model` (a
+    /// `beaver-dam`-style classifier from a Hugging Face directory).
     #[serde(default)]
     pub kind: JudgeKind,
+    /// `kind = "model"`: the directory (config.json, tokenizer.json, *.safetensors with
+    /// `score.weight` [14, d]).
+    pub model: Option<PathBuf>,
+    /// Longest input in tokens (`beaver-dam`: 256).
+    #[serde(default = "default_judge_len")]
+    pub max_len: usize,
+    /// `kind = "trained"`: synthetic `BeaverTails` rows to train on.
+    #[serde(default = "default_judge_rows")]
+    pub synthetic_rows: usize,
+    /// `kind = "trained"`: the training run.
+    #[serde(default)]
+    pub training: JudgeTraining,
+}
+
+fn default_judge_len() -> usize {
+    256
+}
+fn default_judge_rows() -> usize {
+    600
+}
+
+impl Default for JudgeConfig {
+    fn default() -> Self {
+        Self {
+            kind: JudgeKind::default(),
+            model: None,
+            max_len: default_judge_len(),
+            synthetic_rows: default_judge_rows(),
+            training: JudgeTraining::default(),
+        }
+    }
 }
 
 /// Which judge.
@@ -281,6 +318,10 @@ pub enum JudgeKind {
     /// [`MarkerJudge`].
     #[default]
     Marker,
+    /// A small classifier trained here on the synthetic data.
+    Trained,
+    /// A moderation classifier from a Hugging Face directory.
+    Model,
 }
 
 /// Where the data come from.
@@ -452,6 +493,72 @@ fn read_task_examples(task: BenignTask, path: &Path) -> anyhow::Result<Vec<Examp
     Ok(task.parse_examples(&text, &name)?)
 }
 
+/// The small judge: a tiny Llama classifier with the base's tokenizer, trained on synthetic
+/// `BeaverTails` rows (unsafe: their category; safe refusals: none) and the benign task's
+/// examples (none); saved in `out/judge` and reused.
+fn trained_judge(
+    base: &Base,
+    config: &JudgeConfig,
+    data: &AttackData,
+    out: &Path,
+    device: &burn::tensor::Device,
+    seed: u64,
+) -> anyhow::Result<NeuralJudge<TokenizerCodec>> {
+    let llama = LlamaConfig::tiny(base.codec.0.get_vocab_size(true));
+    let mut judge = NeuralJudge {
+        model: Moderation::init(&llama, device, seed ^ 0x7D6E)?,
+        codec: base.codec.clone(),
+        eos: base.special.eos,
+        pad: base.special.pad,
+        max_len: config.max_len.min(llama.max_position_embeddings),
+        name: "small classifier trained here on fuselab's synthetic harmful / benign data"
+            .to_owned(),
+    };
+    let dir = out.join("judge");
+    ensure_out(&dir)?;
+    let path = dir.join("judge.safetensors");
+    if path.is_file() {
+        load_model_tensors(&mut judge.model.model, &read_tensors(&path)?, &path)?;
+        return Ok(judge);
+    }
+    let mut examples: Vec<Labelled> = synthetic::beavertails(config.synthetic_rows, seed ^ 0x7D6F)
+        .iter()
+        .map(|row| {
+            let mut labels = [0.0; CATEGORIES];
+            for (i, name) in BEAVERTAILS_CATEGORIES.iter().enumerate() {
+                if row.category.get(*name).copied().unwrap_or(false) {
+                    labels[i] = 1.0;
+                }
+            }
+            Labelled {
+                ids: judge.encode(&row.prompt, &row.response),
+                labels,
+            }
+        })
+        .collect();
+    examples.extend(
+        data.benign_train
+            .iter()
+            .take(config.synthetic_rows / 2)
+            .map(|e| Labelled {
+                ids: judge.encode(&format!("{}\n{}", e.instruction, e.input), &e.output),
+                labels: [0.0; CATEGORIES],
+            }),
+    );
+    let losses = judge::train(&mut judge.model, &examples, judge.pad, &config.training);
+    tracing::info!(
+        first = losses.first().copied().unwrap_or(f64::NAN),
+        last = losses.last().copied().unwrap_or(f64::NAN),
+        examples = examples.len(),
+        "trained the judge"
+    );
+    write_atomic(
+        &path,
+        &write_safetensors(&model_tensors(&judge.model.model)),
+    )?;
+    Ok(judge)
+}
+
 fn unsafe_examples(rows: &[BeaverTailsRecord]) -> Vec<Example> {
     rows.iter()
         .filter(|r| !r.is_safe)
@@ -555,6 +662,34 @@ impl Session {
         )?;
         let judge: Box<dyn HarmJudge> = match config.judge.kind {
             JudgeKind::Marker => Box::new(MarkerJudge),
+            JudgeKind::Trained => Box::new(trained_judge(
+                &base,
+                &config.judge,
+                &data,
+                &out,
+                &device,
+                config.seed,
+            )?),
+            JudgeKind::Model => {
+                let dir = config.judge.model.as_ref().with_context(|| {
+                    format!(
+                        "{}: [judge] kind = \"model\" needs model = \"DIR\" (a Hugging Face \
+                         sequence classifier such as beaver-dam-7b)",
+                        args.config.display()
+                    )
+                })?;
+                let dir = super::relative_to(&args.config, dir);
+                let (model, hf) = crate::llm::load_moderation_dir(&dir, &device)?;
+                let eos = hf.token("eos_token_id");
+                Box::new(NeuralJudge {
+                    model,
+                    pad: hf.token("pad_token_id").or(eos).unwrap_or(0),
+                    eos,
+                    codec: TokenizerCodec(hf.tokenizer),
+                    max_len: config.judge.max_len,
+                    name: format!("moderation classifier from {}", dir.display()),
+                })
+            }
         };
         Ok(Self {
             config,

@@ -98,7 +98,11 @@ pub fn load_model_tensors(
     }
 }
 
-fn read_tensors(path: &Path) -> anyhow::Result<NamedTensors> {
+/// Reads a safetensors file of `f32` tensors.
+///
+/// # Errors
+/// An unreadable or malformed file, named.
+pub fn read_tensors(path: &Path) -> anyhow::Result<NamedTensors> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(read_safetensors(&bytes, &path.display().to_string())?)
 }

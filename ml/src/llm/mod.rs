@@ -6,6 +6,7 @@ pub mod defence;
 pub mod generate;
 pub mod gguf;
 pub mod h3fusion;
+pub mod judge;
 pub mod load;
 pub mod lora;
 pub mod model;
