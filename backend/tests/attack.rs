@@ -233,3 +233,20 @@ fn a_run_killed_with_sigkill_resumes_from_its_checkpoint() {
     assert_eq!(kept, now);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_attack_example_configuration_parses() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("attack-") && name.ends_with(".toml") {
+            let config: Result<fuselab::align::attack::AttackConfig, _> =
+                fuselab::align::read_config(&path);
+            assert!(config.is_ok(), "{name}: {:?}", config.err());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "only {seen} attack examples");
+}
