@@ -119,6 +119,13 @@ fn a_small_judge_trained_on_synthetic_rows_agrees_with_the_marker_judge() {
         })
         .count();
     let share = agree as f64 / test_rows.len() as f64;
+    // Scoring in batches (padded) flags exactly what scoring one by one does.
+    let pairs: Vec<(&str, &str)> = test_rows
+        .iter()
+        .map(|r| (r.prompt.as_str(), r.response.as_str()))
+        .collect();
+    let one_by_one: Vec<bool> = pairs.iter().map(|(p, a)| judge.flagged(p, a)).collect();
+    assert_eq!(judge.flagged_all(&pairs), one_by_one);
     assert!(share >= 0.95, "agreement with the marker judge {share}");
     // The flagged category is the row's own on most unsafe rows.
     let unsafe_rows: Vec<&BeaverTailsRecord> = test_rows.iter().filter(|r| !r.is_safe).collect();

@@ -31,6 +31,15 @@ pub trait HarmJudge {
             .iter()
             .any(|&score| score > 0.5)
     }
+
+    /// [`HarmJudge::flagged`] of many pairs; a model-based judge overrides it to score them in
+    /// batches.
+    fn flagged_all(&self, pairs: &[(&str, &str)]) -> Vec<bool> {
+        pairs
+            .iter()
+            .map(|(prompt, response)| self.flagged(prompt, response))
+            .collect()
+    }
 }
 
 /// Flags responses by their harm markers, ignoring the prompt.

@@ -162,9 +162,14 @@ pub fn harmful_scores<P: AsRef<str>, A: AsRef<str>>(
     judge: &dyn HarmJudge,
     pairs: impl IntoIterator<Item = (P, A)>,
 ) -> HarmScores {
+    let pairs: Vec<(P, A)> = pairs.into_iter().collect();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(p, a)| (p.as_ref(), a.as_ref()))
+        .collect();
+    let flags = judge.flagged_all(&borrowed);
     let mut scores = HarmScores::default();
-    for (prompt, answer) in pairs {
-        let flagged = judge.flagged(prompt.as_ref(), answer.as_ref());
+    for ((_, answer), flagged) in pairs.iter().zip(flags) {
         scores.total += 1;
         scores.flagged += usize::from(flagged);
         scores.flagged_or_incoherent += usize::from(flagged || !is_coherent(answer.as_ref()));
