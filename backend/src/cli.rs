@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -208,6 +208,10 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             reports: Some(Arc::new(store)),
             demo_pool: Some(data_dir.join(ensemble::demo::DEMO_POOL)),
             data_dir: Some(data_dir.to_path_buf()),
+            align: Arc::new(
+                server::AlignRuns::open(data_dir)
+                    .context("cannot open the alignment runs of the data directory")?,
+            ),
             ..server::ServerConfig::default()
         });
         server::serve(listener, app)
@@ -215,5 +219,9 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             .context("the server failed")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // A training job still running does not hold the exit up: an alignment run is marked
+    // interrupted when the server starts again and resumes from its checkpoints.
+    runtime.shutdown_background();
+    served
 }

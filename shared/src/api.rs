@@ -115,3 +115,172 @@ impl MaskJobStatus {
         )
     }
 }
+
+/// What a harmful fine-tuning run does: the `fuselab align` subcommand it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlignAction {
+    /// Every defence × p × n of `[grid]`: table, charts and report.
+    Benchmark,
+    /// One attack with `[attack]`'s defence, p and n.
+    Attack,
+    /// Align with Booster and measure.
+    Booster,
+    /// Align with Vaccine and measure.
+    Vaccine,
+    /// One attack on the SFT-aligned model, fine-tuned with Lisa.
+    Lisa,
+}
+
+impl AlignAction {
+    /// Every action, in the order the page offers them.
+    pub const ALL: [Self; 5] = [
+        Self::Benchmark,
+        Self::Attack,
+        Self::Booster,
+        Self::Vaccine,
+        Self::Lisa,
+    ];
+
+    /// The subcommand's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Benchmark => "benchmark",
+            Self::Attack => "attack",
+            Self::Booster => "booster",
+            Self::Vaccine => "vaccine",
+            Self::Lisa => "lisa",
+        }
+    }
+}
+
+/// `POST /api/align/runs`: start a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartAlignRun {
+    /// What to run.
+    pub action: AlignAction,
+    /// The run's configuration, as `fuselab align … --config FILE` reads it (TOML). The server
+    /// sets `out` itself.
+    pub config: String,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlignRunStatus {
+    /// Waiting for the training job before it to finish (one trains at a time).
+    Queued,
+    /// Training or measuring.
+    Running,
+    /// Finished; the results are there.
+    Done,
+    /// Stopped with an error; it can be resumed.
+    Failed,
+    /// The server stopped while it was queued or running; it can be resumed.
+    Interrupted,
+}
+
+impl AlignRunStatus {
+    /// Whether no job works on the run (done, failed or interrupted).
+    pub fn finished(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Interrupted)
+    }
+
+    /// Whether `POST …/resume` may restart it (failed or interrupted).
+    pub fn resumable(self) -> bool {
+        matches!(self, Self::Failed | Self::Interrupted)
+    }
+
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// `POST /api/align/runs` and `POST /api/align/runs/{id}/resume` answer (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlignRunCreated {
+    /// The run's id (16 hexadecimal digits).
+    pub id: String,
+    /// Queued or running.
+    pub status: AlignRunStatus,
+}
+
+/// One row of a finished run's results (`results.json`): a model aligned with a defence,
+/// attacked or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignResultRow {
+    /// `sft`, `booster`, `vaccine` or `lisa`.
+    pub defence: String,
+    /// Poison ratio; `None` for the aligned model before any attack.
+    pub p: Option<f64>,
+    /// Fine-tuning samples; `None` before any attack.
+    pub n: Option<usize>,
+    /// Harmful score, % of harmful prompts whose answer the judge flags.
+    pub hs: f64,
+    /// HS+: flagged or incoherent, %.
+    pub hs_plus: f64,
+    /// Fine-tune accuracy on the benign task, %.
+    pub fa: f64,
+    /// The replicate's seed, when the run reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// One run in `GET /api/align/runs` (newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignRunSummary {
+    /// Its id (16 hexadecimal digits).
+    pub id: String,
+    /// What it runs.
+    pub action: AlignAction,
+    /// Where it stands.
+    pub status: AlignRunStatus,
+    /// When it was created, seconds since 1970 (UTC).
+    pub created: i64,
+    /// When its last attempt started.
+    #[serde(default)]
+    pub started: Option<i64>,
+    /// When its last attempt ended.
+    #[serde(default)]
+    pub finished: Option<i64>,
+    /// Why it failed or stopped (safe to show).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// A finished run's rows; empty before.
+    #[serde(default)]
+    pub results: Vec<AlignResultRow>,
+}
+
+/// `GET /api/align/runs/{id}`: a run with its configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignRunDetail {
+    /// The run.
+    #[serde(flatten)]
+    pub run: AlignRunSummary,
+    /// The configuration it runs with (`out` set by the server, data paths resolved).
+    pub config: String,
+    /// The files `GET /api/align/runs/{id}/files/{name}` has for it now.
+    pub files: Vec<String>,
+}
+
+/// The fields of a `metrics` event (one `metrics.jsonl` line) that the page shows; the line has
+/// more (`terms`, `learning_rate`, `tokens_per_second`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignMetrics {
+    /// The training stage (`base`, `align-sft`, `attack-lisa-p0.1`, …).
+    pub stage: String,
+    /// 1-based step.
+    pub step: usize,
+    /// Steps in the stage.
+    pub total_steps: usize,
+    /// The step's loss.
+    pub loss: f64,
+}

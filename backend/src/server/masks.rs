@@ -10,7 +10,8 @@
 //!   was created with `keep=true` the server forgets it once downloaded.
 //! - `DELETE /api/masks/{id}`: cancels the job and forgets it.
 //!
-//! One job trains at a time (training uses every core); the others wait in the queue.
+//! One job trains at a time (training uses every core), alignment runs included; the others
+//! wait in the queue.
 
 use std::{
     collections::HashMap,
@@ -36,7 +37,7 @@ use fuselab_ml::mask::{MaskConfig, MaskTrainer, TrainingFace};
 use fuselab_shared::{api::MaskJobStatus as JobStatus, mask::FaceCanvas};
 use futures_util::Stream;
 use serde::Serialize;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::{AppError, AppState};
 use crate::{
@@ -61,7 +62,6 @@ struct Job {
 /// The server's mask jobs.
 pub struct MaskJobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
-    running: Semaphore,
 }
 
 impl std::fmt::Debug for MaskJobs {
@@ -80,11 +80,10 @@ impl Default for MaskJobs {
 }
 
 impl MaskJobs {
-    /// No jobs; one may train at a time.
+    /// No jobs.
     pub fn new() -> Self {
         Self {
             jobs: Mutex::default(),
-            running: Semaphore::new(1),
         }
     }
 
@@ -267,9 +266,9 @@ pub async fn create(
         .lock()
         .map_err(|_| poisoned())?
         .insert(id.clone(), job.clone());
-    let jobs = state.masks.clone();
+    let training = state.training.clone();
     tokio::spawn(async move {
-        let Ok(_permit) = jobs.running.acquire().await else {
+        let Ok(_permit) = training.acquire_owned().await else {
             return;
         };
         let worker = job.clone();

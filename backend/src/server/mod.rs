@@ -1,5 +1,6 @@
 //! The HTTP server: the JSON API under `/api` and the embedded browser app everywhere else.
 
+mod align;
 mod analyze;
 mod error;
 mod masks;
@@ -19,10 +20,11 @@ use fuselab_shared::{
     CofailureReport, FailureMasks, PredictionTable,
     api::{ApiError, Health},
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+pub use align::AlignRuns;
 pub use error::AppError;
 
 use crate::{assets, reports::ReportStore};
@@ -41,6 +43,12 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Mask jobs in progress or waiting to be downloaded (in memory only).
     pub masks: Arc<masks::MaskJobs>,
+    /// Harmful fine-tuning runs (`/api/align/runs`), kept under the data directory; see
+    /// [`AlignRuns::open`].
+    pub align: Arc<AlignRuns>,
+    /// The one permit a training job (a mask or an alignment run) holds while it trains: they
+    /// use every core, so the others wait.
+    pub training: Arc<Semaphore>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +59,8 @@ impl Default for ServerConfig {
             demo_pool: None,
             data_dir: None,
             masks: Arc::new(masks::MaskJobs::new()),
+            align: Arc::new(AlignRuns::disabled()),
+            training: Arc::new(Semaphore::new(1)),
         }
     }
 }
@@ -75,9 +85,15 @@ pub fn app(config: ServerConfig) -> Router {
         .route("/api/masks/{id}/events", get(masks::events))
         .route("/api/masks/{id}/key", get(masks::key))
         .route("/api/masks/{id}", axum::routing::delete(masks::cancel))
+        .route("/api/align/runs", get(align::list).post(align::create))
+        .route("/api/align/runs/{id}", get(align::detail))
+        .route("/api/align/runs/{id}/events", get(align::events))
+        .route("/api/align/runs/{id}/files/{name}", get(align::file))
+        .route("/api/align/runs/{id}/resume", post(align::resume))
         .route("/reports/{id}", get(app_page))
         .route("/faces", get(app_page))
         .route("/protect", get(app_page))
+        .route("/align", get(app_page))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)
@@ -198,7 +214,7 @@ async fn demo_pool(State(config): State<AppState>) -> Result<Response, AppError>
     }
 }
 
-/// `/reports/{id}` and `/faces`: the app itself, which reads the page from the address.
+/// `/reports/{id}`, `/faces`, `/protect` and `/align`: the app itself, which reads the page from the address.
 async fn app_page(headers: HeaderMap) -> Response {
     asset(Uri::from_static("/"), headers).await
 }

@@ -1,0 +1,624 @@
+//! Harmful fine-tuning runs on the server (`/api/align/runs`), through `app()` without a socket,
+//! on `examples/attack-small.toml`: a benchmark streams every metrics line and ends with its
+//! results, table, charts and report; bad configurations are refused naming the line and key;
+//! `out` and data paths cannot leave the run's folder; runs queue one at a time; a run whose
+//! server was killed is interrupted and resumes from its checkpoints.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    http::{Request, StatusCode, header},
+};
+use fuselab::server::{AlignRuns, ServerConfig, app};
+use fuselab_shared::api::{
+    AlignMetrics, AlignRunCreated, AlignRunDetail, AlignRunStatus, AlignRunSummary,
+};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const SMALL: &str = include_str!("../../examples/attack-small.toml");
+const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
+
+/// Every stage's steps in the small configuration's benchmark: the base, three alignments, eight
+/// attacks.
+const BENCHMARK_STEPS: usize = 120 + 3 * 20 + 8 * 16;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "fuselab-server-align-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn server(data_dir: &Path) -> Router {
+    app(ServerConfig {
+        data_dir: Some(data_dir.to_path_buf()),
+        align: Arc::new(AlignRuns::open(data_dir).unwrap()),
+        ..ServerConfig::default()
+    })
+}
+
+async fn send(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(
+        Duration::from_mins(5),
+        to_bytes(response.into_body(), usize::MAX),
+    )
+    .await
+    .expect("the response ends within 5 minutes")
+    .unwrap();
+    (status, headers, body.to_vec())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_json(uri: &str, body: &Value) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn error_of(body: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    value["error"].as_str().unwrap().to_owned()
+}
+
+async fn start(app: &Router, action: &str, config: &str) -> AlignRunCreated {
+    let (status, _, body) = send(
+        app,
+        post_json(
+            "/api/align/runs",
+            &json!({"action": action, "config": config}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// One Server-Sent Event.
+#[derive(Debug)]
+struct Sse {
+    event: String,
+    id: Option<String>,
+    data: String,
+}
+
+fn parse_sse(body: &[u8]) -> Vec<Sse> {
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut event = Sse {
+                event: "message".to_owned(),
+                id: None,
+                data: String::new(),
+            };
+            let mut any = false;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    v.trim().clone_into(&mut event.event);
+                    any = true;
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    event.id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            any.then_some(event)
+        })
+        .collect()
+}
+
+/// The run's events until it ends, from `Last-Event-ID` + 1 when given.
+async fn follow(app: &Router, id: &str, last_event_id: Option<usize>) -> Vec<Sse> {
+    let mut request = Request::get(format!("/api/align/runs/{id}/events"));
+    if let Some(last) = last_event_id {
+        request = request.header("last-event-id", last.to_string());
+    }
+    let (status, headers, body) = send(app, request.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    parse_sse(&body)
+}
+
+fn metrics(events: &[Sse]) -> Vec<(usize, AlignMetrics)> {
+    events
+        .iter()
+        .filter(|e| e.event == "metrics")
+        .map(|e| {
+            (
+                e.id.as_deref().unwrap().parse().unwrap(),
+                serde_json::from_str(&e.data).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn last_summary(events: &[Sse], kind: &str) -> AlignRunSummary {
+    let last = events.last().expect("some events");
+    assert_eq!(last.event, kind, "the last event: {last:?}");
+    serde_json::from_str(&last.data).unwrap()
+}
+
+fn count_files(dir: &Path, name: &str) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            count += count_files(&path, name);
+        } else if entry.file_name() == name {
+            count += std::fs::read_to_string(&path).unwrap().lines().count();
+        }
+    }
+    count
+}
+
+/// A finished benchmark's files, with their types; nothing else of its folder is served.
+async fn check_files(app: &Router, id: &str) {
+    // The files, with their types.
+    for (name, kind, expected) in [
+        ("hs.svg", "image/svg+xml", "<svg"),
+        ("fa.svg", "image/svg+xml", "<svg"),
+        ("report.html", "text/html; charset=utf-8", "<!doctype html>"),
+        (
+            "results.csv",
+            "text/csv; charset=utf-8",
+            "defence,p,n,hs,hs_plus,fa",
+        ),
+        (
+            "results.md",
+            "text/markdown; charset=utf-8",
+            "| defence | p | n |",
+        ),
+        ("results.json", "application/json", "\"results\""),
+        (
+            "metrics.jsonl",
+            "application/x-ndjson",
+            "{\"stage\":\"base\"",
+        ),
+    ] {
+        let (status, headers, body) =
+            send(app, get(&format!("/api/align/runs/{id}/files/{name}"))).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        assert_eq!(headers[header::CONTENT_TYPE], kind, "{name}");
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.to_lowercase().contains(&expected.to_lowercase()),
+            "{name}: {}",
+            &text[..text.len().min(200)]
+        );
+        if name == "metrics.jsonl" {
+            assert_eq!(text.lines().count(), BENCHMARK_STEPS);
+        }
+    }
+    // Nothing else of the run folder is served.
+    for name in [
+        "config.toml",
+        "run.json",
+        "events.jsonl",
+        "tokenizer.json",
+        "..%2Frun.json",
+        "base%2Fstate.json",
+    ] {
+        let (status, _, body) = send(app, get(&format!("/api/align/runs/{id}/files/{name}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}");
+        assert!(error_of(&body).contains("has no file"), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts() {
+    let data = scratch("benchmark");
+    let app = server(&data);
+    let started = Instant::now();
+    let created = start(&app, "benchmark", SMALL).await;
+    assert_eq!(created.status, AlignRunStatus::Queued);
+    let id = created.id;
+    let run = data.join("align-runs").join(&id);
+
+    let events = follow(&app, &id, None).await;
+    eprintln!("benchmark run: {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(events[0].event, "status");
+    let lines = metrics(&events);
+    assert_eq!(lines.len(), BENCHMARK_STEPS, "one metrics event per step");
+    for (i, (id, line)) in lines.iter().enumerate() {
+        assert_eq!(*id, i, "event ids count the lines");
+        assert!(line.step >= 1 && line.step <= line.total_steps && line.loss.is_finite());
+    }
+    let stages: Vec<&str> = lines.iter().map(|(_, l)| l.stage.as_str()).collect();
+    assert_eq!(stages[0], "base");
+    assert!(stages.contains(&"align-booster") && stages.contains(&"attack-lisa-p0.5"));
+    assert_eq!(
+        lines.len(),
+        count_files(&run.join("out"), "metrics.jsonl"),
+        "every line of every stage's metrics.jsonl"
+    );
+    let done = last_summary(&events, "done");
+    assert_eq!(done.status, AlignRunStatus::Done);
+    // Three aligned models, then 4 defences × 2 ratios × 1 size.
+    assert_eq!(done.results.len(), 3 + 4 * 2);
+    assert!(done.results.iter().all(|r| (0.0..=100.0).contains(&r.hs)));
+
+    // A client that reconnects gets what it missed, then the end.
+    let again = follow(&app, &id, Some(BENCHMARK_STEPS - 3)).await;
+    let tail = metrics(&again);
+    assert_eq!(
+        tail.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (BENCHMARK_STEPS - 2..BENCHMARK_STEPS).collect::<Vec<_>>()
+    );
+    assert_eq!(last_summary(&again, "done").results, done.results);
+
+    // The list and the run.
+    let (status, _, body) = send(&app, get("/api/align/runs")).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: Vec<AlignRunSummary> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, id);
+    assert_eq!(list[0].status, AlignRunStatus::Done);
+    assert_eq!(list[0].results, done.results);
+    let raw: Value = serde_json::from_slice(&body).unwrap();
+    let row = &raw[0]["results"][3];
+    for key in ["defence", "p", "n", "hs", "hs_plus", "fa"] {
+        assert!(row.get(key).is_some(), "{key} in {row}");
+    }
+
+    let (status, _, body) = send(&app, get(&format!("/api/align/runs/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let detail: AlignRunDetail = serde_json::from_slice(&body).unwrap();
+    assert!(
+        detail.config.starts_with("out = \"out\""),
+        "{}",
+        detail.config
+    );
+    assert!(
+        !detail.config.contains("../runs"),
+        "the request's out is gone"
+    );
+    assert!(detail.config.contains("[grid]"));
+    assert_eq!(
+        detail.files,
+        [
+            "hs.svg",
+            "fa.svg",
+            "report.html",
+            "results.csv",
+            "results.md",
+            "results.json",
+            "metrics.jsonl"
+        ]
+    );
+    // The example's `out` would have been align-runs/runs/attack-small.
+    assert!(!data.join("align-runs/runs").exists());
+
+    check_files(&app, &id).await;
+
+    // A finished run is not resumed.
+    let (status, _, body) = send(
+        &app,
+        Request::post(format!("/api/align/runs/{id}/resume"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(error_of(&body).contains("is done"));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn bad_configurations_are_refused_naming_the_line_and_key() {
+    let data = scratch("bad");
+    let app = server(&data);
+    let refused = |config: String, action: &'static str| {
+        let app = app.clone();
+        async move {
+            let (status, _, body) = send(
+                &app,
+                post_json(
+                    "/api/align/runs",
+                    &json!({"action": action, "config": config}),
+                ),
+            )
+            .await;
+            (status, error_of(&body))
+        }
+    };
+    let line_of = |needle: &str| SMALL.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+
+    // An unknown key, a value of the wrong type, broken syntax.
+    let (status, message) = refused(
+        SMALL.replace("vocab_size = 512", "vocab_sise = 512"),
+        "benchmark",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("vocab_sise"), "{message}");
+    assert!(
+        message.contains(&format!("line {}", line_of("vocab_size"))),
+        "{message}"
+    );
+    let (status, message) = refused(
+        SMALL.replacen("seed = 42\n", "seed = \"many\"\n", 1),
+        "attack",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("seed = \"many\""), "{message}");
+    assert!(
+        message.contains(&format!("line {}", line_of("seed"))),
+        "{message}"
+    );
+    let (status, message) = refused(SMALL.replace("[grid]", "[grid"), "benchmark").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        message.contains(&format!("line {}", line_of("[grid]"))),
+        "{message}"
+    );
+    // What `fuselab align` would refuse before training.
+    let (status, message) = refused(
+        SMALL.replace("p = [0.0, 0.5]", "p = [0.0, 1.5]"),
+        "benchmark",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("p = 1.5"), "{message}");
+    // Files to read come from the data directory's align-data folder only.
+    for path in ["../../secret.json", "/etc/passwd", ""] {
+        let config = SMALL.replace(
+            "synthetic = true",
+            &format!("synthetic = true\nrefusals = {path:?}"),
+        );
+        let (status, message) = refused(config, "benchmark").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(message.contains("[data] refusals"), "{message}");
+        assert!(message.contains("align-data"), "{message}");
+    }
+    let config = SMALL.replace("model = \"tiny\"", "model = \"../models\"");
+    let (status, message) = refused(config, "booster").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("[base] model"), "{message}");
+    // An action that does not exist.
+    let (status, _, _) = send(
+        &app,
+        post_json(
+            "/api/align/runs",
+            &json!({"action": "jailbreak", "config": SMALL}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Nothing was stored.
+    let (_, _, body) = send(&app, get("/api/align/runs")).await;
+    assert_eq!(body, b"[]");
+    assert_eq!(
+        std::fs::read_dir(data.join("align-runs")).unwrap().count(),
+        0
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test]
+async fn unknown_runs_and_files_are_not_found() {
+    let data = scratch("unknown");
+    let app = server(&data);
+    for uri in [
+        "/api/align/runs/0123456789abcdef",
+        "/api/align/runs/0123456789abcdef/events",
+        "/api/align/runs/0123456789abcdef/files/hs.svg",
+        "/api/align/runs/..%2F..%2Fetc",
+        "/api/align/runs/align-runs",
+    ] {
+        let (status, _, body) = send(&app, get(uri)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(error_of(&body).contains("no alignment run"), "{uri}");
+    }
+    let (status, _, _) = send(
+        &app,
+        Request::post("/api/align/runs/0123456789abcdef/resume")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Without a data directory there are no runs.
+    let (status, _, body) = send(&app_without_data(), get("/api/align/runs")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(error_of(&body).contains("data directory"));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn app_without_data() -> Router {
+    app(ServerConfig::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_cannot_leave_the_run_folder_and_runs_wait_their_turn() {
+    let data = scratch("escape");
+    let app = server(&data);
+    let outside = data.join("outside");
+    let absolute = SMALL.replace(
+        "out = \"../runs/attack-small\"",
+        &format!("out = {:?}", outside.display().to_string()),
+    );
+    let relative = SMALL.replace(
+        "out = \"../runs/attack-small\"",
+        "out = \"../../../outside\"",
+    );
+    let first = start(&app, "booster", &absolute).await;
+    let second = start(&app, "booster", &relative).await;
+    // One trains at a time: the second waits for the first.
+    let events = follow(&app, &second.id, None).await;
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "status")
+        .map(|e| e.data.as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        [r#"{"status":"queued"}"#, r#"{"status":"running"}"#],
+        "{events:?}"
+    );
+    let second_done = last_summary(&events, "done");
+    let first_done = last_summary(&follow(&app, &first.id, None).await, "done");
+    assert!(first_done.finished.unwrap() <= second_done.started.unwrap());
+    // A booster run measures the Booster-aligned model; the server writes the same files as a
+    // benchmark's for it.
+    assert_eq!(second_done.results.len(), 1);
+    assert_eq!(second_done.results[0].defence, "booster");
+    assert_eq!(second_done.results[0].p, None);
+    for run in [&first.id, &second.id] {
+        let folder = data.join("align-runs").join(run);
+        assert!(folder.join("out/base/state.json").is_file());
+        assert!(
+            folder
+                .join("out/align/booster/adapter_model.safetensors")
+                .is_file()
+        );
+        assert!(folder.join("out/hs.svg").is_file());
+    }
+    assert!(!outside.exists(), "an absolute out is not followed");
+    assert!(!data.join("outside").exists() && !data.parent().unwrap().join("outside").exists());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Sends one HTTP/1.1 request to a real server and returns the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 2"), "{head}\n{body}");
+    body.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_server_was_killed_is_interrupted_and_resumes_from_its_checkpoint() {
+    let data = scratch("killed");
+    // A real server, killed with SIGKILL while the base model trains.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut banner = Vec::new();
+    let addr = loop {
+        let mut byte = [0_u8];
+        assert_eq!(
+            stdout.read(&mut byte).unwrap(),
+            1,
+            "the server printed its address"
+        );
+        banner.push(byte[0]);
+        if byte[0] == b'\n' {
+            let line = String::from_utf8_lossy(&banner).to_string();
+            break line.trim().rsplit("http://").next().unwrap().to_owned();
+        }
+    };
+    let body = json!({"action": "booster", "config": SMALL}).to_string();
+    let created: AlignRunCreated =
+        serde_json::from_str(&http(&addr, "POST", "/api/align/runs", &body)).unwrap();
+    let run = data.join("align-runs").join(&created.id);
+    let state = run.join("out/base/state.json");
+    let deadline = Instant::now() + Duration::from_mins(2);
+    let checkpointed = loop {
+        assert!(Instant::now() < deadline, "no checkpoint within 120 s");
+        if let Ok(text) = std::fs::read_to_string(&state)
+            && let Ok(saved) = serde_json::from_str::<Value>(&text)
+            && saved["state"]["step"].as_u64().unwrap_or(0) >= 24
+        {
+            break saved["state"]["step"].as_u64().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(checkpointed < 120, "the base finished before the kill");
+
+    // The next server finds the run interrupted.
+    let app = server(&data);
+    let (_, _, body) = send(&app, get(&format!("/api/align/runs/{}", created.id))).await;
+    let detail: AlignRunDetail = serde_json::from_slice(&body).unwrap();
+    assert_eq!(detail.run.status, AlignRunStatus::Interrupted);
+    assert!(detail.run.error.unwrap().contains("resume"));
+    let events = follow(&app, &created.id, None).await;
+    assert_eq!(
+        last_summary(&events, "error").status,
+        AlignRunStatus::Interrupted
+    );
+
+    let (status, _, body) = send(
+        &app,
+        Request::post(format!("/api/align/runs/{}/resume", created.id))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let events = follow(&app, &created.id, None).await;
+    assert_eq!(last_summary(&events, "done").results.len(), 1);
+    // The base's steps: the first server's from 1, then the resumed run's from just after its
+    // last checkpoint, not from 1 again.
+    let mut base: Vec<usize> = metrics(&events)
+        .iter()
+        .filter(|(_, m)| m.stage == "base")
+        .map(|(_, m)| m.step)
+        .collect();
+    assert_eq!(base[0], 1);
+    assert_eq!(base.iter().filter(|&&s| s == 1).count(), 1, "{base:?}");
+    assert_eq!(*base.last().unwrap(), 120);
+    base.sort_unstable();
+    base.dedup();
+    assert_eq!(base, (1..=120).collect::<Vec<_>>());
+    // Its metrics file holds each step once (the resumed stage dropped what it repeated).
+    let logged = std::fs::read_to_string(run.join("out/metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = logged
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, (1..=120).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&data);
+}
