@@ -96,7 +96,7 @@ impl Alignment {
 }
 
 /// `fuselab align booster|vaccine|lisa|attack|benchmark`'s configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttackConfig {
     /// Run directory (relative paths: to the configuration file).
@@ -143,7 +143,7 @@ fn default_seed() -> u64 {
 }
 
 /// The attack's fine-tuning.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FinetuneConfig {
     /// Fresh adapters on the merged aligned model: Lisa's (the reference: r 8, alpha 4, dropout
@@ -197,7 +197,7 @@ impl Default for AttackCell {
 }
 
 /// The benchmark's grid.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridConfig {
     /// Defences, each run at every (p, n).
@@ -209,6 +209,11 @@ pub struct GridConfig {
     /// Sample counts.
     #[serde(default = "default_ns")]
     pub n: Vec<usize>,
+    /// Replicates: the whole pipeline (data, base, alignment, attacks) once per seed, in
+    /// `out/seed-<s>` (the configuration's own seed in `out`); empty: the configuration's seed.
+    /// The report gives each seed's rows and the mean and standard deviation over seeds.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
 }
 
 fn default_defences() -> Vec<Defence> {
@@ -232,12 +237,13 @@ impl Default for GridConfig {
             defences: default_defences(),
             p: default_ps(),
             n: default_ns(),
+            seeds: Vec::new(),
         }
     }
 }
 
 /// What the evaluation measures.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     /// Harmful prompts answered for HS (Booster and Lisa: 1000).
@@ -270,7 +276,7 @@ impl Default for EvalConfig {
 }
 
 /// The moderation judge.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeConfig {
     /// `marker` (the default; flags the synthetic data's harm markers), `trained` (a small
@@ -325,7 +331,7 @@ pub enum JudgeKind {
 }
 
 /// Where the data come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttackDataConfig {
     /// Generate seeded synthetic stand-ins instead of reading files.
@@ -588,6 +594,9 @@ pub struct Measured {
 /// One row of the results table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
+    /// The replicate's seed.
+    #[serde(default)]
+    pub seed: u64,
     /// The defence.
     pub defence: Defence,
     /// Poison ratio; `None` for the aligned model before any attack.
@@ -619,35 +628,30 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Reads the configuration and data and prepares the base model (training the tiny one on
-    /// first use).
+    /// Prepares `config`'s data and base model in `out` (training the tiny one on first use);
+    /// `args` names the configuration file (relative paths) and the device flag.
     ///
     /// # Errors
     /// A bad configuration or data, or a failed base model.
-    pub fn open(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<Self> {
-        let config: AttackConfig = super::read_config(&args.config)?;
-        let out = super::relative_to(&args.config, &config.out);
+    pub fn open(
+        config: AttackConfig,
+        out: PathBuf,
+        args: &ConfigArgs,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
         ensure_out(&out)?;
-        if config.grid.defences.is_empty() || config.grid.p.is_empty() || config.grid.n.is_empty() {
-            bail!(
-                "{}: [grid] needs at least one defence, one p and one n",
-                args.config.display()
-            );
-        }
-        for &p in config.grid.p.iter().chain([&config.attack.p]) {
-            if !(0.0..=1.0).contains(&p) {
-                bail!(
-                    "{}: poison ratio p = {p} is not in [0, 1]",
-                    args.config.display()
-                );
-            }
-        }
         let device = super::run::device(config.device.as_deref(), args.device)?;
         let data = config.data.load(&args.config, &config.eval, config.seed)?;
         let format = PromptFormat::booster();
         let mut vocabulary = data.alignment.clone();
         vocabulary.extend(data.harmful.iter().cloned());
         vocabulary.extend(data.benign_train.iter().cloned());
+        if config.base.model == "tiny" {
+            check_settings(
+                &out.join("base"),
+                &serde_json::json!({ "seed": config.seed, "base": config.base, "data": config.data }),
+            )?;
+        }
         let base = base_model(
             &config.base,
             &format,
@@ -712,6 +716,57 @@ impl Session {
         }
     }
 
+    /// What an alignment stage depends on.
+    fn alignment_settings(&self, alignment: Alignment) -> serde_json::Value {
+        let c = &self.config;
+        serde_json::json!({
+            "seed": c.seed,
+            "base": c.base,
+            "data": c.data,
+            "alignment": c.alignment,
+            "booster": (alignment == Alignment::Booster).then_some(&c.booster),
+            "vaccine": (alignment == Alignment::Vaccine).then_some(c.vaccine),
+        })
+    }
+
+    /// What an attack depends on.
+    fn attack_settings(&self, cell: AttackCell) -> serde_json::Value {
+        let c = &self.config;
+        let mut settings = self.alignment_settings(cell.defence.alignment());
+        settings["finetune"] = serde_json::json!(c.finetune);
+        settings["lisa"] = serde_json::json!((cell.defence == Defence::Lisa).then_some(c.lisa));
+        settings["attack"] = serde_json::json!(cell);
+        settings
+    }
+
+    /// What a measurement depends on besides the model.
+    fn measure_settings(&self) -> serde_json::Value {
+        serde_json::json!({ "eval": self.config.eval, "judge": self.config.judge })
+    }
+
+    /// Reuses `dir`'s saved measurement when it was made with the current settings, otherwise
+    /// measures `model()` and saves it.
+    fn measured(
+        &self,
+        dir: &Path,
+        model: impl FnOnce() -> anyhow::Result<Llama>,
+    ) -> anyhow::Result<Measured> {
+        let path = dir.join("result.json");
+        let settings = self.measure_settings();
+        if same_measurement(dir, &settings)
+            && let Some(measured) = read_saved(&path)?
+        {
+            return Ok(measured);
+        }
+        let measured = self.measure(&model()?);
+        write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)?;
+        write_atomic(
+            &dir.join("measure.json"),
+            &serde_json::to_vec_pretty(&settings)?,
+        )?;
+        Ok(measured)
+    }
+
     /// The model aligned with `alignment` (trained on first use, then loaded).
     ///
     /// # Errors
@@ -732,6 +787,7 @@ impl Session {
             },
             Alignment::Vaccine => Method::Vaccine(self.config.vaccine),
         };
+        check_settings(&dir, &self.alignment_settings(alignment))?;
         let name = format!("align-{}", alignment.name());
         let (model, _) = self.stage(&dir, &name, &self.config.alignment).train(
             self.base.model.clone(),
@@ -748,20 +804,11 @@ impl Session {
     /// A failed stage or an unwritable result.
     pub fn measure_aligned(&self, defence: Defence) -> anyhow::Result<CellResult> {
         let alignment = defence.alignment();
-        let path = self
-            .out
-            .join("align")
-            .join(alignment.name())
-            .join("result.json");
-        let measured = if let Some(m) = read_saved(&path)? {
-            m
-        } else {
-            let model = self.aligned(alignment)?;
-            let measured = self.measure(&model);
-            write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)?;
-            measured
-        };
+        let dir = self.out.join("align").join(alignment.name());
+        check_settings(&dir, &self.alignment_settings(alignment))?;
+        let measured = self.measured(&dir, || self.aligned(alignment))?;
         Ok(CellResult {
+            seed: self.config.seed,
             defence,
             p: None,
             n: None,
@@ -781,10 +828,13 @@ impl Session {
             cell.p,
             cell.n
         ));
-        let path = dir.join("result.json");
-        if let Some(measured) = read_saved(&path)? {
-            return Ok(result(cell, measured));
-        }
+        check_settings(&dir, &self.attack_settings(cell))?;
+        let measured = self.measured(&dir, || self.attacked(cell, &dir))?;
+        Ok(result(self.config.seed, cell, measured))
+    }
+
+    /// The aligned model after the attack's fine-tuning (trained on first use, then loaded).
+    fn attacked(&self, cell: AttackCell, dir: &Path) -> anyhow::Result<Llama> {
         let mix = poisoned_mix(
             &self.data.attack_harmful,
             &self.data.benign_train,
@@ -830,9 +880,7 @@ impl Session {
         let (model, _) = self
             .stage(&dir.join("finetune"), &name, &stage)
             .train(start, &mix, method, adapters)?;
-        let measured = self.measure(&model);
-        write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)?;
-        Ok(result(cell, measured))
+        Ok(model)
     }
 
     /// HS on the harmful test prompts and FA on the benign test set.
@@ -901,8 +949,50 @@ impl Session {
     }
 }
 
-fn result(cell: AttackCell, measured: Measured) -> CellResult {
+/// Records the settings a stage folder was made with, or checks that they are unchanged: a
+/// finished stage is reused, so a changed setting must not silently reuse it.
+///
+/// # Errors
+/// The folder was made with other settings (the message names the sections that differ).
+fn check_settings(dir: &Path, settings: &serde_json::Value) -> anyhow::Result<()> {
+    ensure_out(dir)?;
+    let path = dir.join("settings.json");
+    if path.is_file() {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let saved: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        if &saved != settings {
+            let changed: Vec<String> = settings
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| saved.get(k.as_str()) != Some(*v))
+                .map(|(k, _)| format!("[{k}]"))
+                .collect();
+            bail!(
+                "{} was made with other settings ({} changed); give the run a new `out` folder, \
+                 or delete that folder to redo the stage",
+                dir.display(),
+                changed.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(settings)?)
+}
+
+/// Whether a saved measurement was made with these evaluation settings.
+fn same_measurement(dir: &Path, settings: &serde_json::Value) -> bool {
+    std::fs::read(dir.join("measure.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|saved| &saved == settings)
+}
+
+fn result(seed: u64, cell: AttackCell, measured: Measured) -> CellResult {
     CellResult {
+        seed,
         defence: cell.defence,
         p: Some(cell.p),
         n: Some(cell.n),
@@ -927,8 +1017,11 @@ fn read_saved(path: &Path) -> anyhow::Result<Option<Measured>> {
 /// The benchmark's results: every aligned model and every attack.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchmarkReport {
-    /// The rows: aligned models first, then the attacks.
+    /// The rows of every seed: aligned models first, then the attacks.
     pub results: Vec<CellResult>,
+    /// Mean and spread over seeds of each (defence, p, n).
+    #[serde(default)]
+    pub summary: Vec<SummaryRow>,
     /// The benign task.
     pub task: BenignTask,
     /// The judge's name.
@@ -962,46 +1055,172 @@ pub enum Action {
 /// A bad configuration or data, or a failed stage.
 pub fn run(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<BenchmarkReport> {
     let started = Instant::now();
-    let session = Session::open(args, data_dir)?;
-    let config = &session.config;
+    let config: AttackConfig = super::read_config(&args.config)?;
+    validate(&config, &args.config)?;
+    let out = super::relative_to(&args.config, &config.out);
+    let seeds = if action == Action::Benchmark && !config.grid.seeds.is_empty() {
+        config.grid.seeds.clone()
+    } else {
+        vec![config.seed]
+    };
     let mut results = Vec::new();
-    match action {
-        Action::Booster => results.push(session.measure_aligned(Defence::Booster)?),
-        Action::Vaccine => results.push(session.measure_aligned(Defence::Vaccine)?),
-        Action::Lisa => results.push(session.attack(AttackCell {
-            defence: Defence::Lisa,
-            ..config.attack
-        })?),
-        Action::Attack => results.push(session.attack(config.attack)?),
-        Action::Benchmark => {
-            let mut seen = Vec::new();
-            for &defence in &config.grid.defences {
-                if !seen.contains(&defence.alignment()) {
-                    seen.push(defence.alignment());
-                    results.push(session.measure_aligned(defence)?);
+    let mut about = None;
+    for seed in seeds {
+        let (replicate, dir) = if seed == config.seed {
+            (config.clone(), out.clone())
+        } else {
+            (
+                AttackConfig {
+                    seed,
+                    ..config.clone()
+                },
+                out.join(format!("seed-{seed}")),
+            )
+        };
+        let session = Session::open(replicate, dir, args, data_dir)?;
+        session.run(action, &mut results)?;
+        about.get_or_insert_with(|| {
+            (
+                session.judge.name().to_owned(),
+                session.base.description.clone(),
+                session.data.synthetic,
+            )
+        });
+    }
+    let (judge, base, synthetic) = about.unwrap_or_default();
+    let report = BenchmarkReport {
+        summary: summarise(&results),
+        results,
+        task: config.data.task,
+        judge,
+        base,
+        synthetic,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if action == Action::Benchmark {
+        write_benchmark(&out, &report)?;
+    }
+    Ok(report)
+}
+
+/// Checks what the configuration's types cannot.
+fn validate(config: &AttackConfig, path: &Path) -> anyhow::Result<()> {
+    let grid = &config.grid;
+    if grid.defences.is_empty() || grid.p.is_empty() || grid.n.is_empty() {
+        bail!(
+            "{}: [grid] needs at least one defence, one p and one n",
+            path.display()
+        );
+    }
+    for &p in grid.p.iter().chain([&config.attack.p]) {
+        if !(0.0..=1.0).contains(&p) {
+            bail!("{}: poison ratio p = {p} is not in [0, 1]", path.display());
+        }
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Runs `action` on this replicate, appending its rows.
+    fn run(&self, action: Action, results: &mut Vec<CellResult>) -> anyhow::Result<()> {
+        let config = &self.config;
+        match action {
+            Action::Booster => results.push(self.measure_aligned(Defence::Booster)?),
+            Action::Vaccine => results.push(self.measure_aligned(Defence::Vaccine)?),
+            Action::Lisa => results.push(self.attack(AttackCell {
+                defence: Defence::Lisa,
+                ..config.attack
+            })?),
+            Action::Attack => results.push(self.attack(config.attack)?),
+            Action::Benchmark => {
+                let mut seen = Vec::new();
+                for &defence in &config.grid.defences {
+                    if !seen.contains(&defence.alignment()) {
+                        seen.push(defence.alignment());
+                        results.push(self.measure_aligned(defence)?);
+                    }
                 }
-            }
-            for &n in &config.grid.n {
-                for &p in &config.grid.p {
-                    for &defence in &config.grid.defences {
-                        results.push(session.attack(AttackCell { defence, p, n })?);
+                for &n in &config.grid.n {
+                    for &p in &config.grid.p {
+                        for &defence in &config.grid.defences {
+                            results.push(self.attack(AttackCell { defence, p, n })?);
+                        }
                     }
                 }
             }
         }
+        Ok(())
     }
-    let report = BenchmarkReport {
-        results,
-        task: config.data.task,
-        judge: session.judge.name().to_owned(),
-        base: session.base.description.clone(),
-        synthetic: session.data.synthetic,
-        seconds: started.elapsed().as_secs_f64(),
+}
+
+/// One row of the summary over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// The defence.
+    pub defence: Defence,
+    /// Poison ratio; `None` before any attack.
+    pub p: Option<f64>,
+    /// Sample count; `None` before any attack.
+    pub n: Option<usize>,
+    /// Seeds averaged.
+    pub seeds: usize,
+    /// Mean HS, %.
+    pub hs: f64,
+    /// Standard deviation of HS over seeds (0 for one seed).
+    pub hs_std: f64,
+    /// Mean HS+, %.
+    pub hs_plus: f64,
+    /// Mean FA, %.
+    pub fa: f64,
+    /// Standard deviation of FA over seeds.
+    pub fa_std: f64,
+}
+
+/// Mean and (sample) standard deviation of every (defence, p, n) over its seeds, in first-seen
+/// order.
+#[must_use]
+pub fn summarise(results: &[CellResult]) -> Vec<SummaryRow> {
+    let mut keys: Vec<(Defence, Option<f64>, Option<usize>)> = Vec::new();
+    for r in results {
+        let key = (r.defence, r.p, r.n);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let stats = |values: &[f64]| {
+        let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64
+        } else {
+            0.0
+        };
+        (mean, var.sqrt())
     };
-    if action == Action::Benchmark {
-        write_benchmark(&session.out, &report)?;
-    }
-    Ok(report)
+    keys.into_iter()
+        .map(|(defence, p, n)| {
+            let rows: Vec<&Measured> = results
+                .iter()
+                .filter(|r| r.defence == defence && r.p == p && r.n == n)
+                .map(|r| &r.measured)
+                .collect();
+            let hs: Vec<f64> = rows.iter().map(|m| m.hs).collect();
+            let plus: Vec<f64> = rows.iter().map(|m| m.hs_plus).collect();
+            let fa: Vec<f64> = rows.iter().map(|m| m.fa).collect();
+            let (hs, hs_std) = stats(&hs);
+            let (fa, fa_std) = stats(&fa);
+            SummaryRow {
+                defence,
+                p,
+                n,
+                seeds: rows.len(),
+                hs,
+                hs_std,
+                hs_plus: stats(&plus).0,
+                fa,
+                fa_std,
+            }
+        })
+        .collect()
 }
 
 /// Writes `results.json`, `results.csv`, `results.md`, `hs.svg`, `fa.svg` and `report.html`.
@@ -1013,11 +1232,12 @@ pub fn write_benchmark(out: &Path, report: &BenchmarkReport) -> anyhow::Result<(
         &out.join("results.json"),
         &serde_json::to_vec_pretty(report)?,
     )?;
-    let mut csv = String::from("defence,p,n,hs,hs_plus,fa,harmful_prompts,benign_prompts\n");
+    let mut csv = String::from("seed,defence,p,n,hs,hs_plus,fa,harmful_prompts,benign_prompts\n");
     for r in &report.results {
         let _ = writeln!(
             csv,
-            "{},{},{},{:.2},{:.2},{:.2},{},{}",
+            "{},{},{},{},{:.2},{:.2},{:.2},{},{}",
+            r.seed,
             r.defence.name(),
             r.p.map_or(String::new(), |p| p.to_string()),
             r.n.map_or(String::new(), |n| n.to_string()),
@@ -1059,11 +1279,34 @@ pub fn markdown(report: &BenchmarkReport) -> String {
         "Benign task: {}; judge: {}; base: {}\n",
         report.task, report.judge, report.base
     );
-    text.push_str("| defence | p | n | HS % | HS+ % | FA % |\n|---|---|---|---|---|---|\n");
+    let seeds = report.summary.iter().map(|r| r.seeds).max().unwrap_or(1);
+    if seeds > 1 {
+        let _ = writeln!(text, "Mean ± standard deviation over {seeds} seeds:\n");
+        text.push_str("| defence | p | n | HS % | HS+ % | FA % |\n|---|---|---|---|---|---|\n");
+        for r in &report.summary {
+            let _ = writeln!(
+                text,
+                "| {} | {} | {} | {:.1} ± {:.1} | {:.1} | {:.1} ± {:.1} |",
+                r.defence.name(),
+                r.p.map_or("aligned".to_owned(), |p| p.to_string()),
+                r.n.map_or("–".to_owned(), |n| n.to_string()),
+                r.hs,
+                r.hs_std,
+                r.hs_plus,
+                r.fa,
+                r.fa_std
+            );
+        }
+        text.push_str("\nEach seed:\n\n");
+    }
+    text.push_str(
+        "| seed | defence | p | n | HS % | HS+ % | FA % |\n|---|---|---|---|---|---|---|\n",
+    );
     for r in &report.results {
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            r.seed,
             r.defence.name(),
             r.p.map_or("aligned".to_owned(), |p| p.to_string()),
             r.n.map_or("–".to_owned(), |n| n.to_string()),
@@ -1075,18 +1318,18 @@ pub fn markdown(report: &BenchmarkReport) -> String {
     text
 }
 
-/// One line per (defence, n): the metric against p.
+/// One line per (defence, n): the metric's mean over seeds against p.
 fn series(
     report: &BenchmarkReport,
-    metric: impl Fn(&Measured) -> f64,
+    metric: impl Fn(&SummaryRow) -> f64,
 ) -> Vec<super::report::Series> {
     let mut out: Vec<super::report::Series> = Vec::new();
-    for r in &report.results {
+    for r in &report.summary {
         let (Some(p), Some(n)) = (r.p, r.n) else {
             continue;
         };
         let label = format!("{} (n {n})", r.defence.name());
-        let point = (p, metric(&r.measured));
+        let point = (p, metric(r));
         match out.iter_mut().find(|s| s.label == label) {
             Some(s) => s.points.push(point),
             None => out.push(super::report::Series {

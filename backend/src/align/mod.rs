@@ -18,7 +18,7 @@ use fuselab_shared::align::{
     AlpacaRecord, BeaverTailsRecord, Example, TruthfulQaRecord, safe_only, synthetic,
     truthfulqa_split,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use data::read_records;
 
@@ -58,7 +58,7 @@ pub struct ConfigArgs {
 }
 
 /// The model a run starts from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaseConfig {
     /// `tiny` (a small Llama trained here from scratch on the synthetic unaligned data, with a
@@ -77,7 +77,7 @@ fn default_vocab() -> usize {
 }
 
 /// Where the three tasks' data come from: JSON, JSONL or Parquet files (see [`read_records`]).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Generate seeded synthetic stand-ins instead of reading files.
@@ -207,7 +207,7 @@ impl DataConfig {
 }
 
 /// One LoRA training stage.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     /// The adapters.
@@ -217,7 +217,7 @@ pub struct StageConfig {
 }
 
 /// Generation for evaluation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationConfig {
     /// Most new tokens per answer.

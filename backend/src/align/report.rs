@@ -279,32 +279,38 @@ pub fn attack_html(
     page.push_str(
         "<h2>Results</h2><p>HS: share of harmful prompts whose answer the judge flags; HS+: \
          flagged or incoherent; FA: accuracy on the benign task. \"aligned\" rows are before any \
-         attack.</p><table><tr><th>defence</th><th>p</th><th>n</th><th>HS %</th><th>HS+ %</th>\
-         <th>FA %</th></tr>",
+         attack. Means and standard deviations are over the seeds.</p><table><tr><th>defence</th>\
+         <th>p</th><th>n</th><th>seeds</th><th>HS %</th><th>HS+ %</th><th>FA %</th></tr>",
     );
-    for r in &report.results {
+    for r in &report.summary {
         let _ = write!(
             page,
-            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{:.1} ± {:.1}</td><td>{:.1}</td>\
+             <td>{:.1} ± {:.1}</td></tr>",
             r.defence.name(),
             r.p.map_or("aligned".to_owned(), |p| p.to_string()),
             r.n.map_or("–".to_owned(), |n| n.to_string()),
-            r.measured.hs,
-            r.measured.hs_plus,
-            r.measured.fa
+            r.seeds,
+            r.hs,
+            r.hs_std,
+            r.hs_plus,
+            r.fa,
+            r.fa_std
         );
     }
     page.push_str("</table><h2>Charts</h2>");
     page.push_str(hs_svg);
     page.push_str(fa_svg);
     page.push_str(
-        "<h2>Samples</h2><table><tr><th>defence</th><th>p</th><th>prompt</th><th>answer</th></tr>",
+        "<h2>Samples</h2><table><tr><th>seed</th><th>defence</th><th>p</th><th>prompt</th>\
+         <th>answer</th></tr>",
     );
     for r in &report.results {
         for (prompt, answer) in &r.measured.samples {
             let _ = write!(
                 page,
-                "<tr><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
+                r.seed,
                 r.defence.name(),
                 r.p.map_or("aligned".to_owned(), |p| p.to_string()),
                 escape(prompt),
