@@ -1,8 +1,7 @@
 //! The harmful fine-tuning benchmark end to end with the README's configuration
 //! (`examples/attack-synthetic.toml`, synthetic data, a tiny Llama trained here): the default
 //! grid writes its table and charts and Booster and Lisa lower the harmful score against SFT; a
-//! run killed
-//! with SIGKILL resumes from its checkpoint with every step logged once.
+//! run killed with SIGKILL resumes from its checkpoint with every step logged once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
