@@ -129,7 +129,7 @@ fn load_gguf(path: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
 /// of every safetensors shard (converted to `f32`).
 #[derive(Debug)]
 pub struct HfDir {
-    /// The Llama configuration (RoPE style: Hugging Face's half split).
+    /// The Llama configuration (rotary embeddings in Hugging Face's half-split layout).
     pub config: LlamaConfig,
     /// `config.json` as JSON, for the ids it names.
     pub raw: serde_json::Value,

@@ -130,7 +130,19 @@ fn the_default_grid_writes_its_table_and_charts_and_booster_and_lisa_lower_the_h
     // More poison, more harm for SFT.
     assert!(cell(&report, Defence::Sft, 0.3).measured.hs >= sft.measured.hs);
 
-    let out = dir.join("run");
+    check_files(&dir.join("run"), &report);
+
+    // A second run measures nothing again: every result is read back.
+    let again = run("benchmark", &config);
+    let second: BenchmarkReport = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(second.results, report.results);
+
+    check_changed_settings(&dir, &config);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The benchmark's files: the CSV, the Markdown table, the charts and the report.
+fn check_files(out: &Path, report: &BenchmarkReport) {
     for file in [
         "results.json",
         "results.csv",
@@ -163,15 +175,12 @@ fn the_default_grid_writes_its_table_and_charts_and_booster_and_lisa_lower_the_h
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("synthetic"));
+}
 
-    // A second run measures nothing again: every result is read back.
-    let again = run("benchmark", &config);
-    let second: BenchmarkReport = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(second.results, report.results);
-
-    // A changed training setting does not silently reuse the finished stage: it is refused with
-    // the section named. A changed evaluation setting measures again.
-    let text = std::fs::read_to_string(&config).unwrap();
+/// A changed training setting does not silently reuse the finished stage: it is refused with
+/// the section named. A changed evaluation setting measures again.
+fn check_changed_settings(dir: &Path, config: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
     let changed = dir.join("changed.toml");
     std::fs::write(&changed, text.replace("lambda = 5.0", "lambda = 1.0")).unwrap();
     let refused = command("booster", &changed).output().unwrap();
@@ -186,7 +195,6 @@ fn the_default_grid_writes_its_table_and_charts_and_booster_and_lisa_lower_the_h
     let remeasured: BenchmarkReport =
         serde_json::from_slice(&run("booster", &changed).stdout).unwrap();
     assert_eq!(remeasured.results[0].measured.harmful_prompts, 10);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `(stage, step)` of every metrics line.
@@ -217,7 +225,7 @@ fn a_run_killed_with_sigkill_resumes_from_its_checkpoint() {
         .spawn()
         .unwrap();
     // Kill once the base model's pretraining has written a checkpoint and gone on past it.
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_mins(5);
     let checkpointed = loop {
         assert!(Instant::now() < deadline, "no checkpoint within 300 s");
         assert!(child.try_wait().unwrap().is_none(), "the run ended first");
@@ -276,7 +284,7 @@ fn every_attack_example_configuration_parses() {
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("attack-") && name.ends_with(".toml") {
+        if name.starts_with("attack-") && path.extension().is_some_and(|e| e == "toml") {
             let config: Result<fuselab::align::attack::AttackConfig, _> =
                 fuselab::align::read_config(&path);
             assert!(config.is_ok(), "{name}: {:?}", config.err());

@@ -128,10 +128,10 @@ fn the_llm_stack_on_wgpu_matches_the_cpu_backend() {
         harmful: examples(11),
     };
     for (name, method) in [("plain", Method::Plain), ("booster", booster())] {
-        let mut on_cpu = trainer(&cpu, method.clone());
-        let mut on_gpu = trainer(&gpu, method);
-        while !on_cpu.finished() {
-            let (a, b) = (on_cpu.step(), on_gpu.step());
+        let mut flex_run = trainer(&cpu, method.clone());
+        let mut wgpu_run = trainer(&gpu, method);
+        while !flex_run.finished() {
+            let (a, b) = (flex_run.step(), wgpu_run.step());
             assert!(
                 (a.loss - b.loss).abs() < 1e-4,
                 "{name}: loss {} vs {}",
@@ -139,22 +139,22 @@ fn the_llm_stack_on_wgpu_matches_the_cpu_backend() {
                 b.loss
             );
         }
-        let error = max_diff(&weights(&on_cpu.model), &weights(&on_gpu.model));
+        let error = max_diff(&weights(&flex_run.model), &weights(&wgpu_run.model));
         // Adam's normalised steps (lr 1e-3) bound how far float noise can move a weight.
         assert!(error < 2e-3, "{name}: weights differ by {error}");
     }
 
     // Vaccine's perturbation.
     let batch = Batch::pad(&examples(3).iter().collect::<Vec<_>>(), 0, 1);
-    let on_cpu: Vec<f32> = vaccine_perturbation(&model(&cpu), &batch, 1.0)
+    let flex_delta: Vec<f32> = vaccine_perturbation(&model(&cpu), &batch, 1.0)
         .iter()
         .flat_map(|t| host(t).1)
         .collect();
-    let on_gpu: Vec<f32> = vaccine_perturbation(&model(&gpu), &batch, 1.0)
+    let wgpu_delta: Vec<f32> = vaccine_perturbation(&model(&gpu), &batch, 1.0)
         .iter()
         .flat_map(|t| host(t).1)
         .collect();
-    let error = max_diff(&on_cpu, &on_gpu);
+    let error = max_diff(&flex_delta, &wgpu_delta);
     assert!(error < 1e-4, "perturbations differ by {error}");
 
     // Cached generation runs on the GPU backend and stops at its limit.
