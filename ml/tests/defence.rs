@@ -481,3 +481,29 @@ fn defended_methods_refuse_accumulation() {
     let error = made.unwrap_err().to_string();
     assert!(error.contains("gradient_accumulation"), "{error}");
 }
+
+#[test]
+fn booster_with_vaccine_uses_the_perturbed_alignment_pass() {
+    let _serial = serial();
+    let with = |perturb_aware: Option<f64>| {
+        let method = Method::Booster {
+            config: BoosterConfig {
+                lambda: 5.0,
+                alpha: 0.1,
+                harmful_batch_size: 3,
+                perturb_aware,
+            },
+            harmful: toy_examples(5, 17),
+        };
+        let mut run = trainer(lora_model(0.0), 1e-2, 2, method);
+        let report = run.step();
+        (report, weights(&run.model))
+    };
+    let (plain, plain_weights) = with(None);
+    let (perturbed, perturbed_weights) = with(Some(0.5));
+    // The harmful passes are the same; the alignment loss is measured under the perturbation,
+    // which raises it, and the update differs.
+    assert!((plain.terms["booster"] - perturbed.terms["booster"]).abs() < 1e-9);
+    assert!(perturbed.terms["lm"] > plain.terms["lm"]);
+    assert!(max_diff(&plain_weights, &perturbed_weights) > 1e-6);
+}
