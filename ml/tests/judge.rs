@@ -63,17 +63,9 @@ fn bce_matches_a_hand_computed_case() {
 
 fn labelled(judge: &NeuralJudge<TokenizerCodec>, rows: &[BeaverTailsRecord]) -> Vec<Labelled> {
     rows.iter()
-        .map(|row| {
-            let mut labels = [0.0; CATEGORIES];
-            for (i, name) in BEAVERTAILS_CATEGORIES.iter().enumerate() {
-                if row.category.get(*name).copied().unwrap_or(false) {
-                    labels[i] = 1.0;
-                }
-            }
-            Labelled {
-                ids: judge.encode(&row.prompt, &row.response),
-                labels,
-            }
+        .map(|row| Labelled {
+            ids: judge.encode(&row.prompt, &row.response),
+            labels: row.category_labels(),
         })
         .collect()
 }

@@ -21,9 +21,9 @@ use fuselab_ml::llm::tokenizer::TokenizerCodec;
 use fuselab_ml::llm::train::{Codec as _, Method};
 use fuselab_ml::tensors::write_safetensors;
 use fuselab_shared::align::{
-    BEAVERTAILS_CATEGORIES, BeaverTailsRecord, BenignTask, Example, HarmJudge, HsPromptFilter,
-    MarkerJudge, PromptFormat, RefusalRecord, SYNTHETIC_LABEL, harmful_scores, hs_prompts,
-    poisoned_mix, synthetic, synthetic_refusals,
+    BeaverTailsRecord, BenignTask, Example, HarmJudge, HsPromptFilter, MarkerJudge, PromptFormat,
+    RefusalRecord, SYNTHETIC_LABEL, harmful_scores, hs_prompts, poisoned_mix, synthetic,
+    synthetic_refusals,
 };
 use serde::{Deserialize, Serialize};
 
@@ -529,17 +529,9 @@ fn trained_judge(
     }
     let mut examples: Vec<Labelled> = synthetic::beavertails(config.synthetic_rows, seed ^ 0x7D6F)
         .iter()
-        .map(|row| {
-            let mut labels = [0.0; CATEGORIES];
-            for (i, name) in BEAVERTAILS_CATEGORIES.iter().enumerate() {
-                if row.category.get(*name).copied().unwrap_or(false) {
-                    labels[i] = 1.0;
-                }
-            }
-            Labelled {
-                ids: judge.encode(&row.prompt, &row.response),
-                labels,
-            }
+        .map(|row| Labelled {
+            ids: judge.encode(&row.prompt, &row.response),
+            labels: row.category_labels(),
         })
         .collect();
     examples.extend(

@@ -977,6 +977,20 @@ impl Trainer {
         }
     }
 
+    /// The next batch of the method's second loader (its own shuffle, cycled).
+    fn side_batch(&mut self, examples: &[Encoded], batch_size: usize, salt: u64) -> Batch {
+        let (batch, _) = cycled_batch(
+            examples,
+            batch_size,
+            self.config.seed ^ salt,
+            self.state.side_batches,
+            self.pad,
+            1,
+        );
+        self.state.side_batches += 1;
+        batch
+    }
+
     fn plain_pass(&self, batch: &Batch, seed: u64) -> Pass {
         self.model.device().seed(seed);
         let mut pass = Pass::new(batch);
@@ -998,15 +1012,7 @@ impl Trainer {
         seed: u64,
     ) -> Pass {
         let device = self.model.device();
-        let (harmful_batch, _) = cycled_batch(
-            harmful,
-            config.harmful_batch_size,
-            self.config.seed ^ HARMFUL_SALT,
-            self.state.side_batches,
-            self.pad,
-            1,
-        );
-        self.state.side_batches += 1;
+        let harmful_batch = self.side_batch(harmful, config.harmful_batch_size, HARMFUL_SALT);
         let mut pass = Pass::new(batch);
         pass.tokens += 2 * harmful_batch.rows * harmful_batch.width;
         let trainable = self.trainable;
@@ -1057,18 +1063,7 @@ impl Trainer {
         }
         let batch = match decided.batch {
             LisaBatch::User => batch,
-            LisaBatch::Guide => {
-                let (guide_batch, _) = cycled_batch(
-                    guide,
-                    self.config.batch_size,
-                    self.config.seed ^ GUIDE_SALT,
-                    self.state.side_batches,
-                    self.pad,
-                    1,
-                );
-                self.state.side_batches += 1;
-                guide_batch
-            }
+            LisaBatch::Guide => self.side_batch(guide, self.config.batch_size, GUIDE_SALT),
         };
         let mut pass = Pass::new(&batch);
         pass.state = Some(decided.state);

@@ -210,6 +210,18 @@ pub struct BeaverTailsRecord {
 }
 
 impl BeaverTailsRecord {
+    /// 1.0 for each of [`BEAVERTAILS_CATEGORIES`] the response falls in, 0.0 otherwise (a
+    /// moderation classifier's training target).
+    pub fn category_labels(&self) -> [f32; 14] {
+        let mut labels = [0.0; 14];
+        for (label, name) in labels.iter_mut().zip(BEAVERTAILS_CATEGORIES) {
+            if self.category.get(name).copied().unwrap_or(false) {
+                *label = 1.0;
+            }
+        }
+        labels
+    }
+
     /// The record as a [`Task::Harmless`] example: the prompt is the instruction, the response
     /// the output.
     pub fn example(&self) -> Example {
