@@ -415,10 +415,7 @@ async fn bad_configurations_are_refused_naming_the_line_and_key() {
     // Nothing was stored.
     let (_, _, body) = send(&app, get("/api/align/runs")).await;
     assert_eq!(body, b"[]");
-    assert_eq!(
-        std::fs::read_dir(data.join("align-runs")).unwrap().count(),
-        0
-    );
+    assert!(!data.join("align-runs").exists());
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -4,6 +4,7 @@
 //! every kernel as the reference and the fallback. Only wasm32 builds have content.
 #![cfg(target_arch = "wasm32")]
 
+mod align;
 mod api;
 mod cofailure;
 mod ensembles;
@@ -32,6 +33,8 @@ enum Page {
     Faces,
     /// `/protect`: photo protection with a personal mask, and creating the mask.
     Protect,
+    /// `/align`: harmful fine-tuning runs on the server.
+    Align,
     /// `/reports/{id}`: a saved report.
     Saved(String),
 }
@@ -44,6 +47,7 @@ fn App() -> impl IntoView {
         Some(id) => Page::Saved(id.trim_end_matches('/').to_owned()),
         None if path.trim_end_matches('/') == "/faces" => Page::Faces,
         None if path.trim_end_matches('/') == "/protect" => Page::Protect,
+        None if path.trim_end_matches('/') == "/align" => Page::Align,
         None => Page::Ensembles,
     };
     let current = |here: bool| if here { "page" } else { "false" };
@@ -52,6 +56,7 @@ fn App() -> impl IntoView {
             <a href="/" aria-current=current(matches!(page, Page::Ensembles))>"Ensembles"</a>
             <a href="/faces" aria-current=current(matches!(page, Page::Faces))>"Faces"</a>
             <a href="/protect" aria-current=current(matches!(page, Page::Protect))>"Protect photos"</a>
+            <a href="/align" aria-current=current(matches!(page, Page::Align))>"Alignment"</a>
         </nav>
     };
     let device = gpu::start();
@@ -72,6 +77,7 @@ fn App() -> impl IntoView {
                 Page::Saved(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
                 Page::Faces => view! { <faces::FacesPage /> }.into_any(),
                 Page::Protect => view! { <protect::ProtectPage /> }.into_any(),
+                Page::Align => view! { <align::AlignPage /> }.into_any(),
                 Page::Ensembles => view! {
                     <ensembles::EnsemblesPage />
                     <cofailure::CofailureTool />

@@ -148,19 +148,21 @@ impl AlignRuns {
         }
     }
 
-    /// The runs under `<data_dir>/align-runs`. Runs left queued or running by a server that
-    /// stopped are marked interrupted.
+    /// The runs under `<data_dir>/align-runs` (made by the first run). Runs left queued or
+    /// running by a server that stopped are marked interrupted.
     ///
     /// # Errors
-    /// The folder cannot be created or read, or a record cannot be rewritten.
+    /// The folder cannot be read, or a record cannot be rewritten.
     pub fn open(data_dir: &FsPath) -> anyhow::Result<Self> {
         let runs = data_dir.join(RUNS_DIR);
-        std::fs::create_dir_all(&runs)
-            .with_context(|| format!("cannot create {}", runs.display()))?;
-        for entry in
-            std::fs::read_dir(&runs).with_context(|| format!("cannot read {}", runs.display()))?
-        {
-            let dir = entry?.path();
+        let entries = match std::fs::read_dir(&runs) {
+            Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+        .with_context(|| format!("cannot read {}", runs.display()))?;
+        for entry in entries {
+            let dir = entry.path();
             let Some(mut record) = dir
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -812,7 +814,12 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AlignRunSumm
     let runs = state.align.dirs()?.runs.clone();
     let mut list = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<AlignRunSummary>> {
         let mut list = Vec::new();
-        for entry in std::fs::read_dir(&runs)? {
+        let entries = match std::fs::read_dir(&runs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(list),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
             let dir = entry?.path();
             let is_run = dir
                 .file_name()

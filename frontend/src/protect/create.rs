@@ -27,7 +27,7 @@ extern "C" {
 
 fn describe(status: &Status) -> String {
     match status {
-        Status::Queued => "Waiting for another mask to finish…".to_owned(),
+        Status::Queued => "Waiting for another training job to finish…".to_owned(),
         Status::Preparing => "Loading the face models…".to_owned(),
         Status::Training {
             epoch,

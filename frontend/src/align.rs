@@ -1,0 +1,375 @@
+//! The Alignment page (`/align`): harmful fine-tuning runs on the server. Start a benchmark (or one
+//! attack, or an alignment with Booster or Vaccine) from a TOML configuration, watch its
+//! training progress live, and read each finished run's results table, HS and FA charts and
+//! report; an interrupted or failed run resumes from its checkpoints.
+
+use fuselab_shared::api::{
+    AlignAction, AlignMetrics, AlignResultRow, AlignRunCreated, AlignRunStatus, AlignRunSummary,
+    ApiError, StartAlignRun,
+};
+use gloo_net::http::{Request, Response};
+use leptos::prelude::*;
+use serde::{Deserialize, de::DeserializeOwned};
+use wasm_bindgen::prelude::*;
+
+/// The configuration the form starts with: a benchmark of about 15 s on 2 cores.
+const EXAMPLE: &str = include_str!("../../examples/attack-small.toml");
+
+#[wasm_bindgen(module = "/align.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = followAlignRun)]
+    fn follow_align_run(id: &str, on_event: JsValue) -> js_sys::Function;
+}
+
+/// The error message of a failed API response.
+async fn failure(response: Response) -> String {
+    match response.json::<ApiError>().await {
+        Ok(error) => error.error,
+        Err(_) => format!("the server answered HTTP {}", response.status()),
+    }
+}
+
+/// Sends a request and reads its JSON answer; a failed one becomes the server's message.
+async fn call<T: DeserializeOwned>(request: Result<Request, gloo_net::Error>) -> Result<T, String> {
+    let response = request
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    if !response.ok() {
+        return Err(failure(response).await);
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+async fn list() -> Result<Vec<AlignRunSummary>, String> {
+    call(Request::get("/api/align/runs").build()).await
+}
+
+/// `{"status": …}` of a `status` event.
+#[derive(Debug, Deserialize)]
+struct StatusEvent {
+    status: AlignRunStatus,
+}
+
+/// The run the page follows.
+#[derive(Debug, Clone, PartialEq)]
+struct Live {
+    id: String,
+    status: AlignRunStatus,
+    /// The last training step.
+    metrics: Option<AlignMetrics>,
+    /// Training steps seen.
+    steps: usize,
+    /// Why it stopped, or a connection note.
+    note: Option<String>,
+}
+
+fn what(action: AlignAction) -> &'static str {
+    match action {
+        AlignAction::Benchmark => "every defence × p × n of [grid]: table, charts and report",
+        AlignAction::Attack => "one attack with [attack]'s defence, p and n",
+        AlignAction::Booster => "align with Booster and measure HS and FA",
+        AlignAction::Vaccine => "align with Vaccine and measure HS and FA",
+        AlignAction::Lisa => "one attack on the SFT-aligned model, fine-tuned with Lisa",
+    }
+}
+
+fn created(seconds: i64) -> String {
+    // Seconds since 1970 fit an f64 exactly.
+    #[allow(clippy::cast_precision_loss)]
+    let date = js_sys::Date::new(&JsValue::from_f64(seconds as f64 * 1000.0));
+    String::from(date.to_locale_string("en-GB", &JsValue::UNDEFINED))
+}
+
+/// The page.
+// One page's wiring: the form, the followed run and the list.
+#[allow(clippy::too_many_lines)]
+#[component]
+pub fn AlignPage() -> impl IntoView {
+    let action = RwSignal::new(AlignAction::Benchmark);
+    let config = RwSignal::new(EXAMPLE.to_owned());
+    let starting = RwSignal::new(false);
+    let feedback = RwSignal::new(None::<Result<String, String>>);
+    let live = RwSignal::new(None::<Live>);
+    let stop = StoredValue::new_local(None::<js_sys::Function>);
+    // Counts changes, so the list reloads after one.
+    let version = RwSignal::new(0_u32);
+    let runs = LocalResource::new(move || {
+        version.track();
+        list()
+    });
+    let changed = move || version.update(|v| *v += 1);
+
+    let follow = move |id: String| {
+        stop.with_value(|close| {
+            if let Some(close) = close {
+                let _ = close.call0(&JsValue::NULL);
+            }
+        });
+        live.set(Some(Live {
+            id: id.clone(),
+            status: AlignRunStatus::Queued,
+            metrics: None,
+            steps: 0,
+            note: None,
+        }));
+        let on_event =
+            Closure::<dyn FnMut(String, String)>::new(move |kind: String, data: String| match kind
+                .as_str()
+            {
+                "status" => {
+                    if let Ok(event) = serde_json::from_str::<StatusEvent>(&data) {
+                        live.update(|l| {
+                            if let Some(l) = l {
+                                l.status = event.status;
+                                l.note = None;
+                            }
+                        });
+                        changed();
+                    }
+                }
+                "metrics" => {
+                    if let Ok(metrics) = serde_json::from_str::<AlignMetrics>(&data) {
+                        live.update(|l| {
+                            if let Some(l) = l {
+                                l.status = AlignRunStatus::Running;
+                                l.metrics = Some(metrics);
+                                l.steps += 1;
+                                l.note = None;
+                            }
+                        });
+                    }
+                }
+                "done" | "error" => {
+                    if let Ok(run) = serde_json::from_str::<AlignRunSummary>(&data) {
+                        live.update(|l| {
+                            if let Some(l) = l {
+                                l.status = run.status;
+                                l.note = run.error;
+                            }
+                        });
+                    }
+                    changed();
+                }
+                _ => live.update(|l| {
+                    if let Some(l) = l {
+                        l.note =
+                            Some("The connection to the server was lost; reconnecting…".to_owned());
+                    }
+                }),
+            });
+        stop.set_value(Some(follow_align_run(&id, on_event.into_js_value())));
+    };
+
+    // A run already training when the page opens is followed.
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = runs.get()
+            && live.get_untracked().is_none()
+            && let Some(run) = list.iter().find(|r| !r.status.finished())
+        {
+            follow(run.id.clone());
+        }
+    });
+
+    let start = move |_| {
+        let body = StartAlignRun {
+            action: action.get_untracked(),
+            config: config.get_untracked(),
+        };
+        starting.set(true);
+        feedback.set(None);
+        leptos::task::spawn_local(async move {
+            let created: Result<AlignRunCreated, String> =
+                call(Request::post("/api/align/runs").json(&body)).await;
+            match created {
+                Ok(created) => {
+                    feedback.set(Some(Ok(format!("Run {} started.", created.id))));
+                    follow(created.id);
+                    changed();
+                }
+                Err(message) => feedback.set(Some(Err(message))),
+            }
+            starting.set(false);
+        });
+    };
+    let resume = move |id: String| {
+        leptos::task::spawn_local(async move {
+            let resumed: Result<AlignRunCreated, String> =
+                call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await;
+            match resumed {
+                Ok(resumed) => follow(resumed.id),
+                Err(message) => feedback.set(Some(Err(message))),
+            }
+            changed();
+        });
+    };
+
+    let progress = move || {
+        live.get().map(|l| {
+            let (fraction, stage) = match &l.metrics {
+                Some(m) => (
+                    m.step as f64 / m.total_steps.max(1) as f64,
+                    format!(
+                        "Stage {} · step {}/{} · loss {:.4}",
+                        m.stage, m.step, m.total_steps, m.loss
+                    ),
+                ),
+                None => (0.0, "Waiting for the first training step…".to_owned()),
+            };
+            let status = match l.status {
+                AlignRunStatus::Queued => "queued: waiting for the training job before it",
+                AlignRunStatus::Running => "running",
+                AlignRunStatus::Done => "done",
+                AlignRunStatus::Failed => "failed",
+                AlignRunStatus::Interrupted => "interrupted",
+            };
+            view! {
+                <div id="align-live" data-status=l.status.name()>
+                    <p id="align-run-status">{format!(
+                        "Run {}: {status} ({} training steps{})",
+                        l.id,
+                        l.steps,
+                        if l.status.finished() { "" } else { " so far" }
+                    )}</p>
+                    <p id="align-stage">{stage}</p>
+                    <progress id="align-progress" max="1" prop:value=fraction></progress>
+                    {l.note.map(|note| view! { <p class="note" role="status">{note}</p> })}
+                </div>
+            }
+        })
+    };
+
+    view! {
+        <section id="align" class="tool" aria-labelledby="align-title">
+            <h2 id="align-title">"Harmful fine-tuning benchmark"</h2>
+            <p>
+                "A model is aligned (SFT, Booster or Vaccine), then attacked: fine-tuned on n
+                samples of a benign task of which a share p is harmful; Lisa defends during the
+                fine-tuning. HS is the share of harmful prompts whose answer the judge flags, FA
+                the accuracy on the benign task. The server trains one job at a time; the
+                configuration is the one "<code>"fuselab align … --config FILE"</code>" reads (the
+                server sets "<code>"out"</code>" and reads data files from its "
+                <code>"align-data"</code>" folder)."
+            </p>
+            <label for="align-action">"Action"</label>
+            <select id="align-action" on:change=move |e| {
+                let name = event_target_value(&e);
+                if let Some(a) = AlignAction::ALL.into_iter().find(|a| a.name() == name) {
+                    action.set(a);
+                }
+            }>
+                {AlignAction::ALL.into_iter().map(|a| view! {
+                    <option value=a.name() selected=move || action.get() == a>{a.name()}</option>
+                }).collect_view()}
+            </select>
+            <p class="note">{move || what(action.get())}</p>
+            <label for="align-config">"Configuration (TOML)"</label>
+            <textarea id="align-config" rows="18" spellcheck="false" prop:value=move || config.get()
+                on:input=move |e| config.set(event_target_value(&e))></textarea>
+            <div class="actions">
+                <button id="align-start" prop:disabled=move || starting.get() on:click=start>"Start"</button>
+                <button class="secondary" on:click=move |_| config.set(EXAMPLE.to_owned())>"Reset to the example"</button>
+            </div>
+            {move || feedback.get().map(|f| match f {
+                Ok(text) => view! { <p id="align-feedback" role="status">{text}</p> }.into_any(),
+                Err(text) => view! { <p id="align-feedback" class="error" role="alert">{text}</p> }.into_any(),
+            })}
+            {progress}
+            <h3>"Runs"</h3>
+            <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
+                {move || runs.get().map(|result| match result {
+                    Err(message) => view! { <p class="note">{format!("Runs are unavailable: {message}")}</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <p class="note" id="align-empty">"None yet: start one above."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <div id="align-runs">
+                            {list.into_iter().map(|run| view! { <RunView run=run resume=resume follow=follow /> }).collect_view()}
+                        </div>
+                    }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// One run of the list: its state, and once done its results, charts and files.
+#[component]
+fn RunView(
+    run: AlignRunSummary,
+    resume: impl Fn(String) + Copy + 'static,
+    follow: impl Fn(String) + Copy + 'static,
+) -> impl IntoView {
+    let id = run.id.clone();
+    let files = format!("/api/align/runs/{id}/files");
+    let actions = if run.status.resumable() {
+        let id = id.clone();
+        view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
+            .into_any()
+    } else if run.status.finished() {
+        ().into_any()
+    } else {
+        let id = id.clone();
+        view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }
+            .into_any()
+    };
+    let attacked = run.results.iter().any(|r| r.p.is_some());
+    let done = (run.status == AlignRunStatus::Done).then(|| {
+        view! {
+            <ResultsTable rows=run.results.clone() />
+            {attacked.then(|| view! {
+                <div class="charts">
+                    <img src=format!("{files}/hs.svg") alt="Harmful score against the poison ratio p" />
+                    <img src=format!("{files}/fa.svg") alt="Fine-tune accuracy against the poison ratio p" />
+                </div>
+            })}
+            <p class="files">
+                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
+                <a href=format!("{files}/results.csv") download="results.csv">"CSV"</a>" · "
+                <a href=format!("{files}/results.json") download="results.json">"JSON"</a>" · "
+                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+            </p>
+        }
+    });
+    view! {
+        <article class="align-run" id=format!("run-{id}") data-status=run.status.name()>
+            <h4>
+                {format!("{} · {} · ", run.action.name(), created(run.created))}
+                <span class="run-status">{run.status.name()}</span>
+                <span class="note">{format!(" · {id}")}</span>
+            </h4>
+            {run.error.map(|e| view! { <p class="error">{e}</p> })}
+            {actions}
+            {done}
+        </article>
+    }
+}
+
+/// The results table: defence, p, n, HS, HS+, FA (and the seed, for a run of several).
+#[component]
+fn ResultsTable(rows: Vec<AlignResultRow>) -> impl IntoView {
+    let mut seeds: Vec<u64> = rows.iter().filter_map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let seeded = seeds.len() > 1;
+    view! {
+        <table class="align-results">
+            <thead><tr>
+                {seeded.then(|| view! { <th>"seed"</th> })}
+                <th>"defence"</th><th>"p"</th><th>"n"</th><th>"HS %"</th><th>"HS+ %"</th><th>"FA %"</th>
+            </tr></thead>
+            <tbody>
+                {rows.into_iter().map(|r| view! {
+                    <tr>
+                        {seeded.then(|| view! { <td class="number">{r.seed.map(|s| s.to_string())}</td> })}
+                        <td>{r.defence}</td>
+                        <td class="number">{r.p.map_or_else(|| "aligned".to_owned(), |p| p.to_string())}</td>
+                        <td class="number">{r.n.map_or_else(|| "–".to_owned(), |n| n.to_string())}</td>
+                        <td class="number">{format!("{:.1}", r.hs)}</td>
+                        <td class="number">{format!("{:.1}", r.hs_plus)}</td>
+                        <td class="number">{format!("{:.1}", r.fa)}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

@@ -1,0 +1,84 @@
+// Harmful fine-tuning runs in the browser: the Alignment page (`/align`) starts the example
+// benchmark (examples/attack-small.toml, prefilled) on the real server, shows its training
+// progress live (stage, step, loss), then the run's results table, both charts and its report;
+// after a reload the run is still listed with its results.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { assertText, startApp } from "./harness.mjs";
+
+let app, page;
+
+before(async () => {
+  app = await startApp({ path: "/align", demo: false });
+  ({ page } = app);
+});
+
+after(async () => {
+  await app?.close();
+});
+
+/** Waits until every chart image of the first run has loaded. */
+async function chartsLoaded(run) {
+  await run.locator(".charts img").first().waitFor();
+  assert.equal(await run.locator(".charts img").count(), 2);
+  await page.waitForFunction(
+    () => [...document.querySelectorAll(".align-run .charts img")].every((img) => img.complete && img.naturalWidth > 0),
+    null,
+    { timeout: 30_000 },
+  );
+}
+
+test("the Alignment page runs the example benchmark live and shows its results, charts and report", async () => {
+  await page.getByRole("heading", { name: "Harmful fine-tuning benchmark", level: 2 }).waitFor();
+  await assertText(page, "#align-empty", /None yet/);
+  assert.equal(await page.locator("#align-action").inputValue(), "benchmark");
+  assert.match(await page.locator("#align-config").inputValue(), /\[grid\][^]*defences = \["sft", "booster", "vaccine", "lisa"\]/);
+
+  const started = Date.now();
+  await page.click("#align-start");
+  await assertText(page, "#align-feedback", /^Run [0-9a-f]{16} started\.$/);
+  await assertText(page, "#align-stage", /^Stage \S+ · step \d+\/\d+ · loss \d+\.\d{4}$/);
+
+  // The progress view follows the stages until the run is done.
+  const stages = new Set();
+  let status = "";
+  while (Date.now() - started < 240_000) {
+    status = await page.locator("#align-live").getAttribute("data-status");
+    const stage = (await page.locator("#align-stage").innerText()).match(/^Stage (\S+)/);
+    if (stage) stages.add(stage[1]);
+    if (status === "done" || status === "failed") break;
+    await page.waitForTimeout(100);
+  }
+  console.log(`benchmark on the page: ${((Date.now() - started) / 1000).toFixed(1)} s; stages seen: ${[...stages].join(", ")}`);
+  assert.equal(status, "done", await page.locator("#align-live").innerText());
+  assert.ok(stages.size >= 3, `several stages shown as they trained: ${[...stages]}`);
+  await assertText(page, "#align-run-status", /: done \(308 training steps\)$/);
+  assert.equal(await page.locator("#align-progress").evaluate((p) => p.value), 1);
+
+  // The run's results: 3 aligned models, then 4 defences × 2 ratios.
+  const run = page.locator(".align-run").first();
+  await run.locator("table.align-results").waitFor();
+  assert.equal(await run.getAttribute("data-status"), "done");
+  assert.equal(await run.locator("table.align-results tbody tr").count(), 11);
+  const first = await run.locator("table.align-results tbody tr").first().locator("td").allInnerTexts();
+  assert.deepEqual(first.slice(0, 3), ["sft", "aligned", "–"]);
+  for (const cell of first.slice(3)) assert.match(cell, /^\d+\.\d$/);
+  const last = await run.locator("table.align-results tbody tr").last().locator("td").allInnerTexts();
+  assert.deepEqual(last.slice(0, 3), ["lisa", "0.5", "40"]);
+  await chartsLoaded(run);
+
+  // The report and the CSV come from the run's files.
+  const report = await page.request.get(app.baseUrl + (await run.getByRole("link", { name: "Report" }).getAttribute("href")));
+  assert.equal(report.status(), 200);
+  assert.match(await report.text(), /Harmful fine-tuning benchmark/);
+  const csv = await page.request.get(app.baseUrl + (await run.getByRole("link", { name: "CSV" }).getAttribute("href")));
+  assert.equal((await csv.text()).trim().split("\n").length, 12);
+
+  // A reload lists the run with its results; nothing is followed any more.
+  await page.reload();
+  await page.locator(".align-run table.align-results").waitFor();
+  assert.equal(await page.locator(".align-run").count(), 1);
+  assert.equal(await page.locator("#align-live").count(), 0);
+  await chartsLoaded(page.locator(".align-run").first());
+  assert.deepEqual(app.problems, []);
+});
