@@ -252,7 +252,7 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
     }
     let stages: Vec<&str> = lines.iter().map(|(_, l)| l.stage.as_str()).collect();
     assert_eq!(stages[0], "base");
-    assert!(stages.contains(&"align-booster") && stages.contains(&"attack-lisa-p0.5"));
+    assert!(stages.contains(&"align-booster") && stages.contains(&"attack-lisa-p0.5-n40"));
     assert_eq!(
         lines.len(),
         count_files(&run.join("out"), "metrics.jsonl"),

@@ -868,7 +868,7 @@ impl Session {
             },
             Defence::Sft | Defence::Booster | Defence::Vaccine => Method::Plain,
         };
-        let name = format!("attack-{}-p{}", cell.defence.name(), cell.p);
+        let name = format!("attack-{}-p{}-n{}", cell.defence.name(), cell.p, cell.n);
         let (model, _) = self
             .stage(&dir.join("finetune"), &name, &stage)
             .train(start, &mix, method, adapters)?;

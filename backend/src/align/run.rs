@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -297,6 +297,8 @@ pub fn train_stage(
         .append(true)
         .open(&metrics_path)
         .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+    // The progress line is for a terminal; logs and the server's jobs have `metrics.jsonl`.
+    let interactive = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut tokens = 0usize;
     while !trainer.finished() {
@@ -322,7 +324,9 @@ pub fn train_stage(
         };
         writeln!(metrics, "{}", serde_json::to_string(&line)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
-        progress(stage, &report, line.tokens_per_second);
+        if interactive {
+            progress(stage, &report, line.tokens_per_second);
+        }
         if report.step.is_multiple_of(every) || trainer.finished() {
             write_atomic(&weights, &write_safetensors(&trainer.checkpoint()))?;
             let saved = Saved {
@@ -332,7 +336,9 @@ pub fn train_stage(
             write_atomic(&state_path, &serde_json::to_vec_pretty(&saved)?)?;
         }
     }
-    eprintln!();
+    if interactive {
+        eprintln!();
+    }
     let elapsed = started.elapsed().as_secs_f64();
     Ok(Trained {
         tokens_per_second: if tokens == 0 {
