@@ -111,6 +111,14 @@ fn sft_trains_an_adapter_logs_every_step_and_resumes() {
         assert!(run.join(file).is_file(), "{file} is missing");
     }
 
+    // PEFT's settings beside the weights, as `from_pretrained` reads them.
+    let peft: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("sft/adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(peft["peft_type"], "LORA");
+    assert_eq!(peft["r"], 8);
+    assert_eq!(peft["target_modules"].as_array().unwrap().len(), 5);
+
     // PEFT's layout: A [r, in] and B [out, r] for each targeted projection of both layers.
     let adapter_bytes = std::fs::read(&adapter).unwrap();
     let tensors = read_safetensors(&adapter_bytes, "adapter").unwrap();

@@ -515,6 +515,24 @@ impl LoraRun<'_> {
         .and_then(|t| t.with_method(method))
         .with_context(|| format!("stage {}", self.stage))?;
         let done = train_stage(self.dir, self.stage, trainer, None)?;
+        // PEFT's `from_pretrained` reads the settings beside the weights.
+        let lora = &self.stage_config.lora;
+        let peft = serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "r": lora.rank,
+            "lora_alpha": lora.alpha,
+            "lora_dropout": lora.dropout,
+            "target_modules": lora.targets,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "base_model_name_or_path": self.base.description,
+        });
+        write_atomic(
+            &self.dir.join("adapter_config.json"),
+            &serde_json::to_vec_pretty(&peft)?,
+        )?;
         write_atomic(
             &adapter,
             &write_safetensors(&lora::export_peft(&done.model)),
