@@ -1097,19 +1097,35 @@ pub fn run(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Result
 
 /// Checks what the configuration's types cannot.
 fn validate(config: &AttackConfig, path: &Path) -> anyhow::Result<()> {
-    let grid = &config.grid;
-    if grid.defences.is_empty() || grid.p.is_empty() || grid.n.is_empty() {
-        bail!(
-            "{}: [grid] needs at least one defence, one p and one n",
-            path.display()
-        );
-    }
-    for &p in grid.p.iter().chain([&config.attack.p]) {
-        if !(0.0..=1.0).contains(&p) {
-            bail!("{}: poison ratio p = {p} is not in [0, 1]", path.display());
+    config
+        .check()
+        .map_err(|what| anyhow::anyhow!("{}: {what}", path.display()))
+}
+
+impl AttackConfig {
+    /// What the types cannot check: a non-empty grid, ratios in [0, 1], a known device.
+    ///
+    /// # Errors
+    /// The first problem, in words for the user.
+    pub fn check(&self) -> Result<(), String> {
+        let grid = &self.grid;
+        if grid.defences.is_empty() || grid.p.is_empty() || grid.n.is_empty() {
+            return Err("[grid] needs at least one defence, one p and one n".to_owned());
         }
+        for &p in grid.p.iter().chain([&self.attack.p]) {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("poison ratio p = {p} is not in [0, 1]"));
+            }
+        }
+        if let Some(device) = self.device.as_deref()
+            && !matches!(device, "cpu" | "wgpu")
+        {
+            return Err(format!(
+                "device = \"{device}\": expected \"cpu\" or \"wgpu\""
+            ));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Session {

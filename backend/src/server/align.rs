@@ -369,23 +369,7 @@ fn prepare_config(text: &str, data_dir: &FsPath) -> Result<String, AppError> {
 
 /// The checks `fuselab align` makes before it trains, so that a request learns of them at once.
 fn check(config: &AttackConfig) -> Result<(), AppError> {
-    let grid = &config.grid;
-    if grid.defences.is_empty() || grid.p.is_empty() || grid.n.is_empty() {
-        return Err(bad("[grid] needs at least one defence, one p and one n"));
-    }
-    for &p in grid.p.iter().chain([&config.attack.p]) {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(bad(format!("poison ratio p = {p} is not in [0, 1]")));
-        }
-    }
-    if let Some(device) = config.device.as_deref()
-        && !matches!(device, "cpu" | "wgpu")
-    {
-        return Err(bad(format!(
-            "device = \"{device}\": expected \"cpu\" or \"wgpu\""
-        )));
-    }
-    Ok(())
+    config.check().map_err(bad)
 }
 
 type Entry<'a, 'i> = (
