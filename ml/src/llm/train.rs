@@ -906,22 +906,40 @@ impl Trainer {
                 *g = g.clone().div_scalar(accumulation as f64);
             }
         }
+        self.apply(
+            Pass {
+                grads: summed,
+                terms,
+                tokens,
+                target_tokens: 0,
+                state: None,
+            },
+            epoch,
+        )
+    }
+
+    /// AdamW with the step's gradients at the scheduled learning rate, and the step's report.
+    fn apply(&mut self, pass: Pass, epoch: usize) -> StepReport {
         let learning_rate = self
             .config
             .optim
             .learning_rate_at(self.state.step, self.state.total_steps);
-        self.optimizer
-            .update(&mut self.model, &summed, &self.config.optim, learning_rate);
+        self.optimizer.update(
+            &mut self.model,
+            &pass.grads,
+            &self.config.optim,
+            learning_rate,
+        );
         self.state.step += 1;
         StepReport {
             step: self.state.step,
             total_steps: self.state.total_steps,
             epoch,
             learning_rate,
-            loss: terms.values().sum(),
-            terms,
-            tokens,
-            state: None,
+            loss: pass.terms.values().sum(),
+            terms: pass.terms,
+            tokens: pass.tokens,
+            state: pass.state,
         }
     }
 
@@ -954,27 +972,7 @@ impl Trainer {
         };
         self.method = method;
         self.state.tokens += pass.target_tokens;
-        let learning_rate = self
-            .config
-            .optim
-            .learning_rate_at(self.state.step, self.state.total_steps);
-        self.optimizer.update(
-            &mut self.model,
-            &pass.grads,
-            &self.config.optim,
-            learning_rate,
-        );
-        self.state.step += 1;
-        StepReport {
-            step: self.state.step,
-            total_steps: self.state.total_steps,
-            epoch,
-            learning_rate,
-            loss: pass.terms.values().sum(),
-            terms: pass.terms,
-            tokens: pass.tokens,
-            state: pass.state,
-        }
+        self.apply(pass, epoch)
     }
 
     /// The next batch of the method's second loader (its own shuffle, cycled).
@@ -1172,7 +1170,7 @@ impl Trainer {
     }
 }
 
-/// What one defended step computed.
+/// What one step computed: its gradients, loss terms and token counts.
 struct Pass {
     grads: BTreeMap<String, Tensor<2>>,
     terms: BTreeMap<String, f64>,
