@@ -79,17 +79,9 @@ fn main() -> anyhow::Result<()> {
             rank: 8,
             alpha: 16.0,
             dropout: 0.0,
-            targets: [
-                "q_proj",
-                "k_proj",
-                "v_proj",
-                "o_proj",
-                "gate_proj",
-                "up_proj",
-                "down_proj",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            targets: fuselab_ml::llm::lora::PROJECTIONS
+                .map(str::to_owned)
+                .to_vec(),
         },
         1,
         &|_| true,

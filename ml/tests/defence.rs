@@ -10,12 +10,14 @@ use fuselab_ml::llm::defence::{
     BoosterConfig, LisaBatch, LisaConfig, LisaSchedule, LisaState, Named, VaccineConfig,
     booster_gradient, global_norm, harmful_passes, proximal, vaccine_perturbation,
 };
-use fuselab_ml::llm::lora::{self, LoraConfig};
-use fuselab_ml::llm::model::{Llama, LlamaConfig};
+use fuselab_ml::llm::model::Llama;
 use fuselab_ml::llm::train::{
-    Batch, Encoded, Method, Objective, OptimConfig, Schedule, TrainConfig, Trainer, cycled_batch,
-    host, lora_only, scalar,
+    Batch, Method, Objective, OptimConfig, Schedule, TrainConfig, Trainer, cycled_batch, host,
+    lora_only, scalar,
 };
+
+mod common;
+use common::{lora_model, toy_examples};
 
 /// burn's CPU backend keeps one global random generator (dropout masks); tests that train
 /// with dropout take turns so that each run's seeding is its own.
@@ -112,48 +114,6 @@ fn booster_gradient_on_a_quadratic_matches_the_closed_form() {
     assert_eq!(values(&plain["a"]), vec![0.1, 0.2]);
 }
 
-fn toy_examples(n: usize, offset: usize) -> Vec<Encoded> {
-    (0..n)
-        .map(|i| {
-            let ids: Vec<u32> = (0..6 + i % 3)
-                .map(|k| ((i * 7 + k * 3 + offset) % 39 + 1) as u32)
-                .collect();
-            let labels = ids
-                .iter()
-                .enumerate()
-                .map(|(k, &id)| if k < 2 { -100 } else { i64::from(id) })
-                .collect();
-            Encoded {
-                ids,
-                labels,
-                task: 0,
-            }
-        })
-        .collect()
-}
-
-fn lora_model(dropout: f64) -> Llama {
-    let config = LlamaConfig {
-        max_position_embeddings: 64,
-        ..LlamaConfig::tiny(40)
-    };
-    let mut model = config.init(&device(), 11).unwrap();
-    let lora = LoraConfig {
-        rank: 4,
-        alpha: 8.0,
-        dropout,
-        targets: ["q_proj", "v_proj", "up_proj"].map(str::to_owned).to_vec(),
-    };
-    lora::attach(&mut model, &lora, 5, &|_| true).unwrap();
-    // A non-zero B, so the adapters change the output from the first step.
-    model.visit_mut(&mut |name, param| {
-        if name.contains("lora_B") {
-            *param = param.clone().ones_like().mul_scalar(0.01);
-        }
-    });
-    model
-}
-
 fn train_config(learning_rate: f64, steps: usize, batch_size: usize) -> TrainConfig {
     TrainConfig {
         optim: OptimConfig {
@@ -204,7 +164,7 @@ fn weights(model: &Llama) -> Vec<f32> {
 #[test]
 fn booster_restores_the_weights_exactly_after_the_perturbation() {
     let _serial = serial();
-    let model = lora_model(0.0);
+    let model = lora_model(&device(), 0.0);
     let before = weights(&model);
     // Learning rate 0: the only change to the weights could come from the perturbation.
     let mut run = trainer(model, 0.0, 2, booster(5.0));
@@ -227,7 +187,7 @@ fn booster_restores_the_weights_exactly_after_the_perturbation() {
 #[test]
 fn booster_with_lambda_zero_is_sft() {
     let _serial = serial();
-    let model = lora_model(0.1);
+    let model = lora_model(&device(), 0.1);
     let mut sft = trainer(model.clone(), 1e-2, 3, Method::Plain);
     let mut zero = trainer(model, 1e-2, 3, booster(0.0));
     for _ in 0..3 {
@@ -237,7 +197,7 @@ fn booster_with_lambda_zero_is_sft() {
     }
     let error = max_diff(&weights(&sft.model), &weights(&zero.model));
     assert!(error < 1e-6, "λ = 0 differs from SFT by {error}");
-    let mut moved = trainer(lora_model(0.1), 1e-2, 3, booster(5.0));
+    let mut moved = trainer(lora_model(&device(), 0.1), 1e-2, 3, booster(5.0));
     for _ in 0..3 {
         moved.step();
     }
@@ -367,7 +327,7 @@ fn lisa(rho: f64) -> Method {
 #[test]
 fn lisa_runs_both_states_and_resumes_exactly() {
     let _serial = serial();
-    let model = lora_model(0.1);
+    let model = lora_model(&device(), 0.1);
     let steps = 12;
     let mut straight = trainer(model.clone(), 1e-2, steps, lisa(1.0));
     let mut reports = Vec::new();
@@ -420,7 +380,7 @@ fn lisa_runs_both_states_and_resumes_exactly() {
 #[test]
 fn vaccine_perturbation_has_norm_rho_and_raises_the_loss() {
     let _serial = serial();
-    let model = lora_model(0.0);
+    let model = lora_model(&device(), 0.0);
     let examples = toy_examples(4, 3);
     let batch = Batch::pad(&examples.iter().collect::<Vec<_>>(), 0, 1);
     let rho = 0.5;
@@ -450,7 +410,7 @@ fn vaccine_perturbation_has_norm_rho_and_raises_the_loss() {
         f64::from(scalar(&terms[0].1))
     };
     let mut run = trainer(
-        lora_model(0.0),
+        lora_model(&device(), 0.0),
         2e-2,
         12,
         Method::Vaccine(VaccineConfig { rho }),
@@ -469,7 +429,7 @@ fn defended_methods_refuse_accumulation() {
     let mut config = train_config(1e-3, 2, 4);
     config.optim.gradient_accumulation = 2;
     let made = Trainer::new(
-        lora_model(0.0),
+        lora_model(&device(), 0.0),
         Objective::Lm,
         config,
         toy_examples(8, 0),
@@ -495,7 +455,7 @@ fn booster_with_vaccine_uses_the_perturbed_alignment_pass() {
             },
             harmful: toy_examples(5, 17),
         };
-        let mut run = trainer(lora_model(0.0), 1e-2, 2, method);
+        let mut run = trainer(lora_model(&device(), 0.0), 1e-2, 2, method);
         let report = run.step();
         (report, weights(&run.model))
     };

@@ -7,9 +7,12 @@ use fuselab_ml::llm::h3fusion::{Quirks, assemble, gate_labels};
 use fuselab_ml::llm::lora::{self, LoraConfig};
 use fuselab_ml::llm::model::{ForwardOptions, KvCache, Llama, LlamaConfig, Mlp, RopeStyle, SwiGlu};
 use fuselab_ml::llm::train::{
-    Batch, Encoded, GateLoss, Objective, OptimConfig, Schedule, TrainConfig, Trainer,
-    all_parameters, drift, gate_loss, host, lora_only, scalar,
+    Batch, GateLoss, Objective, OptimConfig, Schedule, TrainConfig, Trainer, all_parameters, drift,
+    gate_loss, host, lora_only, scalar,
 };
+
+mod common;
+use common::toy_examples;
 
 fn device() -> Device {
     Device::flex()
@@ -154,17 +157,7 @@ fn all_targets() -> LoraConfig {
         rank: 4,
         alpha: 8.0,
         dropout: 0.0,
-        targets: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        targets: lora::PROJECTIONS.map(str::to_owned).to_vec(),
     }
 }
 
@@ -420,26 +413,6 @@ fn schedules_follow_hugging_face() {
     assert!(optim.learning_rate_at(99, 100) < 0.01);
 }
 
-fn toy_examples() -> Vec<Encoded> {
-    (0..12)
-        .map(|i| {
-            let ids: Vec<u32> = (0..6 + i % 3)
-                .map(|k| ((i * 7 + k * 3) % 39 + 1) as u32)
-                .collect();
-            let labels = ids
-                .iter()
-                .enumerate()
-                .map(|(k, &id)| if k < 2 { -100 } else { i64::from(id) })
-                .collect();
-            Encoded {
-                ids,
-                labels,
-                task: i % 3,
-            }
-        })
-        .collect()
-}
-
 fn toy_config(max_steps: usize) -> TrainConfig {
     TrainConfig {
         optim: OptimConfig {
@@ -464,7 +437,7 @@ fn training_lowers_the_loss_and_resumes_exactly() {
         model.clone(),
         Objective::Lm,
         toy_config(8),
-        toy_examples(),
+        toy_examples(12, 0),
         all_parameters,
         0,
     )
@@ -479,7 +452,7 @@ fn training_lowers_the_loss_and_resumes_exactly() {
         model.clone(),
         Objective::Lm,
         toy_config(8),
-        toy_examples(),
+        toy_examples(12, 0),
         all_parameters,
         0,
     )
@@ -493,7 +466,7 @@ fn training_lowers_the_loss_and_resumes_exactly() {
         model,
         Objective::Lm,
         toy_config(8),
-        toy_examples(),
+        toy_examples(12, 0),
         all_parameters,
         0,
     )
@@ -511,7 +484,7 @@ fn training_lowers_the_loss_and_resumes_exactly() {
         .fold(0.0, f32::max);
     assert!(error < 1e-6, "resumed run differs by {error}");
 
-    let batch = Batch::pad(&toy_examples().iter().collect::<Vec<_>>(), 0, 1);
+    let batch = Batch::pad(&toy_examples(12, 0).iter().collect::<Vec<_>>(), 0, 1);
     let loss = |m: &Llama| {
         let terms = Objective::Lm.terms(m, &batch, &all_parameters);
         f64::from(scalar(&terms[0].1))

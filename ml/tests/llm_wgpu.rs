@@ -5,55 +5,14 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use fuselab_ml::llm::defence::{BoosterConfig, vaccine_perturbation};
 use fuselab_ml::llm::generate::{GenerateOptions, Sampling, StopRule, generate};
-use fuselab_ml::llm::lora::{self, LoraConfig};
-use fuselab_ml::llm::model::{ForwardOptions, Llama, LlamaConfig};
+use fuselab_ml::llm::model::{ForwardOptions, Llama};
 use fuselab_ml::llm::train::{
-    Batch, Encoded, Method, Objective, OptimConfig, Schedule, TrainConfig, Trainer, host, lora_only,
+    Batch, Method, Objective, OptimConfig, Schedule, TrainConfig, Trainer, host, lora_only,
 };
 use fuselab_ml::{Compute, open};
 
-fn model(device: &Device) -> Llama {
-    let config = LlamaConfig {
-        max_position_embeddings: 64,
-        ..LlamaConfig::tiny(40)
-    };
-    let mut model = config.init(device, 21).unwrap();
-    let lora = LoraConfig {
-        rank: 4,
-        alpha: 8.0,
-        dropout: 0.0,
-        targets: ["q_proj", "v_proj", "up_proj", "down_proj"]
-            .map(str::to_owned)
-            .to_vec(),
-    };
-    lora::attach(&mut model, &lora, 5, &|_| true).unwrap();
-    model.visit_mut(&mut |name, param| {
-        if name.contains("lora_B") {
-            *param = param.clone().ones_like().mul_scalar(0.01);
-        }
-    });
-    model
-}
-
-fn examples(offset: usize) -> Vec<Encoded> {
-    (0..8)
-        .map(|i| {
-            let ids: Vec<u32> = (0..7 + i % 3)
-                .map(|k| ((i * 5 + k * 3 + offset) % 39 + 1) as u32)
-                .collect();
-            let labels = ids
-                .iter()
-                .enumerate()
-                .map(|(k, &id)| if k < 2 { -100 } else { i64::from(id) })
-                .collect();
-            Encoded {
-                ids,
-                labels,
-                task: 0,
-            }
-        })
-        .collect()
-}
+mod common;
+use common::{lora_model, toy_examples};
 
 fn trainer(device: &Device, method: Method) -> Trainer {
     let config = TrainConfig {
@@ -69,10 +28,10 @@ fn trainer(device: &Device, method: Method) -> Trainer {
         seed: 4,
     };
     Trainer::new(
-        model(device),
+        lora_model(device, 0.0),
         Objective::Lm,
         config,
-        examples(0),
+        toy_examples(8, 0),
         lora_only,
         0,
     )
@@ -108,7 +67,7 @@ fn the_llm_stack_on_wgpu_matches_the_cpu_backend() {
         )
     };
     let logits = |device: &Device| {
-        model(device)
+        lora_model(device, 0.0)
             .forward(ids(device), None, ForwardOptions::default())
             .logits
             .into_data()
@@ -125,7 +84,7 @@ fn the_llm_stack_on_wgpu_matches_the_cpu_backend() {
             harmful_batch_size: 3,
             ..BoosterConfig::default()
         },
-        harmful: examples(11),
+        harmful: toy_examples(8, 11),
     };
     for (name, method) in [("plain", Method::Plain), ("booster", booster())] {
         let mut flex_run = trainer(&cpu, method.clone());
@@ -145,12 +104,12 @@ fn the_llm_stack_on_wgpu_matches_the_cpu_backend() {
     }
 
     // Vaccine's perturbation.
-    let batch = Batch::pad(&examples(3).iter().collect::<Vec<_>>(), 0, 1);
-    let flex_delta: Vec<f32> = vaccine_perturbation(&model(&cpu), &batch, 1.0)
+    let batch = Batch::pad(&toy_examples(8, 3).iter().collect::<Vec<_>>(), 0, 1);
+    let flex_delta: Vec<f32> = vaccine_perturbation(&lora_model(&cpu, 0.0), &batch, 1.0)
         .iter()
         .flat_map(|t| host(t).1)
         .collect();
-    let wgpu_delta: Vec<f32> = vaccine_perturbation(&model(&gpu), &batch, 1.0)
+    let wgpu_delta: Vec<f32> = vaccine_perturbation(&lora_model(&gpu, 0.0), &batch, 1.0)
         .iter()
         .flat_map(|t| host(t).1)
         .collect();
@@ -165,6 +124,6 @@ fn the_llm_stack_on_wgpu_matches_the_cpu_backend() {
         stop: vec![],
         stop_rule: StopRule::Suffix,
     };
-    let generated = generate(&model(&gpu), &[3, 9, 14], &options, |_| {});
+    let generated = generate(&lora_model(&gpu, 0.0), &[3, 9, 14], &options, |_| {});
     assert_eq!(generated.tokens.len(), 6);
 }
