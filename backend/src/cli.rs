@@ -1,5 +1,5 @@
-//! Command-line interface: `fuselab serve`, `devices`, `ensemble`, `face`, `mask`, `models`,
-//! `llm`, `align`.
+//! Command-line interface: `fuselab serve`, `users`, `devices`, `ensemble`, `face`, `mask`,
+//! `models`, `llm`, `align`.
 
 use std::{
     io::Write as _,
@@ -13,9 +13,11 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
-    align, devices, ensemble, face, llm, mask, models,
-    reports::{self, ReportStore},
-    server,
+    accounts::{AccountError, Accounts},
+    align, db, devices, ensemble, face, llm, mask, models,
+    reports::{ReportLimits, ReportStore},
+    server::{self, AuthMode},
+    users,
 };
 
 /// fuselab: trustworthy-AI methods in one self-hosted binary.
@@ -51,6 +53,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve the web app and the JSON API
     Serve(ServeArgs),
+    /// The server's accounts: add, list, remove users, set passwords and roles, API tokens
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// List the compute devices and check that each computes correctly
     Devices(DevicesArgs),
     /// Analyse a pool of models from their predictions: focal diversity, votes, best teams
@@ -83,6 +88,43 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes
     #[arg(long, default_value_t = server::ServerConfig::default().max_body_bytes)]
     pub max_body_bytes: usize,
+
+    /// Whether users sign in; `off` makes every visitor an administrator and is refused on
+    /// addresses other than loopback
+    #[arg(long, value_enum, default_value_t = AuthArg::On)]
+    pub auth: AuthArg,
+
+    /// The address people use to reach this server (e.g. `https://fuselab.example.org`); its host
+    /// name is added to the loopback names the server answers to (repeat for several)
+    #[arg(long, value_name = "URL")]
+    pub public_url: Vec<String>,
+
+    /// On first start, the password of the administrator `admin` (first line of FILE) instead
+    /// of a one-time password printed once
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
+
+    /// Clients reach the server over HTTPS through a reverse proxy: the session cookie gets
+    /// `Secure` and answers carry HSTS
+    #[arg(long)]
+    pub behind_https_proxy: bool,
+
+    /// Largest saved report, in bytes of JSON
+    #[arg(long, default_value_t = ReportLimits::default().max_bytes)]
+    pub max_report_bytes: usize,
+
+    /// Most saved reports per user
+    #[arg(long, default_value_t = ReportLimits::default().max_per_user)]
+    pub max_reports_per_user: u64,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// Users sign in (accounts in the data directory's database)
+    On,
+    /// No accounts (loopback addresses only)
+    Off,
 }
 
 /// `fuselab devices`.
@@ -120,6 +162,10 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause.is::<fuselab_shared::align::DataError>()
             || cause.is::<align::data::ParquetError>()
             || cause.is::<align::ConfigError>()
+            || cause
+                .downcast_ref::<AccountError>()
+                .is_some_and(AccountError::is_input)
+            || cause.is::<ServeError>()
     })
 }
 
@@ -160,6 +206,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ensure_dir(&data_dir)?;
             serve(&args, &data_dir)
         }
+        Command::Users(command) => {
+            users::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Devices(args) => Ok(devices::report(args.require_gpu)),
         Command::Ensemble(command) => {
             ensemble::run(&command, &data_dir)?;
@@ -188,7 +238,75 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A `fuselab serve` command line that cannot be served as given.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `--auth off` on an address others can reach.
+    #[error(
+        "refusing to serve {addr} without accounts: anyone who reaches it could read and delete \
+         every report and start training jobs. Drop `--auth off` (users then sign in), or listen \
+         on a loopback address such as 127.0.0.1:8080"
+    )]
+    OpenWithoutAuth {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// A `--public-url` that is not one.
+    #[error("--public-url `{url}` is not an http:// or https:// URL with a host name")]
+    PublicUrl {
+        /// What was given.
+        url: String,
+    },
+}
+
+/// The host names the server answers to: the loopback names and each `--public-url`'s.
+///
+/// # Errors
+/// A `--public-url` that is not a URL.
+pub fn allowed_hosts(public_urls: &[String]) -> Result<Vec<String>, ServeError> {
+    let mut hosts: Vec<String> = server::LOOPBACK_HOSTS.map(str::to_owned).to_vec();
+    for url in public_urls {
+        let host =
+            server::public_host(url).ok_or_else(|| ServeError::PublicUrl { url: url.clone() })?;
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    Ok(hosts)
+}
+
 fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    if args.auth == AuthArg::Off && !args.addr.ip().is_loopback() {
+        return Err(ServeError::OpenWithoutAuth { addr: args.addr }.into());
+    }
+    let allowed_hosts = allowed_hosts(&args.public_url)?;
+    let path = data_dir.join(db::FILE_NAME);
+    let database = Arc::new(
+        db::Database::open(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?,
+    );
+    let legacy = data_dir.join(db::LEGACY_REPORTS);
+    if legacy.is_file() {
+        let imported = database
+            .import_legacy_reports(&legacy)
+            .with_context(|| format!("cannot import the reports of {}", legacy.display()))?;
+        tracing::info!(imported, "imported the reports of an earlier version");
+    }
+    let auth = match args.auth {
+        AuthArg::Off => AuthMode::Off,
+        AuthArg::On => {
+            let accounts = Accounts::new(database.clone());
+            users::ensure_admin(&accounts, args.admin_password_file.as_deref())?;
+            AuthMode::On(accounts)
+        }
+    };
+    let store = ReportStore::new(
+        database,
+        ReportLimits {
+            max_bytes: args.max_report_bytes,
+            max_per_user: args.max_reports_per_user,
+        },
+    );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
@@ -200,9 +318,6 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
         // Scripts and tests read the URL from stdout (with `--addr 127.0.0.1:0` the port is new).
         println!("fuselab listening on http://{addr}");
-        let store = data_dir.join(reports::FILE_NAME);
-        let store = ReportStore::open(&store)
-            .with_context(|| format!("cannot open the report database {}", store.display()))?;
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),
@@ -212,6 +327,9 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
                 server::AlignRuns::open(data_dir)
                     .context("cannot open the alignment runs of the data directory")?,
             ),
+            auth,
+            allowed_hosts,
+            tls: args.behind_https_proxy,
             ..server::ServerConfig::default()
         });
         server::serve(listener, app)

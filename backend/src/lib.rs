@@ -1,8 +1,10 @@
 //! The `fuselab` binary's library: the web server (with the browser app embedded) and the CLI.
 
+pub mod accounts;
 pub mod align;
 pub mod assets;
 pub mod cli;
+pub mod db;
 pub mod devices;
 pub mod ensemble;
 pub mod face;
@@ -11,3 +13,4 @@ pub mod mask;
 pub mod models;
 pub mod reports;
 pub mod server;
+pub mod users;

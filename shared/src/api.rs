@@ -52,6 +52,9 @@ pub struct ReportSummary {
     pub n_models: i64,
     /// Samples.
     pub n_samples: i64,
+    /// Who saved it (`None` for reports saved before the server had accounts).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// `POST /api/ensemble/analyze`: a pool in the engine's JSON input format, and what to compute.
@@ -239,6 +242,9 @@ pub struct AlignResultRow {
 pub struct AlignRunSummary {
     /// Its id (16 hexadecimal digits).
     pub id: String,
+    /// Who started it (`None` for runs started before the server had accounts).
+    #[serde(default)]
+    pub owner: Option<String>,
     /// What it runs.
     pub action: AlignAction,
     /// Where it stands.
@@ -283,4 +289,115 @@ pub struct AlignMetrics {
     pub total_steps: usize,
     /// The step's loss.
     pub loss: f64,
+}
+
+/// Who may do what on a server with accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, every user's runs and reports.
+    Admin,
+    /// Their own masks, analyses, reports and (when allowed) training runs.
+    User,
+}
+
+impl Role {
+    /// The name used on the command line, in the database and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::User => "user",
+        }
+    }
+}
+
+/// A signed-in user, as the app shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUser {
+    /// The user name.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// Whether they may start training runs (admins always may).
+    pub can_train: bool,
+}
+
+/// `GET /api/session` (and the answer to signing in): who this browser is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `None` for an anonymous visitor.
+    pub user: Option<SessionUser>,
+    /// `false` when the server runs without accounts (`--auth off`, loopback only): every
+    /// visitor acts as a local administrator.
+    pub auth_required: bool,
+}
+
+/// `POST /api/session`: sign in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignIn {
+    /// The user name.
+    pub name: String,
+    /// Their password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/account/password`: change one's own password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    /// The password now.
+    pub current: String,
+    /// The new one.
+    pub new: String,
+}
+
+impl std::fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePassword").finish_non_exhaustive()
+    }
+}
+
+/// One line of `GET /api/tokens`: an API token of the signed-in user (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Its id, for revoking it.
+    pub id: String,
+    /// The name its owner gave it.
+    pub name: String,
+    /// When it was created, seconds since 1970 (UTC).
+    pub created: i64,
+    /// When it was last used, seconds since 1970 (UTC).
+    pub last_used: Option<i64>,
+}
+
+/// `POST /api/tokens`: a new API token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    /// A name to recognise it by.
+    pub name: String,
+}
+
+/// `POST /api/tokens` answer: the token's secret, shown this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// Its id and name.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The secret, for `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }

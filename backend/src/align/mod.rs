@@ -3,6 +3,7 @@
 //! checkpoints (a killed run resumes), a JSONL metrics log, a progress line and a report.
 
 pub mod attack;
+pub mod cancel;
 pub mod data;
 pub mod h3fusion;
 pub mod report;

@@ -302,6 +302,7 @@ pub fn train_stage(
     let started = Instant::now();
     let mut tokens = 0usize;
     while !trainer.finished() {
+        super::cancel::check()?;
         let report = trainer.step();
         if !report.loss.is_finite() {
             bail!(

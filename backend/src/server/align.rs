@@ -16,6 +16,11 @@
 //!   `results.md`, `results.json`, `metrics.jsonl` (every stage's lines, in order).
 //! - `POST /api/align/runs/{id}/resume`: queues a failed or interrupted run again; it continues
 //!   from its checkpoints.
+//! - `DELETE /api/align/runs/{id}`: cancels a queued or running run (training stops after its
+//!   current step) and deletes its folder.
+//!
+//! Runs belong to the user who started them: others (administrators excepted) get 404, and
+//! starting or resuming one needs the training permission.
 //!
 //! A run lives in `<data-dir>/align-runs/<id>/`: `run.json` (its record), `config.toml` (the
 //! configuration it runs with), `events.jsonl` (the metrics lines it logged, in order, with the
@@ -24,7 +29,7 @@
 //! queued and running runs `interrupted` (marked so when it starts again).
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     convert::Infallible,
     fmt::Write as _,
     fs::{File, OpenOptions},
@@ -32,7 +37,7 @@ use std::{
     ops::Range,
     path::{Component, Path as FsPath, PathBuf},
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -56,10 +61,11 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
-use super::{AppError, AppState};
+use super::{Actor, AppError, AppState};
 use crate::align::{
     ConfigArgs,
     attack::{self, AttackConfig},
+    cancel,
 };
 
 /// The folder of the runs, under the data directory.
@@ -109,6 +115,9 @@ struct Record {
     /// Times a job started on it.
     #[serde(default)]
     attempts: u32,
+    /// Who started it (`None` on a server without accounts).
+    #[serde(default)]
+    owner: Option<String>,
 }
 
 /// One line of `events.jsonl`: a metrics line and the file it came from.
@@ -128,8 +137,8 @@ struct Dirs {
 #[derive(Debug)]
 pub struct AlignRuns {
     dirs: Option<Dirs>,
-    /// Runs a job of this server holds (queued or running).
-    live: Mutex<HashSet<String>>,
+    /// Runs a job of this server holds (queued or running), with their cancellation flags.
+    live: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 impl Default for AlignRuns {
@@ -214,7 +223,23 @@ impl AlignRuns {
         }
     }
 
-    fn live(&self) -> Result<std::sync::MutexGuard<'_, HashSet<String>>, AppError> {
+    /// The folder of run `id` and its record, or 404 when there is none or it is not `actor`'s.
+    fn run_for(&self, id: &str, actor: &Actor) -> Result<(PathBuf, Record), AppError> {
+        let dir = self.run_dir(id)?;
+        let record = read_record(&dir).map_err(internal("reading a run record"))?;
+        if actor.owns(record.owner.as_deref()) {
+            Ok((dir, record))
+        } else {
+            Err(AppError::client(
+                StatusCode::NOT_FOUND,
+                format!("no alignment run `{id}`"),
+            ))
+        }
+    }
+
+    fn live(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>>, AppError> {
         self.live.lock().map_err(|_| AppError::Internal {
             context: "alignment runs",
             source: anyhow::anyhow!("a job thread panicked while holding the run table"),
@@ -288,6 +313,7 @@ fn summary(dir: &FsPath, record: Record) -> AlignRunSummary {
     };
     AlignRunSummary {
         id: record.id,
+        owner: record.owner,
         action: record.action,
         status: record.status,
         created: record.created,
@@ -447,8 +473,10 @@ fn toml_message(text: &str, shift: usize, error: &toml::de::Error) -> String {
 /// `POST /api/align/runs`.
 pub async fn create(
     State(state): State<AppState>,
+    actor: Actor,
     body: Result<Json<StartAlignRun>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AlignRunCreated>), AppError> {
+    actor.require_training()?;
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let dirs = state.align.dirs()?.clone();
     let config = prepare_config(&request.config, &dirs.data)?;
@@ -468,6 +496,7 @@ pub async fn create(
         finished: None,
         error: None,
         attempts: 0,
+        owner: actor.name().map(str::to_owned),
     };
     std::fs::create_dir_all(&dir)
         .context("cannot create the run folder")
@@ -476,8 +505,12 @@ pub async fn create(
         })
         .and_then(|()| write_record(&dir, &record))
         .map_err(internal("creating an alignment run"))?;
-    state.align.live()?.insert(id.clone());
-    tracing::info!(%id, action = request.action.name(), "alignment run queued");
+    state.align.live()?.insert(id.clone(), Arc::default());
+    tracing::info!(
+        user = actor.name(),
+        action = request.action.name(),
+        "alignment run queued"
+    );
     start_job(&state, id.clone());
     Ok((
         StatusCode::ACCEPTED,
@@ -491,13 +524,15 @@ pub async fn create(
 /// `POST /api/align/runs/{id}/resume`.
 pub async fn resume(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<AlignRunCreated>), AppError> {
-    let dir = state.align.run_dir(&id)?;
+    let (dir, _) = state.align.run_for(&id, &actor)?;
+    actor.require_training()?;
     {
         let mut live = state.align.live()?;
         let mut record = read_record(&dir).map_err(internal("reading a run record"))?;
-        if live.contains(&id) || !record.status.resumable() {
+        if live.contains_key(&id) || !record.status.resumable() {
             return Err(AppError::client(
                 StatusCode::CONFLICT,
                 format!(
@@ -510,9 +545,9 @@ pub async fn resume(
         record.error = None;
         record.finished = None;
         write_record(&dir, &record).map_err(internal("resuming an alignment run"))?;
-        live.insert(id.clone());
+        live.insert(id.clone(), Arc::default());
     }
-    tracing::info!(%id, "alignment run queued again");
+    tracing::info!(user = actor.name(), "alignment run queued again");
     start_job(&state, id.clone());
     Ok((
         StatusCode::ACCEPTED,
@@ -523,6 +558,45 @@ pub async fn resume(
     ))
 }
 
+/// How long `DELETE` waits for a running run to stop before answering 202.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+/// `DELETE /api/align/runs/{id}`: cancels the run if a job holds it, and deletes its folder.
+/// 204 once it is gone; 202 when its current training step has not ended within
+/// [`CANCEL_WAIT`] (the job deletes the folder when it stops).
+pub async fn remove(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let (dir, _) = state.align.run_for(&id, &actor)?;
+    let flag = state.align.live()?.get(&id).cloned();
+    let Some(flag) = flag else {
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+            .await
+            .map_err(|e| AppError::Internal {
+                context: "deleting an alignment run",
+                source: e.into(),
+            })?
+            .map_err(|e| AppError::Internal {
+                context: "deleting an alignment run",
+                source: e.into(),
+            })?;
+        tracing::info!(user = actor.name(), "alignment run deleted");
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    flag.store(true, Ordering::Relaxed);
+    tracing::info!(user = actor.name(), "cancelling an alignment run");
+    let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if !state.align.live()?.contains_key(&id) {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// Waits for the training slot, then runs `id` on a blocking thread and records the outcome.
 fn start_job(state: &AppState, id: String) {
     let state = state.clone();
@@ -531,16 +605,42 @@ fn start_job(state: &AppState, id: String) {
             return;
         };
         let dir = dirs.runs.join(&id);
+        let Some(cancel) = state
+            .align
+            .live
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&id).cloned())
+        else {
+            return;
+        };
         let permit = state.training.clone().acquire_owned().await;
         let outcome = match permit {
             Ok(_permit) => {
                 let (run_dir, data) = (dir.clone(), dirs.data.clone());
-                tokio::task::spawn_blocking(move || execute(&run_dir, &data))
-                    .await
-                    .unwrap_or_else(|e| Err(Failure::Crashed(e.to_string())))
+                let flag = cancel.clone();
+                tokio::task::spawn_blocking(move || {
+                    if flag.load(Ordering::Relaxed) {
+                        return Err(Failure::Cancelled);
+                    }
+                    cancel::scoped(flag, || execute(&run_dir, &data))
+                })
+                .await
+                .unwrap_or_else(|e| Err(Failure::Crashed(e.to_string())))
             }
             Err(e) => Err(Failure::Crashed(e.to_string())),
         };
+        if cancel.load(Ordering::Relaxed) {
+            // Cancelled by `DELETE`: the run goes with its folder.
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                tracing::error!(%error, "cannot delete a cancelled alignment run's folder");
+            }
+            if let Ok(mut live) = state.align.live.lock() {
+                live.remove(&id);
+            }
+            tracing::info!("alignment run cancelled and deleted");
+            return;
+        }
         let update = read_record(&dir).and_then(|mut record| {
             record.finished = Some(now());
             match outcome {
@@ -575,6 +675,9 @@ enum Failure {
     /// The job panicked or could not start.
     #[error("the job crashed: {0}")]
     Crashed(String),
+    /// `DELETE` cancelled it.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Failure {
@@ -585,6 +688,7 @@ impl Failure {
                 .replace(&format!("{}/", run_dir.display()), "")
                 .replace(&data_dir.display().to_string(), "<data-dir>"),
             Self::Crashed(_) => "the run crashed; the details are in the server log".to_owned(),
+            Self::Cancelled => "the run was cancelled".to_owned(),
         }
     }
 }
@@ -794,7 +898,10 @@ fn metrics_files(dir: &FsPath, found: &mut Vec<(PathBuf, std::fs::Metadata)>) {
 // Reading runs.
 
 /// `GET /api/align/runs`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AlignRunSummary>>, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Result<Json<Vec<AlignRunSummary>>, AppError> {
     let runs = state.align.dirs()?.runs.clone();
     let mut list = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<AlignRunSummary>> {
         let mut list = Vec::new();
@@ -809,7 +916,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AlignRunSumm
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(is_run_id);
-            if let Some(record) = is_run.then(|| read_record(&dir).ok()).flatten() {
+            if let Some(record) = is_run.then(|| read_record(&dir).ok()).flatten()
+                && actor.owns(record.owner.as_deref())
+            {
                 list.push(summary(&dir, record));
             }
         }
@@ -828,10 +937,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AlignRunSumm
 /// `GET /api/align/runs/{id}`.
 pub async fn detail(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<AlignRunDetail>, AppError> {
-    let dir = state.align.run_dir(&id)?;
-    let record = read_record(&dir).map_err(internal("reading a run record"))?;
+    let (dir, record) = state.align.run_for(&id, &actor)?;
     let config = std::fs::read_to_string(dir.join(CONFIG))
         .context("cannot read the configuration")
         .map_err(internal("reading a run"))?;
@@ -860,9 +969,10 @@ fn file_path(dir: &FsPath, name: &str) -> PathBuf {
 /// `GET /api/align/runs/{id}/files/{name}`.
 pub async fn file(
     State(state): State<AppState>,
+    actor: Actor,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let dir = state.align.run_dir(&id)?;
+    let (dir, _) = state.align.run_for(&id, &actor)?;
     let missing = || {
         AppError::client(
             StatusCode::NOT_FOUND,
@@ -921,10 +1031,11 @@ pub async fn file(
 /// `GET /api/align/runs/{id}/events`.
 pub async fn events(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let dir = state.align.run_dir(&id)?;
+    let (dir, _) = state.align.run_for(&id, &actor)?;
     let skip = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -17,7 +17,7 @@ use fuselab_shared::{
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use super::{AppError, AppState};
+use super::{Actor, AppError, AppState};
 
 /// One message of the stream, as `event: <kind>` with JSON data.
 enum Message {
@@ -42,8 +42,10 @@ impl Message {
 
 pub async fn analyze(
     State(state): State<AppState>,
+    actor: Actor,
     body: Result<Json<AnalyzeRequest>, JsonRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let slot = state.heavy.slot(&actor)?;
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let options = request.options;
     let pool = tokio::task::spawn_blocking(move || Pool::new(request.pool))
@@ -60,6 +62,7 @@ pub async fn analyze(
         })?;
     let (sender, receiver) = mpsc::channel::<Message>(64);
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let started = std::time::Instant::now();
         let table = FocalTable::new(&pool);
         // Once the client has gone, every remaining team is skipped (scored as undefined), so a

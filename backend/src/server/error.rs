@@ -21,6 +21,15 @@ pub enum AppError {
         /// What was wrong with the request.
         message: String,
     },
+    /// The server or the caller has as much work in progress as allowed: 429 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    Busy {
+        /// What is at its limit.
+        message: String,
+        /// Seconds after which trying again makes sense.
+        retry_after: u64,
+    },
     /// Something failed on our side; the client gets a generic message.
     #[error("{context}: {source:#}")]
     Internal {
@@ -37,6 +46,14 @@ impl AppError {
         Self::Client {
             status,
             message: message.into(),
+        }
+    }
+
+    /// A 429 with `Retry-After`.
+    pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
+        Self::Busy {
+            message: message.into(),
+            retry_after,
         }
     }
 
@@ -58,6 +75,18 @@ impl IntoResponse for AppError {
             Self::Client { status, message } => {
                 tracing::debug!(%status, %message, "client error");
                 (status, Json(ApiError { error: message })).into_response()
+            }
+            Self::Busy {
+                message,
+                retry_after,
+            } => {
+                tracing::debug!(%message, "busy");
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, retry_after.to_string())],
+                    Json(ApiError { error: message }),
+                )
+                    .into_response()
             }
             Self::Internal { .. } => {
                 tracing::error!(error = %self, "request failed");

@@ -11,7 +11,9 @@
 //! - `DELETE /api/masks/{id}`: cancels the job and forgets it.
 //!
 //! One job trains at a time (training uses every core), alignment runs included; the others
-//! wait in the queue.
+//! wait in the queue. Jobs belong to the user who created them (others get 404); a user has one
+//! unfinished job at a time and the server [`MAX_LIVE_JOBS`] in all (429 beyond); a finished
+//! job's key is forgotten [`KEY_TTL`] after the job ends.
 
 use std::{
     collections::HashMap,
@@ -21,7 +23,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -39,7 +41,7 @@ use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::{AppError, AppState};
+use super::{Actor, AppError, AppState};
 use crate::{
     face::{decode_photo, load_stack},
     mask::{confident_face, embedders, key_bytes},
@@ -51,12 +53,35 @@ pub const MAX_PHOTOS: usize = 40;
 pub const MIN_PHOTOS: usize = 3;
 /// Most epochs a job may ask for.
 const MAX_EPOCHS: usize = 200;
+/// Unfinished jobs (queued or training) the server holds at most: each holds its photos and,
+/// while it trains, a face-model stack in memory.
+pub const MAX_LIVE_JOBS: usize = 8;
+/// How long a finished job's key (or error) waits to be fetched.
+pub const KEY_TTL: Duration = Duration::from_hours(1);
 
 struct Job {
     status: watch::Sender<JobStatus>,
     key: Mutex<Option<Vec<u8>>>,
     cancel: AtomicBool,
     keep: bool,
+    /// Who created it (`None` on a server without accounts).
+    owner: Option<String>,
+    /// When it finished, for [`KEY_TTL`].
+    ended: Mutex<Option<Instant>>,
+}
+
+impl Job {
+    fn finished(&self) -> bool {
+        self.status.borrow().finished()
+    }
+
+    fn expired(&self) -> bool {
+        self.ended
+            .lock()
+            .ok()
+            .and_then(|ended| *ended)
+            .is_some_and(|ended| ended.elapsed() >= KEY_TTL)
+    }
 }
 
 /// The server's mask jobs.
@@ -87,11 +112,13 @@ impl MaskJobs {
         }
     }
 
-    fn get(&self, id: &str) -> Result<Arc<Job>, AppError> {
-        self.jobs
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(id)
+    /// Job `id`, when `actor` may see it (404 otherwise: whether it exists is not theirs to
+    /// know).
+    fn get(&self, id: &str, actor: &Actor) -> Result<Arc<Job>, AppError> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned())?;
+        jobs.retain(|_, job| !job.expired());
+        jobs.get(id)
+            .filter(|job| actor.owns(job.owner.as_deref()))
             .cloned()
             .ok_or_else(|| {
                 AppError::client(
@@ -105,6 +132,35 @@ impl MaskJobs {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.remove(id);
         }
+    }
+
+    /// Adds a job unless the caller or the server holds too many unfinished ones.
+    fn admit(&self, id: &str, job: Arc<Job>) -> Result<(), AppError> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned())?;
+        jobs.retain(|_, job| !job.expired());
+        let live = jobs.values().filter(|j| !j.finished());
+        let (mine, all) = live.fold((0, 0), |(mine, all), j| {
+            (
+                mine + usize::from(job.owner.is_some() && j.owner == job.owner),
+                all + 1,
+            )
+        });
+        if mine > 0 {
+            return Err(AppError::busy(
+                "you already have a mask job that has not finished; wait for it or cancel it",
+                60,
+            ));
+        }
+        if all >= MAX_LIVE_JOBS {
+            return Err(AppError::busy(
+                format!(
+                    "the server has {MAX_LIVE_JOBS} mask jobs waiting or training, its limit; try again later"
+                ),
+                300,
+            ));
+        }
+        jobs.insert(id.to_owned(), job);
+        Ok(())
     }
 }
 
@@ -228,6 +284,7 @@ fn data_dir(state: &AppState) -> Result<PathBuf, AppError> {
 /// `POST /api/masks`.
 pub async fn create(
     State(state): State<AppState>,
+    actor: Actor,
     form: Multipart,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
     let request = read_form(form).await?;
@@ -245,6 +302,8 @@ pub async fn create(
         key: Mutex::new(None),
         cancel: AtomicBool::new(false),
         keep: request.keep,
+        owner: actor.name().map(str::to_owned),
+        ended: Mutex::new(None),
     });
     // Faces first: a photo without one is the user's to fix, before anything is queued.
     let Request {
@@ -254,18 +313,22 @@ pub async fn create(
         passphrase,
         ..
     } = request;
+    // Admitted first, so that the jobs preparing at once (each loads a model stack) are bounded.
+    state.masks.admit(&id, job.clone())?;
     let prepared = tokio::task::spawn_blocking(move || prepare(&data_dir, &files))
         .await
         .map_err(|e| AppError::Internal {
             context: "finding the faces of a mask job",
             source: e.into(),
-        })??;
-    state
-        .masks
-        .jobs
-        .lock()
-        .map_err(|_| poisoned())?
-        .insert(id.clone(), job.clone());
+        })
+        .and_then(|prepared| prepared);
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            state.masks.remove(&id);
+            return Err(error);
+        }
+    };
     let training = state.training.clone();
     tokio::spawn(async move {
         let Ok(_permit) = training.acquire_owned().await else {
@@ -292,6 +355,9 @@ pub async fn create(
             }
         };
         job.status.send_replace(status);
+        if let Ok(mut ended) = job.ended.lock() {
+            *ended = Some(Instant::now());
+        }
     });
     Ok((StatusCode::ACCEPTED, Json(Created { id, photos })))
 }
@@ -395,9 +461,10 @@ fn train(
 /// `GET /api/masks/{id}/events`.
 pub async fn events(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let job = state.masks.get(&id)?;
+    let job = state.masks.get(&id, &actor)?;
     let receiver = job.status.subscribe();
     let stream =
         futures_util::stream::unfold((receiver, false), |(mut receiver, ended)| async move {
@@ -420,9 +487,10 @@ pub async fn events(
 /// `GET /api/masks/{id}/key`.
 pub async fn key(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let job = state.masks.get(&id)?;
+    let job = state.masks.get(&id, &actor)?;
     let bytes = {
         let mut key = job.key.lock().map_err(|_| poisoned())?;
         if job.keep { key.clone() } else { key.take() }
@@ -453,9 +521,10 @@ pub async fn key(
 /// `DELETE /api/masks/{id}`.
 pub async fn cancel(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let job = state.masks.get(&id)?;
+    let job = state.masks.get(&id, &actor)?;
     job.cancel.store(true, Ordering::Relaxed);
     if !job.status.borrow().finished() {
         job.status.send_replace(JobStatus::Cancelled);

@@ -2,7 +2,10 @@
 
 mod align;
 mod analyze;
+mod auth;
+mod busy;
 mod error;
+mod guard;
 mod masks;
 mod models;
 mod reports;
@@ -11,21 +14,24 @@ use std::{io, path::PathBuf, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, State, rejection::JsonRejection},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    extract::{DefaultBodyLimit, MatchedPath, State, rejection::JsonRejection},
+    http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header},
     response::{IntoResponse, Response},
-    routing::{any, get, post},
+    routing::{any, delete, get, post},
 };
 use fuselab_shared::{
     CofailureReport, FailureMasks, PredictionTable,
     api::{ApiError, Health},
 };
 use tokio::{net::TcpListener, sync::Semaphore};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use align::AlignRuns;
+pub use auth::{Actor, AuthMode};
+pub use busy::HeavyLimits;
 pub use error::AppError;
+pub use guard::{CONTENT_SECURITY_POLICY, LOOPBACK_HOSTS, public_host};
 
 use crate::{assets, reports::ReportStore};
 
@@ -49,6 +55,18 @@ pub struct ServerConfig {
     /// The one permit a training job (a mask or an alignment run) holds while it trains: they
     /// use every core, so the others wait.
     pub training: Arc<Semaphore>,
+    /// Whether users sign in.
+    pub auth: AuthMode,
+    /// The host names the server answers to (lower case, without port); other `Host` headers
+    /// get 421.
+    pub allowed_hosts: Vec<String>,
+    /// Whether clients reach the server over HTTPS (it or a proxy in front of it): the cookie
+    /// gets `Secure` and answers carry HSTS.
+    pub tls: bool,
+    /// Failed sign-ins per address, and the password hashing slots.
+    pub sign_in: Arc<auth::SignInLimiter>,
+    /// Heavy requests running now, within their limits.
+    pub heavy: Arc<busy::Heavy>,
 }
 
 impl Default for ServerConfig {
@@ -61,17 +79,36 @@ impl Default for ServerConfig {
             masks: Arc::new(masks::MaskJobs::new()),
             align: Arc::new(AlignRuns::disabled()),
             training: Arc::new(Semaphore::new(1)),
+            auth: AuthMode::Off,
+            allowed_hosts: LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
+            tls: false,
+            sign_in: Arc::default(),
+            heavy: Arc::default(),
         }
     }
 }
 
 type AppState = Arc<ServerConfig>;
 
-/// The whole application: API routes, the embedded app, body limits and request tracing.
+/// The whole application: API routes, the embedded app, the host, origin and security-header
+/// guard, body limits and request tracing.
 pub fn app(config: ServerConfig) -> Router {
     let max_body_bytes = config.max_body_bytes;
+    let state = Arc::new(config);
     Router::new()
         .route("/api/health", get(health))
+        .route(
+            "/api/session",
+            get(auth::current)
+                .post(auth::sign_in)
+                .delete(auth::sign_out),
+        )
+        .route("/api/account/password", post(auth::change_password))
+        .route(
+            "/api/tokens",
+            get(auth::list_tokens).post(auth::create_token),
+        )
+        .route("/api/tokens/{id}", delete(auth::revoke_token))
         .route("/api/cofailure", post(cofailure))
         .route("/api/ensemble/analyze", post(analyze::analyze))
         .route("/api/ensemble/demo", get(demo_pool))
@@ -86,7 +123,10 @@ pub fn app(config: ServerConfig) -> Router {
         .route("/api/masks/{id}/key", get(masks::key))
         .route("/api/masks/{id}", axum::routing::delete(masks::cancel))
         .route("/api/align/runs", get(align::list).post(align::create))
-        .route("/api/align/runs/{id}", get(align::detail))
+        .route(
+            "/api/align/runs/{id}",
+            get(align::detail).delete(align::remove),
+        )
         .route("/api/align/runs/{id}/events", get(align::events))
         .route("/api/align/runs/{id}/files/{name}", get(align::file))
         .route("/api/align/runs/{id}/resume", post(align::resume))
@@ -94,17 +134,30 @@ pub fn app(config: ServerConfig) -> Router {
         .route("/faces", get(app_page))
         .route("/protect", get(app_page))
         .route("/align", get(app_page))
+        .route("/signin", get(app_page))
+        .route("/account", get(app_page))
         .route("/api/{*rest}", any(api_not_found))
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(
-            // One info line per request: method, path, status and latency.
+            // One info line per request: method, route, status and latency. The route pattern,
+            // not the path: paths carry job ids and report ids, which are secrets.
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(|request: &Request<_>| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("(no route)", MatchedPath::as_str);
+                    tracing::info_span!("request", method = %request.method(), route)
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(Arc::new(config))
+        .with_state(state)
 }
 
 /// Serves `app` on `listener` until SIGTERM or Ctrl-C, then lets requests in flight finish.
@@ -154,21 +207,25 @@ async fn health() -> Json<Health> {
 /// `POST /api/cofailure`: per-model accuracy and pairwise co-failure counts of a prediction table.
 async fn cofailure(
     State(config): State<AppState>,
+    actor: Actor,
     body: Result<Json<PredictionTable>, JsonRejection>,
 ) -> Result<Json<CofailureReport>, AppError> {
+    let slot = config.heavy.slot(&actor)?;
     let Json(table) = body.map_err(|r| AppError::json(&r, config.max_body_bytes))?;
-    table
-        .validate()
-        .map_err(|e| AppError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    // Validation walks the whole table: off the async runtime, like the computation.
     let report = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        table
+            .validate()
+            .map_err(|e| AppError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
         let counts = FailureMasks::from_table(&table).cofailure_counts();
-        CofailureReport::new(&table, &counts)
+        Ok(CofailureReport::new(&table, &counts))
     })
     .await
     .map_err(|e| AppError::Internal {
         context: "co-failure computation",
         source: e.into(),
-    })?;
+    })??;
     Ok(Json(report))
 }
 
@@ -214,7 +271,7 @@ async fn demo_pool(State(config): State<AppState>) -> Result<Response, AppError>
     }
 }
 
-/// `/reports/{id}`, `/faces`, `/protect` and `/align`: the app itself, which reads the page from the address.
+/// `/reports/{id}`, `/faces`, `/protect`, `/align`, `/signin` and `/account`: the app itself, which reads the page from the address.
 async fn app_page(headers: HeaderMap) -> Response {
     asset(Uri::from_static("/"), headers).await
 }

@@ -12,8 +12,8 @@ use fuselab_shared::{
     ensemble::{ANALYSIS_SCHEMA, REPORT_SCHEMA},
 };
 
-use super::{AppError, AppState};
-use crate::reports::{ReportStore, is_id};
+use super::{Actor, AppError, AppState};
+use crate::reports::{ReportStore, StoreError, is_id};
 
 fn store(state: &AppState) -> Result<&ReportStore, AppError> {
     state.reports.as_deref().ok_or_else(|| {
@@ -24,10 +24,21 @@ fn store(state: &AppState) -> Result<&ReportStore, AppError> {
     })
 }
 
-fn internal(context: &'static str) -> impl FnOnce(crate::reports::StoreError) -> AppError {
-    move |e| AppError::Internal {
-        context,
-        source: e.into(),
+fn internal(context: &'static str) -> impl FnOnce(StoreError) -> AppError {
+    move |e| {
+        if e.is_input() {
+            let status = if matches!(e, StoreError::TooMany { .. }) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::PAYLOAD_TOO_LARGE
+            };
+            AppError::client(status, e.to_string())
+        } else {
+            AppError::Internal {
+                context,
+                source: e.into(),
+            }
+        }
     }
 }
 
@@ -37,6 +48,7 @@ fn not_found(id: &str) -> AppError {
 
 pub async fn save(
     State(state): State<AppState>,
+    actor: Actor,
     body: Result<Json<SaveReport>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SavedReport>), AppError> {
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
@@ -54,9 +66,13 @@ pub async fn save(
         ));
     }
     let id = store(&state)?
-        .save(&request.analysis, request.title.as_deref())
+        .save(
+            &request.analysis,
+            request.title.as_deref(),
+            actor.owner_id(),
+        )
         .map_err(internal("saving a report"))?;
-    tracing::info!(%id, "report saved");
+    tracing::info!(user = actor.name(), "report saved");
     Ok((
         StatusCode::CREATED,
         Json(SavedReport {
@@ -66,9 +82,14 @@ pub async fn save(
     ))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ReportSummary>>, AppError> {
+pub async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Result<Json<Vec<ReportSummary>>, AppError> {
     Ok(Json(
-        store(&state)?.list().map_err(internal("listing reports"))?,
+        store(&state)?
+            .list(actor.scope())
+            .map_err(internal("listing reports"))?,
     ))
 }
 
@@ -88,16 +109,17 @@ pub async fn get(
 
 pub async fn delete(
     State(state): State<AppState>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     if !is_id(&id) {
         return Err(not_found(&id));
     }
     if store(&state)?
-        .delete(&id)
+        .delete(&id, actor.scope())
         .map_err(internal("deleting a report"))?
     {
-        tracing::info!(%id, "report deleted");
+        tracing::info!(user = actor.name(), "report deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))
