@@ -59,15 +59,17 @@ export function startAnalysis(files, options, onProgress, onDone, onError) {
 
 /**
  * Posts an analysis request to the server and reads its Server-Sent Events: `progress` events,
- * then `result` (the analysis JSON) or `error`. Returns a handle whose `cancel()` aborts it.
+ * then `result` (the analysis JSON) or `error`. `onError(message, status)` gets the HTTP status
+ * of an error answer (401: sign in), 0 when the failure came later or no answer came. Returns a
+ * handle whose `cancel()` aborts it.
  */
 export function analyzeOnServer(body, onProgress, onDone, onError) {
   const abort = new AbortController();
   let over = false;
-  const fail = (message) => {
+  const fail = (message, status = 0) => {
     if (over) return;
     over = true;
-    onError(message);
+    onError(message, status);
   };
   (async () => {
     const response = await fetch("/api/ensemble/analyze", {
@@ -84,7 +86,7 @@ export function analyzeOnServer(body, onProgress, onDone, onError) {
       } catch {
         // Not JSON: keep the status line.
       }
-      return fail(message);
+      return fail(message, response.status);
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";

@@ -82,9 +82,17 @@ export function protectedName(name, type) {
   return `${stem}-protected.${extension}`;
 }
 
+/** An error with the server's message and the answer's HTTP `status` (401: sign in). */
+async function answerError(response) {
+  const body = await response.json().catch(() => ({}));
+  const error = new Error(body.error ?? `the server answered HTTP ${response.status}`);
+  error.status = response.status;
+  return error;
+}
+
 /**
  * Starts a mask job with the chosen photos; `fields` are the form's other fields. Resolves to
- * the job's id, or rejects with the server's message.
+ * the job's id, or rejects with the server's message (and `status`).
  */
 export async function startMaskJob(files, fields) {
   const form = new FormData();
@@ -93,9 +101,8 @@ export async function startMaskJob(files, fields) {
     if (value !== "" && value !== undefined && value !== null) form.append(name, String(value));
   }
   const response = await fetch("/api/masks", { method: "POST", body: form });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error ?? `the server answered HTTP ${response.status}`);
-  return body.id;
+  if (!response.ok) throw await answerError(response);
+  return (await response.json()).id;
 }
 
 /** Follows a job's events: `onStatus(json)` for each; returns a function that stops. */
@@ -117,10 +124,7 @@ export function followMaskJob(id, onStatus, onError) {
 /** Fetches a finished job's key (the server forgets it afterwards). */
 export async function fetchMaskKey(id) {
   const response = await fetch(`/api/masks/${id}/key`);
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    throw new Error(body.error ?? `the server answered HTTP ${response.status}`);
-  }
+  if (!response.ok) throw await answerError(response);
   return new Uint8Array(await response.arrayBuffer());
 }
 

@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, startApp } from "../tests/e2e/harness.mjs";
+import { ADMIN, BIN, startApp } from "../tests/e2e/harness.mjs";
 
 const MODELS = 10;
 const SAMPLES = 10_000;
@@ -44,12 +44,14 @@ const native = spawnSync(BIN, ["ensemble", "analyze", file, "--top-k", "10", "--
 const nativeMs = Number(process.hrtime.bigint() - started) / 1e6;
 if (native.status !== 0) throw new Error(native.stderr.toString());
 
-const app = await startApp();
+// Signed in: the server's analysis needs a user.
+const app = await startApp({ signedIn: ADMIN });
 const { page } = app;
 
 // The same analysis natively: the server's /api/ensemble/analyze times `analysis()` alone.
 const body = JSON.stringify({ pool: JSON.parse(readFileSync(file, "utf8")), options: { top_k: 10, min_size: 2, max_size: MODELS } });
-const stream = await (await fetch(`${app.baseUrl}/api/ensemble/analyze`, { method: "POST", headers: { "content-type": "application/json" }, body })).text();
+const answer = await app.context.request.post(`${app.baseUrl}/api/ensemble/analyze`, { headers: { "content-type": "application/json" }, data: body });
+const stream = await answer.text();
 const result = JSON.parse(stream.split("\n\n").find((e) => e.startsWith("event: result")).split("\ndata: ")[1]);
 const serverMs = result.millis;
 

@@ -27,6 +27,10 @@ MODELS_DATA_DIR="$XDG_CACHE_HOME/fuselab/data"
 step "cargo test: native (release, the same set and profile as the served binary)"
 FUSELAB_DATA_DIR="$MODELS_DATA_DIR" cargo test "${NATIVE_PACKAGES[@]}" --release
 
+step "cargo test: the browser app's plain logic (addresses, access, forms), natively"
+cargo clippy -p fuselab-frontend --no-deps --lib --tests -- -D warnings
+cargo test -p fuselab-frontend --lib
+
 step "browser end-to-end: headless Chromium against the real fuselab binary"
 FUSELAB_DIGITS="$(scripts/fetch-digits.sh)" FUSELAB_BIN="$TARGET_DIR/release/fuselab" \
   FUSELAB_DATA_DIR="$MODELS_DATA_DIR" node --test tests/e2e/

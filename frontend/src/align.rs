@@ -1,16 +1,23 @@
 //! The Alignment page (`/align`): harmful fine-tuning runs on the server. Start a benchmark (or one
 //! attack, or an alignment with Booster or Vaccine) from a TOML configuration, watch its
 //! training progress live, and read each finished run's results table, HS and FA charts and
-//! report; an interrupted or failed run resumes from its checkpoints.
+//! report; an interrupted or failed run resumes from its checkpoints, and any run can be
+//! cancelled and deleted. Runs need a signed-in user; starting one needs the right to train.
 
 use fuselab_shared::api::{
     AlignAction, AlignMetrics, AlignResultRow, AlignRunCreated, AlignRunStatus, AlignRunSummary,
-    ApiError, StartAlignRun,
+    StartAlignRun,
 };
-use gloo_net::http::{Request, Response};
+use gloo_net::http::Request;
 use leptos::prelude::*;
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
+
+use crate::{
+    access::{Access, Failure, Training},
+    api::{call, local_time, send},
+    session::{SignedIn, use_auth},
+};
 
 /// The configuration the form starts with: a benchmark of about 15 s on 2 cores.
 const EXAMPLE: &str = include_str!("../../examples/attack-small.toml");
@@ -21,29 +28,15 @@ extern "C" {
     fn follow_align_run(id: &str, on_event: JsValue) -> js_sys::Function;
 }
 
-/// The error message of a failed API response.
-async fn failure(response: Response) -> String {
-    match response.json::<ApiError>().await {
-        Ok(error) => error.error,
-        Err(_) => format!("the server answered HTTP {}", response.status()),
-    }
-}
-
-/// Sends a request and reads its JSON answer; a failed one becomes the server's message.
-async fn call<T: DeserializeOwned>(request: Result<Request, gloo_net::Error>) -> Result<T, String> {
-    let response = request
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    if !response.ok() {
-        return Err(failure(response).await);
-    }
-    response.json().await.map_err(|e| e.to_string())
-}
-
-async fn list() -> Result<Vec<AlignRunSummary>, String> {
+async fn list() -> Result<Vec<AlignRunSummary>, Failure> {
     call(Request::get("/api/align/runs").build()).await
+}
+
+/// Cancels the run if it trains, and deletes it.
+async fn delete(id: &str) -> Result<(), Failure> {
+    send(Request::delete(&format!("/api/align/runs/{id}")).build())
+        .await
+        .map(drop)
 }
 
 /// `{"status": …}` of a `status` event.
@@ -75,18 +68,37 @@ fn what(action: AlignAction) -> &'static str {
     }
 }
 
-fn created(seconds: i64) -> String {
-    // Seconds since 1970 fit an f64 exactly.
-    #[allow(clippy::cast_precision_loss)]
-    let date = js_sys::Date::new(&JsValue::from_f64(seconds as f64 * 1000.0));
-    String::from(date.to_locale_string("en-GB", &JsValue::UNDEFINED))
+/// The page.
+#[component]
+pub fn AlignPage() -> impl IntoView {
+    view! {
+        <section id="align" class="tool" aria-labelledby="align-title">
+            <h2 id="align-title">"Harmful fine-tuning benchmark"</h2>
+            <p>
+                "A model is aligned (SFT, Booster or Vaccine), then attacked: fine-tuned on n
+                samples of a benign task of which a share p is harmful; Lisa defends during the
+                fine-tuning. HS is the share of harmful prompts whose answer the judge flags, FA
+                the accuracy on the benign task. The server trains one job at a time; the
+                configuration is the one "<code>"fuselab align … --config FILE"</code>" reads (the
+                server sets "<code>"out"</code>" and reads data files from its "
+                <code>"align-data"</code>" folder)."
+            </p>
+            <SignedIn what="start and follow training runs">
+                <Runs />
+            </SignedIn>
+        </section>
+    }
 }
 
-/// The page.
+/// The form (for a user allowed to train), the followed run and the list of runs.
 // One page's wiring: the form, the followed run and the list.
 #[allow(clippy::too_many_lines)]
 #[component]
-pub fn AlignPage() -> impl IntoView {
+fn Runs() -> impl IntoView {
+    let auth = use_auth();
+    let access = auth.access_untracked();
+    let may_train = access.as_ref().map(Access::training) == Some(Training::Allowed);
+    let owners = access.as_ref().is_some_and(Access::sees_owners);
     let action = RwSignal::new(AlignAction::Benchmark);
     let config = RwSignal::new(EXAMPLE.to_owned());
     let starting = RwSignal::new(false);
@@ -97,16 +109,20 @@ pub fn AlignPage() -> impl IntoView {
     let version = RwSignal::new(0_u32);
     let runs = LocalResource::new(move || {
         version.track();
-        list()
+        async move { auth.watch(list().await) }
     });
     let changed = move || version.update(|v| *v += 1);
 
-    let follow = move |id: String| {
+    let unfollow = move || {
         stop.with_value(|close| {
             if let Some(close) = close {
                 let _ = close.call0(&JsValue::NULL);
             }
         });
+        stop.set_value(None);
+    };
+    let follow = move |id: String| {
+        unfollow();
         live.set(Some(Live {
             id: id.clone(),
             status: AlignRunStatus::Queued,
@@ -180,27 +196,40 @@ pub fn AlignPage() -> impl IntoView {
         starting.set(true);
         feedback.set(None);
         leptos::task::spawn_local(async move {
-            let created: Result<AlignRunCreated, String> =
-                call(Request::post("/api/align/runs").json(&body)).await;
+            let created: Result<AlignRunCreated, Failure> =
+                auth.watch(call(Request::post("/api/align/runs").json(&body)).await);
             match created {
                 Ok(created) => {
                     feedback.set(Some(Ok(format!("Run {} started.", created.id))));
                     follow(created.id);
                     changed();
                 }
-                Err(message) => feedback.set(Some(Err(message))),
+                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
             }
             starting.set(false);
         });
     };
     let resume = move |id: String| {
         leptos::task::spawn_local(async move {
-            let resumed: Result<AlignRunCreated, String> =
-                call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await;
+            let resumed: Result<AlignRunCreated, Failure> = auth
+                .watch(call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await);
             match resumed {
                 Ok(resumed) => follow(resumed.id),
-                Err(message) => feedback.set(Some(Err(message))),
+                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
             }
+            changed();
+        });
+    };
+    let remove = move |id: String| {
+        if live.with_untracked(|l| l.as_ref().is_some_and(|l| l.id == id)) {
+            unfollow();
+            live.set(None);
+        }
+        leptos::task::spawn_local(async move {
+            feedback.set(Some(match auth.watch(delete(&id).await) {
+                Ok(()) => Ok(format!("Run {id} deleted.")),
+                Err(failure) => Err(failure.to_string()),
+            }));
             changed();
         });
     };
@@ -240,18 +269,8 @@ pub fn AlignPage() -> impl IntoView {
         })
     };
 
-    view! {
-        <section id="align" class="tool" aria-labelledby="align-title">
-            <h2 id="align-title">"Harmful fine-tuning benchmark"</h2>
-            <p>
-                "A model is aligned (SFT, Booster or Vaccine), then attacked: fine-tuned on n
-                samples of a benign task of which a share p is harmful; Lisa defends during the
-                fine-tuning. HS is the share of harmful prompts whose answer the judge flags, FA
-                the accuracy on the benign task. The server trains one job at a time; the
-                configuration is the one "<code>"fuselab align … --config FILE"</code>" reads (the
-                server sets "<code>"out"</code>" and reads data files from its "
-                <code>"align-data"</code>" folder)."
-            </p>
+    let form = if may_train {
+        view! {
             <label for="align-action">"Action"</label>
             <select id="align-action" on:change=move |e| {
                 let name = event_target_value(&e);
@@ -271,47 +290,83 @@ pub fn AlignPage() -> impl IntoView {
                 <button id="align-start" prop:disabled=move || starting.get() on:click=start>"Start"</button>
                 <button class="secondary" on:click=move |_| config.set(EXAMPLE.to_owned())>"Reset to the example"</button>
             </div>
-            {move || feedback.get().map(|f| match f {
-                Ok(text) => view! { <p id="align-feedback" role="status">{text}</p> }.into_any(),
-                Err(text) => view! { <p id="align-feedback" class="error" role="alert">{text}</p> }.into_any(),
+        }
+        .into_any()
+    } else {
+        view! {
+            <p id="align-not-allowed" class="note">
+                "Your account may not start training runs: ask this server's administrator to
+                allow it. Your earlier runs are listed below."
+            </p>
+        }
+        .into_any()
+    };
+    view! {
+        {form}
+        {move || feedback.get().map(|f| match f {
+            Ok(text) => view! { <p id="align-feedback" role="status">{text}</p> }.into_any(),
+            Err(text) => view! { <p id="align-feedback" class="error" role="alert">{text}</p> }.into_any(),
+        })}
+        {progress}
+        <h3>"Runs"</h3>
+        <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
+            {move || runs.get().map(|result| match result {
+                Err(failure) => view! { <p class="note">{format!("Runs are unavailable: {failure}")}</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="note" id="align-empty">{
+                    if may_train { "None yet: start one above." } else { "None yet." }
+                }</p> }.into_any(),
+                Ok(list) => view! {
+                    <div id="align-runs">
+                        {list.into_iter().map(|run| view! {
+                            <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
+                        }).collect_view()}
+                    </div>
+                }.into_any(),
             })}
-            {progress}
-            <h3>"Runs"</h3>
-            <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
-                {move || runs.get().map(|result| match result {
-                    Err(message) => view! { <p class="note">{format!("Runs are unavailable: {message}")}</p> }.into_any(),
-                    Ok(list) if list.is_empty() => view! { <p class="note" id="align-empty">"None yet: start one above."</p> }.into_any(),
-                    Ok(list) => view! {
-                        <div id="align-runs">
-                            {list.into_iter().map(|run| view! { <RunView run=run resume=resume follow=follow /> }).collect_view()}
-                        </div>
-                    }.into_any(),
-                })}
-            </Suspense>
-        </section>
+        </Suspense>
     }
 }
 
-/// One run of the list: its state, and once done its results, charts and files.
+/// One run of the list: its state (and owner, for an administrator), Resume or Follow, Delete
+/// (Cancel while it is queued or training), and once done its results, charts and files.
 #[component]
 fn RunView(
     run: AlignRunSummary,
+    /// Whether the list holds every user's runs, so each names its owner.
+    owners: bool,
+    /// Whether interrupted and failed runs may be resumed.
+    may_train: bool,
     resume: impl Fn(String) + Copy + 'static,
     follow: impl Fn(String) + Copy + 'static,
+    remove: impl Fn(String) + Copy + 'static,
 ) -> impl IntoView {
     let id = run.id.clone();
     let files = format!("/api/align/runs/{id}/files");
-    let actions = if run.status.resumable() {
-        let id = id.clone();
-        view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
-            .into_any()
+    let step = if run.status.resumable() {
+        may_train.then(|| {
+            let id = id.clone();
+            view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
+                .into_any()
+        })
     } else if run.status.finished() {
-        ().into_any()
+        None
     } else {
         let id = id.clone();
-        view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }
-            .into_any()
+        Some(
+            view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }
+                .into_any(),
+        )
     };
+    let (label, hint) = if run.status.finished() {
+        ("Delete", "Delete the run and its files")
+    } else {
+        ("Cancel", "Stop the run and delete it with its files")
+    };
+    let delete = {
+        let id = id.clone();
+        view! { <button class="secondary delete" title=hint on:click=move |_| remove(id.clone())>{label}</button> }
+    };
+    let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
     let done = (run.status == AlignRunStatus::Done).then(|| {
         view! {
@@ -333,12 +388,13 @@ fn RunView(
     view! {
         <article class="align-run" id=format!("run-{id}") data-status=run.status.name()>
             <h4>
-                {format!("{} · {} · ", run.action.name(), created(run.created))}
+                {format!("{} · {} · ", run.action.name(), local_time(run.created))}
                 <span class="run-status">{run.status.name()}</span>
                 <span class="note">{format!(" · {id}")}</span>
+                {owner.map(|o| view! { <span class="owner">{o}</span> })}
             </h4>
             {run.error.map(|e| view! { <p class="error">{e}</p> })}
-            {actions}
+            <div class="actions">{step}{delete}</div>
             {done}
         </article>
     }

@@ -1,15 +1,19 @@
 // Harmful fine-tuning runs in the browser: the Alignment page (`/align`) starts the example
 // benchmark (examples/attack-small.toml, prefilled) on the real server, shows its training
 // progress live (stage, step, loss), then the run's results table, both charts and its report;
-// after a reload the run is still listed with its results.
+// after a reload the run is still listed with its results. Delete removes a finished run, and
+// Cancel stops a training one and deletes it with its folder. The browser is signed in as the
+// administrator (tests/e2e/auth.test.mjs covers anonymous visitors and users who may not train).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { assertText, startApp } from "./harness.mjs";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { ADMIN, assertText, startApp } from "./harness.mjs";
 
 let app, page;
 
 before(async () => {
-  app = await startApp({ path: "/align", demo: false });
+  app = await startApp({ path: "/align", demo: false, signedIn: ADMIN });
   ({ page } = app);
 });
 
@@ -80,5 +84,37 @@ test("the Alignment page runs the example benchmark live and shows its results, 
   assert.equal(await page.locator(".align-run").count(), 1);
   assert.equal(await page.locator("#align-live").count(), 0);
   await chartsLoaded(page.locator(".align-run").first());
+  // An administrator sees whose runs they are.
+  assert.match(await page.locator(".align-run .owner").first().innerText(), new RegExp(`· ${ADMIN.name}$`));
+  assert.deepEqual(app.problems, []);
+});
+
+/** The ids of the listed runs. */
+function listedRuns() {
+  return page.locator(".align-run").evaluateAll((runs) => runs.map((run) => run.id.replace(/^run-/, "")));
+}
+
+test("a training run can be cancelled, and a finished one deleted, with their folders", async () => {
+  const [finished] = await listedRuns();
+  assert.ok(existsSync(join(app.dataDir, "align-runs", finished)));
+
+  await page.click("#align-start");
+  await assertText(page, "#align-feedback", /^Run [0-9a-f]{16} started\.$/);
+  const training = (await page.locator("#align-feedback").innerText()).match(/Run ([0-9a-f]{16})/)[1];
+  await assertText(page, "#align-stage", /^Stage \S+ · step \d+\/\d+/);
+  const row = page.locator(`#run-${training}`);
+  await assertText(page, `#run-${training} button.delete`, /^Cancel$/);
+  await row.locator("button.delete").click();
+  await assertText(page, "#align-feedback", new RegExp(`^Run ${training} deleted\\.$`));
+  await row.waitFor({ state: "detached" });
+  assert.equal(await page.locator("#align-live").count(), 0, "the cancelled run is no longer followed");
+  assert.deepEqual(await listedRuns(), [finished]);
+  assert.equal((await app.context.request.get(`${app.baseUrl}/api/align/runs/${training}`)).status(), 404);
+  assert.ok(!existsSync(join(app.dataDir, "align-runs", training)), "the cancelled run's folder is gone");
+
+  await assertText(page, `#run-${finished} button.delete`, /^Delete$/);
+  await page.locator(`#run-${finished} button.delete`).click();
+  await page.locator("#align-empty").waitFor();
+  assert.ok(!existsSync(join(app.dataDir, "align-runs", finished)), "the deleted run's folder is gone");
   assert.deepEqual(app.problems, []);
 });

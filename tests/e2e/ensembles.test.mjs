@@ -1,20 +1,22 @@
 // The Ensembles page in a real browser against the real server: reference vector files are
 // analysed in the page's Web Worker and the top-K table must equal the CLI's JSON for the same
-// file; CSV pairs, exports, cancelling and a malformed file behave as a user expects.
+// file; CSV pairs, exports, cancelling and a malformed file behave as a user expects. The
+// browser is signed in as the administrator: saving reports and the server's analyses need a
+// user (tests/e2e/auth.test.mjs covers the page without one).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, assertText, startApp } from "./harness.mjs";
+import { ADMIN, BIN, assertText, startApp } from "./harness.mjs";
 
 const VECTORS = new URL("../../shared/tests/vectors/focal/", import.meta.url);
 
 let app, page, dir;
 
 before(async () => {
-  app = await startApp();
+  app = await startApp({ signedIn: ADMIN });
   page = app.page;
   dir = mkdtempSync(join(tmpdir(), "fuselab-e2e-pools-"));
 });
@@ -212,6 +214,8 @@ test("a report is saved, its share URL shows the same report read-only, and it c
   const row = page.locator("#saved-reports tbody tr", { has: page.locator(`a[href="${url}"]`) });
   await row.waitFor();
   await assertText(page, "#saved-reports", /6 models: m0, m1, m2, m3, m4, m5/);
+  // An administrator's list names each report's owner.
+  assert.equal(await row.locator("td.owner").innerText(), ADMIN.name);
   await row.getByRole("button", { name: "Delete" }).click();
   await page.locator("#saved-empty").waitFor();
 

@@ -2,7 +2,7 @@
 // free port, and headless Chromium (apt) with WebGPU on SwiftShader, in fresh folders.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -15,16 +15,37 @@ const CHROMIUM_FLAGS = [
   "--enable-unsafe-webgpu", "--enable-unsafe-swiftshader",
 ];
 
+/** The administrator every test server starts with (`fuselab serve --admin-password-file`). */
+export const ADMIN = { name: "admin", password: "e2e admin password" };
+
 /**
- * Starts the server and the browser and opens the app at `path`. With `models`, the server's
- * data directory holds the weights `fuselab models fetch` cached in `$FUSELAB_DATA_DIR`;
- * `webgpu: false` starts Chromium without WebGPU.
- * `problems` collects page errors, console errors, failed requests and HTTP errors; `close()`
- * stops everything and checks that the server exits cleanly.
+ * Signs the browser context in through the API (`POST /api/session`): the context's request
+ * client shares its cookies, so the pages opened afterwards are signed in. The sign-in page
+ * itself is driven by tests/e2e/auth.test.mjs.
  */
-export async function startApp({ path = "/", models = false, demo = true, webgpu = true } = {}) {
+export async function signIn(context, baseUrl, user = ADMIN) {
+  const response = await context.request.post(`${baseUrl}/api/session`, { data: user });
+  assert.equal(response.status(), 200, `signing in as ${user.name}: ${await response.text()}`);
+  const session = await response.json();
+  assert.equal(session.user?.name, user.name);
+  return session;
+}
+
+/**
+ * Starts the server (with the administrator `ADMIN`) and the browser and opens the app at
+ * `path`, signed in as `signedIn` (a `{ name, password }`, e.g. `ADMIN`) or anonymous. With
+ * `models`, the server's data directory holds the weights `fuselab models fetch` cached in
+ * `$FUSELAB_DATA_DIR`; `webgpu: false` starts Chromium without WebGPU.
+ * `problems` collects page errors, console errors (CSP violations among them), failed requests
+ * and HTTP errors; `close()` stops everything and checks that the server exits cleanly.
+ */
+export async function startApp({ path = "/", models = false, demo = true, webgpu = true, signedIn = null } = {}) {
   assert.ok(BIN, "FUSELAB_BIN must point at the fuselab binary");
   const dataDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-data-"));
+  // Outside the data directory, as an operator would keep it.
+  const secretsDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-secrets-"));
+  const adminPasswordFile = join(secretsDir, "admin-password");
+  writeFileSync(adminPasswordFile, `${ADMIN.password}\n`, { mode: 0o600 });
   if (models) {
     assert.ok(process.env.FUSELAB_DATA_DIR, "FUSELAB_DATA_DIR must hold the fetched models (scripts/test.sh sets it)");
     symlinkSync(join(process.env.FUSELAB_DATA_DIR, "models"), join(dataDir, "models"));
@@ -38,7 +59,9 @@ export async function startApp({ path = "/", models = false, demo = true, webgpu
     assert.equal(built.status, 0, built.stderr);
   }
   const profileDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-chromium-"));
-  const server = spawn(BIN, ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir], {
+  const server = spawn(BIN, [
+    "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--admin-password-file", adminPasswordFile,
+  ], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const serverExit = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
@@ -77,6 +100,7 @@ export async function startApp({ path = "/", models = false, demo = true, webgpu
   page.on("response", (response) => {
     if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
   });
+  if (signedIn) await signIn(context, baseUrl, signedIn);
   await page.goto(baseUrl + path);
   const close = async () => {
     await context.close();
@@ -86,6 +110,7 @@ export async function startApp({ path = "/", models = false, demo = true, webgpu
       assert.equal(code, 0, "fuselab exits cleanly on SIGTERM");
     }
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(secretsDir, { recursive: true, force: true });
     rmSync(profileDir, { recursive: true, force: true });
   };
   return { page, context, baseUrl, problems, close, dataDir };

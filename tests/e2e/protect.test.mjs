@@ -1,15 +1,16 @@
 // Photo protection in the browser: a key trained by the CLI is loaded (with its passphrase), a
 // test photo is protected on the page (WebGPU, or the CPU twin) and the download equals the
-// CLI's `mask apply` output pixel for pixel; no request carries the photo. Then "Create my
-// mask" trains a key on the server from three photos, streams progress, hands the key back and
-// leaves nothing on the server's disk.
+// CLI's `mask apply` output pixel for pixel; no request carries the photo, and no sign-in is
+// needed. Then "Create my mask", which asks an anonymous visitor to sign in, trains a key on the
+// server from three photos once signed in, streams progress, hands the key back and leaves
+// nothing on the server's disk.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, assertText, startApp } from "./harness.mjs";
+import { BIN, assertText, signIn, startApp } from "./harness.mjs";
 
 let app, page, work, photoDir, key;
 const PASSPHRASE = "a long passphrase for the test key";
@@ -136,7 +137,14 @@ test("a photo without a face is reported and nothing is offered for download", a
   assert.equal(await article.locator(".protect-download").count(), 0);
 });
 
-test("Create my mask trains a key on the server, streams progress and keeps nothing", async () => {
+test("Create my mask asks to sign in, then trains a key on the server, streams progress and keeps nothing", async () => {
+  const prompt = page.locator("#create-mask a.sign-in");
+  await assertText(page, "#create-mask a.sign-in", /^Sign in to create your mask on this server$/);
+  assert.equal(await prompt.getAttribute("href"), "/signin?next=/protect");
+  assert.equal(await page.locator("#create-start").count(), 0);
+  await signIn(app.context, app.baseUrl);
+  await page.reload();
+  const signedIn = requests.length;
   const files = ["obama.jpg", "obama2.jpg", "obama3.jpg"].map((name) => join(photoDir, name));
   await page.locator("#create-photos").setInputFiles(files);
   assert.ok(await page.locator("#create-start").isDisabled(), "consent comes first");
@@ -148,15 +156,15 @@ test("Create my mask trains a key on the server, streams progress and keeps noth
   await assertText(page, "#create-status", /^Your mask [0-9a-f]{12}… is ready/);
   // The key went straight to the Protect section.
   await assertText(page, "#mask-status", /^Mask [0-9a-f]{12}… loaded: .* learned from 3 photo\(s\) against dlib \+ faceres\.$/);
-  const posts = requests.filter((r) => r.method !== "GET");
+  const posts = requests.slice(signedIn).filter((r) => r.method !== "GET");
   assert.equal(posts.length, 1, posts.map((r) => r.url).join(", "));
   assert.match(posts[0].url, /\/api\/masks$/);
   // The server wrote none of the photos: its data folder holds only what it had before.
-  const left = readdirSync(app.dataDir).filter((name) => !/^(models|reports\.sqlite3.*)$/.test(name));
+  const left = readdirSync(app.dataDir).filter((name) => !/^(models|(fuselab|reports)\.sqlite3.*)$/.test(name));
   assert.deepEqual(left, []);
-  // The key was handed over once and forgotten.
+  // The key was handed over once and forgotten (asked by the same signed-in user).
   const url = requests.find((r) => /\/api\/masks\/[0-9a-f]+\/key$/.test(r.url)).url;
-  assert.equal((await fetch(url)).status, 404);
+  assert.equal((await app.context.request.get(url)).status(), 404);
 });
 
 test("nothing went wrong in the page", () => {

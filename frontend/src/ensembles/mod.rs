@@ -15,6 +15,11 @@ use fuselab_shared::ensemble::{
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
+use crate::{
+    access::Failure,
+    session::{Auth, SignInPrompt, use_auth},
+};
+
 #[wasm_bindgen(module = "/glue.js")]
 extern "C" {
     #[wasm_bindgen(js_name = filesOf)]
@@ -76,6 +81,8 @@ enum Run {
     Done(Box<Analysis>, Origin),
     Failed(String),
     Cancelled,
+    /// The pool (of so many teams) is for the server, which needs a signed-in user.
+    SignIn(u64),
 }
 
 /// Where the page runs an analysis.
@@ -102,10 +109,12 @@ enum SortBy {
     Size,
 }
 
-/// Streams the analysis of a parsed pool on the server; progress, result or error land in
-/// `set_run`.
+/// Streams the analysis of a parsed pool of `teams` teams on the server; progress, result or
+/// error land in `set_run`. An expired session asks to sign in again.
 fn launch_on_server(
     request: &str,
+    teams: u64,
+    auth: Auth,
     set_run: WriteSignal<Run>,
     handle: StoredValue<Option<JsValue>, LocalStorage>,
 ) {
@@ -128,9 +137,15 @@ fn launch_on_server(
             Err(error) => Run::Failed(format!("the server's result could not be read: {error}")),
         });
     });
-    let on_error = Closure::<dyn FnMut(String)>::new(move |message: String| {
+    let on_error = Closure::<dyn FnMut(String, u16)>::new(move |message: String, status: u16| {
         handle.set_value(None);
-        set_run.set(Run::Failed(message));
+        // `status` is 0 when no answer came (the message says why).
+        if Failure::answer(status, None).needs_sign_in() {
+            auth.expired();
+            set_run.set(Run::SignIn(teams));
+        } else {
+            set_run.set(Run::Failed(message));
+        }
     });
     let started = analyze_on_server(
         request,
@@ -142,10 +157,11 @@ fn launch_on_server(
 }
 
 /// Starts a worker on the files; its progress, result or error land in `set_run`. A pool the
-/// worker hands back as too large continues on the server.
+/// worker hands back as too large continues on the server, for a signed-in user.
 fn launch(
     list: Option<&js_sys::Array>,
     options: &WorkerOptions,
+    auth: Auth,
     set_run: WriteSignal<Run>,
     handle: StoredValue<Option<JsValue>, LocalStorage>,
 ) {
@@ -168,8 +184,13 @@ fn launch(
             Ok(WorkerResult::Analysis(analysis)) => {
                 set_run.set(Run::Done(analysis, Origin::Browser));
             }
-            Ok(WorkerResult::Server { request, .. }) => match serde_json::to_string(&request) {
-                Ok(body) => launch_on_server(&body, set_run, handle),
+            Ok(WorkerResult::Server { teams, .. })
+                if !auth.access_untracked().is_some_and(|a| a.uses_server()) =>
+            {
+                set_run.set(Run::SignIn(teams));
+            }
+            Ok(WorkerResult::Server { request, teams }) => match serde_json::to_string(&request) {
+                Ok(body) => launch_on_server(&body, teams, auth, set_run, handle),
                 Err(error) => set_run.set(Run::Failed(format!("cannot encode the pool: {error}"))),
             },
             Err(error) => set_run.set(Run::Failed(format!(
@@ -281,6 +302,7 @@ pub fn EnsemblesPage() -> impl IntoView {
     let handle = StoredValue::new_local(None::<JsValue>);
     let (run_on, set_run_on) = signal(RunOn::Auto);
     let (compute, set_compute) = signal(Compute::Auto);
+    let auth = use_auth();
     // Bumped when a report is saved, so the list of saved reports reloads.
     provide_context(saved::Saved(RwSignal::new(0)));
 
@@ -316,6 +338,7 @@ pub fn EnsemblesPage() -> impl IntoView {
                 local_limit,
                 compute: compute.get_untracked(),
             },
+            auth,
             set_run,
             handle,
         );
@@ -389,6 +412,16 @@ fn RunStatus(run: ReadSignal<Run>) -> impl IntoView {
         }
         .into_any(),
         Run::Failed(message) => view! { <p class="error" role="alert">{message}</p> }.into_any(),
+        Run::SignIn(teams) => view! {
+            <div id="server-sign-in" class="warning" role="status">
+                <p>{format!(
+                    "This pool has {teams} teams: it is analysed on the server, which needs you \
+                     to sign in (or choose “Run on: this device”)."
+                )}</p>
+                <SignInPrompt what="analyse it on the server" />
+            </div>
+        }
+        .into_any(),
         Run::Done(analysis, origin) => {
             view! { <Results analysis=*analysis origin=origin /> }.into_any()
         }

@@ -10,6 +10,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::{files_of, message};
+use crate::{
+    access::Failure,
+    session::{SignedIn, use_auth},
+};
 
 #[wasm_bindgen(module = "/protect.js")]
 extern "C" {
@@ -57,12 +61,45 @@ fn describe(status: &Status) -> String {
     }
 }
 
+/// The failure of a rejected call to the server (`protect.js` gives error answers a `status`).
+fn failure(error: &JsValue) -> Failure {
+    let text = message(error);
+    match js_sys::Reflect::get(error, &"status".into())
+        .ok()
+        .and_then(|status| status.as_f64())
+        .and_then(|status| u16::try_from(status as i64).ok())
+    {
+        Some(status) => Failure::answer(status, Some(text)),
+        None => Failure::Unreachable(text),
+    }
+}
+
 /// The "Create my mask" section; `sink` takes the finished key (bytes, passphrase) to the
-/// Protect section.
-// One section's wiring: its signals, the job's start, events and cancel, and the view.
-#[allow(clippy::too_many_lines)]
+/// Protect section. Mask jobs need a signed-in user; others see the sign-in link.
 #[component]
 pub fn CreateMask(sink: UnsyncCallback<(Vec<u8>, Option<String>)>) -> impl IntoView {
+    let sink = StoredValue::new_local(sink);
+    view! {
+        <section id="create-mask" class="tool" aria-labelledby="create-title">
+            <h2 id="create-title">"Create my mask"</h2>
+            <p>
+                "Choose 5 to 20 photos of yourself (at least 3), each showing your face clearly. The
+                server learns your personal mask from them against two face-recognition models; on
+                a 2-core CPU that takes a few minutes."
+            </p>
+            <SignedIn what="create your mask on this server">
+                <CreateForm sink=sink.get_value() />
+            </SignedIn>
+        </section>
+    }
+}
+
+/// The photos, settings and consent, the job's progress and the key's download.
+// One form's wiring: its signals, the job's start, events and cancel, and the view.
+#[allow(clippy::too_many_lines)]
+#[component]
+fn CreateForm(sink: UnsyncCallback<(Vec<u8>, Option<String>)>) -> impl IntoView {
+    let auth = use_auth();
     let chosen = RwSignal::new(0_usize);
     let files = StoredValue::new_local(js_sys::Array::new());
     let consent = RwSignal::new(false);
@@ -91,7 +128,13 @@ pub fn CreateMask(sink: UnsyncCallback<(Vec<u8>, Option<String>)>) -> impl IntoV
         leptos::task::spawn_local(async move {
             let id = match JsFuture::from(start_mask_job(&files.get_value(), &fields)).await {
                 Ok(id) => id.as_string().unwrap_or_default(),
-                Err(error) => return line.set(message(&error)),
+                Err(error) => {
+                    let failure = failure(&error);
+                    if failure.needs_sign_in() {
+                        auth.expired();
+                    }
+                    return line.set(failure.to_string());
+                }
             };
             job.set(Some(id.clone()));
             let pass = passphrase.get_untracked();
@@ -149,40 +192,32 @@ pub fn CreateMask(sink: UnsyncCallback<(Vec<u8>, Option<String>)>) -> impl IntoV
     };
 
     view! {
-        <section id="create-mask" class="tool" aria-labelledby="create-title">
-            <h2 id="create-title">"Create my mask"</h2>
-            <p>
-                "Choose 5 to 20 photos of yourself (at least 3), each showing your face clearly. The
-                server learns your personal mask from them against two face-recognition models; on
-                a 2-core CPU that takes a few minutes."
-            </p>
-            <label for="create-photos">"Photos of you"</label>
-            <input id="create-photos" type="file" accept="image/jpeg,image/png,image/webp" multiple on:change=on_files />
-            <p class="note">{move || match chosen.get() {
-                0 => String::new(),
-                n if n < 3 => format!("{n} chosen: choose at least 3."),
-                n if n < 5 => format!("{n} chosen: 5 or more make a stronger mask."),
-                n if n > 40 => format!("{n} chosen: at most 40."),
-                n => format!("{n} chosen."),
-            }}</p>
-            <label for="create-epochs">"Epochs"</label>
-            <input id="create-epochs" type="number" min="1" max="200" prop:value=move || epochs.get()
-                on:input=move |e| epochs.set(event_target_value(&e)) />
-            <label for="create-passphrase">"Passphrase for the key (optional)"</label>
-            <input id="create-passphrase" type="password" autocomplete="new-password"
-                on:input=move |e| passphrase.set(event_target_value(&e)) />
-            <label class="consent">
-                <input id="create-consent" type="checkbox" on:change=move |e| consent.set(event_target_checked(&e)) />
-                " These are photos of me. I agree to send them to this fuselab server, which keeps
-                them in memory only while it learns my mask and deletes them when the job ends."
-            </label>
-            <button id="create-start" prop:disabled=move || !ready() on:click=start>"Create my mask"</button>
-            <button id="create-cancel" prop:disabled=move || job.get().is_none() on:click=cancel>"Cancel"</button>
-            <progress id="create-progress" max="1" prop:value=progress></progress>
-            <p id="create-status" class="note">{move || line.get()}</p>
-            {move || key_url.get().map(|url| view! {
-                <a id="create-download" class="button" href=url download="my-mask.p3m">"Download my mask key"</a>
-            })}
-        </section>
+        <label for="create-photos">"Photos of you"</label>
+        <input id="create-photos" type="file" accept="image/jpeg,image/png,image/webp" multiple on:change=on_files />
+        <p class="note">{move || match chosen.get() {
+            0 => String::new(),
+            n if n < 3 => format!("{n} chosen: choose at least 3."),
+            n if n < 5 => format!("{n} chosen: 5 or more make a stronger mask."),
+            n if n > 40 => format!("{n} chosen: at most 40."),
+            n => format!("{n} chosen."),
+        }}</p>
+        <label for="create-epochs">"Epochs"</label>
+        <input id="create-epochs" type="number" min="1" max="200" prop:value=move || epochs.get()
+            on:input=move |e| epochs.set(event_target_value(&e)) />
+        <label for="create-passphrase">"Passphrase for the key (optional)"</label>
+        <input id="create-passphrase" type="password" autocomplete="new-password"
+            on:input=move |e| passphrase.set(event_target_value(&e)) />
+        <label class="consent">
+            <input id="create-consent" type="checkbox" on:change=move |e| consent.set(event_target_checked(&e)) />
+            " These are photos of me. I agree to send them to this fuselab server, which keeps
+            them in memory only while it learns my mask and deletes them when the job ends."
+        </label>
+        <button id="create-start" prop:disabled=move || !ready() on:click=start>"Create my mask"</button>
+        <button id="create-cancel" prop:disabled=move || job.get().is_none() on:click=cancel>"Cancel"</button>
+        <progress id="create-progress" max="1" prop:value=progress></progress>
+        <p id="create-status" class="note">{move || line.get()}</p>
+        {move || key_url.get().map(|url| view! {
+            <a id="create-download" class="button" href=url download="my-mask.p3m">"Download my mask key"</a>
+        })}
     }
 }

@@ -1,0 +1,66 @@
+//! The application shell: the entry point, the header (pages, who is signed in) and the page
+//! the address names.
+
+use leptos::prelude::*;
+use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
+
+use crate::{
+    account, align, api, cofailure, ensembles, faces, gpu, protect, route::Page, session, signin,
+};
+
+/// Entry point called by the JS glue once the module is instantiated.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    // The Ensembles page's Web Worker loads this module too; it has no page to mount.
+    if js_sys::global().is_instance_of::<web_sys::Window>() {
+        leptos::mount::mount_to_body(App);
+    }
+}
+
+/// The header with the navigation and the signed-in user, and the page of the address.
+#[component]
+fn App() -> impl IntoView {
+    let page = Page::of(&window().location().pathname().unwrap_or_default());
+    session::provide();
+    let current = |here: bool| if here { "page" } else { "false" };
+    let nav = view! {
+        <nav aria-label="Pages">
+            <a href="/" aria-current=current(page == Page::Ensembles)>"Ensembles"</a>
+            <a href="/faces" aria-current=current(page == Page::Faces)>"Faces"</a>
+            <a href="/protect" aria-current=current(page == Page::Protect)>"Protect photos"</a>
+            <a href="/align" aria-current=current(page == Page::Align)>"Alignment"</a>
+        </nav>
+    };
+    let device = gpu::start();
+    view! {
+        <header>
+            <div class="masthead">
+                <h1>"fuselab"</h1>
+                <session::UserMenu />
+            </div>
+            {nav}
+            <p class="tagline">
+                "Focal-diversity ensembles, face-privacy masks and alignment fusion, self-hosted."
+            </p>
+        </header>
+        <main>
+            <section class="status" aria-label="Status">
+                <api::ServerStatus />
+                <gpu::DeviceStatus device=device />
+            </section>
+            {match page {
+                Page::Saved(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
+                Page::Faces => view! { <faces::FacesPage /> }.into_any(),
+                Page::Protect => view! { <protect::ProtectPage /> }.into_any(),
+                Page::Align => view! { <align::AlignPage /> }.into_any(),
+                Page::SignIn => view! { <signin::SignInPage /> }.into_any(),
+                Page::Account => view! { <account::AccountPage /> }.into_any(),
+                Page::Ensembles => view! {
+                    <ensembles::EnsemblesPage />
+                    <cofailure::CofailureTool />
+                }.into_any(),
+            }}
+        </main>
+    }
+}
