@@ -104,10 +104,40 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub admin_password_file: Option<PathBuf>,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Clients reach the server over HTTPS through a reverse proxy: the session cookie gets
     /// `Secure` and answers carry HSTS
     #[arg(long)]
     pub behind_https_proxy: bool,
+
+    /// Seconds a client has to send a request's headers (and to start its next request on a
+    /// kept-alive connection)
+    #[arg(long, default_value_t = server::Connections::default().header_timeout.as_secs())]
+    pub header_timeout: u64,
+
+    /// Open connections at most (others wait in the kernel's backlog)
+    #[arg(long, default_value_t = server::Connections::default().max)]
+    pub max_connections: usize,
+
+    /// Seconds a request may take until its answer starts (event streams then run on, up to an
+    /// hour, with heartbeats)
+    #[arg(long, default_value_t = server::ServerConfig::default().request_timeout.as_secs())]
+    pub request_timeout: u64,
+
+    /// Server-side analyses and co-failure tables running at once, in all
+    #[arg(long, default_value_t = server::HeavyLimits::default().total)]
+    pub max_heavy: usize,
+
+    /// Server-side analyses and co-failure tables running at once per user
+    #[arg(long, default_value_t = server::HeavyLimits::default().per_user)]
+    pub max_heavy_per_user: usize,
 
     /// Largest saved report, in bytes of JSON
     #[arg(long, default_value_t = ReportLimits::default().max_bytes)]
@@ -166,6 +196,7 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
                 .downcast_ref::<AccountError>()
                 .is_some_and(AccountError::is_input)
             || cause.is::<ServeError>()
+            || cause.is::<server::TlsError>()
     })
 }
 
@@ -275,10 +306,32 @@ pub fn allowed_hosts(public_urls: &[String]) -> Result<Vec<String>, ServeError> 
     Ok(hosts)
 }
 
+/// Keeps the server from writing core dumps (they would hold users' photos, keys and
+/// passwords) and other processes of the same user from reading its memory.
+fn disable_core_dumps() -> anyhow::Result<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .context("cannot disable core dumps (setrlimit)")?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .context("cannot disable core dumps (prctl PR_SET_DUMPABLE)")?;
+    Ok(())
+}
+
 fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     if args.auth == AuthArg::Off && !args.addr.ip().is_loopback() {
         return Err(ServeError::OpenWithoutAuth { addr: args.addr }.into());
     }
+    disable_core_dumps()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let allowed_hosts = allowed_hosts(&args.public_url)?;
     let path = data_dir.join(db::FILE_NAME);
     let database = Arc::new(
@@ -292,12 +345,12 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot import the reports of {}", legacy.display()))?;
         tracing::info!(imported, "imported the reports of an earlier version");
     }
-    let auth = match args.auth {
-        AuthArg::Off => AuthMode::Off,
+    let (auth, first_password) = match args.auth {
+        AuthArg::Off => (AuthMode::Off, None),
         AuthArg::On => {
             let accounts = Accounts::new(database.clone());
-            users::ensure_admin(&accounts, args.admin_password_file.as_deref())?;
-            AuthMode::On(accounts)
+            let first = users::ensure_admin(&accounts, args.admin_password_file.as_deref())?;
+            (AuthMode::On(accounts), first)
         }
     };
     let store = ReportStore::new(
@@ -317,7 +370,16 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             .context("cannot read the bound address")?;
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
         // Scripts and tests read the URL from stdout (with `--addr 127.0.0.1:0` the port is new).
-        println!("fuselab listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("fuselab listening on {scheme}://{addr}");
+        if let Some(password) = first_password {
+            // Standard output, not the log: shown to the operator this once, never stored.
+            println!(
+                "first start: created the administrator `admin`; sign in with the one-time \
+                 password below and change it at /account (or `fuselab users passwd admin`)"
+            );
+            println!("admin password: {}", password.as_str());
+        }
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),
@@ -329,10 +391,20 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             ),
             auth,
             allowed_hosts,
-            tls: args.behind_https_proxy,
+            tls: tls.is_some() || args.behind_https_proxy,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout),
+            heavy: Arc::new(server::Heavy::new(server::HeavyLimits {
+                per_user: args.max_heavy_per_user,
+                total: args.max_heavy,
+            })),
             ..server::ServerConfig::default()
         });
-        server::serve(listener, app)
+        let connections = server::Connections {
+            max: args.max_connections.max(1),
+            header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+            ..server::Connections::default()
+        };
+        server::serve(listener, app, tls, connections)
             .await
             .context("the server failed")?;
         tracing::info!("stopped");

@@ -13,7 +13,7 @@ use fuselab_shared::api::Role;
 use zeroize::Zeroizing;
 
 use crate::{
-    accounts::{Accounts, password},
+    accounts::Accounts,
     db::{self, Database},
 };
 
@@ -219,31 +219,25 @@ pub fn one_time_password() -> anyhow::Result<Zeroizing<String>> {
 }
 
 /// On a server with accounts and no users yet: creates the administrator `admin`, with the
-/// password of `password_file` or a one-time password printed once on standard output.
+/// password of `password_file` or a new one-time password, which is returned for the caller to
+/// show once (never logged).
 ///
 /// # Errors
 /// When the file cannot be read, the password is refused, or the database fails.
-pub fn ensure_admin(accounts: &Accounts, password_file: Option<&Path>) -> anyhow::Result<()> {
+pub fn ensure_admin(
+    accounts: &Accounts,
+    password_file: Option<&Path>,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
     if accounts.count()? > 0 {
-        return Ok(());
+        return Ok(None);
     }
     let (password, generated) = match password_file {
         Some(file) => (read_password(Some(file))?, false),
         None => (one_time_password()?, true),
     };
-    debug_assert!(password.len() >= password::MIN_LEN);
     accounts
         .add("admin", &password, Role::Admin, true)
         .context("cannot create the first administrator")?;
-    if generated {
-        // Standard output, not the log: shown to the operator once, never kept.
-        println!(
-            "first start: created the administrator `admin` with the one-time password below; \
-             sign in and change it at /account (or `fuselab users passwd admin`)"
-        );
-        println!("admin password: {}", password.as_str());
-    } else {
-        tracing::info!("created the administrator `admin` from the password file");
-    }
-    Ok(())
+    tracing::info!("created the administrator `admin`");
+    Ok(generated.then_some(password))
 }

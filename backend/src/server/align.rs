@@ -1053,7 +1053,7 @@ pub async fn events(
     let stream = futures_util::stream::unfold(follower, |mut follower| async move {
         follower.next().await.map(|event| (Ok(event), follower))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::bounded(stream)).keep_alive(KeepAlive::default()))
 }
 
 /// One client's position in a run's events.

@@ -99,5 +99,5 @@ pub async fn analyze(
         let message = receiver.recv().await?;
         Some((Ok(message.event()), receiver))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::bounded(stream)).keep_alive(KeepAlive::default()))
 }

@@ -14,11 +14,11 @@ use super::{AppError, AppState};
 /// The names a loopback server answers to when no `--public-url` is given.
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
-/// The app's Content-Security-Policy: its own scripts and WebAssembly, workers, inline style
-/// attributes (leptos sets some), images from the page's own `blob:`/`data:` URLs (previews),
-/// nothing framed and no framing.
+/// The app's Content-Security-Policy: its own scripts, workers and WebAssembly, inline style
+/// attributes (the plots and vote bars set some), images from the page's own `blob:` URLs
+/// (previews and downloads), nothing framed and no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
+     worker-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob:; \
      connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
      form-action 'self'";
 

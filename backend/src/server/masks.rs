@@ -481,7 +481,7 @@ pub async fn events(
             }
             Some((Ok(event), (receiver, finished)))
         });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::bounded(stream)).keep_alive(KeepAlive::default()))
 }
 
 /// `GET /api/masks/{id}/key`.

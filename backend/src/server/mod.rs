@@ -6,11 +6,12 @@ mod auth;
 mod busy;
 mod error;
 mod guard;
+mod listen;
 mod masks;
 mod models;
 mod reports;
 
-use std::{io, path::PathBuf, sync::Arc};
+use std::{io, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -29,9 +30,10 @@ use tracing::Level;
 
 pub use align::AlignRuns;
 pub use auth::{Actor, AuthMode};
-pub use busy::HeavyLimits;
+pub use busy::{Heavy, HeavyLimits};
 pub use error::AppError;
 pub use guard::{CONTENT_SECURITY_POLICY, LOOPBACK_HOSTS, public_host};
+pub use listen::{Connections, TlsError, tls_acceptor};
 
 use crate::{assets, reports::ReportStore};
 
@@ -67,6 +69,18 @@ pub struct ServerConfig {
     pub sign_in: Arc<auth::SignInLimiter>,
     /// Heavy requests running now, within their limits.
     pub heavy: Arc<busy::Heavy>,
+    /// Time a request may take until its answer starts (event streams then run on, up to
+    /// [`EVENT_STREAM_LIFETIME`]).
+    pub request_timeout: Duration,
+}
+
+/// The longest an event stream stays open; the browser's `EventSource` reconnects (alignment
+/// runs resume from `Last-Event-ID`, mask jobs send their current state).
+pub const EVENT_STREAM_LIFETIME: Duration = Duration::from_hours(1);
+
+/// `stream`, ended after [`EVENT_STREAM_LIFETIME`].
+fn bounded<S: futures_util::Stream>(stream: S) -> impl futures_util::Stream<Item = S::Item> {
+    futures_util::StreamExt::take_until(stream, tokio::time::sleep(EVENT_STREAM_LIFETIME))
 }
 
 impl Default for ServerConfig {
@@ -84,6 +98,7 @@ impl Default for ServerConfig {
             tls: false,
             sign_in: Arc::default(),
             heavy: Arc::default(),
+            request_timeout: Duration::from_mins(2),
         }
     }
 }
@@ -94,6 +109,7 @@ type AppState = Arc<ServerConfig>;
 /// guard, body limits and request tracing.
 pub fn app(config: ServerConfig) -> Router {
     let max_body_bytes = config.max_body_bytes;
+    let request_timeout = config.request_timeout;
     let state = Arc::new(config);
     Router::new()
         .route("/api/health", get(health))
@@ -140,6 +156,12 @@ pub fn app(config: ServerConfig) -> Router {
         .fallback(get(asset))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Until the answer starts: a slow upload or a stuck handler ends with 408, while event
+        // streams, whose answers start at once, run on.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
@@ -160,14 +182,18 @@ pub fn app(config: ServerConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until SIGTERM or Ctrl-C, then lets requests in flight finish.
+/// Serves `app` on `listener` (over TLS with `tls`) until SIGTERM or Ctrl-C, then lets requests
+/// in flight finish.
 ///
 /// # Errors
-/// When accepting connections fails.
-pub async fn serve(listener: TcpListener, app: Router) -> io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+/// When accepting connections fails for good.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: Connections,
+) -> io::Result<()> {
+    listen::serve(listener, app, tls, connections, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
