@@ -213,12 +213,8 @@ impl Server {
             }
         });
         let line = stdout.recv_timeout(Duration::from_secs(30)).unwrap();
-        let addr = line
-            .trim()
-            .rsplit_once("://")
-            .map(|(_, addr)| addr.to_owned())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         assert!(line.starts_with("fuselab listening on "), "{line}");
+        let addr = line.trim().rsplit_once("://").unwrap().1.to_owned();
         Self {
             child,
             addr,

@@ -40,6 +40,7 @@ use fuselab_shared::{api::MaskJobStatus as JobStatus, mask::FaceCanvas};
 use futures_util::Stream;
 use serde::Serialize;
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 use super::{Actor, AppError, AppState};
 use crate::{
@@ -176,7 +177,8 @@ struct Request {
     photos: Vec<(String, Vec<u8>)>,
     config: MaskConfig,
     models: Vec<String>,
-    passphrase: Option<String>,
+    /// Wiped from memory when the job ends.
+    passphrase: Option<Zeroizing<String>>,
     keep: bool,
 }
 
@@ -199,6 +201,12 @@ async fn read_form(mut form: Multipart) -> Result<Request, AppError> {
     {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "photo" {
+            if request.photos.len() == MAX_PHOTOS {
+                return Err(bad(format!(
+                    "a mask is learned from {MIN_PHOTOS} to {MAX_PHOTOS} photos of you; this \
+                     request has more"
+                )));
+            }
             let file = field.file_name().unwrap_or("photo").to_owned();
             let bytes = field
                 .bytes()
@@ -242,7 +250,9 @@ async fn read_form(mut form: Multipart) -> Result<Request, AppError> {
             "models" => {
                 request.models = text.split(',').map(|m| m.trim().to_owned()).collect();
             }
-            "passphrase" => request.passphrase = Some(text).filter(|p| !p.is_empty()),
+            "passphrase" => {
+                request.passphrase = Some(Zeroizing::new(text)).filter(|p| !p.is_empty());
+            }
             "keep" => request.keep = text.trim() == "true",
             other => return Err(bad(format!("unknown field `{other}`"))),
         }
@@ -336,7 +346,7 @@ pub async fn create(
         };
         let worker = job.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            train(&worker, prepared, &config, &models, passphrase.as_deref())
+            train(&worker, prepared, &config, &models, passphrase.as_deref().map(String::as_str))
         })
         .await;
         let status = match outcome {
