@@ -519,6 +519,64 @@ fn malformed_inputs_are_named_and_exit_2() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Pools and size ranges past a limit exit with 2 quickly, naming the limit and its flag.
+#[test]
+fn oversized_pools_and_team_counts_are_refused_naming_the_flag() {
+    let dir = scratch("limits");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let started = std::time::Instant::now();
+    // 6,000 models in a 240 KB file: a 6,000³ focal table if it were built.
+    let models: Vec<Value> = (0..6000)
+        .map(|m| json!({"name": format!("m{m}"), "predictions": [0, 1]}))
+        .collect();
+    let many = write(
+        "many.json",
+        &json!({"labels": [0, 1], "models": models}).to_string(),
+    );
+    rejects(
+        &[&many],
+        &["many.json", "6000 models", "limit of 256", "--max-models"],
+    );
+    let label = write(
+        "huge-label.json",
+        r#"{"labels":[0,4294967295],"models":[{"name":"a","predictions":[0,1]},{"name":"b","predictions":[0,1]}]}"#,
+    );
+    rejects(&[&label], &["4294967296 classes", "--max-classes"]);
+    let declared = write(
+        "declared.json",
+        r#"{"labels":[0,1],"classes":1000000000000000,"models":[{"name":"a","predictions":[0,1]},{"name":"b","predictions":[0,1]}]}"#,
+    );
+    rejects(&[&declared], &["1000000000000000 classes", "--max-classes"]);
+    // 40 models at every size are 2^40 - 41 teams.
+    let models: Vec<Value> = (0..40)
+        .map(|m| json!({"name": format!("m{m}"), "predictions": [0, 1, m % 2]}))
+        .collect();
+    let forty = write(
+        "forty.json",
+        &json!({"labels": [0, 1, 1], "models": models}).to_string(),
+    );
+    rejects(
+        &[&forty],
+        &["1099511627735 teams", "limit of 10000000", "--max-teams"],
+    );
+    rejects(
+        &[&forty, "--sizes", "2..3", "--max-teams", "100"],
+        &["10660 teams", "limit of 100", "--max-teams"],
+    );
+    let mut select = vec!["ensemble", "select", &forty, "--method", "topk"];
+    let out = fuselab(&select);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--max-teams"), "{}", out.stderr);
+    select.extend(["--sizes", "2..2"]);
+    assert_eq!(fuselab(&select).code, Some(0));
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn select_by_top_k_and_by_genetic_search() {
     let dir = scratch("select");

@@ -54,18 +54,11 @@ impl Digits {
     pub fn parse(text: &str) -> Result<Self, DigitsError> {
         let mut images = Vec::new();
         let mut labels = Vec::new();
-        for (index, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let bad = |message: String| DigitsError::Line {
-                line: index + 1,
-                message,
-            };
-            let cells: Vec<f32> = line
-                .split(',')
-                .map(|c| c.trim().parse::<f32>())
+        for fuselab_shared::table::Row { line, cells } in fuselab_shared::table::rows(text) {
+            let bad = |message: String| DigitsError::Line { line, message };
+            let cells: Vec<f32> = cells
+                .iter()
+                .map(|c| c.parse::<f32>())
                 .collect::<Result<_, _>>()
                 .map_err(|_| bad("expected numbers separated by commas".into()))?;
             if cells.len() != PIXELS + 1 {

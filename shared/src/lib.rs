@@ -8,11 +8,11 @@ pub mod align;
 pub mod api;
 pub mod cofailure;
 pub mod ensemble;
-pub mod gzip;
 pub mod mask;
 pub mod npy;
 pub mod predictions;
 pub mod rng;
+pub mod table;
 
 pub use cofailure::{CofailureReport, FailureMasks, ModelSummary};
 pub use predictions::{ModelPredictions, PredictionError, PredictionTable};

@@ -1,10 +1,17 @@
-//! Reading NumPy arrays: `.npy` files and `.npz` archives (stored or deflated), from bytes.
+//! Reading NumPy arrays: `.npy` files and `.npz` archives (stored or deflated, read with the
+//! `zip` crate), from bytes.
 //!
 //! Pure parsing, so the browser and the CLI read the same files the same way. Integer and
 //! boolean arrays become `i64`, floating-point arrays `f64`; Fortran-ordered arrays are
 //! returned in C order.
 
 use thiserror::Error;
+
+/// How many bytes [`parse_npz`] inflates at most (all members together), and how large one
+/// decoded array may be (8 bytes an element, as `i64` or `f64`): 512 MiB, above the largest pool
+/// [`crate::ensemble::Limits::default`] accepts (50 million probabilities, 400 MB) yet far
+/// below what a deflate bomb (1,000:1 and more) or an `int8` array widened eightfold would take.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 512 << 20;
 
 /// The elements of an array.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +72,28 @@ pub enum NpyError {
     Zip {
         /// What is wrong.
         reason: String,
+    },
+    /// The decoded array would be larger than the limit.
+    #[error(
+        "the array has {elements} elements ({bytes} bytes decoded), above the limit of {limit} bytes (raise it with --max-decompressed-bytes)"
+    )]
+    TooLarge {
+        /// Elements the shape declares.
+        elements: u64,
+        /// Their decoded size, 8 bytes each.
+        bytes: u64,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// Inflating the `.npz` archive would pass the limit on decompressed bytes.
+    #[error(
+        "malformed .npz archive: `{member}` inflates past {limit} bytes, the limit on an archive's decompressed size (raise it with --max-decompressed-bytes)"
+    )]
+    Decompressed {
+        /// The member being inflated when the limit was reached.
+        member: String,
+        /// The limit, in bytes, for all members together.
+        limit: u64,
     },
     /// An array inside an `.npz` archive is malformed.
     #[error("array `{name}` in the .npz archive: {error}")]
@@ -129,8 +158,9 @@ fn parse_descr(value: &str) -> Result<Dtype, NpyError> {
     let unsupported = || NpyError::Dtype {
         descr: descr.to_owned(),
     };
+    // ASCII only, so slicing at byte 2 cannot split a character.
     let bytes = descr.as_bytes();
-    if bytes.len() < 3 {
+    if bytes.len() < 3 || !descr.is_ascii() {
         return Err(unsupported());
     }
     let little = match bytes[0] {
@@ -227,11 +257,21 @@ fn fortran_to_c<T: Copy>(values: &[T], shape: &[usize]) -> Vec<T> {
     out
 }
 
-/// Parses one `.npy` file.
+/// Parses one `.npy` file whose decoded array is at most [`MAX_DECOMPRESSED_BYTES`].
 ///
 /// # Errors
-/// [`NpyError`] naming what is wrong: magic, header, dtype, length or an oversized `uint64`.
+/// As [`parse_npy_with_limit`].
 pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, NpyError> {
+    parse_npy_with_limit(bytes, MAX_DECOMPRESSED_BYTES)
+}
+
+/// Parses one `.npy` file whose decoded array (8 bytes an element) is at most `max_bytes`.
+/// The shape is checked against the data and the limit before anything is allocated.
+///
+/// # Errors
+/// [`NpyError`] naming what is wrong: magic, header, dtype, length, size or an oversized
+/// `uint64`.
+pub fn parse_npy_with_limit(bytes: &[u8], max_bytes: u64) -> Result<NpyArray, NpyError> {
     let rest = bytes.strip_prefix(b"\x93NUMPY").ok_or(NpyError::Magic)?;
     let (&major, rest) = rest
         .split_first()
@@ -280,6 +320,15 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, NpyError> {
             found: raw.len(),
         });
     }
+    let elements = (expected / dtype.size) as u64;
+    let decoded = elements.saturating_mul(8);
+    if decoded > max_bytes {
+        return Err(NpyError::TooLarge {
+            elements,
+            bytes: decoded,
+            limit: max_bytes,
+        });
+    }
     let mut data = decode(raw, dtype)?;
     if fortran && shape.len() > 1 {
         data = match data {
@@ -296,191 +345,80 @@ fn zip_error(reason: impl Into<String>) -> NpyError {
     }
 }
 
-fn read_u16(bytes: &[u8], at: usize) -> Result<u16, NpyError> {
-    bytes
-        .get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or_else(|| zip_error("truncated record"))
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Result<u32, NpyError> {
-    bytes
-        .get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| zip_error("truncated record"))
-}
-
-fn read_u64(bytes: &[u8], at: usize) -> Result<u64, NpyError> {
-    let low = read_u32(bytes, at)?;
-    let high = read_u32(bytes, at + 4)?;
-    Ok(u64::from(low) | (u64::from(high) << 32))
-}
-
-fn to_usize(value: u64) -> Result<usize, NpyError> {
-    usize::try_from(value).map_err(|_| zip_error("an offset does not fit in memory"))
-}
-
-pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0_u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
-
-/// One member of the central directory.
-struct ZipEntry {
-    name: String,
-    method: u16,
-    crc: u32,
-    compressed: usize,
-    uncompressed: usize,
-    local_offset: usize,
-}
-
-/// Sizes and offset from the ZIP64 extra field, for the fields the record marks as 0xFFFFFFFF.
-fn zip64_extra(extra: &[u8], entry: &mut ZipEntry, masked: [bool; 3]) -> Result<(), NpyError> {
-    let mut at = 0;
-    while at + 4 <= extra.len() {
-        let id = read_u16(extra, at)?;
-        let size = usize::from(read_u16(extra, at + 2)?);
-        if id == 1 {
-            let mut field = at + 4;
-            for (masked, target) in masked.into_iter().zip([
-                &mut entry.uncompressed,
-                &mut entry.compressed,
-                &mut entry.local_offset,
-            ]) {
-                if masked {
-                    *target = to_usize(read_u64(extra, field)?)?;
-                    field += 8;
-                }
-            }
-            return Ok(());
-        }
-        at += 4 + size;
-    }
-    Err(zip_error("a ZIP64 size is missing its extra field"))
-}
-
-fn central_directory(bytes: &[u8]) -> Result<Vec<ZipEntry>, NpyError> {
-    const EOCD: &[u8] = b"PK\x05\x06";
-    let search_from = bytes.len().saturating_sub(22 + usize::from(u16::MAX));
-    let eocd = bytes[search_from..]
-        .windows(4)
-        .rposition(|w| w == EOCD)
-        .map(|p| p + search_from)
-        .ok_or_else(|| zip_error("no end-of-central-directory record (not a zip file)"))?;
-    let mut count = u64::from(read_u16(bytes, eocd + 10)?);
-    let mut offset = u64::from(read_u32(bytes, eocd + 16)?);
-    if count == 0xFFFF || offset == 0xFFFF_FFFF {
-        // ZIP64: the locator sits just before the end record and points at the ZIP64 end record.
-        let locator = eocd
-            .checked_sub(20)
-            .ok_or_else(|| zip_error("ZIP64 locator missing"))?;
-        if bytes.get(locator..locator + 4) != Some(b"PK\x06\x07") {
-            return Err(zip_error("ZIP64 locator missing"));
-        }
-        let record = to_usize(read_u64(bytes, locator + 8)?)?;
-        if bytes.get(record..record + 4) != Some(b"PK\x06\x06") {
-            return Err(zip_error("ZIP64 end record missing"));
-        }
-        count = read_u64(bytes, record + 32)?;
-        offset = read_u64(bytes, record + 48)?;
-    }
-    let mut at = to_usize(offset)?;
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        if bytes.get(at..at + 4) != Some(b"PK\x01\x02") {
-            return Err(zip_error("broken central directory"));
-        }
-        let name_len = usize::from(read_u16(bytes, at + 28)?);
-        let extra_len = usize::from(read_u16(bytes, at + 30)?);
-        let comment_len = usize::from(read_u16(bytes, at + 32)?);
-        let name = bytes
-            .get(at + 46..at + 46 + name_len)
-            .ok_or_else(|| zip_error("truncated file name"))?;
-        let compressed = read_u32(bytes, at + 20)?;
-        let uncompressed = read_u32(bytes, at + 24)?;
-        let local_offset = read_u32(bytes, at + 42)?;
-        let mut entry = ZipEntry {
-            name: String::from_utf8_lossy(name).into_owned(),
-            method: read_u16(bytes, at + 10)?,
-            crc: read_u32(bytes, at + 16)?,
-            compressed: compressed as usize,
-            uncompressed: uncompressed as usize,
-            local_offset: local_offset as usize,
-        };
-        let masked = [uncompressed, compressed, local_offset].map(|v| v == 0xFFFF_FFFF);
-        if masked.iter().any(|&m| m) {
-            let extra_start = at + 46 + name_len;
-            let extra = bytes
-                .get(extra_start..extra_start + extra_len)
-                .ok_or_else(|| zip_error("truncated extra field"))?;
-            zip64_extra(extra, &mut entry, masked)?;
-        }
-        entries.push(entry);
-        at += 46 + name_len + extra_len + comment_len;
-    }
-    Ok(entries)
-}
-
-fn member_bytes(bytes: &[u8], entry: &ZipEntry) -> Result<Vec<u8>, NpyError> {
-    let at = entry.local_offset;
-    if bytes.get(at..at + 4) != Some(b"PK\x03\x04") {
-        return Err(zip_error(format!("no local header for `{}`", entry.name)));
-    }
-    let start =
-        at + 30 + usize::from(read_u16(bytes, at + 26)?) + usize::from(read_u16(bytes, at + 28)?);
-    let data = bytes
-        .get(start..start + entry.compressed)
-        .ok_or_else(|| zip_error(format!("`{}` is cut off", entry.name)))?;
-    let data = match entry.method {
-        0 => data.to_vec(),
-        8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, entry.uncompressed)
-            .map_err(|e| zip_error(format!("`{}` does not inflate: {e}", entry.name)))?,
-        other => {
-            return Err(zip_error(format!(
-                "`{}` uses compression method {other}; expected stored (0) or deflate (8)",
-                entry.name
-            )));
-        }
-    };
-    if data.len() != entry.uncompressed || crc32(&data) != entry.crc {
-        return Err(zip_error(format!(
-            "`{}` is corrupt (size or CRC mismatch)",
-            entry.name
-        )));
+/// Inflates one member, refusing to produce more than `budget` bytes whatever size the archive
+/// declares: the output grows as it is read, so a lying header cannot make it allocate more.
+fn member_bytes(
+    file: &mut zip::read::ZipFile<'_, std::io::Cursor<&[u8]>>,
+    name: &str,
+    budget: u64,
+    limit: u64,
+) -> Result<Vec<u8>, NpyError> {
+    use std::io::Read as _;
+    let mut data = Vec::new();
+    file.take(budget.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| zip_error(format!("`{name}` does not inflate: {e}")))?;
+    if data.len() as u64 > budget {
+        return Err(NpyError::Decompressed {
+            member: name.to_owned(),
+            limit,
+        });
     }
     Ok(data)
 }
 
 /// Parses an `.npz` archive (as written by `numpy.savez` or `numpy.savez_compressed`) into its
-/// arrays, by name without the `.npy` suffix, in archive order.
+/// arrays, by name without the `.npy` suffix, in archive order, inflating at most
+/// [`MAX_DECOMPRESSED_BYTES`] in all.
 ///
 /// # Errors
-/// [`NpyError::Zip`] for a malformed archive, [`NpyError::Entry`] naming a malformed member.
+/// As [`parse_npz_with_limit`].
 pub fn parse_npz(bytes: &[u8]) -> Result<Vec<(String, NpyArray)>, NpyError> {
-    central_directory(bytes)?
-        .into_iter()
-        .filter(|entry| !entry.name.ends_with('/'))
-        .map(|entry| {
-            let name = entry
-                .name
-                .strip_suffix(".npy")
-                .unwrap_or(&entry.name)
-                .to_owned();
-            let array =
-                parse_npy(&member_bytes(bytes, &entry)?).map_err(|error| NpyError::Entry {
-                    name: name.clone(),
-                    error: Box::new(error),
-                })?;
-            Ok((name, array))
-        })
-        .collect()
+    parse_npz_with_limit(bytes, MAX_DECOMPRESSED_BYTES)
+}
+
+/// [`parse_npz`] inflating at most `max_decompressed` bytes, all members together, each decoded
+/// array at most as large.
+///
+/// # Errors
+/// [`NpyError::Zip`] for a malformed archive (CRC and sizes are checked),
+/// [`NpyError::Decompressed`] naming the member that crosses the limit, [`NpyError::Entry`]
+/// naming a malformed member.
+pub fn parse_npz_with_limit(
+    bytes: &[u8],
+    max_decompressed: u64,
+) -> Result<Vec<(String, NpyArray)>, NpyError> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| zip_error(format!("{e} (not a zip file?)")))?;
+    let mut arrays = Vec::new();
+    let mut inflated = 0_u64;
+    for index in 0..archive.len() {
+        let mut file = archive
+            .by_index(index)
+            .map_err(|e| zip_error(format!("member #{index}: {e}")))?;
+        if file.is_dir() {
+            continue;
+        }
+        let member = file
+            .name()
+            .map_err(|e| zip_error(format!("member #{index}: {e}")))?
+            .into_owned();
+        let data = member_bytes(
+            &mut file,
+            &member,
+            max_decompressed - inflated,
+            max_decompressed,
+        )?;
+        inflated += data.len() as u64;
+        let name = member.strip_suffix(".npy").unwrap_or(&member).to_owned();
+        let array =
+            parse_npy_with_limit(&data, max_decompressed).map_err(|error| NpyError::Entry {
+                name: name.clone(),
+                error: Box::new(error),
+            })?;
+        arrays.push((name, array));
+    }
+    Ok(arrays)
 }
 
 #[cfg(test)]
@@ -556,7 +494,66 @@ mod tests {
     }
 
     #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    fn a_non_ascii_dtype_is_refused_not_a_panic() {
+        // `descr[2..]` would fall inside the two-byte `é`.
+        for descr in ["<\u{e9}8", "<i\u{e9}", "\u{e9}i8"] {
+            assert!(matches!(
+                parse_npy(&npy(descr, false, "(1,)", &[0; 8])),
+                Err(NpyError::Dtype { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn an_array_above_the_limit_is_refused_before_decoding() {
+        let error = parse_npy_with_limit(&npy("|u1", false, "(2, 8)", &[0; 16]), 100).unwrap_err();
+        assert_eq!(
+            error,
+            NpyError::TooLarge {
+                elements: 16,
+                bytes: 128,
+                limit: 100
+            }
+        );
+        assert!(error.to_string().contains("--max-decompressed-bytes"));
+        assert!(matches!(
+            parse_npy(&npy("<i8", false, "(4611686018427387904, 4)", &[])),
+            Err(NpyError::Header { .. })
+        ));
+    }
+
+    fn npz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in members {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn inflation_stops_at_the_limit_naming_the_member() {
+        let small = npy("<i8", false, "(2,)", &[0; 16]);
+        let large = npy("|u1", false, "(1000000,)", &vec![0; 1_000_000]);
+        let archive = npz(&[("labels.npy", small.clone()), ("bomb.npy", large)]);
+        assert!(archive.len() < 10_000, "{}", archive.len());
+        let limit = 2 * small.len() as u64;
+        let error = parse_npz_with_limit(&archive, limit).unwrap_err();
+        assert_eq!(
+            error,
+            NpyError::Decompressed {
+                member: "bomb.npy".into(),
+                limit
+            }
+        );
+        assert!(
+            error.to_string().contains("--max-decompressed-bytes"),
+            "{error}"
+        );
+        let arrays = parse_npz(&npz(&[("labels.npy", small)])).unwrap();
+        assert_eq!(arrays[0].0, "labels");
     }
 }

@@ -125,23 +125,19 @@ impl PredictionTable {
         Ok(())
     }
 
-    /// Parses comma-separated text: a header `label,<model>,...`, then one row per sample with
-    /// the true class id followed by each model's predicted class id. Blank lines are skipped
-    /// and cells are trimmed. The result is validated.
+    /// Parses CSV text: a header `label,<model>,...`, then one row per sample with the true
+    /// class id followed by each model's predicted class id. Fields may be quoted (a model name
+    /// with a comma or a quote); blank lines are skipped and cells are trimmed. The result is
+    /// validated.
     ///
     /// # Errors
     /// The first problem found, naming the line and column.
     pub fn from_csv(text: &str) -> Result<Self, PredictionError> {
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .map(|(index, line)| (index + 1, line.trim()))
-            .filter(|(_, line)| !line.is_empty());
-        let (_, header) = lines.next().ok_or(PredictionError::Empty)?;
-        let header: Vec<&str> = header.split(',').map(str::trim).collect();
+        let mut rows = crate::table::rows(text);
+        let header = rows.next().ok_or(PredictionError::Empty)?.cells;
         if !header[0].eq_ignore_ascii_case("label") {
             return Err(PredictionError::LabelHeader {
-                found: header[0].to_owned(),
+                found: header[0].clone(),
             });
         }
         let mut table = Self {
@@ -149,7 +145,7 @@ impl PredictionTable {
             models: header[1..]
                 .iter()
                 .map(|name| ModelPredictions {
-                    name: (*name).to_owned(),
+                    name: name.clone(),
                     predictions: Vec::new(),
                 })
                 .collect(),
@@ -157,8 +153,7 @@ impl PredictionTable {
         if let Some(column) = table.models.iter().position(|m| m.name.is_empty()) {
             return Err(PredictionError::EmptyName { column: column + 2 });
         }
-        for (line, row) in lines {
-            let cells: Vec<&str> = row.split(',').map(str::trim).collect();
+        for crate::table::Row { line, cells } in rows {
             if cells.len() != header.len() {
                 return Err(PredictionError::RowWidth {
                     line,
@@ -171,8 +166,8 @@ impl PredictionTable {
                     .parse::<u32>()
                     .map_err(|_| PredictionError::Cell {
                         line,
-                        column: header[column].to_owned(),
-                        value: cells[column].to_owned(),
+                        column: header[column].clone(),
+                        value: cells[column].clone(),
                     })
             };
             table.labels.push(parse(0)?);
@@ -182,6 +177,21 @@ impl PredictionTable {
         }
         table.validate()?;
         Ok(table)
+    }
+
+    /// The table as CSV, the form [`PredictionTable::from_csv`] reads back: names are quoted
+    /// where they hold a comma, a quote or a line break.
+    pub fn to_csv(&self) -> String {
+        let header = std::iter::once("label".to_owned())
+            .chain(self.models.iter().map(|m| m.name.clone()))
+            .collect::<Vec<_>>();
+        let rows = self.labels.iter().enumerate().map(|(sample, label)| {
+            std::iter::once(label)
+                .chain(self.models.iter().filter_map(|m| m.predictions.get(sample)))
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+        });
+        crate::table::write(std::iter::once(header).chain(rows))
     }
 }
 
@@ -251,5 +261,28 @@ mod tests {
             table.validate().unwrap_err().to_string(),
             "model `b`: expected 3 predictions (one per label), found 2"
         );
+    }
+
+    #[test]
+    fn names_with_commas_and_quotes_survive_a_round_trip() {
+        let table = PredictionTable {
+            labels: vec![0, 2],
+            models: vec![
+                ModelPredictions {
+                    name: "resnet, v2".into(),
+                    predictions: vec![0, 1],
+                },
+                ModelPredictions {
+                    name: "the \"big\" one".into(),
+                    predictions: vec![2, 2],
+                },
+            ],
+        };
+        let text = table.to_csv();
+        assert_eq!(
+            text,
+            "label,\"resnet, v2\",\"the \"\"big\"\" one\"\n0,0,2\n2,1,2\n"
+        );
+        assert_eq!(PredictionTable::from_csv(&text).unwrap(), table);
     }
 }

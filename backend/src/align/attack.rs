@@ -1240,22 +1240,32 @@ pub fn write_benchmark(out: &Path, report: &BenchmarkReport) -> anyhow::Result<(
         &out.join("results.json"),
         &serde_json::to_vec_pretty(report)?,
     )?;
-    let mut csv = String::from("seed,defence,p,n,hs,hs_plus,fa,harmful_prompts,benign_prompts\n");
-    for r in &report.results {
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{:.2},{:.2},{:.2},{},{}",
-            r.seed,
-            r.defence.name(),
+    let header = [
+        "seed",
+        "defence",
+        "p",
+        "n",
+        "hs",
+        "hs_plus",
+        "fa",
+        "harmful_prompts",
+        "benign_prompts",
+    ]
+    .map(str::to_owned);
+    let rows = report.results.iter().map(|r| {
+        [
+            r.seed.to_string(),
+            r.defence.name().to_owned(),
             r.p.map_or(String::new(), |p| p.to_string()),
             r.n.map_or(String::new(), |n| n.to_string()),
-            r.measured.hs,
-            r.measured.hs_plus,
-            r.measured.fa,
-            r.measured.harmful_prompts,
-            r.measured.benign_prompts
-        );
-    }
+            format!("{:.2}", r.measured.hs),
+            format!("{:.2}", r.measured.hs_plus),
+            format!("{:.2}", r.measured.fa),
+            r.measured.harmful_prompts.to_string(),
+            r.measured.benign_prompts.to_string(),
+        ]
+    });
+    let csv = fuselab_shared::table::write(std::iter::once(header).chain(rows));
     write_atomic(&out.join("results.csv"), csv.as_bytes())?;
     write_atomic(&out.join("results.md"), markdown(report).as_bytes())?;
     let hs = super::report::line_chart_svg(

@@ -30,6 +30,24 @@ pub struct DemoArgs {
     pub out: Option<PathBuf>,
 }
 
+/// scikit-learn's `digits.csv.gz` inflates to 0.5 MB; anything past this is not that file.
+const MAX_DIGITS_BYTES: u64 = 64 << 20;
+
+/// Inflates a gzip file (flate2 checks the CRC-32 and length), at most [`MAX_DIGITS_BYTES`].
+fn gunzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_DIGITS_BYTES + 1)
+        .read_to_end(&mut out)
+        .context("not a valid gzip file")?;
+    anyhow::ensure!(
+        out.len() as u64 <= MAX_DIGITS_BYTES,
+        "inflates past {MAX_DIGITS_BYTES} bytes, more than scikit-learn's digits ever take"
+    );
+    Ok(out)
+}
+
 /// Trains the demo's classifiers and writes their pool as JSON.
 ///
 /// # Errors
@@ -39,8 +57,7 @@ pub fn build(args: &DemoArgs, data_dir: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.digits)
         .with_context(|| format!("cannot read {}", args.digits.display()))?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        fuselab_shared::gzip::gunzip(&bytes)
-            .with_context(|| format!("{}", args.digits.display()))?
+        gunzip(&bytes).with_context(|| format!("{}", args.digits.display()))?
     } else {
         bytes
     };
@@ -84,4 +101,25 @@ pub fn build(args: &DemoArgs, data_dir: &Path) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gunzip;
+
+    /// `printf 'hello gzip\n' | gzip -9n | xxd -i`.
+    const HELLO: [u8; 31] = [
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9,
+        0x57, 0x48, 0xaf, 0xca, 0x2c, 0xe0, 0x02, 0x00, 0x39, 0x7c, 0x63, 0x56, 0x0b, 0x00, 0x00,
+        0x00,
+    ];
+
+    #[test]
+    fn reads_gzip_and_refuses_corruption() {
+        assert_eq!(gunzip(&HELLO).unwrap(), b"hello gzip\n");
+        let mut bad = HELLO;
+        bad[25] ^= 1;
+        assert!(gunzip(&bad).is_err());
+        assert!(gunzip(&HELLO[..12]).is_err());
+    }
 }

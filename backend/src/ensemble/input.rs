@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use fuselab_shared::ensemble::{InputFile, PoolFiles, PoolInput};
+use fuselab_shared::ensemble::{InputFile, LimitError, Limits, PoolFiles, PoolInput};
 use thiserror::Error;
 
 /// Where a pool comes from.
@@ -62,6 +62,10 @@ pub enum InputError {
     /// The contents are not a pool (the message names file, array, line or column).
     #[error(transparent)]
     Parse(#[from] fuselab_shared::ensemble::InputError),
+    /// The pool or its analysis is larger than a limit (the message names the flag that
+    /// raises it).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, InputError> {
@@ -127,11 +131,12 @@ fn npy_paths(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
     Ok(paths)
 }
 
-/// Reads the pool data; [`fuselab_shared::ensemble::Pool::new`] validates it.
+/// Reads the pool data within `limits`; [`fuselab_shared::ensemble::Pool::with_limits`]
+/// validates it.
 ///
 /// # Errors
-/// [`InputError`] naming the file, array, line or column and what was expected.
-pub fn load(source: &Source) -> Result<PoolInput, InputError> {
+/// [`InputError`] naming the file, array, line or column and what was expected, or the limit.
+pub fn load(source: &Source, limits: &Limits) -> Result<PoolInput, InputError> {
     let paths = match source {
         Source::Json(path) | Source::Npz(path) => vec![path.clone()],
         Source::CsvPair {
@@ -169,5 +174,5 @@ pub fn load(source: &Source) -> Result<PoolInput, InputError> {
         },
         Source::NpyDir(_) => PoolFiles::Npy(files),
     };
-    Ok(pool.parse()?)
+    Ok(pool.parse_with(limits)?)
 }

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use fuselab_shared::ensemble::compat::Sampling;
 use fuselab_shared::ensemble::{
-    AnalysisOptions, Compat, Pool, Report, SizeRange, TeamListing, analyze,
+    AnalysisOptions, Compat, Limits, Pool, Report, SizeRange, TeamListing, analyze,
 };
 pub use select::SelectArgs;
 
@@ -101,18 +101,66 @@ pub struct InputArgs {
     /// --labels)
     #[arg(long, value_name = "FILE")]
     pub predictions: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// How large a pool and its analysis may be (defaults: [`Limits::default`]).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Most models a pool may have
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_models)]
+    pub max_models: usize,
+    /// Most classes a pool may have (declared, or the largest label + 1)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_classes)]
+    pub max_classes: usize,
+    /// Most cells of samples x models, and of models x classes
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_cells)]
+    pub max_cells: u64,
+    /// Most probabilities (samples x models x classes)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_probabilities)]
+    pub max_probabilities: u64,
+    /// Most teams one run scores (all sizes in --sizes together)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_teams)]
+    pub max_teams: u64,
+    /// Most bytes an .npz archive inflates to, and one decoded array takes
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decompressed_bytes)]
+    pub max_decompressed_bytes: u64,
+}
+
+impl LimitArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_models: self.max_models,
+            max_classes: self.max_classes,
+            max_cells: self.max_cells,
+            max_probabilities: self.max_probabilities,
+            max_teams: self.max_teams,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+        }
+    }
 }
 
 impl InputArgs {
-    /// Reads and validates the pool.
+    /// Reads and validates the pool within the limits.
     fn pool(&self) -> anyhow::Result<Pool> {
         let source = input::source(
             self.input.as_deref(),
             self.labels.as_deref(),
             self.predictions.as_deref(),
         )?;
-        Pool::new(input::load(&source)?)
+        let limits = self.limits.limits();
+        Pool::with_limits(input::load(&source, &limits)?, &limits)
             .with_context(|| format!("{source}: not a valid model pool"))
+    }
+
+    /// Refuses a size range with more teams than `--max-teams`, before they are enumerated.
+    fn check_teams(&self, pool: &Pool, sizes: SizeRange) -> Result<u64, input::InputError> {
+        Ok(self
+            .limits
+            .limits()
+            .check_teams(pool.models(), sizes.min, sizes.max)?)
     }
 }
 
@@ -162,6 +210,7 @@ pub fn run(command: &EnsembleCommand, data_dir: &std::path::Path) -> anyhow::Res
 
 fn analyze_command(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let pool = args.input.pool()?;
+    args.input.check_teams(&pool, args.sizes)?;
     let options = AnalysisOptions {
         min_size: args.sizes.min,
         max_size: args.sizes.max,

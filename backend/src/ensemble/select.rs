@@ -382,6 +382,25 @@ pub fn select_command(args: &SelectArgs) -> anyhow::Result<()> {
         bail!("--std-k {}: expected a non-negative number", args.std_k);
     }
     let pool = args.input.pool()?;
+    match args.method {
+        // The GA evaluates a bounded number of teams (population × generations).
+        Method::Ga => {}
+        Method::Topk => {
+            args.input.check_teams(&pool, args.sizes)?;
+        }
+        // EnsembleBench's pipeline scores every size from 2 to M whatever --sizes says.
+        Method::Threshold | Method::Kmeans | Method::Hq => {
+            let sizes = if args.sampling.for_compat(args.compat).is_some() {
+                SizeRange {
+                    min: 2,
+                    max: pool.models(),
+                }
+            } else {
+                args.sizes
+            };
+            args.input.check_teams(&pool, sizes)?;
+        }
+    }
     let lookup = Lookup::new(&pool);
     let selection = match args.method {
         Method::Ga => genetic(&pool, &lookup, args)?,

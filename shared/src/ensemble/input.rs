@@ -4,8 +4,10 @@
 
 use thiserror::Error;
 
+use super::limits::{LimitError, Limits};
 use super::pool::{ModelInput, PoolInput};
-use crate::npy::{NpyArray, NpyData, NpyError, parse_npy, parse_npz};
+use crate::npy::{NpyArray, NpyData, NpyError, parse_npy_with_limit, parse_npz_with_limit};
+use crate::table::{Row, rows};
 
 /// One input file: the name errors should show (a path, or a dropped file's name) and its
 /// contents.
@@ -71,6 +73,14 @@ pub enum InputError {
         /// What is wrong.
         error: NpyError,
     },
+    /// The files describe a pool larger than the limits allow.
+    #[error("{file}: {error}")]
+    Limit {
+        /// The file.
+        file: String,
+        /// Which limit, and how to raise it.
+        error: LimitError,
+    },
     /// An array has the wrong shape, type or values.
     #[error("{file}, array `{array}`: {message}")]
     Array {
@@ -119,8 +129,8 @@ impl<'a> PoolFiles<'a> {
                 let single_column = |f: &InputFile| {
                     std::str::from_utf8(f.bytes)
                         .ok()
-                        .and_then(|t| t.lines().find(|l| !l.trim().is_empty()))
-                        .is_some_and(|l| !l.contains(','))
+                        .and_then(|t| rows(t).next())
+                        .is_some_and(|row| row.cells.len() == 1)
                 };
                 let (labels, predictions) = if named(a) != named(b) {
                     if named(a) { (a, b) } else { (b, a) }
@@ -149,11 +159,22 @@ impl<'a> PoolFiles<'a> {
         }
     }
 
-    /// Parses the files; [`super::Pool::new`] validates the result.
+    /// Parses the files within [`Limits::default`]; [`super::Pool::new`] validates the result.
     ///
     /// # Errors
-    /// [`InputError`] naming the file, array, line or column and what was expected.
+    /// As [`PoolFiles::parse_with`].
     pub fn parse(&self) -> Result<PoolInput, InputError> {
+        self.parse_with(&Limits::default())
+    }
+
+    /// Parses the files; [`super::Pool::with_limits`] validates the result. Sizes read from the
+    /// files (models, cells, decompressed bytes) are checked against `limits` before tables of
+    /// that size are allocated.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the file, array, line or column and what was expected, or the
+    /// limit crossed.
+    pub fn parse_with(&self, limits: &Limits) -> Result<PoolInput, InputError> {
         match self {
             Self::Json(file) => {
                 serde_json::from_slice(file.bytes).map_err(|error| InputError::Json {
@@ -164,9 +185,9 @@ impl<'a> PoolFiles<'a> {
             Self::CsvPair {
                 labels,
                 predictions,
-            } => csv_pair(*labels, *predictions),
-            Self::Npz(file) => npz(*file),
-            Self::Npy(files) => npy_files(files),
+            } => csv_pair(*labels, *predictions, limits),
+            Self::Npz(file) => npz(*file, limits),
+            Self::Npy(files) => npy_files(files, limits),
         }
     }
 }
@@ -179,12 +200,18 @@ fn text(file: InputFile<'_>) -> Result<&str, InputError> {
     })
 }
 
-/// Non-blank lines with their 1-based numbers, cells trimmed.
-fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| (index + 1, line.split(',').map(str::trim).collect()))
+fn npy_error(file: &str) -> impl Fn(NpyError) -> InputError + '_ {
+    move |error| InputError::Npy {
+        file: file.to_owned(),
+        error,
+    }
+}
+
+fn limit_error(file: &str) -> impl Fn(LimitError) -> InputError + '_ {
+    move |error| InputError::Limit {
+        file: file.to_owned(),
+        error,
+    }
 }
 
 fn class(file: &str, line: usize, column: &str, cell: &str) -> Result<u32, InputError> {
@@ -197,9 +224,13 @@ fn class(file: &str, line: usize, column: &str, cell: &str) -> Result<u32, Input
     })
 }
 
-fn csv_pair(labels_file: InputFile, predictions_file: InputFile) -> Result<PoolInput, InputError> {
+fn csv_pair(
+    labels_file: InputFile,
+    predictions_file: InputFile,
+    limits: &Limits,
+) -> Result<PoolInput, InputError> {
     let mut labels = Vec::new();
-    for (index, (line, cells)) in rows(text(labels_file)?).enumerate() {
+    for (index, Row { line, cells }) in rows(text(labels_file)?).enumerate() {
         if cells.len() != 1 {
             return Err(InputError::Csv {
                 file: labels_file.name.to_owned(),
@@ -211,18 +242,24 @@ fn csv_pair(labels_file: InputFile, predictions_file: InputFile) -> Result<PoolI
         if index == 0 && cells[0].parse::<u32>().is_err() && cells[0].parse::<i64>().is_err() {
             continue;
         }
-        labels.push(class(labels_file.name, line, "label", cells[0])?);
+        labels.push(class(labels_file.name, line, "label", &cells[0])?);
     }
 
     let mut lines = rows(text(predictions_file)?);
-    let (_, header) = lines.next().ok_or_else(|| InputError::Csv {
-        file: predictions_file.name.to_owned(),
-        line: 1,
-        message: "the file is empty: expected a header with one model name per column".into(),
-    })?;
-    let names: Vec<String> = header.iter().map(|&name| name.to_owned()).collect();
+    let names = lines
+        .next()
+        .ok_or_else(|| InputError::Csv {
+            file: predictions_file.name.to_owned(),
+            line: 1,
+            message: "the file is empty: expected a header with one model name per column".into(),
+        })?
+        .cells;
+    // Checked before the per-model columns are reserved at the labels' length.
+    limits
+        .check_pool(names.len(), labels.len(), 0, false)
+        .map_err(limit_error(predictions_file.name))?;
     let mut predictions = vec![Vec::with_capacity(labels.len()); names.len()];
-    for (line, cells) in lines {
+    for Row { line, cells } in lines {
         if cells.len() != names.len() {
             return Err(InputError::Csv {
                 file: predictions_file.name.to_owned(),
@@ -309,12 +346,10 @@ fn probability_rows(
     }
 }
 
-fn npz(file: InputFile) -> Result<PoolInput, InputError> {
+fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
     let name = file.name;
-    let arrays = parse_npz(file.bytes).map_err(|error| InputError::Npy {
-        file: name.to_owned(),
-        error,
-    })?;
+    let arrays =
+        parse_npz_with_limit(file.bytes, limits.max_decompressed_bytes).map_err(npy_error(name))?;
     let find = |array: &str| arrays.iter().find(|(n, _)| n == array).map(|(_, a)| a);
     let labels = find("labels").ok_or_else(|| {
         array_error(
@@ -387,6 +422,7 @@ fn npz(file: InputFile) -> Result<PoolInput, InputError> {
         (Some(p), _) => p.len(),
         (None, Some(p)) => p.len(),
     };
+    limits.check_models(models).map_err(limit_error(name))?;
     if let (Some(p), Some(q)) = (&predictions, &probabilities)
         && p.len() != q.len()
     {
@@ -411,12 +447,10 @@ fn npz(file: InputFile) -> Result<PoolInput, InputError> {
     })
 }
 
-fn npy_files(files: &[InputFile]) -> Result<PoolInput, InputError> {
+fn npy_files(files: &[InputFile], limits: &Limits) -> Result<PoolInput, InputError> {
     let parse = |file: &InputFile| {
-        parse_npy(file.bytes).map_err(|error| InputError::Npy {
-            file: file.name.to_owned(),
-            error,
-        })
+        parse_npy_with_limit(file.bytes, limits.max_decompressed_bytes)
+            .map_err(npy_error(file.name))
     };
     let is_labels = |file: &InputFile| stem(file.name) == "labels";
     let labels_file = files
@@ -446,6 +480,9 @@ fn npy_files(files: &[InputFile]) -> Result<PoolInput, InputError> {
     )?;
     // Model order is file-name order, so the same folder always gives the same pool.
     let mut model_files: Vec<&InputFile> = files.iter().filter(|f| !is_labels(f)).collect();
+    limits
+        .check_models(model_files.len())
+        .map_err(limit_error(labels_file.name))?;
     model_files.sort_by(|a, b| a.name.cmp(b.name));
     let mut models = Vec::new();
     for file in model_files {
@@ -550,6 +587,34 @@ mod tests {
         assert_eq!(
             error,
             "p.csv, line 3: column `vit`: expected a non-negative integer class id, found `x`"
+        );
+    }
+
+    #[test]
+    fn quoted_model_names_are_read_whole() {
+        let pair = PoolFiles::CsvPair {
+            labels: file("y.csv", "label\n0\n1\n"),
+            predictions: file("p.csv", "\"resnet, v2\",\"say \"\"hi\"\"\"\n0,1\n1,1\n"),
+        };
+        let pool = pair.parse().unwrap();
+        let names: Vec<&str> = pool.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["resnet, v2", "say \"hi\""]);
+    }
+
+    #[test]
+    fn a_wide_header_is_refused_before_columns_are_reserved() {
+        let header = (0..1000)
+            .map(|m| format!("m{m}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pair = PoolFiles::CsvPair {
+            labels: file("y.csv", "label\n0\n1\n"),
+            predictions: file("p.csv", &header),
+        };
+        let error = pair.parse().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "p.csv: 1000 models is above the limit of 256 (raise it with --max-models)"
         );
     }
 }

@@ -12,6 +12,7 @@ mod focal_table;
 mod ga;
 mod input;
 mod kmeans;
+mod limits;
 mod overview;
 mod pool;
 mod report;
@@ -30,6 +31,7 @@ pub use ga::{
 };
 pub use input::{InputError, InputFile, PoolFiles};
 pub use kmeans::{TwoMeans, two_means};
+pub use limits::{Limit, LimitError, Limits};
 pub use overview::{
     ANALYSIS_SCHEMA, Analysis, AnalysisError, OverviewOptions, PairMatrix, Point, SCATTER_LIMIT,
     SizeSummary, analysis, analysis_with, analyze_files,

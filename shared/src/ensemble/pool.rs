@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::bitset::Bitset;
+use super::limits::{LimitError, Limits};
 use super::vote_table::VoteTable;
 use crate::predictions::PredictionTable;
 
@@ -164,6 +165,9 @@ pub enum PoolError {
         /// The number of classes.
         classes: usize,
     },
+    /// The pool is larger than the limits allow.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     /// A prediction is not a class id.
     #[error(
         "model `{model}`, sample {sample}: prediction {class} is outside the classes 0..{classes}"
@@ -238,16 +242,27 @@ fn label_statistics(predictions: &[Vec<u32>], classes: usize) -> (Vec<u64>, Vec<
 }
 
 impl Pool {
-    /// Validates `input` and builds the pool.
+    /// Validates `input` and builds the pool within [`Limits::default`].
     ///
     /// # Errors
-    /// The first problem found, naming the model, sample and class and what was expected.
+    /// As [`Pool::with_limits`].
     pub fn new(input: PoolInput) -> Result<Self, PoolError> {
+        Self::with_limits(input, &Limits::default())
+    }
+
+    /// Validates `input` and builds the pool. The models, samples and classes are checked
+    /// against `limits` before any table sized by them is allocated.
+    ///
+    /// # Errors
+    /// The first problem found, naming the model, sample and class and what was expected, or
+    /// [`PoolError::Limit`] naming the limit.
+    pub fn with_limits(input: PoolInput, limits: &Limits) -> Result<Self, PoolError> {
         let PoolInput {
             labels,
             models,
             classes,
         } = input;
+        limits.check_models(models.len())?;
         if models.len() < 2 {
             return Err(PoolError::TooFewModels {
                 found: models.len(),
@@ -261,6 +276,7 @@ impl Pool {
         let with_probabilities = models.iter().any(|m| m.probabilities.is_some());
         let classes =
             classes.unwrap_or_else(|| infer_classes(&labels, &models, with_probabilities));
+        limits.check_pool(models.len(), samples, classes, with_probabilities)?;
         if classes == 0 {
             return Err(PoolError::NoClasses);
         }
@@ -466,7 +482,8 @@ fn infer_classes(labels: &[u32], models: &[ModelInput], with_probabilities: bool
             .iter()
             .chain(models.iter().flat_map(|m| m.predictions.iter().flatten()))
             .max()
-            .map_or(0, |&c| c as usize + 1)
+            // Saturating: a label of 2^32 - 1 on a 32-bit target (wasm) must not wrap to 0.
+            .map_or(0, |&c| (c as usize).saturating_add(1))
     }
 }
 
@@ -661,6 +678,51 @@ mod tests {
         assert_eq!(
             Pool::new(input(vec![model(" ", Some(vec![0, 0]), None), ok()])).unwrap_err(),
             PoolError::EmptyName { index: 0 }
+        );
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused_before_allocating() {
+        use crate::ensemble::Limit;
+        let limit = |input: PoolInput| match Pool::new(input) {
+            Err(PoolError::Limit(error)) => error.limit,
+            other => panic!("{other:?}"),
+        };
+        // A label of 2^32 - 1 would infer 2^32 classes (a 32 GiB count table per model).
+        let mut huge_label = input(vec![
+            model("a", Some(vec![0, 0]), None),
+            model("b", Some(vec![0, 0]), None),
+        ]);
+        huge_label.labels = vec![0, u32::MAX];
+        assert_eq!(limit(huge_label), Limit::Classes);
+        let mut declared = input(vec![
+            model("a", Some(vec![0, 1]), None),
+            model("b", Some(vec![0, 1]), None),
+        ]);
+        declared.classes = Some(1_000_000_000_000_000);
+        assert_eq!(limit(declared), Limit::Classes);
+        // 6,000 models would need a 6,000³ focal table: refused before the pool is built.
+        let many = input(
+            (0..6000)
+                .map(|m| model(&format!("m{m}"), Some(vec![0, 1]), None))
+                .collect(),
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(limit(many), Limit::Models);
+        assert!(started.elapsed().as_millis() < 500);
+        let small = Limits {
+            max_models: 2,
+            ..Limits::default()
+        };
+        let three = input(vec![
+            model("a", Some(vec![0, 1]), None),
+            model("b", Some(vec![0, 1]), None),
+            model("c", Some(vec![0, 1]), None),
+        ]);
+        assert!(Pool::with_limits(three.clone(), &Limits::default()).is_ok());
+        assert_eq!(
+            Pool::with_limits(three, &small).unwrap_err().to_string(),
+            "3 models is above the limit of 2 (raise it with --max-models)"
         );
     }
 }

@@ -506,15 +506,6 @@ pub fn analyze_with(
     })
 }
 
-/// Quotes a CSV field when it holds a separator, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 impl Report {
     /// A team's member names joined with `+`.
     pub fn team_names(&self, members: &[usize]) -> String {
@@ -527,35 +518,26 @@ impl Report {
 
     /// One CSV row per described team (the CLI's `--format csv`; the browser's export).
     pub fn to_csv(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::from(
-            "members,size,focal_diversity,plurality_accuracy,majority_accuracy,soft_vote_accuracy\n",
-        );
         let cell = |value: Option<f64>| value.map_or_else(String::new, |v| v.to_string());
-        for team in &self.teams {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{}",
-                csv_field(&self.team_names(&team.members)),
-                team.members.len(),
+        let header = [
+            "members",
+            "size",
+            "focal_diversity",
+            "plurality_accuracy",
+            "majority_accuracy",
+            "soft_vote_accuracy",
+        ]
+        .map(str::to_owned);
+        let rows = self.teams.iter().map(|team| {
+            [
+                self.team_names(&team.members),
+                team.members.len().to_string(),
                 cell(team.focal_diversity),
-                team.plurality_accuracy,
-                team.majority_accuracy,
+                team.plurality_accuracy.to_string(),
+                team.majority_accuracy.to_string(),
                 cell(team.soft_vote_accuracy),
-            );
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod csv_tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("resnet"), "resnet");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+            ]
+        });
+        crate::table::write(std::iter::once(header).chain(rows))
     }
 }

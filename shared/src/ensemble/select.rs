@@ -36,15 +36,31 @@ impl Teams {
     /// Number of teams of `models` models with sizes in `min_size..=max_size` (clamped as in
     /// [`Teams::new`]); saturates at `u64::MAX`.
     pub fn total(models: usize, min_size: usize, max_size: usize) -> u64 {
-        (min_size.max(2)..=max_size.min(models))
-            .map(|k| binomial(models as u64, k as u64))
-            .fold(0, u64::saturating_add)
+        let mut total = 0_u64;
+        for k in min_size.max(2)..=max_size.min(models) {
+            total = total.saturating_add(binomial(models as u64, k as u64));
+            if total == u64::MAX {
+                // Saturated: the remaining sizes cannot change the answer.
+                break;
+            }
+        }
+        total
     }
 }
 
-/// `n choose k` for `k <= n`, saturating.
+/// `n choose k` for `k <= n`, saturating at `u64::MAX`. Each step `C(n, i + 1) = C(n, i) ·
+/// (n − i) / (i + 1)` is exact; the product is taken in `u128`, where it cannot overflow while
+/// `C(n, i)` still fits in `u64`.
 fn binomial(n: u64, k: u64) -> u64 {
-    (0..k.min(n.saturating_sub(k))).fold(1_u64, |acc, i| acc.saturating_mul(n - i) / (i + 1))
+    let mut acc = 1_u64;
+    for i in 0..k.min(n.saturating_sub(k)) {
+        let next = u128::from(acc) * u128::from(n - i) / u128::from(i + 1);
+        match u64::try_from(next) {
+            Ok(value) => acc = value,
+            Err(_) => return u64::MAX,
+        }
+    }
+    acc
 }
 
 impl Iterator for Teams {
