@@ -70,20 +70,50 @@ pub fn load_photo(path: &Path) -> anyhow::Result<RgbImage> {
     Ok(decode_photo(&bytes, &path.display().to_string())?)
 }
 
-/// Decodes the bytes of a photo called `name` (JPEG, PNG or WebP) to upright 8-bit RGB.
+/// The longest side a photo may have: 16,384 pixels.
+pub const MAX_PHOTO_SIDE: u32 = 16_384;
+/// The most pixels a photo may have: 120 megapixels (a 108 MP phone photo fits; 360 MB as RGB).
+pub const MAX_PHOTO_PIXELS: u64 = 120_000_000;
+/// The most the decoder may allocate: the pixels as RGBA 16-bit (8 bytes each) would be more
+/// than any JPEG, PNG or WebP of [`MAX_PHOTO_PIXELS`] needs as 8-bit RGBA, with room for the
+/// codecs' own buffers.
+const MAX_DECODE_BYTES: u64 = MAX_PHOTO_PIXELS * 8;
+
+/// Decodes the bytes of a photo called `name` (JPEG, PNG or WebP) to upright 8-bit RGB: the one
+/// decoder for the CLI and the server's mask jobs (uploaded photos). The dimensions are read
+/// from the header and checked against [`MAX_PHOTO_SIDE`] and [`MAX_PHOTO_PIXELS`] before
+/// anything is decoded, and the decoder runs under the `image` crate's limits.
 ///
 /// # Errors
-/// [`PhotoError`] naming the photo when it is not a supported image.
+/// [`PhotoError`] naming the photo when it is not a supported image or is too large.
 pub fn decode_photo(bytes: &[u8], name: &str) -> Result<RgbImage, PhotoError> {
     let not_a_photo = |e: &dyn std::fmt::Display| PhotoError {
         path: name.to_owned(),
         what: format!("not a JPEG, PNG or WebP image this build can decode ({e})"),
     };
-    let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| not_a_photo(&e))?
-        .into_decoder()
-        .map_err(|e| not_a_photo(&e))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| not_a_photo(&e))
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(|e| not_a_photo(&e))?;
+    if width.max(height) > MAX_PHOTO_SIDE || u64::from(width) * u64::from(height) > MAX_PHOTO_PIXELS
+    {
+        return Err(PhotoError {
+            path: name.to_owned(),
+            what: format!(
+                "the photo is {width}×{height} pixels; at most {MAX_PHOTO_SIDE} pixels a side and {} megapixels are accepted (scale it down first)",
+                MAX_PHOTO_PIXELS / 1_000_000
+            ),
+        });
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PHOTO_SIDE);
+    limits.max_image_height = Some(MAX_PHOTO_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = reader()?;
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| not_a_photo(&e))?;
     let orientation =
         image::ImageDecoder::orientation(&mut decoder).map_err(|e| not_a_photo(&e))?;
     let mut upright = image::DynamicImage::from_decoder(decoder).map_err(|e| not_a_photo(&e))?;
@@ -277,4 +307,41 @@ fn compare(args: &CompareArgs, data_dir: &Path, device: Device) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid PNG header declaring 300000×300000 pixels (RGB, 8-bit) and one empty IDAT.
+    fn huge_png() -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
+            out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(&kind);
+            crc.update(data);
+            out.extend_from_slice(&kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut header = Vec::new();
+        header.extend_from_slice(&300_000_u32.to_be_bytes());
+        header.extend_from_slice(&300_000_u32.to_be_bytes());
+        header.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(&mut png, *b"IHDR", &header);
+        chunk(&mut png, *b"IDAT", &[]);
+        chunk(&mut png, *b"IEND", &[]);
+        png
+    }
+
+    #[test]
+    fn a_tiny_png_declaring_300000_squared_pixels_is_refused_before_decoding() {
+        let png = huge_png();
+        assert!(png.len() < 70, "{}", png.len());
+        let error = decode_photo(&png, "bomb.png").unwrap_err();
+        assert_eq!(error.path, "bomb.png");
+        assert!(error.what.contains("300000×300000"), "{}", error.what);
+        assert!(error.what.contains("16384"), "{}", error.what);
+    }
 }

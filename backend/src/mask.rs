@@ -16,11 +16,15 @@ use fuselab_ml::{
 };
 use fuselab_shared::mask::{
     FaceCanvas, MARGIN, MASK_SIDE, apply,
-    key::{CropConvention, MaskHeader, MaskKey, Protection, read_key, write_key},
+    key::{
+        CropConvention, MaskHeader, MaskKey, Protection, SEALED_MAGIC, read_key, seal, unseal,
+        write_key,
+    },
     quality,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
 use crate::face::{PhotoError, load_photo, load_stack};
 
@@ -78,35 +82,36 @@ pub struct TrainArgs {
     /// Where to write the mask key
     #[arg(long, value_name = "ME.p3m")]
     pub out: PathBuf,
-    /// Passes over the photos
-    #[arg(long, default_value_t = 50)]
-    pub epochs: usize,
-    /// DSSIM the mask may cost before the perceptibility penalty starts
-    #[arg(long, default_value_t = 0.03)]
+    /// Passes over the photos (1 to 10000)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub epochs: u32,
+    /// DSSIM the mask may cost before the perceptibility penalty starts (0 to 1)
+    #[arg(long, default_value_t = 0.03, value_parser = parse_tau)]
     pub tau: f32,
-    /// Largest change of a pixel value, on the 0..255 scale
-    #[arg(long, default_value_t = 16.0)]
+    /// Largest change of a pixel value, on the 0..255 scale (above 0, at most 255)
+    #[arg(long, default_value_t = 16.0, value_parser = parse_epsilon)]
     pub epsilon: f32,
-    /// Photos per step
-    #[arg(long, default_value_t = 4)]
-    pub batch: usize,
+    /// Photos per step (1 to 1024)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch: u32,
     /// Seed of the mask's initialisation, the shuffles and the augmentations
     #[arg(long, default_value_t = 2023)]
     pub seed: u64,
     /// Face-recognition models to train against, comma-separated: dlib, faceres
     #[arg(long, value_delimiter = ',', default_value = "dlib,faceres")]
     pub models: Vec<String>,
-    /// Augmentation: JPEG round trips at a quality in this range, e.g. 70-95
-    #[arg(long, value_name = "LO-HI")]
-    pub augment_jpeg: Option<String>,
-    /// Augmentation: shrink and enlarge back by a factor in this range, e.g. 0.5-1
-    #[arg(long, value_name = "LO-HI")]
-    pub augment_rescale: Option<String>,
-    /// Augmentation: Gaussian blur with σ (pixels of the 112×112 face) in this range, e.g. 0-1.5
-    #[arg(long, value_name = "LO-HI")]
-    pub augment_blur: Option<String>,
-    /// Augmentation: rotation by up to ± this many degrees, e.g. 10
-    #[arg(long, value_name = "DEGREES")]
+    /// Augmentation: JPEG round trips at a quality in this range (within 1-100), e.g. 70-95
+    #[arg(long, value_name = "LO-HI", value_parser = parse_jpeg_range)]
+    pub augment_jpeg: Option<[u8; 2]>,
+    /// Augmentation: shrink and enlarge back by a factor in this range (within 0.1-1), e.g. 0.5-1
+    #[arg(long, value_name = "LO-HI", value_parser = parse_rescale_range)]
+    pub augment_rescale: Option<[f32; 2]>,
+    /// Augmentation: Gaussian blur with σ (pixels of the 112×112 face) in this range (within
+    /// 0-10), e.g. 0-1.5
+    #[arg(long, value_name = "LO-HI", value_parser = parse_blur_range)]
+    pub augment_blur: Option<[f32; 2]>,
+    /// Augmentation: rotation by up to ± this many degrees (0 to 180), e.g. 10
+    #[arg(long, value_name = "DEGREES", value_parser = parse_rotate)]
     pub augment_rotate: Option<f32>,
     /// Where burn trains: cpu (flex), or wgpu (a GPU through Vulkan, Metal or DX12)
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
@@ -142,7 +147,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Scale of the mask, 0..1 (1: the full mask)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_strength)]
     pub strength: f32,
     /// Use the face boxes of this `apply --json` report instead of detecting the faces again
     /// (for `remove`: the exact boxes the mask was added on, so the removal is exact)
@@ -168,8 +173,8 @@ pub struct VerifyArgs {
     /// Photos of other people: one identity per file, the gallery's distractors
     #[arg(long, value_name = "DIR")]
     pub others: Option<PathBuf>,
-    /// Re-encode each protected photo as JPEG at this quality before recognising it
-    #[arg(long, value_name = "Q")]
+    /// Re-encode each protected photo as JPEG at this quality (1 to 100) before recognising it
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: Option<u8>,
     /// The key's passphrase, when it is encrypted
     #[command(flatten)]
@@ -272,26 +277,78 @@ pub fn training_face(stack: &FaceStack, path: &Path) -> anyhow::Result<(Training
     ))
 }
 
-fn range<T: std::str::FromStr + PartialOrd + Copy>(
-    option: &str,
-    text: Option<&String>,
-) -> anyhow::Result<Option<[T; 2]>> {
-    let Some(text) = text else { return Ok(None) };
-    let parsed = text
-        .split_once('-')
-        .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]))
-        .filter(|[a, b]| a <= b);
-    match parsed {
-        Some(r) => Ok(Some(r)),
-        None => bail!("--{option}: expected a range LO-HI with LO ≤ HI, got `{text}`"),
+/// A finite number within `lo..=hi` (`open_low`: above `lo`), for clap; the message names the
+/// accepted range and clap adds the flag.
+fn bounded(text: &str, lo: f32, hi: f32, open_low: bool) -> Result<f32, String> {
+    let value: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    let low_ok = if open_low { value > lo } else { value >= lo };
+    if value.is_finite() && low_ok && value <= hi {
+        Ok(value)
+    } else {
+        let low = if open_low { "above" } else { "at least" };
+        Err(format!(
+            "{value} is out of range: expected a finite number {low} {lo} and at most {hi}"
+        ))
     }
 }
 
-fn passphrase(args: &PassphraseArgs) -> anyhow::Result<Option<String>> {
+fn parse_tau(text: &str) -> Result<f32, String> {
+    bounded(text, 0.0, 1.0, false)
+}
+
+fn parse_epsilon(text: &str) -> Result<f32, String> {
+    bounded(text, 0.0, 255.0, true)
+}
+
+fn parse_strength(text: &str) -> Result<f32, String> {
+    bounded(text, 0.0, 1.0, false)
+}
+
+fn parse_rotate(text: &str) -> Result<f32, String> {
+    bounded(text, 0.0, 180.0, false)
+}
+
+/// `LO-HI` with both ends within `lo..=hi` and LO ≤ HI.
+fn parse_range(text: &str, lo: f32, hi: f32) -> Result<[f32; 2], String> {
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected a range LO-HI, got `{text}`"))?;
+    let range = [bounded(a, lo, hi, false)?, bounded(b, lo, hi, false)?];
+    if range[0] > range[1] {
+        return Err(format!("expected LO ≤ HI, got `{text}`"));
+    }
+    Ok(range)
+}
+
+fn parse_rescale_range(text: &str) -> Result<[f32; 2], String> {
+    parse_range(text, 0.1, 1.0)
+}
+
+fn parse_blur_range(text: &str) -> Result<[f32; 2], String> {
+    parse_range(text, 0.0, 10.0)
+}
+
+fn parse_jpeg_range(text: &str) -> Result<[u8; 2], String> {
+    let [a, b] = parse_range(text, 1.0, 100.0)?;
+    if a.fract() != 0.0 || b.fract() != 0.0 {
+        return Err(format!("expected whole JPEG qualities, got `{text}`"));
+    }
+    // Whole numbers within 1..=100, checked above.
+    #[allow(clippy::cast_sign_loss)]
+    Ok([a as u8, b as u8])
+}
+
+/// The passphrase, wiped from memory when dropped (and so is the file's text it came from).
+fn passphrase(args: &PassphraseArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
     if let Some(path) = &args.passphrase_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the passphrase file {}", path.display()))?;
-        let line = text.lines().next().unwrap_or_default().to_owned();
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the passphrase file {}", path.display()))?,
+        );
+        let line = Zeroizing::new(text.lines().next().unwrap_or_default().to_owned());
         if line.is_empty() {
             bail!(
                 "{}: the first line (the passphrase) is empty",
@@ -302,7 +359,8 @@ fn passphrase(args: &PassphraseArgs) -> anyhow::Result<Option<String>> {
     }
     Ok(std::env::var("FUSELAB_MASK_PASSPHRASE")
         .ok()
-        .filter(|p| !p.is_empty()))
+        .filter(|p| !p.is_empty())
+        .map(Zeroizing::new))
 }
 
 /// What a checkpoint must match to be resumed: the settings and the photos' contents.
@@ -326,11 +384,38 @@ fn checkpoint_path(out: &Path) -> PathBuf {
 /// Writes `bytes` to `path` through a temporary file and a rename, so a kill never leaves half
 /// a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomically`] for secrets (mask keys, checkpoints): readable by the owner only.
+///
+/// # Errors
+/// A file that cannot be created, written or moved into place.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+/// The temporary file is created afresh with `mode` (on unix; elsewhere the default), so a
+/// secret is never readable by others, not even before the rename.
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut temporary = path.as_os_str().to_os_string();
     temporary.push(".partial");
     let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, bytes)
+    // A leftover from a killed run may have other permissions: start from nothing.
+    let _ = std::fs::remove_file(&temporary);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(&temporary)
+        .with_context(|| format!("cannot create {}", temporary.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", temporary.display()))?;
+    drop(file);
     std::fs::rename(&temporary, path)
         .with_context(|| format!("cannot move {} to {}", temporary.display(), path.display()))
 }
@@ -393,14 +478,14 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
     let config = MaskConfig {
         epsilon: args.epsilon,
         step: MaskConfig::default().step,
-        batch: args.batch,
-        epochs: args.epochs,
+        batch: args.batch as usize,
+        epochs: args.epochs as usize,
         tau: args.tau,
         seed: args.seed,
         augment: Augment {
-            rescale: range("augment-rescale", args.augment_rescale.as_ref())?,
-            blur: range("augment-blur", args.augment_blur.as_ref())?,
-            jpeg: range("augment-jpeg", args.augment_jpeg.as_ref())?,
+            rescale: args.augment_rescale,
+            blur: args.augment_blur,
+            jpeg: args.augment_jpeg,
             rotate: args.augment_rotate,
         },
     };
@@ -444,10 +529,12 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
     let checkpoint_file = checkpoint_path(&args.out);
     let mut resumed = None;
     if checkpoint_file.exists() {
-        let text = std::fs::read_to_string(&checkpoint_file)
-            .with_context(|| format!("cannot read {}", checkpoint_file.display()))?;
-        let checkpoint: Checkpoint = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a mask checkpoint", checkpoint_file.display()))?;
+        let bytes = Zeroizing::new(
+            std::fs::read(&checkpoint_file)
+                .with_context(|| format!("cannot read {}", checkpoint_file.display()))?,
+        );
+        let checkpoint = read_checkpoint(&bytes, passphrase.as_ref().map(|p| p.as_str()))
+            .with_context(|| format!("{}", checkpoint_file.display()))?;
         if checkpoint.format != CHECKPOINT_FORMAT
             || checkpoint.config != config
             || checkpoint.models != args.models
@@ -506,7 +593,10 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
             photos: photos.clone(),
             state: trainer.state().clone(),
         };
-        write_atomically(&checkpoint_file, &serde_json::to_vec(&checkpoint)?)?;
+        write_private(
+            &checkpoint_file,
+            &checkpoint_bytes(&checkpoint, passphrase.as_ref().map(|p| p.as_str()))?,
+        )?;
         epochs.push((report, seconds));
     }
 
@@ -516,9 +606,9 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
         &args.models,
         faces.len(),
         handed.delta.clone(),
-        passphrase.as_deref(),
+        passphrase.as_ref().map(|p| p.as_str()),
     )?;
-    write_atomically(&args.out, &bytes)?;
+    write_private(&args.out, &bytes)?;
     std::fs::remove_file(&checkpoint_file)
         .with_context(|| format!("cannot remove {}", checkpoint_file.display()))?;
     let dssim = handed.dssim;
@@ -559,6 +649,48 @@ fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyhow::Result<(
     Ok(())
 }
 
+/// A checkpoint's bytes: JSON, sealed with the passphrase when the key will be encrypted (the
+/// checkpoint holds the mask being trained, as secret as the key).
+fn checkpoint_bytes(checkpoint: &Checkpoint, passphrase: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let json = Zeroizing::new(serde_json::to_vec(checkpoint)?);
+    match passphrase {
+        None => Ok(json.to_vec()),
+        Some(passphrase) => {
+            let (salt, nonce) = salt_and_nonce()?;
+            Ok(seal(
+                &json,
+                &Protection {
+                    passphrase,
+                    salt,
+                    nonce,
+                },
+            )?)
+        }
+    }
+}
+
+/// Reads a checkpoint written by [`checkpoint_bytes`]; a sealed one needs the passphrase.
+fn read_checkpoint(bytes: &[u8], passphrase: Option<&str>) -> anyhow::Result<Checkpoint> {
+    let json = if bytes.starts_with(SEALED_MAGIC) {
+        let passphrase = passphrase.context(
+            "the checkpoint is encrypted: give the key's passphrase (--passphrase-file) to resume",
+        )?;
+        unseal(bytes, passphrase).context("cannot decrypt the checkpoint")?
+    } else {
+        Zeroizing::new(bytes.to_vec())
+    };
+    serde_json::from_slice(&json).context("not a mask checkpoint")
+}
+
+/// A fresh random salt and nonce for Argon2id and XChaCha20-Poly1305.
+fn salt_and_nonce() -> anyhow::Result<([u8; 16], [u8; 24])> {
+    let mut salt = [0_u8; 16];
+    let mut nonce = [0_u8; 24];
+    getrandom::fill(&mut salt).context("no randomness for the salt")?;
+    getrandom::fill(&mut nonce).context("no randomness for the nonce")?;
+    Ok((salt, nonce))
+}
+
 /// The key file of a trained mask, encrypted when a passphrase is given.
 ///
 /// # Errors
@@ -591,10 +723,7 @@ pub fn key_bytes(
     };
     let protection = match passphrase {
         Some(p) => {
-            let mut salt = [0_u8; 16];
-            let mut nonce = [0_u8; 24];
-            getrandom::fill(&mut salt).context("no randomness for the key's salt")?;
-            getrandom::fill(&mut nonce).context("no randomness for the key's nonce")?;
+            let (salt, nonce) = salt_and_nonce()?;
             Some(Protection {
                 passphrase: p,
                 salt,
@@ -620,7 +749,7 @@ fn load_key(path: &Path, passphrase_args: &PassphraseArgs) -> anyhow::Result<Mas
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the mask key {}", path.display()))?;
     let passphrase = passphrase(passphrase_args)?;
-    read_key(&bytes, passphrase.as_deref()).map_err(|e| {
+    read_key(&bytes, passphrase.as_ref().map(|p| p.as_str())).map_err(|e| {
         PhotoError {
             path: path.display().to_string(),
             what: e.to_string(),
@@ -741,9 +870,6 @@ fn output_path(out: &Path, photo: &Path, suffix: &str) -> PathBuf {
 }
 
 fn transform(args: &ApplyArgs, data_dir: &Path, device: &Device, sign: f32) -> anyhow::Result<()> {
-    if !(0.0..=1.0).contains(&args.strength) {
-        bail!("--strength must be within 0..1, not {}", args.strength);
-    }
     let key = load_key(&args.mask, &args.passphrase)?;
     let mtcnn = crate::face::load_mtcnn(data_dir, device)?;
     std::fs::create_dir_all(&args.out)
@@ -1218,4 +1344,49 @@ fn team(args: &TeamArgs, data_dir: &Path, device: Device) -> anyhow::Result<()> 
         fuselab_shared::ensemble::Pool::new(input).context("the outcomes are not a valid pool")?;
     print!("{}", crate::ensemble::analysis_table(&pool, 10)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            format: CHECKPOINT_FORMAT.to_owned(),
+            config: MaskConfig::default(),
+            models: vec!["dlib".to_owned()],
+            photos: vec![("me.jpg".to_owned(), "00".repeat(32))],
+            state: MaskState {
+                epoch: 3,
+                delta: vec![1.5; 12],
+                lambda: 0.5,
+                rng: 7,
+            },
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_is_sealed_with_the_passphrase_and_private() {
+        let dir = std::env::temp_dir().join(format!("fuselab-checkpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("me.p3m.checkpoint.json");
+        let sealed = checkpoint_bytes(&checkpoint(), Some("pass")).unwrap();
+        assert!(sealed.starts_with(SEALED_MAGIC));
+        assert!(!sealed.windows(5).any(|w| w == b"delta"));
+        write_private(&path, &sealed).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read_checkpoint(&bytes, Some("pass")).unwrap(), checkpoint());
+        assert!(read_checkpoint(&bytes, Some("wrong")).is_err());
+        let error = read_checkpoint(&bytes, None).unwrap_err().to_string();
+        assert!(error.contains("--passphrase-file"), "{error}");
+        let plain = checkpoint_bytes(&checkpoint(), None).unwrap();
+        assert_eq!(read_checkpoint(&plain, None).unwrap(), checkpoint());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

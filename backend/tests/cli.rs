@@ -154,3 +154,63 @@ fn devices_checks_cpu_and_wgpu() {
         "{stdout}"
     );
 }
+
+/// Non-finite or out-of-range training settings are usage errors (exit 2) naming the flag,
+/// refused before any photo or model is read.
+#[test]
+fn mask_settings_out_of_range_exit_2_naming_the_flag() {
+    let base = ["mask", "train", "--photos", "nowhere", "--out", "me.p3m"];
+    for (flag, value) in [
+        ("--tau", "NaN"),
+        ("--tau", "2"),
+        ("--epsilon", "inf"),
+        ("--epsilon", "0"),
+        ("--epochs", "0"),
+        ("--epochs", "10000000000000"),
+        ("--batch", "0"),
+        ("--augment-rotate", "-5"),
+        ("--augment-blur", "2-1"),
+        ("--augment-jpeg", "0-101"),
+    ] {
+        let output = Command::new(BIN)
+            .args(base)
+            .arg(format!("{flag}={value}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}
+
+/// A 57-byte PNG declaring 300000×300000 pixels is refused from its header (exit 2), not
+/// decoded into 270 GB.
+#[test]
+fn a_photo_declaring_huge_dimensions_exits_2() {
+    fn chunk(out: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
+        out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&kind);
+        crc.update(data);
+        out.extend_from_slice(&kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = 300_000_u32.to_be_bytes().repeat(2);
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, *b"IHDR", &header);
+    chunk(&mut png, *b"IDAT", &[]);
+    chunk(&mut png, *b"IEND", &[]);
+    let path = std::env::temp_dir().join(format!("fuselab-bomb-{}.png", std::process::id()));
+    std::fs::write(&path, &png).unwrap();
+    let output = Command::new(BIN)
+        .args(["face", "detect"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("300000×300000"), "{stderr}");
+    std::fs::remove_file(path).unwrap();
+}

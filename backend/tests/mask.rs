@@ -231,6 +231,12 @@ fn cli_trains_an_encrypted_key_applies_removes_and_verifies_it() {
         !dir.join("me.p3m.checkpoint.json").exists(),
         "the checkpoint outlived the run"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is readable by others");
+    }
     let bytes = std::fs::read(&key).unwrap();
     assert!(bytes.starts_with(b"FLP3MASK"));
 
