@@ -1097,10 +1097,19 @@ pub fn run(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Result
 
 /// Checks what the configuration's types cannot.
 fn validate(config: &AttackConfig, path: &Path) -> anyhow::Result<()> {
-    config
-        .check()
-        .map_err(|what| anyhow::anyhow!("{}: {what}", path.display()))
+    config.check().map_err(|what| {
+        super::ConfigError {
+            file: path.display().to_string(),
+            what,
+        }
+        .into()
+    })
 }
+
+/// The most examples, rows, tokens or poisoned samples a configuration may ask for: ten million
+/// rows is more than any of the real data sets (`BeaverTails` 330k, AG News 120k) and already
+/// gigabytes of synthetic text, so larger values are typing mistakes or attacks on the server.
+pub const MAX_COUNT: usize = 10_000_000;
 
 impl AttackConfig {
     /// What the types cannot check: a non-empty grid, ratios in [0, 1], a known device.
@@ -1116,6 +1125,27 @@ impl AttackConfig {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("poison ratio p = {p} is not in [0, 1]"));
             }
+        }
+        let data = &self.data;
+        let counts = [
+            ("data.alignment_size", data.alignment_size),
+            ("data.benign_train_size", data.benign_train_size),
+            ("data.benign_test_size", data.benign_test_size),
+            ("data.harmful_pool_size", data.harmful_pool_size),
+            ("data.harmful_test_size", data.harmful_test_size),
+            ("judge.max_len", self.judge.max_len),
+            ("judge.synthetic_rows", self.judge.synthetic_rows),
+            ("attack.n", self.attack.n),
+        ];
+        let grid_n = grid.n.iter().map(|&n| ("grid.n", n));
+        if let Some((key, value)) = counts
+            .into_iter()
+            .chain(grid_n)
+            .find(|&(_, value)| value > MAX_COUNT)
+        {
+            return Err(format!(
+                "{key} = {value} is above the limit of {MAX_COUNT} (split the run into smaller ones)"
+            ));
         }
         if let Some(device) = self.device.as_deref()
             && !matches!(device, "cpu" | "wgpu")
@@ -1374,4 +1404,26 @@ pub fn command(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Re
         print!("{}", markdown(&report));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_size_of_ten_trillion_is_refused_naming_the_key() {
+        let example = include_str!("../../../examples/attack-small.toml");
+        let config: AttackConfig = toml::from_str(example).unwrap();
+        assert_eq!(config.check(), Ok(()));
+        let hostile = example.replace(
+            "harmful_pool_size = 40",
+            "harmful_pool_size = 10000000000000",
+        );
+        let config: AttackConfig = toml::from_str(&hostile).unwrap();
+        let error = config.check().unwrap_err();
+        assert!(
+            error.starts_with("data.harmful_pool_size = 10000000000000 is above the limit"),
+            "{error}"
+        );
+    }
 }
