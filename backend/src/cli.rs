@@ -11,6 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fuselab_shared::ensemble::Limits;
 
 use crate::{
     accounts::{AccountError, Accounts},
@@ -130,6 +131,26 @@ pub struct ServeArgs {
     /// hour, with heartbeats)
     #[arg(long, default_value_t = server::ServerConfig::default().request_timeout.as_secs())]
     pub request_timeout: u64,
+
+    /// Models in a pool the server analyses
+    #[arg(long, default_value_t = Limits::default().max_models)]
+    pub max_models: usize,
+
+    /// Classes in a pool the server analyses
+    #[arg(long, default_value_t = Limits::default().max_classes)]
+    pub max_classes: usize,
+
+    /// Samples × models (and models × classes) in a pool or table the server analyses
+    #[arg(long, default_value_t = Limits::default().max_cells)]
+    pub max_cells: u64,
+
+    /// Samples × models × classes of the probabilities in a pool the server analyses
+    #[arg(long, default_value_t = Limits::default().max_probabilities)]
+    pub max_probabilities: u64,
+
+    /// Teams one server-side analysis enumerates
+    #[arg(long, default_value_t = Limits::default().max_teams)]
+    pub max_teams: u64,
 
     /// Server-side analyses and co-failure tables running at once, in all
     #[arg(long, default_value_t = server::HeavyLimits::default().total)]
@@ -393,6 +414,14 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             allowed_hosts,
             tls: tls.is_some() || args.behind_https_proxy,
             request_timeout: std::time::Duration::from_secs(args.request_timeout),
+            limits: Limits {
+                max_models: args.max_models,
+                max_classes: args.max_classes,
+                max_cells: args.max_cells,
+                max_probabilities: args.max_probabilities,
+                max_teams: args.max_teams,
+                ..Limits::default()
+            },
             heavy: Arc::new(server::Heavy::new(server::HeavyLimits {
                 per_user: args.max_heavy_per_user,
                 total: args.max_heavy,

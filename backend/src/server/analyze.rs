@@ -48,7 +48,8 @@ pub async fn analyze(
     let slot = state.heavy.slot(&actor)?;
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let options = request.options;
-    let pool = tokio::task::spawn_blocking(move || Pool::new(request.pool))
+    let limits = state.limits;
+    let pool = tokio::task::spawn_blocking(move || Pool::with_limits(request.pool, &limits))
         .await
         .map_err(|e| AppError::Internal {
             context: "validating a pool",
@@ -58,6 +59,14 @@ pub async fn analyze(
             AppError::client(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("not a valid model pool: {e}"),
+            )
+        })?;
+    limits
+        .check_teams(pool.models(), options.min_size, options.max_size)
+        .map_err(|e| {
+            AppError::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{e} on `fuselab serve`; choose a narrower size range"),
             )
         })?;
     let (sender, receiver) = mpsc::channel::<Message>(64);

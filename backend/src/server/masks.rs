@@ -346,7 +346,13 @@ pub async fn create(
         };
         let worker = job.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            train(&worker, prepared, &config, &models, passphrase.as_deref().map(String::as_str))
+            train(
+                &worker,
+                prepared,
+                &config,
+                &models,
+                passphrase.as_deref().map(String::as_str),
+            )
         })
         .await;
         let status = match outcome {

@@ -23,6 +23,7 @@ use axum::{
 use fuselab_shared::{
     CofailureReport, FailureMasks, PredictionTable,
     api::{ApiError, Health},
+    ensemble::Limits,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -72,6 +73,8 @@ pub struct ServerConfig {
     /// Time a request may take until its answer starts (event streams then run on, up to
     /// [`EVENT_STREAM_LIFETIME`]).
     pub request_timeout: Duration,
+    /// Bounds on the pools and tables the server analyses (models, classes, cells, teams).
+    pub limits: Limits,
 }
 
 /// The longest an event stream stays open; the browser's `EventSource` reconnects (alignment
@@ -99,6 +102,7 @@ impl Default for ServerConfig {
             sign_in: Arc::default(),
             heavy: Arc::default(),
             request_timeout: Duration::from_mins(2),
+            limits: Limits::default(),
         }
     }
 }
@@ -238,6 +242,11 @@ async fn cofailure(
 ) -> Result<Json<CofailureReport>, AppError> {
     let slot = config.heavy.slot(&actor)?;
     let Json(table) = body.map_err(|r| AppError::json(&r, config.max_body_bytes))?;
+    // The pair counts grow with the square of the models: bounded before anything is counted.
+    config
+        .limits
+        .check_pool(table.models.len(), table.labels.len(), 0, false)
+        .map_err(|e| AppError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     // Validation walks the whole table: off the async runtime, like the computation.
     let report = tokio::task::spawn_blocking(move || {
         let _slot = slot;
