@@ -10,7 +10,10 @@ use anyhow::{Context as _, bail};
 use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use fuselab_ml::{
-    face::{Face, FaceStack, FaceWeights, RgbImage, mtcnn::Mtcnn},
+    face::{
+        Face, FaceStack, FaceWeights, RgbImage,
+        mtcnn::{Detection, Mtcnn},
+    },
     tensors::NamedTensors,
 };
 
@@ -122,6 +125,55 @@ pub fn decode_photo(bytes: &[u8], name: &str) -> Result<RgbImage, PhotoError> {
     let (width, height) = rgb.dimensions();
     RgbImage::new(width as usize, height as usize, rgb.into_raw())
         .ok_or_else(|| not_a_photo(&"its decoded size does not match its pixels"))
+}
+
+/// The longest side MTCNN looks at: 2,048 pixels. A face that fills a few percent of a photo
+/// that size is still far above MTCNN's 20-pixel minimum (and the 30 pixels a training face
+/// needs), while a 12-megapixel phone photo would cost MTCNN's image pyramid about four times
+/// the time and memory.
+pub const DETECTION_SIDE: usize = 2048;
+
+/// Finds the faces of `image` with MTCNN, on a copy scaled down to [`DETECTION_SIDE`] when it
+/// is larger; boxes and landmarks are mapped back to `image`'s own pixels, so the mask is
+/// applied to the full-size photo. The server's mask jobs call this on uploaded photos.
+pub fn detect_faces(mtcnn: &Mtcnn, image: &RgbImage, device: &Device) -> Vec<Detection> {
+    let longest = image.width.max(image.height);
+    if longest <= DETECTION_SIDE {
+        return mtcnn.detect(image, device);
+    }
+    let scale = DETECTION_SIDE as f64 / longest as f64;
+    // Rounded to whole pixels, at least one.
+    #[allow(clippy::cast_sign_loss)]
+    let side = |n: usize| ((n as f64 * scale).round() as u32).max(1);
+    let Some(buffer) = image::RgbImage::from_raw(
+        image.width as u32,
+        image.height as u32,
+        image.pixels.clone(),
+    ) else {
+        return mtcnn.detect(image, device);
+    };
+    let small = image::imageops::resize(
+        &buffer,
+        side(image.width),
+        side(image.height),
+        image::imageops::FilterType::Triangle,
+    );
+    let (width, height) = small.dimensions();
+    let Some(small) = RgbImage::new(width as usize, height as usize, small.into_raw()) else {
+        return mtcnn.detect(image, device);
+    };
+    let back_x = image.width as f32 / width as f32;
+    let back_y = image.height as f32 / height as f32;
+    let mut detections = mtcnn.detect(&small, device);
+    for d in &mut detections {
+        let [l, t, r, b] = d.bbox;
+        d.bbox = [l * back_x, t * back_y, r * back_x, b * back_y];
+        for [x, y] in &mut d.landmarks {
+            *x *= back_x;
+            *y *= back_y;
+        }
+    }
+    detections
 }
 
 /// Reads a `PyTorch` checkpoint's `f32` tensors (legacy or zip format) with burn-store's reader.

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use crate::face::{PhotoError, load_photo, load_stack};
+use crate::face::{PhotoError, detect_faces, load_photo, load_stack};
 
 /// `fuselab mask …`.
 #[derive(Debug, Subcommand)]
@@ -254,13 +254,14 @@ pub fn confident_face(detections: Vec<Detection>) -> Option<Detection> {
 /// An unreadable photo, or one without such a face ([`PhotoError`]).
 pub fn training_face(stack: &FaceStack, path: &Path) -> anyhow::Result<(TrainingFace, Detection)> {
     let image = load_photo(path)?;
-    let detection =
-        confident_face(stack.mtcnn.detect(&image, &stack.device)).ok_or_else(|| PhotoError {
+    let detection = confident_face(detect_faces(&stack.mtcnn, &image, &stack.device)).ok_or_else(
+        || PhotoError {
             path: path.display().to_string(),
             what: format!(
                 "no face found with a score of at least {MIN_SCORE} and a side of {MIN_SIDE} pixels"
             ),
-        })?;
+        },
+    )?;
     let canvas =
         FaceCanvas::from_box(detection.bbox, image.width, image.height).ok_or_else(|| {
             PhotoError {
@@ -889,7 +890,7 @@ fn transform(args: &ApplyArgs, data_dir: &Path, device: &Device, sign: f32) -> a
         let mut image = load_photo(photo)?;
         let detections = match &known {
             Some(boxes) => boxes_for(boxes, photo, path_of(args.boxes.as_ref()))?,
-            None => mtcnn.detect(&image, device),
+            None => detect_faces(&mtcnn, &image, device),
         };
         let changes = mask_faces(&mut image, &detections, &key.delta, sign * args.strength);
         if changes.is_empty() {

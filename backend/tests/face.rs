@@ -598,3 +598,42 @@ async fn the_server_hands_the_browser_the_same_weights() {
         model("shape_predictor_5_face_landmarks.dat")
     );
 }
+
+/// A photo larger than MTCNN needs is scaled down for detection, and the boxes come back in the
+/// photo's own pixels: the obama photo enlarged five times gives five times its boxes.
+#[test]
+fn large_photos_are_detected_scaled_down_with_boxes_in_full_size_pixels() {
+    let device: Device = Default::default();
+    let mtcnn = fuselab::face::load_mtcnn(&data_dir(), &device).unwrap();
+    let small = photo("obama.jpg");
+    let buffer = image::RgbImage::from_raw(
+        small.width as u32,
+        small.height as u32,
+        small.pixels.clone(),
+    )
+    .unwrap();
+    let factor = 5;
+    let large = image::imageops::resize(
+        &buffer,
+        small.width as u32 * factor,
+        small.height as u32 * factor,
+        image::imageops::FilterType::Triangle,
+    );
+    let (width, height) = large.dimensions();
+    assert!(width.max(height) as usize > fuselab::face::DETECTION_SIDE);
+    let large = RgbImage::new(width as usize, height as usize, large.into_raw()).unwrap();
+    let expected = mtcnn.detect(&small, &device);
+    let found = fuselab::face::detect_faces(&mtcnn, &large, &device);
+    // At the detection scale the photo is still larger than the original, so MTCNN may find
+    // more small faces; each face of the original is found at five times its place.
+    assert!(found.len() >= expected.len(), "{found:?} vs {expected:?}");
+    for e in &expected {
+        let near = found.iter().any(|f| {
+            f.bbox
+                .iter()
+                .zip(&e.bbox)
+                .all(|(a, b)| (a - b * factor as f32).abs() < 0.02 * width as f32)
+        });
+        assert!(near, "{e:?} not among {found:?}");
+    }
+}
