@@ -216,6 +216,8 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<AccountError>()
                 .is_some_and(AccountError::is_input)
+            || cause.is::<fuselab_shared::ensemble::LimitError>()
+            || cause.is::<fuselab_shared::mask::key::KeyError>()
             || cause.is::<ServeError>()
             || cause.is::<server::TlsError>()
     })
@@ -392,15 +394,28 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
         // Scripts and tests read the URL from stdout (with `--addr 127.0.0.1:0` the port is new).
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("fuselab listening on {scheme}://{addr}");
+        // Written, not `println!`: a reader that has gone (a script that read the first line)
+        // must not bring the server down.
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "fuselab listening on {scheme}://{addr}");
         if let Some(password) = first_password {
             // Standard output, not the log: shown to the operator this once, never stored.
-            println!(
+            let shown = writeln!(
+                stdout,
                 "first start: created the administrator `admin`; sign in with the one-time \
-                 password below and change it at /account (or `fuselab users passwd admin`)"
+                 password below and change it at /account (or `fuselab users passwd admin`)\n\
+                 admin password: {}",
+                password.as_str()
             );
-            println!("admin password: {}", password.as_str());
+            if shown.is_err() {
+                tracing::warn!(
+                    "could not show the administrator's one-time password; set one with \
+                     `fuselab users passwd admin`"
+                );
+            }
         }
+        let _ = stdout.flush();
+        drop(stdout);
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),

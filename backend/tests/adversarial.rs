@@ -38,7 +38,7 @@ fn hex(text: &str) -> Vec<u8> {
 fn http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_read_timeout(Some(Duration::from_mins(1)))
         .unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
@@ -85,14 +85,18 @@ fn multipart(photos: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// Sends an attack to a server address with a session cookie; returns the status and body.
+type Sender = Box<dyn Fn(&str, &str) -> (u16, String) + Send + Sync>;
+
 struct Attack {
     name: &'static str,
-    send: Box<dyn Fn(&str, &str) -> (u16, String) + Send + Sync>,
+    send: Sender,
     status: u16,
     message: &'static str,
 }
 
-fn attacks() -> Vec<Attack> {
+/// The attacks on the analysis endpoints.
+fn analysis_attacks() -> Vec<Attack> {
     let analyze = |pool: Value, min: usize, max: usize| json!({"pool": pool, "options": {"top_k": 3, "min_size": min, "max_size": max}});
     let two_models = |labels: Value| {
         json!({"labels": labels, "models": [
@@ -112,7 +116,6 @@ fn attacks() -> Vec<Attack> {
         2,
     );
     let cofailure = json!({"labels": [0, 1, 1], "models": many_models});
-    let bomb = hex(PNG_BOMB);
     vec![
         Attack {
             name: "a pool declaring 10^15 classes",
@@ -161,6 +164,13 @@ fn attacks() -> Vec<Attack> {
             status: 422,
             message: "6000 models is above the limit of 256",
         },
+    ]
+}
+
+/// The attacks on the other endpoints: photos, configurations, bodies.
+fn other_attacks() -> Vec<Attack> {
+    let bomb = hex(PNG_BOMB);
+    vec![
         Attack {
             name: "photos declaring 300000 × 300000 pixels",
             send: Box::new(move |addr, cookie| {
@@ -212,6 +222,38 @@ fn attacks() -> Vec<Attack> {
     ]
 }
 
+/// Signs in as the administrator; returns the `Cookie` header value.
+fn sign_in(addr: &str) -> String {
+    let body = json!({"name": "admin", "password": "adversarial admin"}).to_string();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /api/session HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no session: {response}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The peak resident memory of a process (`VmHWM`), in KiB.
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
 fn files_under(dir: &Path, found: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
@@ -259,33 +301,11 @@ fn attacks_get_4xx_while_the_server_keeps_answering_within_its_memory() {
         .unwrap();
     let addr = line.trim().rsplit_once("://").unwrap().1.to_owned();
 
-    let (status, _) = json_post(
-        &addr,
-        "/api/session",
-        "",
-        &json!({"name": "admin", "password": "adversarial admin"}),
-    );
-    assert_eq!(status, 200);
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    let body = json!({"name": "admin", "password": "adversarial admin"}).to_string();
-    write!(
-        stream,
-        "POST /api/session HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let cookie = response
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-
-    let attacks = attacks();
+    let cookie = sign_in(&addr);
+    let attacks: Vec<Attack> = analysis_attacks()
+        .into_iter()
+        .chain(other_attacks())
+        .collect();
     let done = std::sync::atomic::AtomicBool::new(false);
     let (slowest_health, results) = std::thread::scope(|scope| {
         let health = scope.spawn(|| {
@@ -328,12 +348,7 @@ fn attacks_get_4xx_while_the_server_keeps_answering_within_its_memory() {
         "health took {slowest_health:?}"
     );
 
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap();
+    let peak_kib = peak_memory_kib(child.id());
     assert!(peak_kib < 2 * 1024 * 1024, "peak memory {peak_kib} KiB");
     Command::new("kill")
         .arg(child.id().to_string())

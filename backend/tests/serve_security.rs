@@ -414,9 +414,8 @@ fn dawdling_connections_are_closed_and_capped() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn tls_serves_https_with_secure_cookies_and_hsts() {
-    let dir = scratch("tls");
+/// A self-signed certificate for `localhost` and its key, made by openssl.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
         .args([
@@ -441,6 +440,13 @@ fn tls_serves_https_with_secure_cookies_and_hsts() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", text(&made.stderr));
+    (cert, key)
+}
+
+#[test]
+fn tls_serves_https_with_secure_cookies_and_hsts() {
+    let dir = scratch("tls");
+    let (cert, key) = self_signed(&dir);
     let password_file = dir.join("password");
     std::fs::write(&password_file, "administrator\n").unwrap();
     let server = Server::start(

@@ -407,7 +407,7 @@ async fn an_analysis_stops_within_a_second_of_its_client_going_away() {
                 .iter()
                 .enumerate()
                 .map(|(i, &y)| {
-                    if (i as u32 * (m + 3)) % 5 == 0 {
+                    if (i as u32 * (m + 3)).is_multiple_of(5) {
                         (y + 1) % 4
                     } else {
                         y

@@ -523,9 +523,17 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_server_was_killed_is_interrupted_and_resumes_from_its_checkpoint() {
     let data = scratch("killed");
-    // A real server, killed with SIGKILL while the base model trains.
+    // A real server, killed with SIGKILL while the base model trains (without accounts: on
+    // loopback, as allowed; accounts have their own tests).
     let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--auth",
+            "off",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

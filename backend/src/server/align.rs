@@ -133,12 +133,57 @@ struct Dirs {
     runs: PathBuf,
 }
 
+/// Runs one user may have queued or running at once.
+pub const MAX_LIVE_RUNS_PER_USER: usize = 4;
+/// Runs the server holds queued or running at once.
+pub const MAX_LIVE_RUNS: usize = 32;
+
+/// A run a job holds: its cancellation flag and its owner.
+#[derive(Debug, Clone)]
+struct Live {
+    cancel: Arc<AtomicBool>,
+    owner: Option<String>,
+}
+
+/// Admits one more live run of `owner`, or answers 429.
+fn admit(live: &mut HashMap<String, Live>, id: &str, owner: Option<&str>) -> Result<(), AppError> {
+    let mine = live
+        .values()
+        .filter(|l| owner.is_some() && l.owner.as_deref() == owner)
+        .count();
+    if mine >= MAX_LIVE_RUNS_PER_USER {
+        return Err(AppError::busy(
+            format!(
+                "you have {mine} alignment runs queued or running, the most at once; wait for \
+                 one to end or delete one"
+            ),
+            60,
+        ));
+    }
+    if live.len() >= MAX_LIVE_RUNS {
+        return Err(AppError::busy(
+            format!(
+                "the server holds {MAX_LIVE_RUNS} queued or running alignment runs, its limit; try again later"
+            ),
+            300,
+        ));
+    }
+    live.insert(
+        id.to_owned(),
+        Live {
+            cancel: Arc::default(),
+            owner: owner.map(str::to_owned),
+        },
+    );
+    Ok(())
+}
+
 /// The server's harmful fine-tuning runs.
 #[derive(Debug)]
 pub struct AlignRuns {
     dirs: Option<Dirs>,
-    /// Runs a job of this server holds (queued or running), with their cancellation flags.
-    live: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Runs a job of this server holds (queued or running).
+    live: Mutex<HashMap<String, Live>>,
 }
 
 impl Default for AlignRuns {
@@ -237,9 +282,7 @@ impl AlignRuns {
         }
     }
 
-    fn live(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>>, AppError> {
+    fn live(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Live>>, AppError> {
         self.live.lock().map_err(|_| AppError::Internal {
             context: "alignment runs",
             source: anyhow::anyhow!("a job thread panicked while holding the run table"),
@@ -498,14 +541,17 @@ pub async fn create(
         attempts: 0,
         owner: actor.name().map(str::to_owned),
     };
-    std::fs::create_dir_all(&dir)
+    admit(&mut *state.align.live()?, &id, actor.name())?;
+    let written = std::fs::create_dir_all(&dir)
         .context("cannot create the run folder")
         .and_then(|()| {
             std::fs::write(dir.join(CONFIG), &config).context("cannot write the configuration")
         })
-        .and_then(|()| write_record(&dir, &record))
-        .map_err(internal("creating an alignment run"))?;
-    state.align.live()?.insert(id.clone(), Arc::default());
+        .and_then(|()| write_record(&dir, &record));
+    if let Err(error) = written {
+        state.align.live()?.remove(&id);
+        return Err(internal("creating an alignment run")(error));
+    }
     tracing::info!(
         user = actor.name(),
         action = request.action.name(),
@@ -544,8 +590,8 @@ pub async fn resume(
         record.status = AlignRunStatus::Queued;
         record.error = None;
         record.finished = None;
+        admit(&mut live, &id, record.owner.as_deref())?;
         write_record(&dir, &record).map_err(internal("resuming an alignment run"))?;
-        live.insert(id.clone(), Arc::default());
     }
     tracing::info!(user = actor.name(), "alignment run queued again");
     start_job(&state, id.clone());
@@ -570,7 +616,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let (dir, _) = state.align.run_for(&id, &actor)?;
-    let flag = state.align.live()?.get(&id).cloned();
+    let flag = state.align.live()?.get(&id).map(|l| l.cancel.clone());
     let Some(flag) = flag else {
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
             .await
@@ -610,7 +656,7 @@ fn start_job(state: &AppState, id: String) {
             .live
             .lock()
             .ok()
-            .and_then(|l| l.get(&id).cloned())
+            .and_then(|l| l.get(&id).map(|live| live.cancel.clone()))
         else {
             return;
         };
@@ -943,7 +989,12 @@ pub async fn detail(
     let (dir, record) = state.align.run_for(&id, &actor)?;
     let config = std::fs::read_to_string(dir.join(CONFIG))
         .context("cannot read the configuration")
-        .map_err(internal("reading a run"))?;
+        .map_err(internal("reading a run"))?
+        // Where the server keeps its data is not the client's business.
+        .replace(
+            &state.align.dirs()?.data.display().to_string(),
+            "<data-dir>",
+        );
     let files = FILES
         .iter()
         .map(|(name, _)| *name)

@@ -44,7 +44,7 @@ use zeroize::Zeroizing;
 
 use super::{Actor, AppError, AppState};
 use crate::{
-    face::{decode_photo, load_stack},
+    face::{decode_photo, detect_faces, load_stack},
     mask::{confident_face, embedders, key_bytes},
 };
 
@@ -219,43 +219,7 @@ async fn read_form(mut form: Multipart) -> Result<Request, AppError> {
             .text()
             .await
             .map_err(|e| AppError::client(e.status(), e.body_text()))?;
-        let number = |what: &str| -> Result<f64, AppError> {
-            text.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| bad(format!("field `{what}`: expected a number, got `{text}`")))
-        };
-        // The values are range-checked below and by MaskTrainer::new.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        match name.as_str() {
-            "epochs" => {
-                let v = number("epochs")?;
-                if !(1.0..=MAX_EPOCHS as f64).contains(&v) || v.fract() != 0.0 {
-                    return Err(bad(format!(
-                        "field `epochs`: expected a whole number from 1 to {MAX_EPOCHS}, got `{text}`"
-                    )));
-                }
-                request.config.epochs = v as usize;
-            }
-            "tau" => request.config.tau = number("tau")? as f32,
-            "epsilon" => request.config.epsilon = number("epsilon")? as f32,
-            "seed" => {
-                request.config.seed = text.trim().parse().map_err(|_| {
-                    bad(format!(
-                        "field `seed`: expected a whole number, got `{text}`"
-                    ))
-                })?;
-            }
-            "models" => {
-                request.models = text.split(',').map(|m| m.trim().to_owned()).collect();
-            }
-            "passphrase" => {
-                request.passphrase = Some(Zeroizing::new(text)).filter(|p| !p.is_empty());
-            }
-            "keep" => request.keep = text.trim() == "true",
-            other => return Err(bad(format!("unknown field `{other}`"))),
-        }
+        set_field(&mut request, &name, text)?;
     }
     if request.photos.len() < MIN_PHOTOS || request.photos.len() > MAX_PHOTOS {
         return Err(bad(format!(
@@ -271,6 +235,64 @@ async fn read_form(mut form: Multipart) -> Result<Request, AppError> {
         }
     }
     Ok(request)
+}
+
+/// Sets the form field `name` (anything but a photo) from its text, range-checked.
+fn set_field(request: &mut Request, name: &str, text: String) -> Result<(), AppError> {
+    let number = |what: &str| -> Result<f64, AppError> {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| bad(format!("field `{what}`: expected a number, got `{text}`")))
+    };
+    // The values are range-checked below and by MaskTrainer::new.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    match name {
+        "epochs" => {
+            let v = number("epochs")?;
+            if !(1.0..=MAX_EPOCHS as f64).contains(&v) || v.fract() != 0.0 {
+                return Err(bad(format!(
+                    "field `epochs`: expected a whole number from 1 to {MAX_EPOCHS}, got `{text}`"
+                )));
+            }
+            request.config.epochs = v as usize;
+        }
+        "tau" => {
+            let v = number("tau")?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad(format!(
+                    "field `tau`: expected a DSSIM budget from 0 to 1, got `{text}`"
+                )));
+            }
+            request.config.tau = v as f32;
+        }
+        "epsilon" => {
+            let v = number("epsilon")?;
+            if !(v > 0.0 && v <= 255.0) {
+                return Err(bad(format!(
+                    "field `epsilon`: expected a pixel bound above 0 and at most 255, got `{text}`"
+                )));
+            }
+            request.config.epsilon = v as f32;
+        }
+        "seed" => {
+            request.config.seed = text.trim().parse().map_err(|_| {
+                bad(format!(
+                    "field `seed`: expected a whole number, got `{text}`"
+                ))
+            })?;
+        }
+        "models" => {
+            request.models = text.split(',').map(|m| m.trim().to_owned()).collect();
+        }
+        "passphrase" => {
+            request.passphrase = Some(Zeroizing::new(text)).filter(|p| !p.is_empty());
+        }
+        "keep" => request.keep = text.trim() == "true",
+        other => return Err(bad(format!("unknown field `{other}`"))),
+    }
+    Ok(())
 }
 
 /// The body of `POST /api/masks`'s answer.
@@ -405,7 +427,7 @@ fn prepare(data_dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<Pr
                 continue;
             }
         };
-        let face = confident_face(stack.mtcnn.detect(&image, &stack.device))
+        let face = confident_face(detect_faces(&stack.mtcnn, &image, &stack.device))
             .and_then(|d| FaceCanvas::from_box(d.bbox, image.width, image.height));
         match face {
             Some(canvas) => faces.push(TrainingFace {
