@@ -346,6 +346,30 @@ fn disable_core_dumps() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the address scripts and tests read, and on a first start the administrator's
+/// one-time password (standard output, not the log: shown to the operator this once, never
+/// stored). Written, not `println!`: a reader that has gone (a script that read the first line)
+/// must not bring the server down.
+fn announce(url: &str, first_password: Option<&str>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "fuselab listening on {url}");
+    if let Some(password) = first_password {
+        let shown = writeln!(
+            stdout,
+            "first start: created the administrator `admin`; sign in with the one-time password \
+             below and change it at /account (or `fuselab users passwd admin`)\n\
+             admin password: {password}"
+        );
+        if shown.is_err() {
+            tracing::warn!(
+                "could not show the administrator's one-time password; set one with \
+                 `fuselab users passwd admin`"
+            );
+        }
+    }
+    let _ = stdout.flush();
+}
+
 fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     if args.auth == AuthArg::Off && !args.addr.ip().is_loopback() {
         return Err(ServeError::OpenWithoutAuth { addr: args.addr }.into());
@@ -394,28 +418,10 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!(%addr, data_dir = %data_dir.display(), "serving");
         // Scripts and tests read the URL from stdout (with `--addr 127.0.0.1:0` the port is new).
         let scheme = if tls.is_some() { "https" } else { "http" };
-        // Written, not `println!`: a reader that has gone (a script that read the first line)
-        // must not bring the server down.
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "fuselab listening on {scheme}://{addr}");
-        if let Some(password) = first_password {
-            // Standard output, not the log: shown to the operator this once, never stored.
-            let shown = writeln!(
-                stdout,
-                "first start: created the administrator `admin`; sign in with the one-time \
-                 password below and change it at /account (or `fuselab users passwd admin`)\n\
-                 admin password: {}",
-                password.as_str()
-            );
-            if shown.is_err() {
-                tracing::warn!(
-                    "could not show the administrator's one-time password; set one with \
-                     `fuselab users passwd admin`"
-                );
-            }
-        }
-        let _ = stdout.flush();
-        drop(stdout);
+        announce(
+            &format!("{scheme}://{addr}"),
+            first_password.as_deref().map(String::as_str),
+        );
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),

@@ -305,6 +305,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// Runs password work (Argon2: a core for a tenth of a second) off the async runtime, at most
+/// [`SignInLimiter`]'s slots at once.
+async fn hashing<T: Send + 'static>(
+    state: &AppState,
+    context: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let internal = |source: anyhow::Error| AppError::Internal { context, source };
+    let _permit = state
+        .sign_in
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| internal(e.into()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| internal(e.into()))
+}
+
 /// `POST /api/session`: sign in with a name and password; sets the session cookie.
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -315,38 +334,20 @@ pub async fn sign_in(
     let Json(mut request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     if let Some(seconds) = state.sign_in.blocked_for(ip) {
         request.password.zeroize();
-        return Ok((
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, seconds.to_string())],
-            Json(fuselab_shared::api::ApiError {
-                error: format!("too many failed sign-ins from here; try again in {seconds} s"),
-            }),
-        )
-            .into_response());
+        return Err(AppError::busy(
+            format!("too many failed sign-ins from here; try again in {seconds} s"),
+            seconds,
+        ));
     }
-    let permit = state
-        .sign_in
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal {
-            context: "waiting to check a password",
-            source: e.into(),
-        })?;
-    let verified = tokio::task::spawn_blocking(move || {
+    let verified = hashing(&state, "checking a password", move || {
         let user = accounts.verify(&request.name, &request.password);
         request.password.zeroize();
         let user = user?;
         user.map(|user| accounts.start_session(&user).map(|secret| (user, secret)))
             .transpose()
     })
-    .await
-    .map_err(|e| AppError::Internal {
-        context: "checking a password",
-        source: e.into(),
-    })?
+    .await?
     .map_err(internal("signing in"))?;
-    drop(permit);
     let Some((user, secret)) = verified else {
         state.sign_in.failed(ip);
         return Err(AppError::client(
@@ -414,16 +415,7 @@ pub async fn change_password(
     let accounts = accounts(&state)?.clone();
     let user = signed_in_user(actor)?;
     let Json(mut request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
-    let _permit = state
-        .sign_in
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal {
-            context: "waiting to check a password",
-            source: e.into(),
-        })?;
-    let changed = tokio::task::spawn_blocking(move || {
+    let changed = hashing(&state, "changing a password", move || {
         let result = (|| {
             if accounts.verify(&user.name, &request.current)?.is_none() {
                 return Ok(None);
@@ -435,11 +427,7 @@ pub async fn change_password(
         request.new.zeroize();
         result
     })
-    .await
-    .map_err(|e| AppError::Internal {
-        context: "changing a password",
-        source: e.into(),
-    })?
+    .await?
     .map_err(account_error("changing a password"))?;
     let secret = changed.ok_or_else(|| {
         AppError::client(StatusCode::UNAUTHORIZED, "the current password is wrong")
