@@ -51,7 +51,22 @@ async fn serves_the_embedded_app() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
     let html = String::from_utf8(body).unwrap();
-    assert!(html.contains("/pkg/fuselab_frontend.js"), "{html}");
+    assert!(
+        html.contains(r#"<script type="module" src="/main.js">"#),
+        "{html}"
+    );
+    // The page starts from a script file, not an inline script (the CSP allows only 'self').
+    let (status, headers, body) = send(app(ServerConfig::default()), get("/main.js")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("/pkg/fuselab_frontend.js")
+    );
 
     let (status, headers, body) = send(
         app(ServerConfig::default()),
@@ -297,7 +312,7 @@ async fn reports_are_saved_listed_read_and_deleted_in_sqlite() {
     assert!(
         String::from_utf8(page)
             .unwrap()
-            .contains("/pkg/fuselab_frontend.js")
+            .contains(r#"src="/main.js""#)
     );
 
     // Reopening the file finds the report: it is on disk, not in memory.
