@@ -1,0 +1,46 @@
+//! The bodies of the fuzz targets, one module per target: each `run` takes the bytes a user
+//! could hand the program and passes them through the public entry points, ignoring errors
+//! (they are the expected answer to bad input). A panic, an overflow, a hang or an allocation
+//! beyond the fuzzer's limits is a finding.
+//!
+//! Two crates compile this folder: `fuselab-fuzz` (its library root, for the libFuzzer binaries
+//! in `fuzz_targets/`) and the replay test `shared/tests/fuzz_corpora.rs` (as a module through
+//! `#[path]`, without any sanitizer), which runs every committed corpus file through the same
+//! `run`. Nothing here may name the crate it is compiled in: only `fuselab_shared` and `super`.
+//! A new target is a file here, a line in [`TARGETS`], a three-line binary in `fuzz_targets/`
+//! with its `[[bin]]` in `fuzz/Cargo.toml`, and a corpus folder.
+
+pub mod csv;
+pub mod mask_key;
+pub mod npy;
+pub mod npz;
+pub mod pool_json;
+
+use fuselab_shared::ensemble::{OverviewOptions, Pool, PoolInput, analysis};
+
+/// A target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name: the name is its `fuzz_targets/` binary and its `corpus/` folder.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("csv", csv::run),
+    ("mask_key", mask_key::run),
+    ("npy", npy::run),
+    ("npz", npz::run),
+    ("pool_json", pool_json::run),
+];
+
+/// Validates a parsed pool with the default limits and analyses it as the browser's worker and
+/// the server do, with options small enough to keep every input fast: the top 3 teams of sizes
+/// 2 and 3.
+pub fn analyse(input: PoolInput) {
+    let Ok(pool) = Pool::new(input) else {
+        return;
+    };
+    let options = OverviewOptions {
+        top_k: 3,
+        min_size: 2,
+        max_size: 3,
+    };
+    let _ = analysis(&pool, &options, &mut |_, _| {});
+}
