@@ -346,7 +346,9 @@ fn zip_error(reason: impl Into<String>) -> NpyError {
 }
 
 /// Inflates one member, refusing to produce more than `budget` bytes whatever size the archive
-/// declares: the output grows as it is read, so a lying header cannot make it allocate more.
+/// declares. A member declaring more is refused before it is inflated; otherwise the buffer is
+/// sized by the declaration and grows (for a lying header) in exact steps that never pass
+/// `budget + 1` bytes, so a deflate bomb cannot make it allocate more than the limit.
 fn member_bytes(
     file: &mut zip::read::ZipFile<'_, std::io::Cursor<&[u8]>>,
     name: &str,
@@ -354,17 +356,36 @@ fn member_bytes(
     limit: u64,
 ) -> Result<Vec<u8>, NpyError> {
     use std::io::Read as _;
-    let mut data = Vec::new();
-    file.take(budget.saturating_add(1))
-        .read_to_end(&mut data)
-        .map_err(|e| zip_error(format!("`{name}` does not inflate: {e}")))?;
-    if data.len() as u64 > budget {
-        return Err(NpyError::Decompressed {
-            member: name.to_owned(),
-            limit,
-        });
+    let over = || NpyError::Decompressed {
+        member: name.to_owned(),
+        limit,
+    };
+    if file.size() > budget {
+        return Err(over());
     }
-    Ok(data)
+    let inflate_error = |e: std::io::Error| zip_error(format!("`{name}` does not inflate: {e}"));
+    let mut data: Vec<u8> = Vec::new();
+    // `size()` is at most `budget` here, which the caller keeps within `usize`.
+    data.try_reserve_exact(file.size() as usize)
+        .map_err(|e| zip_error(format!("`{name}`: {e}")))?;
+    let mut chunk = vec![0_u8; 64 * 1024];
+    loop {
+        let read = file.read(&mut chunk).map_err(inflate_error)?;
+        if read == 0 {
+            return Ok(data);
+        }
+        if (data.len() + read) as u64 > budget {
+            return Err(over());
+        }
+        if data.capacity() - data.len() < read {
+            // Doubling, as `read_to_end` would, but capped at the budget.
+            let room = usize::try_from(budget).unwrap_or(usize::MAX) - data.len();
+            let grow = data.len().max(read).min(room);
+            data.try_reserve_exact(grow)
+                .map_err(|e| zip_error(format!("`{name}`: {e}")))?;
+        }
+        data.extend_from_slice(&chunk[..read]);
+    }
 }
 
 /// Parses an `.npz` archive (as written by `numpy.savez` or `numpy.savez_compressed`) into its

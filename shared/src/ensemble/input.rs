@@ -346,11 +346,13 @@ fn probability_rows(
     }
 }
 
-fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
-    let name = file.name;
-    let arrays =
-        parse_npz_with_limit(file.bytes, limits.max_decompressed_bytes).map_err(npy_error(name))?;
-    let find = |array: &str| arrays.iter().find(|(n, _)| n == array).map(|(_, a)| a);
+/// The labels of an `.npz` pool and their count, after checking the table the shapes declare
+/// against `limits` (before any array is converted).
+fn npz_labels<'a>(
+    name: &str,
+    find: &dyn Fn(&str) -> Option<&'a NpyArray>,
+    limits: &Limits,
+) -> Result<(usize, Vec<u32>), InputError> {
     let labels = find("labels").ok_or_else(|| {
         array_error(
             name,
@@ -366,7 +368,24 @@ fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
         ));
     }
     let samples = labels.shape[0];
+    // The table's size is known from the shapes: checked before any array is converted.
+    let models = find("predictions")
+        .or_else(|| find("probabilities"))
+        .and_then(|a| a.shape.first().copied())
+        .unwrap_or(0);
+    limits
+        .check_pool(models.max(1), samples, 0, false)
+        .map_err(limit_error(name))?;
     let labels = classes(name, "labels", ints(name, "labels", labels)?)?;
+    Ok((samples, labels))
+}
+
+fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
+    let name = file.name;
+    let arrays =
+        parse_npz_with_limit(file.bytes, limits.max_decompressed_bytes).map_err(npy_error(name))?;
+    let find = |array: &str| arrays.iter().find(|(n, _)| n == array).map(|(_, a)| a);
+    let (samples, labels) = npz_labels(name, &find, limits)?;
 
     let predictions = match find("predictions") {
         None => None,
