@@ -515,22 +515,7 @@ pub fn unseal(bytes: &[u8], passphrase: &str) -> Result<Zeroizing<Vec<u8>>, KeyE
     let rest = bytes
         .strip_prefix(SEALED_MAGIC.as_slice())
         .ok_or(KeyError::Magic)?;
-    let Some((length, rest)) = rest.split_first_chunk::<4>() else {
-        return Err(KeyError::Truncated {
-            part: "header length",
-            needed: 4,
-            found: rest.len(),
-        });
-    };
-    let length = u32::from_le_bytes(*length) as usize;
-    if rest.len() < length {
-        return Err(KeyError::Truncated {
-            part: "header",
-            needed: length,
-            found: rest.len(),
-        });
-    }
-    let (header, payload) = rest.split_at(length);
+    let (header, payload) = split_header(rest)?;
     let encryption: Encryption = serde_json::from_slice(header).map_err(|e| header_error(&e))?;
     let lock = unlock_parameters(&encryption)?;
     let cipher = cipher(passphrase, &lock.salt, lock.params)?;
@@ -569,18 +554,9 @@ struct FormatOnly {
     format: String,
 }
 
-fn parse(bytes: &[u8]) -> Result<KeyFile<'_>, KeyError> {
-    let Some(rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
-        return Err(if MAGIC.starts_with(bytes) {
-            KeyError::Truncated {
-                part: "magic",
-                needed: MAGIC.len(),
-                found: bytes.len(),
-            }
-        } else {
-            KeyError::Magic
-        });
-    };
+/// The header (after its little-endian `u32` length) and what follows it, in a key file or a
+/// sealed blob.
+fn split_header(rest: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
     let Some((length, rest)) = rest.split_first_chunk::<4>() else {
         return Err(KeyError::Truncated {
             part: "header length",
@@ -596,7 +572,22 @@ fn parse(bytes: &[u8]) -> Result<KeyFile<'_>, KeyError> {
             found: rest.len(),
         });
     }
-    let (header_bytes, payload) = rest.split_at(length);
+    Ok(rest.split_at(length))
+}
+
+fn parse(bytes: &[u8]) -> Result<KeyFile<'_>, KeyError> {
+    let Some(rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
+        return Err(if MAGIC.starts_with(bytes) {
+            KeyError::Truncated {
+                part: "magic",
+                needed: MAGIC.len(),
+                found: bytes.len(),
+            }
+        } else {
+            KeyError::Magic
+        });
+    };
+    let (header_bytes, payload) = split_header(rest)?;
     let FormatOnly { format } =
         serde_json::from_slice(header_bytes).map_err(|e| header_error(&e))?;
     if format != FORMAT {
