@@ -202,7 +202,7 @@ fn other_attacks() -> Vec<Attack> {
                 json_post(addr, "/api/align/runs", cookie, &body)
             }),
             status: 400,
-            message: "data.harmful_pool_size = 10000000000000 is above the limit",
+            message: "data.harmful_pool_size = 10000000000000: expected a whole number from 0 to 10000000",
         },
         Attack {
             name: "a body over the server's limit",

@@ -223,3 +223,56 @@ fn an_unknown_key_is_refused_by_name() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn values_out_of_range_are_refused_by_key_before_training() {
+    let dir = scratch("range");
+    for (file, text, message) in [
+        (
+            "batch.toml",
+            config().replace(
+                "train = { batch_size = 8,",
+                "train = { batch_size = 1000000000000,",
+            ),
+            "stage.train.batch_size = 1000000000000: expected a whole number from 1 to 4096",
+        ),
+        (
+            "nan.toml",
+            config().replace("learning_rate = 5e-3", "learning_rate = nan"),
+            "stage.train.optim.learning_rate = NaN: expected a number above 0 and at most 10",
+        ),
+        (
+            "rank.toml",
+            config().replace("rank = 8,", "rank = 0,"),
+            "stage.lora.rank = 0: expected a whole number from 1 to 4096",
+        ),
+        (
+            "target.toml",
+            config().replace("\"q_proj\", \"v_proj\"", "\"q_proj\", \"lm_head\""),
+            "stage.lora.targets = \"lm_head\": expected one or more of q_proj",
+        ),
+        (
+            "rows.toml",
+            config().replace("train_per_task = 64", "train_per_task = 10000000000000"),
+            "data.train_per_task = 10000000000000: expected a whole number from 0 to 10000000",
+        ),
+        (
+            "pretrain.toml",
+            config().replace("epochs = 1\n", "epochs = 0\n"),
+            "base.pretrain.epochs = 0: expected a whole number from 1 to 10000",
+        ),
+    ] {
+        let path = dir.join(file);
+        assert!(text != config(), "{file}: the edit did not apply");
+        std::fs::write(&path, text).unwrap();
+        let output = sft(&path);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains(message),
+            "{file}: {stderr}"
+        );
+        assert!(!dir.join("run").exists(), "{file}: a run folder was made");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

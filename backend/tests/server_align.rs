@@ -386,7 +386,7 @@ async fn bad_configurations_are_refused_naming_the_line_and_key() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(message.contains("p = 1.5"), "{message}");
+    assert!(message.contains("grid.p[1] = 1.5"), "{message}");
     // Files to read come from the data directory's align-data folder only.
     for path in ["../../secret.json", "/etc/passwd", ""] {
         let config = SMALL.replace(

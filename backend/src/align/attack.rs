@@ -17,6 +17,7 @@ use fuselab_ml::llm::judge::{self, CATEGORIES, JudgeTraining, Labelled, Moderati
 use fuselab_ml::llm::lora;
 use fuselab_ml::llm::model::Llama;
 use fuselab_ml::llm::model::LlamaConfig;
+use fuselab_ml::llm::range::{self, RangeError};
 use fuselab_ml::llm::tokenizer::TokenizerCodec;
 use fuselab_ml::llm::train::{Codec as _, Method};
 use fuselab_ml::tensors::write_safetensors;
@@ -27,6 +28,7 @@ use fuselab_shared::align::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::config::rows;
 use super::data::parquet_jsonl;
 use super::run::{
     Adapters, Base, LoraRun, TinyCorpus, base_model, encode_all, generate_options,
@@ -1048,7 +1050,6 @@ pub enum Action {
 pub fn run(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<BenchmarkReport> {
     let started = Instant::now();
     let config: AttackConfig = super::read_config(&args.config)?;
-    validate(&config, &args.config)?;
     let out = super::relative_to(&args.config, &config.out);
     let seeds = if action == Action::Benchmark && !config.grid.seeds.is_empty() {
         config.grid.seeds.clone()
@@ -1095,66 +1096,63 @@ pub fn run(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Result
     Ok(report)
 }
 
-/// Checks what the configuration's types cannot.
-fn validate(config: &AttackConfig, path: &Path) -> anyhow::Result<()> {
-    config.check().map_err(|what| {
-        super::ConfigError {
-            file: path.display().to_string(),
-            what,
-        }
-        .into()
-    })
-}
-
-/// The most examples, rows, tokens or poisoned samples a configuration may ask for: ten million
-/// rows is more than any of the real data sets (`BeaverTails` 330k, AG News 120k) and already
-/// gigabytes of synthetic text, so larger values are typing mistakes or attacks on the server.
-pub const MAX_COUNT: usize = 10_000_000;
-
-impl AttackConfig {
-    /// What the types cannot check: a non-empty grid, ratios in [0, 1], a known device.
-    ///
-    /// # Errors
-    /// The first problem, in words for the user.
-    pub fn check(&self) -> Result<(), String> {
+impl super::Checked for AttackConfig {
+    /// What the types cannot check: a non-empty grid, ratios in [0, 1], counts below
+    /// [`super::config::MAX_COUNT`], every stage's and the evaluation's ranges, a known device.
+    fn check(&self) -> Result<(), String> {
         let grid = &self.grid;
         if grid.defences.is_empty() || grid.p.is_empty() || grid.n.is_empty() {
             return Err("[grid] needs at least one defence, one p and one n".to_owned());
         }
-        for &p in grid.p.iter().chain([&self.attack.p]) {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(format!("poison ratio p = {p} is not in [0, 1]"));
-            }
+        if grid.seeds.len() > MAX_SEEDS {
+            return Err(format!(
+                "grid.seeds has {} seeds; at most {MAX_SEEDS} replicates per run",
+                grid.seeds.len()
+            ));
         }
+        super::run::check_device(self.device.as_deref())?;
+        self.ranges().map_err(|e| e.to_string())
+    }
+}
+
+/// Most replicates of one benchmark.
+const MAX_SEEDS: usize = 100;
+
+impl AttackConfig {
+    fn ranges(&self) -> Result<(), RangeError> {
+        for (i, &p) in self.grid.p.iter().enumerate() {
+            range::real(format_args!("grid.p[{i}]"), p, 0.0..=1.0)?;
+        }
+        for (i, &n) in self.grid.n.iter().enumerate() {
+            rows(&format!("grid.n[{i}]"), n)?;
+        }
+        range::real("attack.p", self.attack.p, 0.0..=1.0)?;
+        rows("attack.n", self.attack.n)?;
         let data = &self.data;
-        let counts = [
+        for (key, value) in [
             ("data.alignment_size", data.alignment_size),
             ("data.benign_train_size", data.benign_train_size),
             ("data.benign_test_size", data.benign_test_size),
             ("data.harmful_pool_size", data.harmful_pool_size),
             ("data.harmful_test_size", data.harmful_test_size),
-            ("judge.max_len", self.judge.max_len),
+            ("data.window[0]", data.window.0),
+            ("data.window[1]", data.window.1),
+            ("eval.harmful_prompts", self.eval.harmful_prompts),
+            ("eval.benign_prompts", self.eval.benign_prompts),
             ("judge.synthetic_rows", self.judge.synthetic_rows),
-            ("attack.n", self.attack.n),
-        ];
-        let grid_n = grid.n.iter().map(|&n| ("grid.n", n));
-        if let Some((key, value)) = counts
-            .into_iter()
-            .chain(grid_n)
-            .find(|&(_, value)| value > MAX_COUNT)
-        {
-            return Err(format!(
-                "{key} = {value} is above the limit of {MAX_COUNT} (split the run into smaller ones)"
-            ));
+        ] {
+            rows(key, value)?;
         }
-        if let Some(device) = self.device.as_deref()
-            && !matches!(device, "cpu" | "wgpu")
-        {
-            return Err(format!(
-                "device = \"{device}\": expected \"cpu\" or \"wgpu\""
-            ));
-        }
-        Ok(())
+        range::count("judge.max_len", self.judge.max_len, 1..=range::MAX_TOKENS)?;
+        self.judge.training.check("judge.training")?;
+        self.base.check("base")?;
+        self.alignment.check("alignment")?;
+        self.finetune.lora.check("finetune.lora")?;
+        self.finetune.train.check("finetune.train")?;
+        self.booster.check("booster")?;
+        self.vaccine.check("vaccine")?;
+        self.lisa.check("lisa")?;
+        self.eval.generation.check("eval.generation")
     }
 }
 
@@ -1409,6 +1407,7 @@ pub fn command(action: Action, args: &ConfigArgs, data_dir: &Path) -> anyhow::Re
 #[cfg(test)]
 mod limit_tests {
     use super::*;
+    use crate::align::Checked as _;
 
     #[test]
     fn a_pool_size_of_ten_trillion_is_refused_naming_the_key() {
@@ -1421,9 +1420,9 @@ mod limit_tests {
         );
         let config: AttackConfig = toml::from_str(&hostile).unwrap();
         let error = config.check().unwrap_err();
-        assert!(
-            error.starts_with("data.harmful_pool_size = 10000000000000 is above the limit"),
-            "{error}"
+        assert_eq!(
+            error,
+            "data.harmful_pool_size = 10000000000000: expected a whole number from 0 to 10000000"
         );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use fuselab_ml::llm::h3fusion::{Evaluation, Quirks, assemble, evaluate, gate_labels};
 use fuselab_ml::llm::lora;
+use fuselab_ml::llm::range::{self, RangeError};
 use fuselab_ml::llm::train::{Objective, Trainer, frozen_drift, lora_and_routers, lora_only};
 use fuselab_shared::align::{Example, PromptFormat, SYNTHETIC_LABEL, Task};
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,51 @@ pub struct FusionConfig {
 
 fn default_top_k() -> usize {
     2
+}
+
+impl super::Checked for H3FusionConfig {
+    fn check(&self) -> Result<(), String> {
+        super::run::check_device(self.device.as_deref())?;
+        let ranges = || -> Result<(), RangeError> {
+            self.base.check("base")?;
+            self.data.check("data")?;
+            self.stage1.check("stage1")?;
+            self.stage3.check("stage3")?;
+            self.generation.check("generation")
+        };
+        ranges().map_err(|e| e.to_string())
+    }
+}
+
+impl FusionConfig {
+    /// Checks the adapters, the run, the loss weights and the routing (`key`: the table's
+    /// dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        self.lora.check(&format!("{key}.lora"))?;
+        self.train.check(&format!("{key}.train"))?;
+        range::real(
+            format_args!("{key}.lambda"),
+            self.lambda,
+            0.0..=range::MAX_WEIGHT,
+        )?;
+        for (i, &gamma) in self.gamma.iter().enumerate() {
+            range::real(
+                format_args!("{key}.gamma[{i}]"),
+                gamma,
+                0.0..=range::MAX_WEIGHT,
+            )?;
+        }
+        // Three experts: helpful, harmless, honest.
+        range::count(format_args!("{key}.top_k"), self.top_k, 1..=3)?;
+        range::real(
+            format_args!("{key}.jitter"),
+            self.jitter,
+            0.0..=range::MAX_WEIGHT,
+        )
+    }
 }
 
 /// One evaluated model in the report.

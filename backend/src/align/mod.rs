@@ -4,6 +4,7 @@
 
 pub mod attack;
 pub mod cancel;
+pub mod config;
 pub mod data;
 pub mod h3fusion;
 pub mod report;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use fuselab_ml::llm::lora::LoraConfig;
+use fuselab_ml::llm::range::{self, RangeError};
 use fuselab_ml::llm::train::TrainConfig;
 use fuselab_shared::align::{
     AlpacaRecord, BeaverTailsRecord, Example, TruthfulQaRecord, safe_only, synthetic,
@@ -21,6 +23,7 @@ use fuselab_shared::align::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use config::{Checked, ConfigError, parse_config, read_config};
 pub use data::read_records;
 
 use crate::mask::Backend;
@@ -77,6 +80,24 @@ fn default_vocab() -> usize {
     512
 }
 
+impl BaseConfig {
+    /// Checks the tiny model's vocabulary and pretraining (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::count(
+            format_args!("{key}.vocab_size"),
+            self.vocab_size,
+            256..=65_536,
+        )?;
+        match &self.pretrain {
+            Some(train) => train.check(&format!("{key}.pretrain")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Where the three tasks' data come from: JSON, JSONL or Parquet files (see [`read_records`]).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +124,18 @@ pub struct DataConfig {
     /// Test prompts per task to generate for (0: all).
     #[serde(default)]
     pub eval_limit: usize,
+}
+
+impl DataConfig {
+    /// Checks the synthetic sizes and the evaluation limit (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        config::rows(&format!("{key}.train_per_task"), self.train_per_task)?;
+        config::rows(&format!("{key}.test_per_task"), self.test_per_task)?;
+        config::rows(&format!("{key}.eval_limit"), self.eval_limit)
+    }
 }
 
 fn default_train() -> usize {
@@ -217,6 +250,17 @@ pub struct StageConfig {
     pub train: TrainConfig,
 }
 
+impl StageConfig {
+    /// Checks the adapters and the run (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        self.lora.check(&format!("{key}.lora"))?;
+        self.train.check(&format!("{key}.train"))
+    }
+}
+
 /// Generation for evaluation.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -242,6 +286,27 @@ fn default_top_p() -> f32 {
     1.0
 }
 
+impl GenerationConfig {
+    /// Checks the answer length and the sampling settings (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::count(
+            format_args!("{key}.max_new_tokens"),
+            self.max_new_tokens,
+            1..=range::MAX_TOKENS,
+        )?;
+        range::real(
+            format_args!("{key}.temperature"),
+            f64::from(self.temperature),
+            0.0..=100.0,
+        )?;
+        range::count(format_args!("{key}.top_k"), self.top_k, 0..=1_000_000)?;
+        range::positive(format_args!("{key}.top_p"), f64::from(self.top_p), 1.0)
+    }
+}
+
 impl Default for GenerationConfig {
     fn default() -> Self {
         Self {
@@ -251,32 +316,6 @@ impl Default for GenerationConfig {
             top_p: default_top_p(),
         }
     }
-}
-
-/// A configuration that does not fit its schema: bad input, so the command exits with 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {what}")]
-pub struct ConfigError {
-    /// The configuration file.
-    pub file: String,
-    /// The TOML parser's message, which names the key and line.
-    pub what: String,
-}
-
-/// Reads a TOML configuration.
-///
-/// # Errors
-/// An unreadable file, or TOML that does not fit ([`ConfigError`], naming the key and line).
-pub fn read_config<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        ConfigError {
-            file: path.display().to_string(),
-            what: e.to_string(),
-        }
-        .into()
-    })
 }
 
 /// Runs `fuselab align …`.

@@ -570,6 +570,28 @@ pub struct SftConfig {
     pub stage: StageConfig,
 }
 
+impl super::Checked for SftConfig {
+    fn check(&self) -> Result<(), String> {
+        check_device(self.device.as_deref())?;
+        self.base.check("base").map_err(|e| e.to_string())?;
+        self.data.check("data").map_err(|e| e.to_string())?;
+        self.stage.check("stage").map_err(|e| e.to_string())
+    }
+}
+
+/// A configuration's `device`: `cpu` or `wgpu`.
+///
+/// # Errors
+/// Any other name.
+pub fn check_device(device: Option<&str>) -> Result<(), String> {
+    match device {
+        None | Some("cpu" | "wgpu") => Ok(()),
+        Some(other) => Err(format!(
+            "device = \"{other}\": expected \"cpu\" or \"wgpu\""
+        )),
+    }
+}
+
 /// Picks the compute device.
 ///
 /// # Errors

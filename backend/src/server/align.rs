@@ -63,7 +63,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Actor, AppError, AppState};
 use crate::align::{
-    ConfigArgs,
+    Checked as _, ConfigArgs,
     attack::{self, AttackConfig},
     cancel,
 };
@@ -373,7 +373,12 @@ fn summary(dir: &FsPath, record: Record) -> AlignRunSummary {
 /// The configuration a server run trains with: `out` replaced by the run's own folder, every path
 /// resolved inside `<data_dir>/align-data`. A configuration that does not fit is a 400 naming the
 /// line and key.
-fn prepare_config(text: &str, data_dir: &FsPath) -> Result<String, AppError> {
+///
+/// # Errors
+/// [`AppError`] (400): text over 64 KiB, TOML that does not parse or fit the benchmark's schema,
+/// a value out of range, a non-string `out`, or a data path that is not relative and inside the
+/// data folder.
+pub fn prepare_config(text: &str, data_dir: &FsPath) -> Result<String, AppError> {
     if text.len() > MAX_CONFIG_BYTES {
         return Err(bad(format!(
             "the configuration is larger than {} KiB",

@@ -18,6 +18,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::model::{ForwardOptions, Llama, lm_loss};
+use super::range::{self, RangeError};
 use super::train::{Batch, scalar};
 
 /// Named tensors: trainable weights or their gradients.
@@ -62,6 +63,38 @@ impl Default for BoosterConfig {
     }
 }
 
+impl BoosterConfig {
+    /// Checks λ, α, the harmful batch and ρ (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::real(
+            format_args!("{key}.lambda"),
+            self.lambda,
+            0.0..=range::MAX_WEIGHT,
+        )?;
+        range::real(
+            format_args!("{key}.alpha"),
+            self.alpha,
+            0.0..=range::MAX_WEIGHT,
+        )?;
+        range::count(
+            format_args!("{key}.harmful_batch_size"),
+            self.harmful_batch_size,
+            1..=range::MAX_BATCH,
+        )?;
+        match self.perturb_aware {
+            Some(rho) => range::real(
+                format_args!("{key}.perturb_aware"),
+                rho,
+                0.0..=range::MAX_WEIGHT,
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Vaccine's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +113,16 @@ impl Default for VaccineConfig {
         Self {
             rho: default_vaccine_rho(),
         }
+    }
+}
+
+impl VaccineConfig {
+    /// Checks ρ (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// ρ out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::real(format_args!("{key}.rho"), self.rho, 0.0..=range::MAX_WEIGHT)
     }
 }
 
@@ -115,6 +158,26 @@ impl Default for LisaConfig {
             user_steps: default_k2(),
             rho: default_lisa_rho(),
         }
+    }
+}
+
+impl LisaConfig {
+    /// Checks K1, K2 and ρ (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::count(
+            format_args!("{key}.align_steps"),
+            self.align_steps,
+            1..=range::MAX_STEPS,
+        )?;
+        range::count(
+            format_args!("{key}.user_steps"),
+            self.user_steps,
+            1..=range::MAX_STEPS,
+        )?;
+        range::real(format_args!("{key}.rho"), self.rho, 0.0..=range::MAX_WEIGHT)
     }
 }
 

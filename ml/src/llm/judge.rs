@@ -15,6 +15,7 @@ use fuselab_shared::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Llama, LlamaConfig, ModelError, normal_tensor};
+use super::range::{self, RangeError};
 use super::train::{AdamW, Codec, OptimConfig, all_parameters, gradients};
 
 /// Harm categories of `BeaverTails` (the order of `BEAVERTAILS_CATEGORIES`).
@@ -159,6 +160,30 @@ pub struct JudgeTraining {
     pub learning_rate: f64,
     /// Shuffling seed.
     pub seed: u64,
+}
+
+impl JudgeTraining {
+    /// Checks the steps, batch and learning rate (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::count(
+            format_args!("{key}.steps"),
+            self.steps,
+            1..=range::MAX_STEPS,
+        )?;
+        range::count(
+            format_args!("{key}.batch_size"),
+            self.batch_size,
+            1..=range::MAX_BATCH,
+        )?;
+        range::positive(
+            format_args!("{key}.learning_rate"),
+            self.learning_rate,
+            10.0,
+        )
+    }
 }
 
 impl Default for JudgeTraining {

@@ -8,6 +8,7 @@ use fuselab_shared::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Linear, Llama, Lora, ModelError};
+use super::range::{self, RangeError};
 use crate::tensors::NamedTensors;
 
 /// The projection names adapters can target.
@@ -36,6 +37,36 @@ pub struct LoraConfig {
 }
 
 impl LoraConfig {
+    /// Checks the rank, scale, dropout and targets (`key`: the table's dotted path).
+    ///
+    /// # Errors
+    /// The first value out of range, or a target that is not a projection.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::count(format_args!("{key}.rank"), self.rank, 1..=range::MAX_RANK)?;
+        range::positive(format_args!("{key}.alpha"), self.alpha, range::MAX_WEIGHT)?;
+        range::below_one(format_args!("{key}.dropout"), self.dropout)?;
+        let known = || format!("one or more of {}", PROJECTIONS.join(", "));
+        if self.targets.is_empty() {
+            return Err(RangeError {
+                key: format!("{key}.targets"),
+                value: "[]".to_owned(),
+                expected: known(),
+            });
+        }
+        if let Some(unknown) = self
+            .targets
+            .iter()
+            .find(|t| !PROJECTIONS.contains(&t.as_str()))
+        {
+            return Err(RangeError {
+                key: format!("{key}.targets"),
+                value: format!("{unknown:?}"),
+                expected: known(),
+            });
+        }
+        Ok(())
+    }
+
     /// H3Fusion's stage-1 adapters: r 8, alpha 4, dropout 0.1 on the MLP only.
     #[must_use]
     pub fn h3fusion_mlp() -> Self {

@@ -10,6 +10,7 @@ pub mod judge;
 pub mod load;
 pub mod lora;
 pub mod model;
+pub mod range;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 pub mod train;

@@ -17,6 +17,7 @@ use super::defence::{
     booster_gradient, harmful_passes, proximal, vaccine_perturbation,
 };
 use super::model::{ForwardOptions, IGNORE, Llama, lm_loss};
+use super::range::{self, RangeError};
 use crate::tensors::NamedTensors;
 
 /// Text to token ids and back (a `tokenizers::Tokenizer` natively).
@@ -194,6 +195,36 @@ fn one() -> usize {
 }
 
 impl OptimConfig {
+    /// Checks every rate and count (`key`: the table's dotted path, e.g. `stage.train.optim`).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        range::positive(
+            format_args!("{key}.learning_rate"),
+            self.learning_rate,
+            10.0,
+        )?;
+        range::real(
+            format_args!("{key}.weight_decay"),
+            self.weight_decay,
+            0.0..=10.0,
+        )?;
+        range::below_one(format_args!("{key}.beta1"), self.beta1)?;
+        range::below_one(format_args!("{key}.beta2"), self.beta2)?;
+        range::positive(format_args!("{key}.epsilon"), self.epsilon, 1.0)?;
+        range::real(
+            format_args!("{key}.warmup_ratio"),
+            self.warmup_ratio,
+            0.0..=1.0,
+        )?;
+        range::count(
+            format_args!("{key}.gradient_accumulation"),
+            self.gradient_accumulation,
+            1..=range::MAX_ACCUMULATION,
+        )
+    }
+
     /// AdamW at `learning_rate` with the defaults (β 0.9/0.999, ε 1e-8, linear decay, no warm-up).
     #[must_use]
     pub fn adamw(learning_rate: f64) -> Self {
@@ -586,6 +617,36 @@ pub struct TrainConfig {
     pub pad_to_dataset: bool,
     /// Shuffling and dropout seed.
     pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Checks every size, count and rate (`key`: the table's dotted path, e.g. `stage.train`).
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self, key: &str) -> Result<(), RangeError> {
+        self.optim.check(&format!("{key}.optim"))?;
+        range::count(
+            format_args!("{key}.batch_size"),
+            self.batch_size,
+            1..=range::MAX_BATCH,
+        )?;
+        range::count(
+            format_args!("{key}.epochs"),
+            self.epochs,
+            1..=range::MAX_EPOCHS,
+        )?;
+        range::count(
+            format_args!("{key}.max_steps"),
+            self.max_steps,
+            0..=range::MAX_STEPS,
+        )?;
+        range::count(
+            format_args!("{key}.max_len"),
+            self.max_len,
+            1..=range::MAX_TOKENS,
+        )
+    }
 }
 
 /// Where a run stands; saved with every checkpoint.
