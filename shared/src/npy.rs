@@ -265,13 +265,19 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     parse_npy_with_limit(bytes, MAX_DECOMPRESSED_BYTES)
 }
 
-/// Parses one `.npy` file whose decoded array (8 bytes an element) is at most `max_bytes`.
-/// The shape is checked against the data and the limit before anything is allocated.
-///
-/// # Errors
-/// [`NpyError`] naming what is wrong: magic, header, dtype, length, size or an oversized
-/// `uint64`.
-pub fn parse_npy_with_limit(bytes: &[u8], max_bytes: u64) -> Result<NpyArray, NpyError> {
+/// What an `.npy` header declares, and the bytes after it.
+struct Header<'a> {
+    dtype: Dtype,
+    fortran: bool,
+    shape: Vec<usize>,
+    raw: &'a [u8],
+}
+
+/// The reason of a header that is longer than the bytes after it.
+const CUT_OFF: &str = "the header is cut off";
+
+/// Reads the magic, version and header dictionary; the data is not looked at.
+fn parse_header(bytes: &[u8]) -> Result<Header<'_>, NpyError> {
     let rest = bytes.strip_prefix(b"\x93NUMPY").ok_or(NpyError::Magic)?;
     let (&major, rest) = rest
         .split_first()
@@ -298,9 +304,7 @@ pub fn parse_npy_with_limit(bytes: &[u8], max_bytes: u64) -> Result<NpyArray, Np
         }
         other => return Err(header_error(format!("unknown format version {other}"))),
     };
-    let header = rest
-        .get(..length)
-        .ok_or_else(|| header_error("the header is cut off"))?;
+    let header = rest.get(..length).ok_or_else(|| header_error(CUT_OFF))?;
     let header = std::str::from_utf8(header).map_err(|_| header_error("the header is not text"))?;
     let dtype = parse_descr(header_value(header, "descr")?)?;
     let fortran = match header_value(header, "fortran_order")? {
@@ -309,7 +313,27 @@ pub fn parse_npy_with_limit(bytes: &[u8], max_bytes: u64) -> Result<NpyArray, Np
         other => return Err(header_error(format!("fortran_order is `{other}`"))),
     };
     let shape = parse_shape(header_value(header, "shape")?)?;
-    let raw = &rest[length..];
+    Ok(Header {
+        dtype,
+        fortran,
+        shape,
+        raw: &rest[length..],
+    })
+}
+
+/// Parses one `.npy` file whose decoded array (8 bytes an element) is at most `max_bytes`.
+/// The shape is checked against the data and the limit before anything is allocated.
+///
+/// # Errors
+/// [`NpyError`] naming what is wrong: magic, header, dtype, length, size or an oversized
+/// `uint64`.
+pub fn parse_npy_with_limit(bytes: &[u8], max_bytes: u64) -> Result<NpyArray, NpyError> {
+    let Header {
+        dtype,
+        fortran,
+        shape,
+        raw,
+    } = parse_header(bytes)?;
     let expected = shape
         .iter()
         .try_fold(dtype.size, |acc, &extent| acc.checked_mul(extent))
@@ -442,11 +466,65 @@ pub fn parse_npz_with_limit(
     Ok(arrays)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How many bytes of each member [`npz_shapes`] inflates: the magic, version and length (10
+/// or 12 bytes) and a header of up to 64 KiB (`numpy` writes ~128 bytes and refuses to read
+/// more than 10,000 by default).
+const HEADER_PREFIX: u64 = (64 << 10) + 12;
 
-    fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+/// The shape of each array in an `.npz` archive, by name without `.npy`, in archive order, read
+/// from the first bytes of each member alone: a reader can check the table an archive declares
+/// against its limits before [`parse_npz_with_limit`] inflates and decodes anything in full.
+///
+/// # Errors
+/// [`NpyError::Zip`] for a malformed archive, [`NpyError::Entry`] naming a member whose header
+/// is malformed or longer than 64 KiB.
+pub fn npz_shapes(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>)>, NpyError> {
+    use std::io::Read as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| zip_error(format!("{e} (not a zip file?)")))?;
+    let mut shapes = Vec::new();
+    let mut prefix = Vec::new();
+    for index in 0..archive.len() {
+        let file = archive
+            .by_index(index)
+            .map_err(|e| zip_error(format!("member #{index}: {e}")))?;
+        if file.is_dir() {
+            continue;
+        }
+        let member = file
+            .name()
+            .map_err(|e| zip_error(format!("member #{index}: {e}")))?
+            .into_owned();
+        let name = member.strip_suffix(".npy").unwrap_or(&member).to_owned();
+        prefix.clear();
+        file.take(HEADER_PREFIX)
+            .read_to_end(&mut prefix)
+            .map_err(|e| zip_error(format!("`{member}` does not inflate: {e}")))?;
+        match parse_header(&prefix) {
+            Ok(header) => shapes.push((name, header.shape)),
+            Err(error) => {
+                let error = if prefix.len() as u64 == HEADER_PREFIX
+                    && matches!(&error, NpyError::Header { reason } if reason == CUT_OFF)
+                {
+                    header_error("the header is longer than 64 KiB")
+                } else {
+                    error
+                };
+                return Err(NpyError::Entry {
+                    name,
+                    error: Box::new(error),
+                });
+            }
+        }
+    }
+    Ok(shapes)
+}
+
+/// Hand-made `.npy` files and `.npz` archives for the tests of this reader and of the pool's.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// An `.npy` file (format 1.0) with this header and data.
+    pub(crate) fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
         let mut header = format!(
             "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
             if fortran { "True" } else { "False" }
@@ -461,6 +539,25 @@ mod tests {
         bytes.extend_from_slice(data);
         bytes
     }
+
+    /// A deflated archive of these members.
+    pub(crate) fn npz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in members {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{npy, npz};
+    use super::*;
 
     #[test]
     fn reads_signed_unsigned_and_big_endian_integers() {
@@ -543,18 +640,6 @@ mod tests {
         ));
     }
 
-    fn npz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-        use std::io::Write as _;
-        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        for (name, bytes) in members {
-            writer.start_file(*name, options).unwrap();
-            writer.write_all(bytes).unwrap();
-        }
-        writer.finish().unwrap().into_inner()
-    }
-
     #[test]
     fn inflation_stops_at_the_limit_naming_the_member() {
         let small = npy("<i8", false, "(2,)", &[0; 16]);
@@ -576,5 +661,38 @@ mod tests {
         );
         let arrays = parse_npz(&npz(&[("labels.npy", small)])).unwrap();
         assert_eq!(arrays[0].0, "labels");
+    }
+
+    #[test]
+    fn npz_shapes_reads_headers_without_inflating_the_data() {
+        // The labels' header declares ten million elements; the data is cut short, which only a
+        // full read would notice.
+        let archive = npz(&[
+            ("labels.npy", npy("<i8", false, "(10000000,)", &[0; 8])),
+            ("predictions.npy", npy("|u1", true, "(3, 4)", &[0; 12])),
+        ]);
+        assert_eq!(
+            npz_shapes(&archive).unwrap(),
+            [
+                ("labels".to_owned(), vec![10_000_000]),
+                ("predictions".to_owned(), vec![3, 4])
+            ]
+        );
+        assert!(matches!(
+            parse_npz(&archive),
+            Err(NpyError::Entry { error, .. }) if matches!(*error, NpyError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn npz_shapes_refuses_a_header_over_64_kib_naming_the_member() {
+        let mut member = b"\x93NUMPY\x02\x00".to_vec();
+        member.extend_from_slice(&(1_u32 << 20).to_le_bytes());
+        member.resize(member.len() + (1 << 20), b' ');
+        let error = npz_shapes(&npz(&[("labels.npy", member)])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "array `labels` in the .npz archive: malformed .npy header: the header is longer than 64 KiB"
+        );
     }
 }

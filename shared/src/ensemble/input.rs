@@ -6,7 +6,9 @@ use thiserror::Error;
 
 use super::limits::{LimitError, Limits};
 use super::pool::{ModelInput, PoolInput};
-use crate::npy::{NpyArray, NpyData, NpyError, parse_npy_with_limit, parse_npz_with_limit};
+use crate::npy::{
+    NpyArray, NpyData, NpyError, npz_shapes, parse_npy_with_limit, parse_npz_with_limit,
+};
 use crate::table::{Row, rows};
 
 /// One input file: the name errors should show (a path, or a dropped file's name) and its
@@ -346,60 +348,96 @@ fn probability_rows(
     }
 }
 
-/// The labels of an `.npz` pool and their count, after checking the table the shapes declare
-/// against `limits` (before any array is converted).
-fn npz_labels<'a>(
+fn missing_labels(file: &str) -> InputError {
+    array_error(
+        file,
+        "labels",
+        "missing: the archive needs `labels` (N)".into(),
+    )
+}
+
+/// The samples, models and classes (0 without probabilities) of an `.npz` pool, from the shapes its arrays declare: `labels` (N),
+/// `predictions` (M×N) and/or `probabilities` (M×N×C), checked against each other and against
+/// `limits` before any array is inflated in full.
+fn npz_table(
     name: &str,
-    find: &dyn Fn(&str) -> Option<&'a NpyArray>,
+    shapes: &[(String, Vec<usize>)],
     limits: &Limits,
-) -> Result<(usize, Vec<u32>), InputError> {
-    let labels = find("labels").ok_or_else(|| {
-        array_error(
-            name,
-            "labels",
-            "missing: the archive needs `labels` (N)".into(),
-        )
-    })?;
-    if labels.shape.len() != 1 {
+) -> Result<(usize, usize, usize), InputError> {
+    let shape = |array: &str| {
+        shapes
+            .iter()
+            .find(|(n, _)| n == array)
+            .map(|(_, s)| s.as_slice())
+    };
+    let labels = shape("labels").ok_or_else(|| missing_labels(name))?;
+    let &[samples] = labels else {
         return Err(array_error(
             name,
             "labels",
-            format!("expected 1-D (samples), found shape {:?}", labels.shape),
+            format!("expected 1-D (samples), found shape {labels:?}"),
         ));
-    }
-    let samples = labels.shape[0];
-    // The table's size is known from the shapes: checked before any array is converted.
-    let models = find("predictions")
-        .or_else(|| find("probabilities"))
-        .and_then(|a| a.shape.first().copied())
-        .unwrap_or(0);
+    };
+    let predictions = match shape("predictions") {
+        None => None,
+        Some(&[models, n]) if n == samples => Some(models),
+        Some(other) => {
+            return Err(array_error(
+                name,
+                "predictions",
+                format!("expected shape [models, {samples}], found {other:?}"),
+            ));
+        }
+    };
+    let probabilities = match shape("probabilities") {
+        None => None,
+        Some(&[models, n, classes]) if n == samples => Some((models, classes)),
+        Some(other) => {
+            return Err(array_error(
+                name,
+                "probabilities",
+                format!("expected shape [models, {samples}, classes], found {other:?}"),
+            ));
+        }
+    };
+    let (models, classes) = match (predictions, probabilities) {
+        (None, None) => {
+            return Err(array_error(
+                name,
+                "predictions",
+                "missing: the archive needs `predictions` (M×N) or `probabilities` (M×N×C)".into(),
+            ));
+        }
+        (Some(p), Some((q, _))) if p != q => {
+            return Err(array_error(
+                name,
+                "probabilities",
+                format!("has {q} models, `predictions` has {p}"),
+            ));
+        }
+        (Some(models), None) => (models, 0),
+        (_, Some(table)) => table,
+    };
     limits
-        .check_pool(models.max(1), samples, 0, false)
+        .check_pool(models, samples, classes, probabilities.is_some())
         .map_err(limit_error(name))?;
-    let labels = classes(name, "labels", ints(name, "labels", labels)?)?;
-    Ok((samples, labels))
+    Ok((samples, models, classes))
 }
 
 fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
     let name = file.name;
+    // The shapes come from each member's first bytes, so an archive declaring a table over the
+    // limits is refused before anything is inflated in full.
+    let shapes = npz_shapes(file.bytes).map_err(npy_error(name))?;
+    let (samples, models, width) = npz_table(name, &shapes, limits)?;
     let arrays =
         parse_npz_with_limit(file.bytes, limits.max_decompressed_bytes).map_err(npy_error(name))?;
     let find = |array: &str| arrays.iter().find(|(n, _)| n == array).map(|(_, a)| a);
-    let (samples, labels) = npz_labels(name, &find, limits)?;
-
+    let labels = find("labels").ok_or_else(|| missing_labels(name))?;
+    let labels = classes(name, "labels", ints(name, "labels", labels)?)?;
     let predictions = match find("predictions") {
         None => None,
         Some(array) => {
-            if array.shape.len() != 2 || array.shape[1] != samples {
-                return Err(array_error(
-                    name,
-                    "predictions",
-                    format!(
-                        "expected shape [models, {samples}], found {:?}",
-                        array.shape
-                    ),
-                ));
-            }
             let values = classes(name, "predictions", ints(name, "predictions", array)?)?;
             Some(
                 values
@@ -412,17 +450,7 @@ fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
     let probabilities = match find("probabilities") {
         None => None,
         Some(array) => {
-            if array.shape.len() != 3 || array.shape[1] != samples {
-                return Err(array_error(
-                    name,
-                    "probabilities",
-                    format!(
-                        "expected shape [models, {samples}, classes], found {:?}",
-                        array.shape
-                    ),
-                ));
-            }
-            let rows = probability_rows(name, "probabilities", array, array.shape[2].max(1))?;
+            let rows = probability_rows(name, "probabilities", array, width.max(1))?;
             Some(
                 rows.chunks(samples.max(1))
                     .map(<[Vec<f64>]>::to_vec)
@@ -430,27 +458,6 @@ fn npz(file: InputFile, limits: &Limits) -> Result<PoolInput, InputError> {
             )
         }
     };
-    let models = match (&predictions, &probabilities) {
-        (None, None) => {
-            return Err(array_error(
-                name,
-                "predictions",
-                "missing: the archive needs `predictions` (M×N) or `probabilities` (M×N×C)".into(),
-            ));
-        }
-        (Some(p), _) => p.len(),
-        (None, Some(p)) => p.len(),
-    };
-    limits.check_models(models).map_err(limit_error(name))?;
-    if let (Some(p), Some(q)) = (&predictions, &probabilities)
-        && p.len() != q.len()
-    {
-        return Err(array_error(
-            name,
-            "probabilities",
-            format!("has {} models, `predictions` has {}", q.len(), p.len()),
-        ));
-    }
     let mut predictions = predictions.map(Vec::into_iter);
     let mut probabilities = probabilities.map(Vec::into_iter);
     Ok(PoolInput {
@@ -634,6 +641,51 @@ mod tests {
         assert_eq!(
             error,
             "p.csv: 1000 models is above the limit of 256 (raise it with --max-models)"
+        );
+    }
+
+    #[test]
+    fn an_npz_table_over_the_limits_is_refused_from_its_headers() {
+        use crate::npy::fixtures::{npy, npz};
+        // Sixty million labels declared, eight bytes present: the limit is what answers, so
+        // nothing was inflated or decoded in full.
+        let archive = npz(&[
+            ("labels.npy", npy("|u1", false, "(60000000,)", &[0; 8])),
+            (
+                "predictions.npy",
+                npy("|u1", false, "(1, 60000000)", &[0; 8]),
+            ),
+        ]);
+        let error = PoolFiles::Npz(InputFile {
+            name: "big.npz",
+            bytes: &archive,
+        })
+        .parse()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("big.npz: 60000000 table cells"),
+            "{error}"
+        );
+        assert!(error.contains("--max-cells"), "{error}");
+        let archive = npz(&[
+            ("labels.npy", npy("|u1", false, "(2,)", &[0; 2])),
+            ("predictions.npy", npy("|u1", false, "(3, 2)", &[0; 6])),
+            (
+                "probabilities.npy",
+                npy("<f8", false, "(2, 2, 1)", &[0; 32]),
+            ),
+        ]);
+        let error = PoolFiles::Npz(InputFile {
+            name: "p.npz",
+            bytes: &archive,
+        })
+        .parse()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "p.npz, array `probabilities`: has 2 models, `predictions` has 3"
         );
     }
 }
