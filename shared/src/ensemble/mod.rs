@@ -17,6 +17,7 @@ mod overview;
 mod pool;
 mod report;
 mod select;
+mod shard;
 mod team;
 mod threshold;
 mod vote;
@@ -42,6 +43,7 @@ pub use report::{
     TeamListing, TeamReport, analyze, analyze_with,
 };
 pub use select::{RankedTeam, SizeRange, Teams, top_k_by_focal_diversity, top_k_of};
+pub use shard::{Cancelled, HISTOGRAM_BINS, SizeStats, TeamSummary, shard_ranges, summarise_range};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
 pub use threshold::{
     ClusterFailure, TeamStatistics, cluster_center_threshold, cluster_min_threshold, hq_prune,

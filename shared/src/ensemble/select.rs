@@ -3,6 +3,8 @@
 use core::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use serde::{Deserialize, Serialize};
+
 use super::pool::Pool;
 use super::team::TeamError;
 
@@ -31,6 +33,17 @@ impl Teams {
                 Vec::new()
             },
         }
+    }
+
+    /// The teams of [`Teams::new`] from the one at `rank` on (0-based, in the same order), so
+    /// a range of ranks can be enumerated without walking the teams before it: `Teams::new(m,
+    /// a, b).skip(r)` and `Teams::starting_at(m, a, b, r)` yield the same teams. Yields nothing
+    /// when `rank` is at or past the end. O(models · size) to find the first team.
+    pub fn starting_at(models: usize, min_size: usize, max_size: usize, rank: u64) -> Self {
+        let mut teams = Self::new(models, min_size, max_size);
+        teams.current =
+            team_at_rank(models, min_size.max(2), teams.max_size, rank).unwrap_or_default();
+        teams
     }
 
     /// Number of teams of `models` models with sizes in `min_size..=max_size` (clamped as in
@@ -63,6 +76,44 @@ fn binomial(n: u64, k: u64) -> u64 {
     acc
 }
 
+/// The team at `rank` among the teams of sizes `min_size..=max_size` (`min_size >= 2`, `max_size
+/// <= models`) in [`Teams`]' order: first the size whose block holds the rank, then the
+/// combination of that size by the combinatorial number system, one member at a time.
+fn team_at_rank(
+    models: usize,
+    min_size: usize,
+    max_size: usize,
+    mut rank: u64,
+) -> Option<Vec<usize>> {
+    let m = models as u64;
+    let size = (min_size..=max_size).find(|&k| {
+        let block = binomial(m, k as u64);
+        if rank < block {
+            true
+        } else {
+            rank -= block;
+            false
+        }
+    })?;
+    let mut team = Vec::with_capacity(size);
+    let mut candidate = 0_u64;
+    for position in 0..size as u64 {
+        loop {
+            // Teams whose member at `position` is `candidate`: the rest is any choice of the
+            // remaining positions among the models after it.
+            let with = binomial(m - candidate - 1, size as u64 - position - 1);
+            if rank < with {
+                break;
+            }
+            rank -= with;
+            candidate += 1;
+        }
+        team.push(candidate as usize);
+        candidate += 1;
+    }
+    Some(team)
+}
+
 impl Iterator for Teams {
     type Item = Vec<usize>;
 
@@ -91,7 +142,7 @@ impl Iterator for Teams {
 }
 
 /// A team and its canonical focal diversity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedTeam {
     /// Ascending member indices.
     pub members: Vec<usize>,
@@ -199,6 +250,29 @@ mod tests {
         assert_eq!(Teams::new(5, 3, 3).count(), 10);
         assert_eq!(Teams::new(5, 4, 3).count(), 0);
         assert_eq!(Teams::new(1, 2, 5).count(), 0);
+    }
+
+    #[test]
+    fn starting_at_a_rank_is_skipping_to_it() {
+        for (models, min_size, max_size) in [(4, 0, 9), (7, 2, 7), (9, 3, 5), (6, 6, 6), (12, 2, 4)]
+        {
+            let all: Vec<Vec<usize>> = Teams::new(models, min_size, max_size).collect();
+            for rank in 0..=all.len() + 1 {
+                let from: Vec<Vec<usize>> =
+                    Teams::starting_at(models, min_size, max_size, rank as u64).collect();
+                assert_eq!(
+                    from,
+                    all[rank.min(all.len())..],
+                    "{models} {min_size}..={max_size} @{rank}"
+                );
+            }
+        }
+        assert_eq!(Teams::starting_at(5, 4, 3, 0).count(), 0);
+        assert_eq!(Teams::starting_at(1, 2, 5, 0).count(), 0);
+        // The last team of 30 models, sizes 2..=30, without walking the 2^30 before it.
+        let last = Teams::total(30, 2, 30) - 1;
+        let team: Vec<Vec<usize>> = Teams::starting_at(30, 2, 30, last).collect();
+        assert_eq!(team, [(0..30).collect::<Vec<usize>>()]);
     }
 }
 
