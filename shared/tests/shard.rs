@@ -172,8 +172,19 @@ fn shard_ranges_cover_every_rank_once() {
 
 #[test]
 fn a_summary_survives_json() {
-    let pool = pool(5, 7, 25);
-    let summary = whole(&pool, (2, 7), 4);
+    let pool = pool(5, 12, 25);
+    let summary = whole(&pool, (2, 12), 4);
+    // Through `serde_json::Value` too, as the job tables store it: the sums are far beyond
+    // 2^64 and travel as decimal strings.
+    assert!(
+        summary
+            .sizes
+            .iter()
+            .any(|s| s.focal_sum > i128::from(u64::MAX))
+    );
+    let value = serde_json::to_value(&summary).unwrap();
+    let back: TeamSummary = serde_json::from_value(value).unwrap();
+    assert_eq!(back, summary);
     let text = serde_json::to_string(&summary).unwrap();
     let back: TeamSummary = serde_json::from_str(&text).unwrap();
     assert_eq!(back, summary);

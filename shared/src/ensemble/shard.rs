@@ -28,13 +28,16 @@ pub struct SizeStats {
     pub size: usize,
     /// Teams counted.
     pub teams: u64,
-    /// Sum of focal diversity, in units of 2^-60.
+    /// Sum of focal diversity, in units of 2^-60 (in JSON a decimal string: it outgrows
+    /// the 64-bit integers JSON readers take exactly).
+    #[serde(with = "decimal")]
     pub focal_sum: i128,
     /// Lowest focal diversity.
     pub focal_min: f64,
     /// Highest focal diversity.
     pub focal_max: f64,
-    /// Sum of plurality accuracy, in units of 2^-60.
+    /// Sum of plurality accuracy, in units of 2^-60 (a decimal string in JSON).
+    #[serde(with = "decimal")]
     pub accuracy_sum: i128,
     /// Lowest plurality accuracy.
     pub accuracy_min: f64,
@@ -44,6 +47,21 @@ pub struct SizeStats {
     pub focal_histogram: Vec<u64>,
     /// Teams per accuracy bin ([`HISTOGRAM_BINS`] equal bins over `[0, 1]`).
     pub accuracy_histogram: Vec<u64>,
+}
+
+/// An `i128` as a decimal string.
+mod decimal {
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(value: &i128, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i128, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|_| D::Error::custom(format!("expected a decimal integer, found {text:?}")))
+    }
 }
 
 fn fixed(value: f64) -> i128 {
