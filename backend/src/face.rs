@@ -1,6 +1,9 @@
 //! `fuselab face detect|compare`: photos in, faces out, with the face stack of
 //! `fuselab_ml::face` and the weights `fuselab models fetch` caches.
 
+mod png;
+mod webp;
+
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
@@ -99,6 +102,12 @@ pub fn decode_photo(bytes: &[u8], name: &str) -> Result<RgbImage, PhotoError> {
             .with_guessed_format()
             .map_err(|e| not_a_photo(&e))
     };
+    webp::check_chunks(bytes)
+        .and_then(|()| png::check_palette(bytes))
+        .map_err(|what| PhotoError {
+            path: name.to_owned(),
+            what,
+        })?;
     let (width, height) = reader()?.into_dimensions().map_err(|e| not_a_photo(&e))?;
     if width.max(height) > MAX_PHOTO_SIDE || u64::from(width) * u64::from(height) > MAX_PHOTO_PIXELS
     {

@@ -446,3 +446,69 @@ train = { batch_size = 2, epochs = 1, max_len = 32, seed = 1, optim = { learning
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_column_chunk_outside_the_file_is_named() {
+    let dir = scratch("outside");
+    let whole = dir.join("whole.parquet");
+    // Many short values: kilobytes of pages against a footer of a few hundred bytes.
+    let values: Vec<String> = (0..5000).map(|i| format!("row {i:05}")).collect();
+    let rows: Vec<Option<&str>> = values.iter().map(|v| Some(v.as_str())).collect();
+    write_parquet(
+        &whole,
+        ALPACA_SCHEMA,
+        Compression::UNCOMPRESSED,
+        vec![vec![strings(&rows), strings(&rows), strings(&rows)]],
+    );
+    // The footer kept and the data pages dropped: the column chunks it declares now lie past
+    // the end of the file.
+    let bytes = std::fs::read(&whole).unwrap();
+    let footer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+    let footer = &bytes[bytes.len() - 8 - footer_len as usize..];
+    let gutted = dir.join("gutted.parquet");
+    std::fs::write(&gutted, [b"PAR1".as_slice(), footer].concat()).unwrap();
+    let err = read_records::<AlpacaRecord>(&gutted).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&gutted.display().to_string())
+            && text.contains("row group 0, column `instruction`")
+            && text.contains("outside the"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_list_column_whose_child_is_not_repeated_is_named() {
+    let dir = scratch("list");
+    let path = dir.join("bad_list.parquet");
+    // What the fuzzer made of TruthfulQA's list column: the LIST group's child is `required`
+    // where the format wants `repeated` (the parquet crate's reader asserted on it).
+    write_parquet(
+        &path,
+        "message schema {
+            optional group incorrect_answers (LIST) {
+                required group list {
+                    optional binary element (STRING);
+                }
+            }
+        }",
+        Compression::UNCOMPRESSED,
+        vec![vec![Leaf::Strings {
+            values: vec![ByteArray::from("a"), ByteArray::from("b")],
+            def: vec![2, 2],
+            rep: None,
+        }]],
+    );
+    let err = read_records::<TruthfulQaRecord>(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string())
+            && text.contains(
+                "column `incorrect_answers` is annotated LIST but its child is not repeated"
+            ),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

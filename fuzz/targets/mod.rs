@@ -4,17 +4,25 @@
 //! beyond the fuzzer's limits is a finding.
 //!
 //! Two crates compile this folder: `fuselab-fuzz` (its library root, for the libFuzzer binaries
-//! in `fuzz_targets/`) and the replay test `shared/tests/fuzz_corpora.rs` (as a module through
+//! in `fuzz_targets/`) and the replay test `backend/tests/fuzz_corpora.rs` (as a module through
 //! `#[path]`, without any sanitizer), which runs every committed corpus file through the same
-//! `run`. Nothing here may name the crate it is compiled in: only `fuselab_shared` and `super`.
+//! `run`. Nothing here may name the crate it is compiled in: only `super`, `fuselab_shared`,
+//! `fuselab_ml`, `fuselab` and the crates both the fuzz crate and the backend depend on
+//! (`axum`, `tokio`, `image`, with the versions of the main `Cargo.lock`).
 //! A new target is a file here, a line in [`TARGETS`], a three-line binary in `fuzz_targets/`
 //! with its `[[bin]]` in `fuzz/Cargo.toml`, and a corpus folder.
 
 pub mod csv;
+pub mod dlib;
+pub mod gguf;
+pub mod image;
 pub mod mask_key;
+pub mod multipart;
 pub mod npy;
 pub mod npz;
+pub mod parquet;
 pub mod pool_json;
+pub mod toml_config;
 
 use fuselab_shared::ensemble::{OverviewOptions, Pool, PoolInput, analysis};
 
@@ -24,10 +32,16 @@ pub type Target = fn(&[u8]);
 /// Every target by name: the name is its `fuzz_targets/` binary and its `corpus/` folder.
 pub const TARGETS: &[(&str, Target)] = &[
     ("csv", csv::run),
+    ("dlib", dlib::run),
+    ("gguf", gguf::run),
+    ("image", image::run),
     ("mask_key", mask_key::run),
+    ("multipart", multipart::run),
     ("npy", npy::run),
     ("npz", npz::run),
+    ("parquet", parquet::run),
     ("pool_json", pool_json::run),
+    ("toml_config", toml_config::run),
 ];
 
 /// Validates a parsed pool with the default limits and analyses it as the browser's worker and

@@ -3,13 +3,15 @@
 //! error names the file, the 1-based row and the field whatever the format.
 
 use std::fs::File;
-use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::Context as _;
 use fuselab_shared::align::{Record, parse_checked};
-use parquet::file::reader::FileReader as _;
+use parquet::basic::{ConvertedType, Repetition};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::{ChunkReader, FileReader as _};
 use parquet::file::serialized_reader::SerializedFileReader;
+use parquet::schema::types::Type as SchemaType;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -72,34 +74,160 @@ pub fn read_records<T: Record>(path: &Path) -> anyhow::Result<Vec<T>> {
 /// The file cannot be opened, is not Parquet, or cannot be decoded.
 pub fn parquet_jsonl(path: &Path) -> anyhow::Result<String> {
     let name = path.display().to_string();
-    let mut file = File::open(path).with_context(|| format!("cannot read {name}"))?;
-    let mut magic = [0u8; 4];
-    match file.read_exact(&mut magic) {
-        Ok(()) if &magic == b"PAR1" => {}
-        Err(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
-            return Err(e).with_context(|| format!("cannot read {name}"));
-        }
-        _ => return Err(ParquetError::NotParquet { file: name }.into()),
-    }
-    let unreadable = |e: parquet::errors::ParquetError| ParquetError::Unreadable {
-        file: name.clone(),
-        what: e.to_string(),
-    };
-    let reader = SerializedFileReader::new(file).map_err(unreadable)?;
-    let rows = reader.get_row_iter(None).map_err(unreadable)?;
-    let mut text = String::new();
-    for (i, row) in rows.enumerate() {
-        let row = row.map_err(|e| ParquetError::Row {
-            file: name.clone(),
-            row: i + 1,
+    let file = File::open(path).with_context(|| format!("cannot read {name}"))?;
+    Ok(parquet_rows_jsonl(file, &name)?)
+}
+
+/// [`parquet_jsonl`] over anything the `parquet` crate reads from: an open file, or the bytes of
+/// one (`bytes::Bytes`, as the fuzzer hands them over); `name` names it in errors.
+///
+/// # Errors
+/// [`ParquetError`]: not Parquet, or a file or row that cannot be decoded.
+pub fn parquet_rows_jsonl<R: ChunkReader + 'static>(
+    reader: R,
+    name: &str,
+) -> Result<String, ParquetError> {
+    let magic = (reader.len() >= 4)
+        .then(|| reader.get_bytes(0, 4))
+        .transpose()
+        .map_err(|e| ParquetError::Unreadable {
+            file: name.to_owned(),
             what: e.to_string(),
         })?;
-        let mut value = row.to_json_value();
+    if magic.as_deref() != Some(b"PAR1".as_slice()) {
+        return Err(ParquetError::NotParquet {
+            file: name.to_owned(),
+        });
+    }
+    let unreadable = |e: parquet::errors::ParquetError| ParquetError::Unreadable {
+        file: name.to_owned(),
+        what: e.to_string(),
+    };
+    let length = reader.len();
+    let reader = contained(name, || SerializedFileReader::new(reader))?.map_err(unreadable)?;
+    check_column_chunks(reader.metadata(), length)
+        .and_then(|()| check_schema(reader.metadata().file_metadata().schema(), None))
+        .map_err(|what| ParquetError::Unreadable {
+            file: name.to_owned(),
+            what,
+        })?;
+    let mut rows = contained(name, || reader.get_row_iter(None))?.map_err(unreadable)?;
+    let mut text = String::new();
+    for i in 0.. {
+        let bad_row = |what: String| ParquetError::Row {
+            file: name.to_owned(),
+            row: i + 1,
+            what,
+        };
+        let Some(row) = contained(name, || rows.next())? else {
+            break;
+        };
+        let mut value = row.map_err(|e| bad_row(e.to_string()))?.to_json_value();
         drop_nulls(&mut value);
-        text.push_str(&serde_json::to_string(&value)?);
+        text.push_str(&serde_json::to_string(&value).map_err(|e| bad_row(e.to_string()))?);
         text.push('\n');
     }
     Ok(text)
+}
+
+/// Runs one call into the `parquet` crate, turning a panic into an error. Its page decoders
+/// (60.1) assert on some corrupt pages instead of returning an error: a dictionary page whose
+/// byte-array lengths run past its end panicked in `bit_util::read_num_bytes` (found by
+/// `fuzz/targets/parquet.rs`). Nothing of ours runs inside, and the reader is dropped after a
+/// panic, so no broken state is used again.
+fn contained<T>(name: &str, call: impl FnOnce() -> T) -> Result<T, ParquetError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        ParquetError::Unreadable {
+            file: name.to_owned(),
+            what: format!("the Parquet reader failed on corrupt data ({message})"),
+        }
+    })
+}
+
+/// Checks that every column chunk lies inside the file. The `parquet` crate (60.1) panics on a
+/// chunk whose offset or size is negative when its rows are read (found by
+/// `fuzz/targets/parquet.rs`), so the footer's claims are checked here first.
+fn check_column_chunks(metadata: &ParquetMetaData, length: u64) -> Result<(), String> {
+    for (group, row_group) in metadata.row_groups().iter().enumerate() {
+        for column in row_group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let size = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(start, size)| start.checked_add(size));
+            if end.is_none_or(|end| end > length) {
+                return Err(format!(
+                    "row group {group}, column `{}`: its data is declared at bytes {start}..+{size}, outside the {length}-byte file",
+                    column.column_path().string()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the schema against what the `parquet` crate's (60.1) record reader asserts while it
+/// builds its readers (it panics on a `LIST` group whose child is not repeated, found by
+/// `fuzz/targets/parquet.rs`): every column has a repetition; a `LIST` group has one repeated
+/// child, not an empty group; a `MAP` group has one repeated group child of one or two fields.
+/// `path` is the field's dotted name (`None` for the schema's root).
+fn check_schema(field: &SchemaType, path: Option<&str>) -> Result<(), String> {
+    let info = field.get_basic_info();
+    let name = path.unwrap_or("the schema");
+    if path.is_some() && !info.has_repetition() {
+        return Err(format!("column `{name}` declares no repetition"));
+    }
+    if field.is_primitive() {
+        return Ok(());
+    }
+    let fields = field.get_fields();
+    let repeated = |child: &SchemaType| {
+        child.get_basic_info().has_repetition()
+            && child.get_basic_info().repetition() == Repetition::REPEATED
+    };
+    let problem = match info.converted_type() {
+        ConvertedType::LIST => match fields {
+            [child] if !repeated(child) => Some("its child is not repeated"),
+            [child] if child.is_group() && child.get_fields().is_empty() => {
+                Some("its child is an empty group")
+            }
+            [_] => None,
+            _ => Some("it has not exactly one child"),
+        },
+        ConvertedType::MAP | ConvertedType::MAP_KEY_VALUE => match fields {
+            [entry] if entry.is_primitive() || !repeated(entry) => {
+                Some("its child is not a repeated group")
+            }
+            [entry] if !(1..=2).contains(&entry.get_fields().len()) => {
+                Some("its entries have not one or two fields")
+            }
+            [_] => None,
+            _ => Some("it has not exactly one child"),
+        },
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        return Err(format!(
+            "column `{name}` is annotated {} but {problem}",
+            info.converted_type()
+        ));
+    }
+    for child in fields {
+        let child_path = match path {
+            Some(path) => format!("{path}.{}", child.name()),
+            None => child.name().to_owned(),
+        };
+        check_schema(child, Some(&child_path))?;
+    }
+    Ok(())
 }
 
 /// Removes null members of objects, at every depth (elements of lists stay).

@@ -172,21 +172,51 @@ fn poisoned() -> AppError {
     }
 }
 
-/// What the form asked for.
-struct Request {
-    photos: Vec<(String, Vec<u8>)>,
-    config: MaskConfig,
-    models: Vec<String>,
-    /// Wiped from memory when the job ends.
-    passphrase: Option<Zeroizing<String>>,
-    keep: bool,
+/// What the form of `POST /api/masks` asked for, as [`read_form`] reads it.
+pub struct Request {
+    /// The photos, each as its file name (`photo` when the part has none) and its bytes, not
+    /// yet decoded.
+    pub photos: Vec<(String, Vec<u8>)>,
+    /// The training settings: the defaults with `epochs`, `tau`, `epsilon` and `seed` as sent.
+    pub config: MaskConfig,
+    /// The face models the mask is trained against (`dlib`, `faceres`).
+    pub models: Vec<String>,
+    /// The passphrase the key is encrypted with, if any. Wiped from memory when the job ends.
+    pub passphrase: Option<Zeroizing<String>>,
+    /// Whether the server keeps the key after its first download.
+    pub keep: bool,
+}
+
+/// Names and sizes of the photos, never their bytes nor the passphrase.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let photos: Vec<(&str, usize)> = self
+            .photos
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.len()))
+            .collect();
+        f.debug_struct("Request")
+            .field("photos", &photos)
+            .field("config", &self.config)
+            .field("models", &self.models)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
+            .field("keep", &self.keep)
+            .finish()
+    }
 }
 
 fn bad(message: impl Into<String>) -> AppError {
     AppError::client(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-async fn read_form(mut form: Multipart) -> Result<Request, AppError> {
+/// Reads the multipart form of `POST /api/masks`: every `photo` part's bytes (at most
+/// `MAX_PHOTOS`), the other fields range-checked, the photo count and the model names checked
+/// at the end. The photos are not decoded here.
+///
+/// # Errors
+/// [`AppError`]: a malformed body (axum's multipart rejection, with its status), more photos
+/// than allowed, too few, an unknown field or model, or a value out of range (422 naming it).
+pub async fn read_form(mut form: Multipart) -> Result<Request, AppError> {
     let mut request = Request {
         photos: Vec::new(),
         config: MaskConfig::default(),

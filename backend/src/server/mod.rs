@@ -29,12 +29,13 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use align::AlignRuns;
+pub use align::{AlignRuns, prepare_config};
 pub use auth::{Actor, AuthMode};
 pub use busy::{Heavy, HeavyLimits};
 pub use error::AppError;
 pub use guard::{CONTENT_SECURITY_POLICY, LOOPBACK_HOSTS, public_host};
 pub use listen::{Connections, TlsError, tls_acceptor};
+pub use masks::{Request as MaskRequest, read_form as read_mask_form};
 
 use crate::{assets, reports::ReportStore};
 

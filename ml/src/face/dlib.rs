@@ -188,11 +188,11 @@ impl<'a> Reader<'a> {
         for d in &mut dims {
             *d = self.size("a tensor dimension")?;
         }
-        let count = dims
+        let bytes = dims
             .iter()
-            .try_fold(1_usize, |acc, &d| acc.checked_mul(d))
+            .try_fold(4_usize, |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| self.invalid(format!("tensor dimensions {dims:?} overflow")))?;
-        let bytes = self.take(count * 4, "tensor data")?;
+        let bytes = self.take(bytes, "tensor data")?;
         let values = bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -484,5 +484,17 @@ mod tests {
         );
         let mut r = Reader::new(&[0x02, 0x01], "model.dat");
         assert!(matches!(r.int(), Err(DlibError::Truncated { at: 1, .. })));
+    }
+
+    #[test]
+    fn tensor_dimensions_whose_bytes_overflow_are_refused() {
+        // Version 2, then n = 2^62, k = nr = nc = 1: 2^62 values fit in `usize`, their 2^64
+        // bytes do not (a fuzzing finding: the byte count wrapped to 0 without this check).
+        let bytes = [
+            0x01, 0x02, 0x08, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+        ];
+        let mut r = Reader::new(&bytes, "model.dat");
+        let error = r.tensor().unwrap_err().to_string();
+        assert!(error.contains("overflow"), "{error}");
     }
 }

@@ -135,7 +135,7 @@ fn build(config: &LlamaConfig, source: &mut Source, device: &Device) -> Result<L
             expected
         };
         let matches = shape == stored || (stored[0] == 1 && shape == [stored[1]]);
-        if !matches || values.len() != stored[0] * stored[1] {
+        if !matches || stored[0].checked_mul(stored[1]) != Some(values.len()) {
             return Err(ModelError::Weight {
                 name,
                 what: format!("shape {shape:?}, expected {stored:?}"),
@@ -148,7 +148,9 @@ fn build(config: &LlamaConfig, source: &mut Source, device: &Device) -> Result<L
             tensor
         })
     };
-    let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+    // Grown per layer, not reserved: the layer count comes from the file's header, and a missing
+    // layer ends the loop long before a header's 2^63 would be reached.
+    let mut blocks = Vec::new();
     for i in 0..config.num_hidden_layers {
         let p = format!("model.layers.{i}");
         let mut linear = |part: &str, shape: [usize; 2]| {
@@ -198,4 +200,24 @@ fn build(config: &LlamaConfig, source: &mut Source, device: &Device) -> Result<L
         norm,
         lm_head,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `fuzz/targets/gguf.rs`: a header declaring 2^62 layers reserved 2^62 blocks
+    /// before the first weight was looked up, aborting the process.
+    #[test]
+    fn a_huge_declared_layer_count_is_a_missing_weight_not_an_abort() {
+        let mut config = LlamaConfig::tiny(16);
+        config.num_hidden_layers = 1 << 62;
+        let error = from_hf_tensors(&config, &mut HashMap::new(), &Device::flex()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("model.layers.0.self_attn.q_proj.weight`: missing"),
+            "{error}"
+        );
+    }
 }
