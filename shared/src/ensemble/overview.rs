@@ -123,6 +123,19 @@ fn pair_matrices(pool: &Pool) -> Vec<PairMatrix> {
         .collect()
 }
 
+/// A team's plurality-vote accuracy: from the vote table where the pool has one, else from
+/// the team's own votes.
+pub(super) fn plurality_accuracy(pool: &Pool, votes: Option<&VoteTable>, members: &[usize]) -> f64 {
+    match votes {
+        Some(votes) => votes.plurality_accuracy(members),
+        None => pool
+            .team(members)
+            .ok()
+            .and_then(|v| v.plurality_accuracy())
+            .unwrap_or(0.0),
+    }
+}
+
 /// Scatter points and per-size summaries from one pass over the teams.
 fn teams_overview(
     pool: &Pool,
@@ -137,14 +150,7 @@ fn teams_overview(
         let Some(diversity) = focal(&members) else {
             continue;
         };
-        let accuracy = match &votes {
-            Some(votes) => votes.plurality_accuracy(&members),
-            None => pool
-                .team(&members)
-                .ok()
-                .and_then(|v| v.plurality_accuracy())
-                .unwrap_or(0.0),
-        };
+        let accuracy = plurality_accuracy(pool, votes.as_ref(), &members);
         let size = members.len();
         if sizes.last().is_none_or(|s| s.size != size) {
             sizes.push(SizeSummary {

@@ -9,7 +9,7 @@ use core::ops::{ControlFlow, Range};
 
 use serde::{Deserialize, Serialize};
 
-use super::overview::{Point, SizeSummary};
+use super::overview::{Point, SizeSummary, plurality_accuracy};
 use super::select::{RankedTeam, Teams, top_k_of};
 use super::{FocalTable, Pool, VoteTable};
 
@@ -316,14 +316,7 @@ pub fn summarise_range(
         let score = focal.focal_diversity(&members).mean;
         match score {
             Some(diversity) => {
-                let accuracy = match &votes {
-                    Some(votes) => votes.plurality_accuracy(&members),
-                    None => pool
-                        .team(&members)
-                        .ok()
-                        .and_then(|v| v.plurality_accuracy())
-                        .unwrap_or(0.0),
-                };
+                let accuracy = plurality_accuracy(pool, votes.as_ref(), &members);
                 summary.add(&members, diversity, accuracy);
             }
             None => summary.unscored += 1,
