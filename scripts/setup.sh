@@ -6,7 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 mode="${1:-run}"
 
 packages=(mesa-vulkan-drivers libvulkan1)
-[ "$mode" = test ] && packages+=(chromium chromium-driver)
+# The job tests run against a throwaway PostgreSQL cluster (scripts/with-postgres.sh).
+[ "$mode" = test ] && packages+=(chromium chromium-driver postgresql)
 command -v npm >/dev/null || packages+=(nodejs npm)
 # pip fetches the demo pool's data (scikit-learn's wheel; scripts/fetch-digits.sh).
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)

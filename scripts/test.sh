@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs every test: format, lints (native and wasm32), Rust unit and
-# integration tests (server, shader validation, wgpu on lavapipe, burn on CPU and wgpu), and the
+# integration tests (server, shader validation, wgpu on lavapipe, burn on CPU and wgpu, the job
+# system on SQLite and on a throwaway PostgreSQL cluster with real worker processes), and the
 # browser end-to-end test against the real binary in headless Chromium.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 scripts/setup.sh test
@@ -24,8 +25,8 @@ cargo build "${NATIVE_PACKAGES[@]}" --release
 MODELS_DATA_DIR="$XDG_CACHE_HOME/fuselab/data"
 "$TARGET_DIR/release/fuselab" --data-dir "$MODELS_DATA_DIR" models fetch
 
-step "cargo test: native (release, the same set and profile as the served binary)"
-FUSELAB_DATA_DIR="$MODELS_DATA_DIR" cargo test "${NATIVE_PACKAGES[@]}" --release
+step "cargo test: native (release, the same set and profile as the served binary), beside a throwaway PostgreSQL"
+FUSELAB_DATA_DIR="$MODELS_DATA_DIR" scripts/with-postgres.sh cargo test "${NATIVE_PACKAGES[@]}" --release
 
 step "cargo test: the browser app's plain logic (addresses, access, forms), natively"
 cargo clippy -p fuselab-frontend --no-deps --lib --tests -- -D warnings

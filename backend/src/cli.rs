@@ -15,7 +15,7 @@ use fuselab_shared::ensemble::Limits;
 
 use crate::{
     accounts::{AccountError, Accounts},
-    align, db, devices, ensemble, face, llm, mask, models,
+    align, db, devices, ensemble, face, jobs, llm, mask, models,
     reports::{ReportLimits, ReportStore},
     server::{self, AuthMode},
     users,
@@ -77,6 +77,11 @@ pub enum Command {
     /// LLM alignment runs: supervised fine-tuning, H3Fusion
     #[command(subcommand)]
     Align(align::AlignCommand),
+    /// The job queue: list, show, cancel, delete and retry jobs
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Run jobs from the job database on this machine (stop with Ctrl-C or SIGTERM)
+    Worker(jobs::WorkerArgs),
 }
 
 /// `fuselab serve`.
@@ -117,6 +122,13 @@ pub struct ServeArgs {
     /// `Secure` and answers carry HSTS
     #[arg(long)]
     pub behind_https_proxy: bool,
+
+    #[command(flatten)]
+    pub database: jobs::DatabaseArgs,
+
+    /// Run no jobs in this process (they wait for `fuselab worker` processes)
+    #[arg(long)]
+    pub no_worker: bool,
 
     /// Seconds a client has to send a request's headers (and to start its next request on a
     /// kept-alive connection)
@@ -289,6 +301,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             align::run(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Jobs(command) => {
+            jobs::run_jobs(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => {
+            jobs::run_worker(&args, &data_dir, ensemble::sharded::handlers())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -370,6 +390,24 @@ fn announce(url: &str, first_password: Option<&str>) {
     let _ = stdout.flush();
 }
 
+/// Opens (and migrates) the job database, and starts the server's own worker unless
+/// `--no-worker`.
+async fn server_worker(
+    args: &ServeArgs,
+    data_dir: &Path,
+) -> anyhow::Result<Option<jobs::InProcessWorker>> {
+    let store = jobs::open_store(&args.database, data_dir).await?;
+    if args.no_worker {
+        return Ok(None);
+    }
+    let options = jobs::WorkerOptions::new(vec![jobs::Capability::Cpu])?;
+    Ok(Some(jobs::InProcessWorker::start(
+        store,
+        options,
+        ensemble::sharded::handlers(),
+    )))
+}
+
 fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     if args.auth == AuthArg::Off && !args.addr.ip().is_loopback() {
         return Err(ServeError::OpenWithoutAuth { addr: args.addr }.into());
@@ -422,6 +460,7 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             &format!("{scheme}://{addr}"),
             first_password.as_deref().map(String::as_str),
         );
+        let worker = server_worker(args, data_dir).await?;
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),
@@ -457,6 +496,9 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         server::serve(listener, app, tls, connections)
             .await
             .context("the server failed")?;
+        if let Some(worker) = worker {
+            worker.stop(std::time::Duration::from_secs(10)).await;
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     });

@@ -8,6 +8,7 @@ pub mod db;
 pub mod devices;
 pub mod ensemble;
 pub mod face;
+pub mod jobs;
 pub mod llm;
 pub mod mask;
 pub mod models;

@@ -3,6 +3,8 @@
 pub mod demo;
 pub mod input;
 mod select;
+pub mod sharded;
+mod sweep;
 
 use std::{
     fmt::Write as _,
@@ -15,9 +17,10 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use fuselab_shared::ensemble::compat::Sampling;
 use fuselab_shared::ensemble::{
-    AnalysisOptions, Compat, Limits, Pool, Report, SizeRange, TeamListing, analyze,
+    AnalysisOptions, Compat, Limits, Pool, PoolInput, Report, SizeRange, TeamListing, analyze,
 };
 pub use select::SelectArgs;
+pub use sweep::SweepArgs;
 
 /// `fuselab ensemble ...`.
 #[derive(Debug, Subcommand)]
@@ -27,6 +30,9 @@ pub enum EnsembleCommand {
     /// Pick teams: top-K by focal diversity, EnsembleBench thresholds or 2-means, HQ pruning,
     /// or a seeded genetic search
     Select(SelectArgs),
+    /// Sweep every team in bounded memory: top-K, accuracy-diversity Pareto front, per-size
+    /// statistics; here, or queued as a job that workers split into shards
+    Sweep(SweepArgs),
     /// Build the web app's example pool: eight classifiers trained on scikit-learn's digits
     Demo(demo::DemoArgs),
 }
@@ -155,6 +161,20 @@ impl InputArgs {
             .with_context(|| format!("{source}: not a valid model pool"))
     }
 
+    /// Reads the pool within the limits: the data as read, and validated.
+    fn pool_input(&self) -> anyhow::Result<(PoolInput, Pool)> {
+        let source = input::source(
+            self.input.as_deref(),
+            self.labels.as_deref(),
+            self.predictions.as_deref(),
+        )?;
+        let limits = self.limits.limits();
+        let input = input::load(&source, &limits)?;
+        let pool = Pool::with_limits(input.clone(), &limits)
+            .with_context(|| format!("{source}: not a valid model pool"))?;
+        Ok((input, pool))
+    }
+
     /// Refuses a size range with more teams than `--max-teams`, before they are enumerated.
     fn check_teams(&self, pool: &Pool, sizes: SizeRange) -> Result<u64, input::InputError> {
         Ok(self
@@ -204,6 +224,7 @@ pub fn run(command: &EnsembleCommand, data_dir: &std::path::Path) -> anyhow::Res
     match command {
         EnsembleCommand::Analyze(args) => analyze_command(args),
         EnsembleCommand::Select(args) => select::select_command(args),
+        EnsembleCommand::Sweep(args) => sweep::sweep_command(args, data_dir),
         EnsembleCommand::Demo(args) => demo::build(args, data_dir),
     }
 }
