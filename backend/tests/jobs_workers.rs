@@ -67,6 +67,17 @@ fn output(command: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Queues `ensemble sweep --queue` of `pool` with `options`; returns the job's id.
+fn queue_sweep(db: &TestDb, pool: &Path, options: &[&str]) -> String {
+    let id = output(
+        fuselab(db)
+            .args(["ensemble", "sweep", "--queue", "--database", &db.url])
+            .args(options)
+            .arg(pool),
+    );
+    id.trim().to_owned()
+}
+
 /// A `fuselab worker` process and the name it announced.
 struct Worker {
     child: Child,
@@ -157,22 +168,11 @@ async fn two_workers_share_a_sharded_sweep_and_one_survives_a_sigkill() {
         .unwrap();
         assert_eq!(single["teams"], json!(4_194_281));
 
-        let queued = output(
-            fuselab(&db)
-                .args([
-                    "ensemble",
-                    "sweep",
-                    "--queue",
-                    "--shard-teams",
-                    "262144",
-                    "--checkpoint-ms",
-                    "100",
-                    "--database",
-                    &db.url,
-                ])
-                .arg(&pool),
+        let id = queue_sweep(
+            &db,
+            &pool,
+            &["--shard-teams", "262144", "--checkpoint-ms", "100"],
         );
-        let id = queued.trim().to_owned();
         let store = JobStore::open(&db.url).await.unwrap();
         let first = start_worker(&db);
         let second = start_worker(&db);
@@ -243,21 +243,7 @@ async fn cancel_and_delete_from_another_process_stop_a_running_job() {
         let store = JobStore::open(&db.url).await.unwrap();
         let mut worker = start_worker(&db);
         for action in ["cancel", "delete"] {
-            let id = output(
-                fuselab(&db)
-                    .args([
-                        "ensemble",
-                        "sweep",
-                        "--queue",
-                        "--shard-teams",
-                        "4000000",
-                        "--database",
-                        &db.url,
-                    ])
-                    .arg(&pool),
-            )
-            .trim()
-            .to_owned();
+            let id = queue_sweep(&db, &pool, &["--shard-teams", "4000000"]);
             wait_for(
                 "the job to make progress",
                 Duration::from_mins(1),
