@@ -151,28 +151,28 @@ impl LimitArgs {
 impl InputArgs {
     /// Reads and validates the pool within the limits.
     fn pool(&self) -> anyhow::Result<Pool> {
-        let source = input::source(
-            self.input.as_deref(),
-            self.labels.as_deref(),
-            self.predictions.as_deref(),
-        )?;
-        let limits = self.limits.limits();
-        Pool::with_limits(input::load(&source, &limits)?, &limits)
+        let (input, limits, source) = self.read()?;
+        Pool::with_limits(input, &limits)
             .with_context(|| format!("{source}: not a valid model pool"))
     }
 
     /// Reads the pool within the limits: the data as read, and validated.
     fn pool_input(&self) -> anyhow::Result<(PoolInput, Pool)> {
+        let (input, limits, source) = self.read()?;
+        let pool = Pool::with_limits(input.clone(), &limits)
+            .with_context(|| format!("{source}: not a valid model pool"))?;
+        Ok((input, pool))
+    }
+
+    /// The pool's data as read within the limits, the limits, and where it came from.
+    fn read(&self) -> anyhow::Result<(PoolInput, Limits, input::Source)> {
         let source = input::source(
             self.input.as_deref(),
             self.labels.as_deref(),
             self.predictions.as_deref(),
         )?;
         let limits = self.limits.limits();
-        let input = input::load(&source, &limits)?;
-        let pool = Pool::with_limits(input.clone(), &limits)
-            .with_context(|| format!("{source}: not a valid model pool"))?;
-        Ok((input, pool))
+        Ok((input::load(&source, &limits)?, limits, source))
     }
 
     /// Refuses a size range with more teams than `--max-teams`, before they are enumerated.
