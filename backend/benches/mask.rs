@@ -26,7 +26,9 @@ fn main() -> anyhow::Result<()> {
     let stack = load_stack(&data_dir, device.clone())?;
     let mut faces = Vec::new();
     for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"] {
-        faces.push(training_face(&stack, &require(&data_dir, &format!("photos/{name}"))?)?.0);
+        let path = require(&data_dir, &format!("photos/{name}"))?;
+        let bytes = std::fs::read(&path)?;
+        faces.push(training_face(&stack.mtcnn, &stack.device, &bytes, name)?.0);
     }
     let models: Vec<&dyn FaceEmbedder> = vec![&stack.dlib, &stack.faceres];
     let config = MaskConfig {

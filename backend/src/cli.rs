@@ -15,7 +15,9 @@ use fuselab_shared::ensemble::Limits;
 
 use crate::{
     accounts::{AccountError, Accounts},
-    align, db, devices, ensemble, face, jobs, llm, mask, models,
+    align,
+    artifacts::ArtifactStore,
+    db, devices, ensemble, face, jobs, llm, mask, models,
     reports::{ReportLimits, ReportStore},
     server::{self, AuthMode},
     users,
@@ -125,6 +127,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub database: jobs::DatabaseArgs,
+
+    #[command(flatten)]
+    pub artifacts: jobs::ArtifactsArgs,
 
     /// Run no jobs in this process (they wait for `fuselab worker` processes)
     #[arg(long)]
@@ -306,7 +311,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker(args) => {
-            jobs::run_worker(&args, &data_dir, ensemble::sharded::handlers())?;
+            let artifacts = args.artifacts.open(&data_dir)?;
+            let handlers = job_handlers(&data_dir, &artifacts, args.device, None);
+            jobs::run_worker(&args, &data_dir, handlers)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -390,22 +397,46 @@ fn announce(url: &str, first_password: Option<&str>) {
     let _ = stdout.flush();
 }
 
-/// Opens (and migrates) the job database, and starts the server's own worker unless
-/// `--no-worker`.
+/// Every job kind this binary runs.
+fn job_handlers(
+    data_dir: &Path,
+    artifacts: &ArtifactStore,
+    compute: fuselab_ml::Compute,
+    training: Option<Arc<tokio::sync::Semaphore>>,
+) -> jobs::Handlers {
+    let mut handlers = ensemble::sharded::handlers();
+    handlers.extend(mask::job::handlers(data_dir, artifacts, compute, training));
+    handlers
+}
+
+/// Opens (and migrates) the job database and the artifact store, and starts the server's own
+/// worker unless `--no-worker` (its training waits for `training`, the permit the server's
+/// alignment runs take too).
 async fn server_worker(
     args: &ServeArgs,
     data_dir: &Path,
-) -> anyhow::Result<Option<jobs::InProcessWorker>> {
+    training: &Arc<tokio::sync::Semaphore>,
+) -> anyhow::Result<(server::JobQueue, Option<jobs::InProcessWorker>)> {
     let store = jobs::open_store(&args.database, data_dir).await?;
+    let artifacts = args.artifacts.open(data_dir)?;
+    let queue = server::JobQueue {
+        store: store.clone(),
+        artifacts: artifacts.clone(),
+    };
     if args.no_worker {
-        return Ok(None);
+        return Ok((queue, None));
     }
     let options = jobs::WorkerOptions::new(vec![jobs::Capability::Cpu])?;
-    Ok(Some(jobs::InProcessWorker::start(
-        store,
-        options,
-        ensemble::sharded::handlers(),
-    )))
+    let handlers = job_handlers(
+        data_dir,
+        &artifacts,
+        fuselab_ml::Compute::Cpu,
+        Some(Arc::clone(training)),
+    );
+    Ok((
+        queue,
+        Some(jobs::InProcessWorker::start(store, options, handlers)),
+    ))
 }
 
 fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -460,12 +491,15 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             &format!("{scheme}://{addr}"),
             first_password.as_deref().map(String::as_str),
         );
-        let worker = server_worker(args, data_dir).await?;
+        let training = Arc::new(tokio::sync::Semaphore::new(1));
+        let (queue, worker) = server_worker(args, data_dir, &training).await?;
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),
             demo_pool: Some(data_dir.join(ensemble::demo::DEMO_POOL)),
             data_dir: Some(data_dir.to_path_buf()),
+            jobs: Some(queue),
+            training,
             align: Arc::new(
                 server::AlignRuns::open(data_dir)
                     .context("cannot open the alignment runs of the data directory")?,

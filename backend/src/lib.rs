@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod align;
+pub mod artifacts;
 pub mod assets;
 pub mod cli;
 pub mod db;

@@ -21,7 +21,6 @@ use fuselab_ml::llm::train::Codec as _;
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
-use crate::mask::Backend;
 use crate::models;
 
 /// Where SmolLM2's GGUF file is cached under the data directory's models folder.
@@ -66,8 +65,8 @@ pub struct GenerateArgs {
     #[arg(long = "stop", value_name = "TEXT")]
     pub stops: Vec<String>,
     /// Where burn runs the model
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    pub device: Backend,
+    #[arg(long, value_name = "cpu|wgpu", default_value_t = fuselab_ml::Compute::Cpu)]
+    pub device: fuselab_ml::Compute,
     /// Print one JSON object instead of streaming text
     #[arg(long)]
     pub json: bool,
@@ -278,11 +277,7 @@ struct GenerateReport<'a> {
 }
 
 fn generate_command(args: &GenerateArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let compute = match args.device {
-        Backend::Cpu => fuselab_ml::Compute::Cpu,
-        Backend::Wgpu => fuselab_ml::Compute::Wgpu,
-    };
-    let device = fuselab_ml::open(compute)?;
+    let device = fuselab_ml::open(args.device)?;
     let started = Instant::now();
     let loaded = load(&args.model, data_dir, &device)?;
     let load_seconds = started.elapsed().as_secs_f64();

@@ -26,6 +26,19 @@ fn photo_path(name: &str) -> PathBuf {
     require(&data_dir(), &format!("photos/{name}")).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The training face of a photo file, as the CLI finds it.
+fn face_of(stack: &FaceStack, path: &Path) -> TrainingFace {
+    let bytes = std::fs::read(path).unwrap();
+    training_face(
+        &stack.mtcnn,
+        &stack.device,
+        &bytes,
+        &path.display().to_string(),
+    )
+    .unwrap()
+    .0
+}
+
 fn stack() -> FaceStack {
     load_stack(&data_dir(), burn::tensor::Device::flex()).unwrap()
 }
@@ -33,7 +46,7 @@ fn stack() -> FaceStack {
 fn faces(stack: &FaceStack, names: &[&str]) -> Vec<TrainingFace> {
     names
         .iter()
-        .map(|n| training_face(stack, &photo_path(n)).unwrap().0)
+        .map(|n| face_of(stack, &photo_path(n)))
         .collect()
 }
 
@@ -473,22 +486,52 @@ fn named(list: &[(String, Vec<u8>)]) -> Vec<(&str, Vec<u8>)> {
     list.iter().map(|(n, b)| (n.as_str(), b.clone())).collect()
 }
 
-/// The app on a data folder of its own, holding only (a link to) the models, and a way to send
-/// it requests.
+/// The app on a data folder of its own, holding only (a link to) the models, with its job
+/// database (SQLite), artifact store and in-process worker, and a way to send it requests.
 struct Server {
     router: axum::Router,
     data: PathBuf,
+    queue: fuselab::server::JobQueue,
+    worker: Option<fuselab::jobs::InProcessWorker>,
 }
 
 impl Server {
-    fn new(name: &str) -> Self {
+    async fn new(name: &str) -> Self {
         let data = temp_dir(name);
         std::os::unix::fs::symlink(data_dir().join("models"), data.join("models")).unwrap();
+        let store =
+            fuselab::jobs::JobStore::open(&fuselab::jobs::sqlite_url(&data.join("jobs.sqlite3")))
+                .await
+                .unwrap();
+        let artifacts = fuselab::artifacts::ArtifactStore::local(&data.join("artifacts")).unwrap();
+        let mut options =
+            fuselab::jobs::WorkerOptions::new(vec![fuselab::jobs::Capability::Cpu]).unwrap();
+        options.poll = std::time::Duration::from_millis(50);
+        let worker = fuselab::jobs::InProcessWorker::start(
+            store.clone(),
+            options,
+            fuselab::mask::job::handlers(&data, &artifacts, fuselab_ml::Compute::Cpu, None),
+        );
+        let queue = fuselab::server::JobQueue { store, artifacts };
         let router = fuselab::server::app(fuselab::server::ServerConfig {
             data_dir: Some(data.clone()),
+            jobs: Some(queue.clone()),
             ..fuselab::server::ServerConfig::default()
         });
-        Self { router, data }
+        Self {
+            router,
+            data,
+            queue,
+            worker: Some(worker),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.stop(std::time::Duration::from_secs(30)).await;
+        }
+        self.queue.store.close().await;
+        std::fs::remove_dir_all(&self.data).unwrap();
     }
 
     async fn send(
@@ -538,7 +581,7 @@ fn obamas() -> Vec<(String, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_jobs_refuse_bad_requests_by_name() {
     use axum::http::StatusCode;
-    let server = Server::new("server-bad");
+    let server = Server::new("server-bad").await;
     let obamas = obamas();
     let (status, body) = server.post(&named(&obamas[..2]), &[]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -556,13 +599,13 @@ async fn server_jobs_refuse_bad_requests_by_name() {
     assert!(body.contains("unknown model `arcface`"), "{body}");
     let (status, _) = server.get("/api/masks/0123/events").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    std::fs::remove_dir_all(&server.data).unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_job_streams_progress_hands_the_key_over_once_and_writes_nothing() {
+async fn a_server_job_streams_progress_hands_the_key_over_once_and_leaves_nothing() {
     use axum::http::StatusCode;
-    let server = Server::new("server-job");
+    let server = Server::new("server-job").await;
     let (status, body) = server
         .post(&named(&obamas()), &[("epochs", "2"), ("models", "dlib")])
         .await;
@@ -602,13 +645,34 @@ async fn a_server_job_streams_progress_hands_the_key_over_once_and_writes_nothin
         "the key is forgotten once fetched"
     );
 
-    // Nothing the user sent was written: the data folder holds only the models link.
-    let left: Vec<String> = std::fs::read_dir(&server.data)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, ["models"]);
-    std::fs::remove_dir_all(&server.data).unwrap();
+    // The job and everything the user sent are gone: no job row, no artifact left.
+    let jobs = server
+        .queue
+        .store
+        .list(&fuselab::jobs::Filter {
+            limit: 10,
+            ..fuselab::jobs::Filter::default()
+        })
+        .await
+        .unwrap();
+    assert!(jobs.is_empty(), "{jobs:?}");
+    let left: Vec<PathBuf> = walk(&server.data.join("artifacts"));
+    assert!(left.is_empty(), "{left:?}");
+    server.stop().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]
@@ -724,7 +788,7 @@ fn protection_smoke_test_on_a_held_out_photo() {
     .unwrap();
     let training: Vec<TrainingFace> = [photo_path("obama.jpg"), photo_path("obama2.jpg"), mirrored]
         .iter()
-        .map(|p| training_face(&stack, p).unwrap().0)
+        .map(|p| face_of(&stack, p))
         .collect();
     let config = MaskConfig::default();
     let device = burn::tensor::Device::flex();

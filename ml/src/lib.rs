@@ -14,9 +14,12 @@ pub use burn::tensor::Device;
 use burn::tensor::{Tensor, TensorData};
 use thiserror::Error;
 
-/// Where burn runs tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where burn runs tensors: the one name of the device choice, for the command line (`--device
+/// cpu|wgpu`), configuration files (`device = "wgpu"`) and jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compute {
+    #[default]
     /// burn's `flex` CPU backend: always available.
     Cpu,
     /// burn's `wgpu` backend on the preferred adapter (a GPU, or lavapipe).
@@ -33,6 +36,23 @@ impl Compute {
             Self::Cpu => "cpu",
             Self::Wgpu => "wgpu",
         }
+    }
+}
+
+impl core::fmt::Display for Compute {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for Compute {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == text)
+            .ok_or_else(|| format!("unknown device `{text}`: expected cpu or wgpu"))
     }
 }
 

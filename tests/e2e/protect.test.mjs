@@ -7,7 +7,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, assertText, signIn, startApp } from "./harness.mjs";
@@ -159,9 +159,15 @@ test("Create my mask asks to sign in, then trains a key on the server, streams p
   const posts = requests.slice(signedIn).filter((r) => r.method !== "GET");
   assert.equal(posts.length, 1, posts.map((r) => r.url).join(", "));
   assert.match(posts[0].url, /\/api\/masks$/);
-  // The server wrote none of the photos: its data folder holds only what it had before.
-  const left = readdirSync(app.dataDir).filter((name) => !/^(models|(fuselab|reports)\.sqlite3.*)$/.test(name));
+  // The server kept none of the photos: its data folder holds only what it had before, and the
+  // job's sealed photos and key left the artifact store once the key was fetched.
+  const left = readdirSync(app.dataDir).filter((name) => !/^(models|artifacts|(fuselab|reports)\.sqlite3.*)$/.test(name));
   assert.deepEqual(left, []);
+  const artifacts = join(app.dataDir, "artifacts");
+  const stored = existsSync(artifacts)
+    ? readdirSync(artifacts, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name)
+    : [];
+  assert.deepEqual(stored, []);
   // The key was handed over once and forgotten (asked by the same signed-in user).
   const url = requests.find((r) => /\/api\/masks\/[0-9a-f]+\/key$/.test(r.url)).url;
   assert.equal((await app.context.request.get(url)).status(), 404);

@@ -105,7 +105,7 @@ pub struct AttackConfig {
     pub out: PathBuf,
     /// `cpu` or `wgpu`.
     #[serde(default)]
-    pub device: Option<String>,
+    pub device: Option<fuselab_ml::Compute>,
     /// Seed of data, initialisation, shuffling and dropout.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -634,7 +634,7 @@ impl Session {
         data_dir: &Path,
     ) -> anyhow::Result<Self> {
         ensure_out(&out)?;
-        let device = super::run::device(config.device.as_deref(), args.device)?;
+        let device = super::run::device(config.device, args.device)?;
         let data = config.data.load(&args.config, &config.eval, config.seed)?;
         let format = PromptFormat::booster();
         let mut vocabulary = data.alignment.clone();
@@ -1110,7 +1110,6 @@ impl super::Checked for AttackConfig {
                 grid.seeds.len()
             ));
         }
-        super::run::check_device(self.device.as_deref())?;
         self.ranges().map_err(|e| e.to_string())
     }
 }

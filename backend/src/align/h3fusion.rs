@@ -27,7 +27,7 @@ pub struct H3FusionConfig {
     pub out: PathBuf,
     /// `cpu` or `wgpu`.
     #[serde(default)]
-    pub device: Option<String>,
+    pub device: Option<fuselab_ml::Compute>,
     /// Seed of data, initialisation, shuffling and dropout.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -78,7 +78,6 @@ fn default_top_k() -> usize {
 
 impl super::Checked for H3FusionConfig {
     fn check(&self) -> Result<(), String> {
-        super::run::check_device(self.device.as_deref())?;
         let ranges = || -> Result<(), RangeError> {
             self.base.check("base")?;
             self.data.check("data")?;
@@ -161,7 +160,7 @@ pub fn command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
     let mut config: H3FusionConfig = super::read_config(&args.config)?;
     config.data = resolve_data(&config.data, &args.config);
     let out = super::relative_to(&args.config, &config.out);
-    let device = super::run::device(config.device.as_deref(), args.device)?;
+    let device = super::run::device(config.device, args.device)?;
     let report = run(&config, &out, data_dir, &device)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

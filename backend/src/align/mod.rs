@@ -26,8 +26,6 @@ use serde::{Deserialize, Serialize};
 pub use config::{Checked, ConfigError, parse_config, read_config};
 pub use data::read_records;
 
-use crate::mask::Backend;
-
 /// `fuselab align …`.
 #[derive(Debug, Subcommand)]
 pub enum AlignCommand {
@@ -54,8 +52,8 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Override the configuration's `device`
-    #[arg(long, value_enum)]
-    pub device: Option<Backend>,
+    #[arg(long, value_name = "cpu|wgpu")]
+    pub device: Option<fuselab_ml::Compute>,
     /// Print the final report as JSON on stdout
     #[arg(long)]
     pub json: bool,

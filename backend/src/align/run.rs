@@ -24,7 +24,6 @@ use tokenizers::Tokenizer;
 
 use super::{BaseConfig, ConfigArgs, DataConfig, GenerationConfig, StageConfig, ensure_out};
 use crate::llm;
-use crate::mask::Backend;
 
 /// A model ready for a run: weights, tokenizer and the ids the encoder adds.
 #[derive(Debug, Clone)]
@@ -550,7 +549,7 @@ pub struct SftConfig {
     pub out: PathBuf,
     /// `cpu` or `wgpu`.
     #[serde(default)]
-    pub device: Option<String>,
+    pub device: Option<fuselab_ml::Compute>,
     /// Seed of initialisation, shuffling and dropout.
     #[serde(default)]
     pub seed: u64,
@@ -572,39 +571,21 @@ pub struct SftConfig {
 
 impl super::Checked for SftConfig {
     fn check(&self) -> Result<(), String> {
-        check_device(self.device.as_deref())?;
         self.base.check("base").map_err(|e| e.to_string())?;
         self.data.check("data").map_err(|e| e.to_string())?;
         self.stage.check("stage").map_err(|e| e.to_string())
     }
 }
 
-/// A configuration's `device`: `cpu` or `wgpu`.
+/// Opens the compute device: the flag's, else the configuration's, else the CPU.
 ///
 /// # Errors
-/// Any other name.
-pub fn check_device(device: Option<&str>) -> Result<(), String> {
-    match device {
-        None | Some("cpu" | "wgpu") => Ok(()),
-        Some(other) => Err(format!(
-            "device = \"{other}\": expected \"cpu\" or \"wgpu\""
-        )),
-    }
-}
-
-/// Picks the compute device.
-///
-/// # Errors
-/// An unknown name, or wgpu failing to start.
-pub fn device(config: Option<&str>, flag: Option<Backend>) -> anyhow::Result<Device> {
-    let compute = match (flag, config) {
-        (Some(Backend::Wgpu), _) | (None, Some("wgpu")) => fuselab_ml::Compute::Wgpu,
-        (Some(Backend::Cpu) | None, None | Some("cpu")) | (Some(Backend::Cpu), Some(_)) => {
-            fuselab_ml::Compute::Cpu
-        }
-        (None, Some(other)) => bail!("device = \"{other}\": expected \"cpu\" or \"wgpu\""),
-    };
-    Ok(fuselab_ml::open(compute)?)
+/// wgpu failing to start.
+pub fn device(
+    config: Option<fuselab_ml::Compute>,
+    flag: Option<fuselab_ml::Compute>,
+) -> anyhow::Result<Device> {
+    Ok(fuselab_ml::open(flag.or(config).unwrap_or_default())?)
 }
 
 /// Runs `fuselab align sft`.
@@ -615,7 +596,7 @@ pub fn sft_command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
     let config: SftConfig = super::read_config(&args.config)?;
     let out = super::relative_to(&args.config, &config.out);
     ensure_out(&out)?;
-    let device = device(config.device.as_deref(), args.device)?;
+    let device = device(config.device, args.device)?;
     let format = PromptFormat {
         response_suffix: config.response_suffix.clone(),
         target_suffix: config.target_suffix.clone(),

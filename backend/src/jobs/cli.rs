@@ -10,9 +10,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tokio::sync::watch;
 
+use super::engine::{redact, sqlite_url};
 use super::model::{Capability, Filter, Job, Status};
-use super::store::{JobStore, redact, sqlite_url};
+use super::store::JobStore;
 use super::worker::{self, Handlers, WorkerOptions};
+use crate::artifacts::ArtifactStore;
 
 /// Where the job database is.
 #[derive(Debug, Clone, Args)]
@@ -59,6 +61,9 @@ pub enum JobsCommand {
         /// The shards of this job instead of the top-level jobs
         #[arg(long, value_name = "ID")]
         shards_of: Option<String>,
+        /// Only jobs of this kind (e.g. mask.train, ensemble.analysis)
+        #[arg(long)]
+        kind: Option<String>,
         /// At most this many
         #[arg(long, default_value_t = 50)]
         limit: u32,
@@ -111,6 +116,34 @@ pub struct WorkerArgs {
     /// Milliseconds between looks for new jobs while idle
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub poll_ms: u64,
+    #[command(flatten)]
+    pub artifacts: ArtifactsArgs,
+    /// Where burn trains this worker's jobs: cpu, or wgpu (a GPU through Vulkan, Metal or DX12)
+    #[arg(long, value_name = "cpu|wgpu", default_value_t = fuselab_ml::Compute::Cpu)]
+    pub device: fuselab_ml::Compute,
+}
+
+/// `--artifacts`: where jobs keep what they pass on (photos and keys in transit, checkpoints).
+#[derive(Debug, Clone, Args)]
+pub struct ArtifactsArgs {
+    /// Where the jobs' artifacts are: a folder every worker sees (`/srv/fuselab/artifacts`,
+    /// `file:///…`) or `s3://bucket/prefix` (builds with the `s3` feature); default: the data
+    /// directory's artifacts/
+    #[arg(long, value_name = "URL", env = "FUSELAB_ARTIFACTS")]
+    pub artifacts: Option<String>,
+}
+
+impl ArtifactsArgs {
+    /// Opens the artifact store.
+    ///
+    /// # Errors
+    /// An unusable location.
+    pub fn open(&self, data_dir: &Path) -> anyhow::Result<ArtifactStore> {
+        Ok(match &self.artifacts {
+            Some(url) => ArtifactStore::open(url)?,
+            None => ArtifactStore::local(&data_dir.join("artifacts"))?,
+        })
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -128,6 +161,7 @@ pub fn run_jobs(command: &JobsCommand, data_dir: &Path) -> anyhow::Result<()> {
                 database,
                 status,
                 shards_of,
+                kind,
                 limit,
                 json,
             } => {
@@ -137,6 +171,7 @@ pub fn run_jobs(command: &JobsCommand, data_dir: &Path) -> anyhow::Result<()> {
                         owner: None,
                         status: *status,
                         parent: shards_of.clone(),
+                        kind: kind.clone(),
                         limit: *limit,
                     })
                     .await?;

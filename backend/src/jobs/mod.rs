@@ -6,15 +6,19 @@
 //! whose worker dies is re-queued from its checkpoint while attempts remain. Cancel and delete
 //! work from any process. Design and the engines compared: `docs/jobs-engine-research.md`.
 
+mod admin;
 mod cli;
+mod engine;
 mod model;
 mod schema;
 mod store;
 mod worker;
 
 pub use cli::{
-    DatabaseArgs, JobsCommand, WorkerArgs, database_url, open_store, run_jobs, run_worker,
+    ArtifactsArgs, DatabaseArgs, JobsCommand, WorkerArgs, database_url, open_store, run_jobs,
+    run_worker,
 };
+pub use engine::{Engine, StoreError, redact, sqlite_url};
 pub use model::{Attempt, Capability, Event, Filter, Job, Lease, NewJob, Outcome, Status};
-pub use store::{Engine, JobStore, StoreError, redact, sqlite_url};
+pub use store::JobStore;
 pub use worker::{Handler, Handlers, InProcessWorker, JobContext, WorkerOptions, run};

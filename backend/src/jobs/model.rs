@@ -253,6 +253,8 @@ pub struct Filter {
     pub owner: Option<i64>,
     /// Only in this status.
     pub status: Option<Status>,
+    /// Only of this kind.
+    pub kind: Option<String>,
     /// Only shards of this job (else only top-level jobs).
     pub parent: Option<String>,
     /// At most this many (capped at 1,000).

@@ -4,7 +4,7 @@
 
 use sqlx::{AnyPool, Row as _};
 
-use super::store::{Engine, StoreError};
+use super::engine::{Engine, StoreError};
 
 /// The component's name in `fuselab_schema`.
 const COMPONENT: &str = "jobs";

@@ -1,164 +1,21 @@
 //! The job store: every state change of a job is one transaction on SQLite or Postgres, with
 //! one SQL text for both (sqlx's `any` driver; `$1` parameters, which SQLite also reads) except
 //! where the engines differ (the clock, `SKIP LOCKED`, `NOTIFY`). Times come from the
-//! database's clock, so workers on machines whose clocks disagree still agree on leases.
+//! database's clock, so workers on machines whose clocks disagree still agree on leases. The
+//! claim side lives here (queueing, claiming, renewing, progress, finishing, reaping); the
+//! administrator's side in `admin`, the engines and errors in `engine`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row as _};
-use thiserror::Error;
 
-use super::model::{Attempt, Capability, Event, Filter, Job, Lease, NewJob, Outcome, Status};
+use super::engine::{Engine, StoreError, create_private};
+use super::model::{Capability, Job, Lease, NewJob, Outcome, Status};
 use super::schema;
 
-/// The database engine behind a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// A file (or memory): the default, one machine.
-    Sqlite,
-    /// A server: shared by workers on several machines.
-    Postgres,
-}
-
-impl Engine {
-    /// The engine a database URL names.
-    ///
-    /// # Errors
-    /// [`StoreError::Url`] for any other scheme.
-    pub fn of_url(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres)
-        } else {
-            Err(StoreError::Url {
-                url: redact(url),
-                expected: "sqlite://PATH or postgres://USER@HOST/DATABASE",
-            })
-        }
-    }
-
-    /// The current time in Unix milliseconds, as an SQL expression.
-    fn now(self) -> &'static str {
-        match self {
-            Self::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-            Self::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-        }
-    }
-}
-
-/// Why a store operation failed.
-#[derive(Debug, Error)]
-pub enum StoreError {
-    /// The database refused or could not be reached.
-    #[error("the job database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The URL names no supported database.
-    #[error("`{url}` is not a job database URL: expected {expected}")]
-    Url {
-        /// The URL, its password hidden.
-        url: String,
-        /// The forms accepted.
-        expected: &'static str,
-    },
-    /// The database's job tables were made by a newer fuselab.
-    #[error(
-        "the job tables have schema version {found}; this fuselab knows versions up to {known}"
-    )]
-    TooNew {
-        /// Their version.
-        found: i64,
-        /// The newest this build knows.
-        known: usize,
-    },
-    /// A stored value is not what this build writes.
-    #[error("job {job}: column `{column}` holds {found:?}: {expected}")]
-    Corrupt {
-        /// The job.
-        job: String,
-        /// The column.
-        column: &'static str,
-        /// What it holds.
-        found: String,
-        /// What was expected.
-        expected: String,
-    },
-    /// No job has this id (or it is not the caller's).
-    #[error("no job `{id}`")]
-    NotFound {
-        /// The id asked for.
-        id: String,
-    },
-    /// The operation does not apply to the job's status.
-    #[error("job `{id}` is {status}: {action} applies to {applies_to} jobs")]
-    Status {
-        /// The job.
-        id: String,
-        /// Its status.
-        status: Status,
-        /// What was asked.
-        action: &'static str,
-        /// The statuses it applies to.
-        applies_to: &'static str,
-    },
-    /// This worker's claim on the job has ended (expired and reaped, or the job was deleted):
-    /// whatever it computed since is dropped.
-    #[error("job `{id}`: this worker's lease is lost")]
-    LeaseLost {
-        /// The job.
-        id: String,
-    },
-    /// The file of a SQLite database could not be created.
-    #[error("creating the job database {path}: {source}")]
-    File {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// No randomness for an id or a token.
-    #[error("no randomness for a job id: {0}")]
-    Random(#[from] getrandom::Error),
-}
-
-/// Hides the password of a database URL in messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user_info = &url[scheme + 3..at];
-            match user_info.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &user_info[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// The `sqlite://` URL of a file, with the characters the URL parser would read percent-encoded.
-pub fn sqlite_url(path: &Path) -> String {
-    let mut url = String::from("sqlite://");
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => url.push_str("%25"),
-            '?' => url.push_str("%3F"),
-            '#' => url.push_str("%23"),
-            c => url.push(c),
-        }
-    }
-    url.push_str("?mode=rwc");
-    url
-}
-
 /// Every column of `job_runs` that [`Job`] holds, in the order [`job_of`] reads them.
-const JOB_COLUMNS: &str = "id, owner_id, kind, config, capability, status, priority, attempts, \
+pub(super) const JOB_COLUMNS: &str = "id, owner_id, kind, config, capability, status, priority, attempts, \
      max_attempts, worker_id, cancel_requested, error, progress, checkpoint, result, parent_id, \
      pending_children, created_at, started_at, finished_at, updated_at";
 
@@ -169,11 +26,11 @@ const POOL_SIZE: u32 = 4;
 /// The job database.
 #[derive(Debug, Clone)]
 pub struct JobStore {
-    pool: AnyPool,
-    engine: Engine,
+    pub(super) pool: AnyPool,
+    pub(super) engine: Engine,
 }
 
-fn json_column(
+pub(super) fn json_column(
     job: &str,
     column: &'static str,
     text: Option<String>,
@@ -189,7 +46,7 @@ fn json_column(
     .transpose()
 }
 
-fn parsed<T: core::str::FromStr<Err = String>>(
+pub(super) fn parsed<T: core::str::FromStr<Err = String>>(
     job: &str,
     column: &'static str,
     text: String,
@@ -203,7 +60,7 @@ fn parsed<T: core::str::FromStr<Err = String>>(
 }
 
 /// A [`Job`] from a row of [`JOB_COLUMNS`].
-fn job_of(row: &AnyRow) -> Result<Job, StoreError> {
+pub(super) fn job_of(row: &AnyRow) -> Result<Job, StoreError> {
     let id: String = row.try_get(0)?;
     Ok(Job {
         owner: row.try_get(1)?,
@@ -257,7 +114,7 @@ fn backoff_millis(attempt: i64) -> i64 {
     1000 * (1_i64 << attempt.clamp(1, 8)).min(300)
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(super) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// How an attempt's outcome changes its job.
 struct Ending<'a> {
@@ -341,13 +198,13 @@ impl JobStore {
     }
 
     /// `text` with `NOW` replaced by the engine's clock.
-    fn sql(&self, text: &str) -> AssertSqlSafe<String> {
+    pub(super) fn sql(&self, text: &str) -> AssertSqlSafe<String> {
         AssertSqlSafe(text.replace("NOW", self.engine.now()))
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so a
     /// transaction that reads before writing waits for the lock instead of failing to upgrade.
-    async fn write(&self) -> Result<Tx, StoreError> {
+    pub(super) async fn write(&self) -> Result<Tx, StoreError> {
         Ok(match self.engine {
             Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Engine::Postgres => self.pool.begin().await?,
@@ -355,7 +212,7 @@ impl JobStore {
     }
 
     /// Appends an event to a job's history inside `tx`; returns its sequence number.
-    async fn event(
+    pub(super) async fn event(
         &self,
         tx: &mut Tx,
         job: &str,
@@ -836,7 +693,11 @@ impl JobStore {
     }
 
     /// Cancels the queued shards of `parent` and asks its running ones to stop.
-    async fn cancel_children(&self, tx: &mut Tx, parent: &str) -> Result<(), StoreError> {
+    pub(super) async fn cancel_children(
+        &self,
+        tx: &mut Tx,
+        parent: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(self.sql(
             "UPDATE job_runs SET cancel_requested = 1,
                  status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
@@ -935,276 +796,6 @@ impl JobStore {
         Ok(reaped)
     }
 
-    /// Asks a job (and its shards) to stop: a queued one is cancelled at once, a running one
-    /// stops at its worker's next lease renewal. Returns the status after the request.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`], [`StoreError::Status`] for a job that has ended.
-    pub async fn cancel(&self, id: &str, owner: Option<i64>) -> Result<Status, StoreError> {
-        let mut tx = self.write().await?;
-        let status = self.status_of(&mut tx, id, owner).await?;
-        if status.is_terminal() {
-            return Err(StoreError::Status {
-                id: id.to_owned(),
-                status,
-                action: "cancel",
-                applies_to: "queued or running",
-            });
-        }
-        // Decided in the statement, not from the read above: a worker may claim the job
-        // in between (on Postgres), and then it must stay running until it lets go.
-        let after: String = sqlx::query(self.sql(
-            "UPDATE job_runs SET cancel_requested = 1,
-                 status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-                 finished_at = CASE WHEN status = 'queued' THEN NOW ELSE finished_at END,
-                 pending_children = 0, updated_at = NOW
-             WHERE id = $1 AND status IN ('queued', 'running')
-             RETURNING status",
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?
-        .ok_or_else(|| StoreError::NotFound { id: id.to_owned() })?;
-        let after: Status = parsed(id, "status", after)?;
-        let kind = if after == Status::Cancelled {
-            "cancelled"
-        } else {
-            "cancel_requested"
-        };
-        self.event(&mut tx, id, kind, &serde_json::json!({}))
-            .await?;
-        self.cancel_children(&mut tx, id).await?;
-        if self.engine == Engine::Postgres {
-            sqlx::query("SELECT pg_notify('fuselab_job_cancel', $1)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(after)
-    }
-
-    /// Deletes a job, its shards, events and attempts. A running one is cancelled first and
-    /// deleted when its worker lets go. Returns whether it is gone already.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`]; database errors.
-    pub async fn delete(&self, id: &str, owner: Option<i64>) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let status = self.status_of(&mut tx, id, owner).await?;
-        let running = status == Status::Running
-            || sqlx::query("SELECT 1 FROM job_runs WHERE parent_id = $1 AND status = 'running'")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-        if running {
-            sqlx::query(self.sql(
-                "UPDATE job_runs SET cancel_requested = 1, delete_requested = 1,
-                     status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-                     finished_at = CASE WHEN status = 'queued' THEN NOW ELSE finished_at END,
-                     pending_children = 0, updated_at = NOW
-                 WHERE id = $1 OR parent_id = $1",
-            ))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM job_runs WHERE parent_id = $1 AND status <> 'running'")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            self.event(&mut tx, id, "delete_requested", &serde_json::json!({}))
-                .await?;
-        } else {
-            sqlx::query("DELETE FROM job_runs WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if self.engine == Engine::Postgres {
-            sqlx::query("SELECT pg_notify('fuselab_job_cancel', $1)")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(!running)
-    }
-
-    /// Queues an ended (failed, cancelled or interrupted) job again with one more attempt; it
-    /// resumes from its checkpoint.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`], [`StoreError::Status`] for a live or done job.
-    pub async fn retry(&self, id: &str, owner: Option<i64>) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        let status = self.status_of(&mut tx, id, owner).await?;
-        if !matches!(
-            status,
-            Status::Failed | Status::Cancelled | Status::Interrupted
-        ) {
-            return Err(StoreError::Status {
-                id: id.to_owned(),
-                status,
-                action: "retry",
-                applies_to: "failed, cancelled or interrupted",
-            });
-        }
-        sqlx::query(self.sql(
-            "UPDATE job_runs SET status = 'queued', cancel_requested = 0, max_attempts = attempts + 1,
-                 run_after = NOW, finished_at = NULL, updated_at = NOW
-             WHERE id = $1",
-        ))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        self.event(
-            &mut tx,
-            id,
-            "retry",
-            &serde_json::json!({ "by": "request" }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// A job's status, if it exists and (with `owner`) belongs to that user.
-    async fn status_of(
-        &self,
-        tx: &mut Tx,
-        id: &str,
-        owner: Option<i64>,
-    ) -> Result<Status, StoreError> {
-        let row = sqlx::query("SELECT status, owner_id FROM job_runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let not_found = || StoreError::NotFound { id: id.to_owned() };
-        let row = row.ok_or_else(not_found)?;
-        if owner.is_some() && row.try_get::<Option<i64>, _>(1)? != owner {
-            return Err(not_found());
-        }
-        parsed(id, "status", row.try_get(0)?)
-    }
-
-    /// One job (with `owner`, only if it is that user's).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`]; database errors.
-    pub async fn get(&self, id: &str, owner: Option<i64>) -> Result<Job, StoreError> {
-        let row =
-            sqlx::query(self.sql(&format!("SELECT {JOB_COLUMNS} FROM job_runs WHERE id = $1")))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let job = row.as_ref().map(job_of).transpose()?;
-        match job {
-            Some(job) if owner.is_none() || job.owner == owner => Ok(job),
-            _ => Err(StoreError::NotFound { id: id.to_owned() }),
-        }
-    }
-
-    /// Jobs matching `filter`, newest first.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn list(&self, filter: &Filter) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(self.sql(&format!(
-            "SELECT {JOB_COLUMNS} FROM job_runs
-             WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR status = $2)
-               AND (($3 IS NULL AND parent_id IS NULL) OR parent_id = $3)
-             ORDER BY created_at DESC, id LIMIT $4"
-        )))
-        .bind(filter.owner)
-        .bind(filter.status.map(Status::as_str))
-        .bind(filter.parent.as_deref())
-        .bind(i64::from(filter.limit.clamp(1, 1000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(job_of).collect()
-    }
-
-    /// A job's events after `after` (0: from the start), at most `limit`.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn events(&self, id: &str, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(id)
-        .bind(after)
-        .bind(i64::from(limit.clamp(1, 10_000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Event {
-                    seq: row.try_get(0)?,
-                    at: row.try_get(1)?,
-                    kind: row.try_get(2)?,
-                    data: json_column(id, "data", Some(row.try_get(3)?))?.unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
-    /// A job's attempts, oldest first.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT attempt, worker_id, started_at, ended_at, outcome, error FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Attempt {
-                    attempt: row.try_get(0)?,
-                    worker: row.try_get(1)?,
-                    started_at: row.try_get(2)?,
-                    ended_at: row.try_get(3)?,
-                    outcome: row.try_get(4)?,
-                    error: row.try_get(5)?,
-                })
-            })
-            .collect()
-    }
-
-    /// The results of a job's shards, in rank order (for the merge); fails unless all are done.
-    ///
-    /// # Errors
-    /// [`StoreError::Status`] naming a shard that is not done; database errors.
-    pub async fn shard_results(&self, parent: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, status, result FROM job_runs WHERE parent_id = $1 ORDER BY range_start, id",
-        )
-        .bind(parent)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get(0)?;
-                let status: Status = parsed(&id, "status", row.try_get(1)?)?;
-                match json_column(&id, "result", row.try_get(2)?)? {
-                    Some(result) if status == Status::Done => Ok(result),
-                    _ => Err(StoreError::Status {
-                        id,
-                        status,
-                        action: "merging",
-                        applies_to: "done",
-                    }),
-                }
-            })
-            .collect()
-    }
-
     /// Closes the pool's connections.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -1219,53 +810,4 @@ fn lost(lease: &Lease) -> StoreError {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Creates the SQLite file of `url` readable by its owner only, before SQLite opens it: the
-/// jobs' configurations and results are users' data.
-fn create_private(url: &str) -> Result<(), StoreError> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
-    }
-    let path = percent_decode(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(&path)
-        .map(drop)
-        .map_err(|source| StoreError::File {
-            path: path.clone(),
-            source,
-        })
-}
-
-/// Undoes [`sqlite_url`]'s escapes (and any other `%XX`).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

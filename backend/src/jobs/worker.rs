@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::engine::StoreError;
 use super::model::{Capability, Job, Lease, NewJob, Outcome};
-use super::store::{JobStore, StoreError};
+use super::store::JobStore;
 
 /// What runs one kind of job.
 pub trait Handler: Send + Sync {
@@ -98,6 +99,18 @@ impl JobContext {
         self.runtime
             .block_on(self.store.progress(&self.lease, progress))?;
         Ok(true)
+    }
+
+    /// Records progress now, whatever the throttle: a milestone (an epoch's end) that a
+    /// follower must see.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`]; database errors.
+    pub fn progress_now(&mut self, progress: &serde_json::Value) -> Result<(), StoreError> {
+        self.last_progress = Some(Instant::now());
+        self.runtime
+            .block_on(self.store.progress(&self.lease, progress))
+            .map(|_| ())
     }
 
     /// Saves where a later attempt resumes.

@@ -51,8 +51,9 @@ pub struct ServerConfig {
     /// The data directory whose `models/` `fuselab models fetch` filled; the browser loads the
     /// face models from it. Without it the model endpoints answer 404.
     pub data_dir: Option<PathBuf>,
-    /// Mask jobs in progress or waiting to be downloaded (in memory only).
-    pub masks: Arc<masks::MaskJobs>,
+    /// The job queue long work goes to (mask jobs), with the jobs' artifacts; without it the
+    /// mask endpoints answer 503.
+    pub jobs: Option<JobQueue>,
     /// Harmful fine-tuning runs (`/api/align/runs`), kept under the data directory; see
     /// [`AlignRuns::open`].
     pub align: Arc<AlignRuns>,
@@ -94,7 +95,7 @@ impl Default for ServerConfig {
             reports: None,
             demo_pool: None,
             data_dir: None,
-            masks: Arc::new(masks::MaskJobs::new()),
+            jobs: None,
             align: Arc::new(AlignRuns::disabled()),
             training: Arc::new(Semaphore::new(1)),
             auth: AuthMode::Off,
@@ -109,6 +110,16 @@ impl Default for ServerConfig {
 }
 
 type AppState = Arc<ServerConfig>;
+
+/// The job queue the server hands long work to, and the artifact store its jobs share with the
+/// workers.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    /// The jobs.
+    pub store: crate::jobs::JobStore,
+    /// Their photos, keys and checkpoints.
+    pub artifacts: crate::artifacts::ArtifactStore,
+}
 
 /// The whole application: API routes, the embedded app, the host, origin and security-header
 /// guard, body limits and request tracing.
