@@ -4,17 +4,19 @@
 //! single-process sweep; `fuselab jobs cancel|delete` from another process stop a running job.
 
 mod jobs_db;
+mod support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fuselab::ensemble::sharded::CHUNK;
 use fuselab::jobs::{Filter, Job, JobStore, Status, StoreError};
 use fuselab_shared::rng::SplitMix64;
 use jobs_db::{BOTH, TestDb, fresh};
 use serde_json::{Value, json};
+use support::wait_for;
 
 /// A pool of `models` classifiers with correlated errors, as JSON.
 fn write_pool(folder: &Path, models: usize, samples: usize) -> PathBuf {
@@ -115,20 +117,6 @@ fn start_worker(db: &TestDb) -> Worker {
         .expect("the worker announces its name")
         .to_owned();
     Worker { child, name }
-}
-
-async fn wait_for<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn shards(store: &JobStore, parent: &str) -> Vec<Job> {

@@ -2,6 +2,8 @@
 //! determinism, resuming, the DSSIM hinge), and the CLI's key, apply, remove and verify on the
 //! test photos. Needs the files `fuselab models fetch` caches under `$FUSELAB_DATA_DIR`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use fuselab::{
@@ -456,32 +458,6 @@ fn cli_refuses_photos_without_a_face_and_names_them() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A multipart body of `photo` files and text fields.
-fn multipart(photos: &[(&str, Vec<u8>)], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
-    let boundary = "fuselab-test-boundary";
-    let mut body = Vec::new();
-    for (name, bytes) in photos {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 fn named(list: &[(String, Vec<u8>)]) -> Vec<(&str, Vec<u8>)> {
     list.iter().map(|(n, b)| (n.as_str(), b.clone())).collect()
 }
@@ -561,7 +537,7 @@ impl Server {
         photos: &[(&str, Vec<u8>)],
         fields: &[(&str, &str)],
     ) -> (axum::http::StatusCode, String) {
-        let (kind, body) = multipart(photos, fields);
+        let (kind, body) = support::multipart(photos, fields);
         let request = axum::http::Request::post("/api/masks")
             .header(axum::http::header::CONTENT_TYPE, kind)
             .body(axum::body::Body::from(body))
@@ -656,23 +632,9 @@ async fn a_server_job_streams_progress_hands_the_key_over_once_and_leaves_nothin
         .await
         .unwrap();
     assert!(jobs.is_empty(), "{jobs:?}");
-    let left: Vec<PathBuf> = walk(&server.data.join("artifacts"));
+    let left: Vec<PathBuf> = support::walk(&server.data.join("artifacts"));
     assert!(left.is_empty(), "{left:?}");
     server.stop().await;
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

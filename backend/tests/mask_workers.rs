@@ -5,16 +5,18 @@
 //! resumes from the sealed checkpoint and hands over the same key as an uninterrupted twin.
 
 mod jobs_db;
+mod support;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fuselab::jobs::{Job, JobStore, Status};
 use jobs_db::{BOTH, fresh};
 use serde_json::Value;
+use support::{multipart, wait_for, walk};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(std::env::var_os("FUSELAB_DATA_DIR").expect(
@@ -84,53 +86,25 @@ fn http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u1
 
 /// Queues a mask job of the three Obama photos; returns its id.
 fn post_job(addr: &str, fields: &[(&str, &str)]) -> String {
-    let boundary = "fuselab-test-boundary";
-    let mut body = Vec::new();
-    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
-        let bytes = std::fs::read(models_dir().join("photos").join(name)).unwrap();
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let photos: Vec<(&str, Vec<u8>)> = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(models_dir().join("photos").join(name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+    let (content_type, body) = multipart(&photos, fields);
     let (status, answer) = http(
         addr,
         "POST",
         "/api/masks",
-        &format!("Content-Type: multipart/form-data; boundary={boundary}\r\n"),
+        &format!("Content-Type: {content_type}\r\n"),
         &body,
     );
     let answer = String::from_utf8_lossy(&answer).into_owned();
     assert_eq!(status, 202, "{answer}");
     let created: Value = serde_json::from_str(&answer).unwrap();
     created["id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_for<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn done(store: &JobStore, id: &str) -> Job {
@@ -262,18 +236,4 @@ async fn a_server_and_two_workers_share_mask_jobs_and_one_survives_a_sigkill() {
         assert!(left.is_empty(), "{which:?}: {left:?}");
         store.close().await;
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
