@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fuselab::align::attack::{BenchmarkReport, CellResult, Defence};
+use fuselab::align::results::{BenchmarkReport, CellResult, Defence};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
 
@@ -296,7 +296,7 @@ fn every_attack_example_configuration_parses() {
 
 #[test]
 fn replicates_are_summarised_by_mean_and_standard_deviation() {
-    use fuselab::align::attack::{Measured, summarise};
+    use fuselab::align::{attack::summarise, results::Measured};
     let row = |seed: u64, defence: Defence, p: Option<f64>, hs: f64, fa: f64| CellResult {
         seed,
         defence,

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fuselab::align::h3fusion::{H3FusionConfig, H3FusionReport, run};
+use fuselab::align::h3fusion::{H3FusionConfig, run};
 use fuselab::align::read_config;
+use fuselab::align::results::H3FusionReport;
 use fuselab_shared::align::{SYNTHETIC_LABEL, Task};
 
 fn repo() -> PathBuf {

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use fuselab_ml::llm::h3fusion::{Evaluation, Quirks, assemble, evaluate, gate_labels};
+use fuselab_ml::llm::h3fusion::{Quirks, assemble, evaluate, gate_labels};
 use fuselab_ml::llm::lora;
 use fuselab_ml::llm::range::{self, RangeError};
 use fuselab_ml::llm::train::{Objective, Trainer, frozen_drift, lora_and_routers, lora_only};
 use fuselab_shared::align::{Example, PromptFormat, SYNTHETIC_LABEL, Task};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::results::{H3FusionReport, ModelResult};
 use super::run::{
     Base, TinyCorpus, base_model, encode_all, generate_options, load_model_tensors, lora_stage,
     model_tensors, resolve_data, train_stage, write_atomic,
@@ -118,38 +119,6 @@ impl FusionConfig {
             0.0..=range::MAX_WEIGHT,
         )
     }
-}
-
-/// One evaluated model in the report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelResult {
-    /// `base`, `expert:helpful`, …, `fused`.
-    pub name: String,
-    /// Its evaluation.
-    pub evaluation: Evaluation,
-}
-
-/// What the run writes to `report.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct H3FusionReport {
-    /// `fuselab.h3fusion.report/v1`.
-    pub format: String,
-    /// The base model.
-    pub base: String,
-    /// Whether the data are fuselab's synthetic stand-ins, and the label to show.
-    pub data: String,
-    /// Training examples per task.
-    pub train_examples: [usize; 3],
-    /// Test prompts per task.
-    pub test_prompts: [usize; 3],
-    /// The quirk switches in force.
-    pub quirks: Quirks,
-    /// Every model's scores and samples.
-    pub models: Vec<ModelResult>,
-    /// Padded tokens per second of each training stage run now.
-    pub throughput: Vec<(String, f64)>,
-    /// Seconds the whole command took.
-    pub seconds: f64,
 }
 
 /// Runs `fuselab align h3fusion`.

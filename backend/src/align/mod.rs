@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod h3fusion;
 pub mod report;
+pub mod results;
 pub mod run;
 
 use std::path::{Path, PathBuf};

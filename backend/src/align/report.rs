@@ -1,12 +1,15 @@
-//! The H3Fusion run's HTML report: scores of every model, the routing heat-maps (layer ×
-//! expert, per task) as inline SVG, and sample generations. Self-contained: no scripts, no
-//! external files.
+//! The runs' reports, written from the result types: H3Fusion's HTML (scores of every model,
+//! the routing heat-maps (layer × expert, per task) as inline SVG, sample generations) and the
+//! attack grid's `results.json`, CSV, Markdown, SVG charts and HTML. Self-contained: no
+//! scripts, no external files.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use fuselab_shared::align::Task;
+use fuselab_shared::align::{SYNTHETIC_LABEL, Task};
 
-use super::h3fusion::H3FusionReport;
+use super::results::{BenchmarkReport, H3FusionReport, SummaryRow};
+use super::run::write_atomic;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -249,7 +252,7 @@ pub fn line_chart_svg(title: &str, series: &[Series]) -> String {
 /// The benchmark's page: the table, both charts and sample answers.
 #[must_use]
 pub fn attack_html(
-    report: &super::attack::BenchmarkReport,
+    report: &BenchmarkReport,
     table_markdown: &str,
     hs_svg: &str,
     fa_svg: &str,
@@ -324,4 +327,135 @@ pub fn attack_html(
         escape(table_markdown)
     );
     page
+}
+
+/// Writes `results.json`, `results.csv`, `results.md`, `hs.svg`, `fa.svg` and `report.html`.
+///
+/// # Errors
+/// A file that cannot be written.
+pub fn write_benchmark(out: &Path, report: &BenchmarkReport) -> anyhow::Result<()> {
+    write_atomic(
+        &out.join("results.json"),
+        &serde_json::to_vec_pretty(report)?,
+    )?;
+    let header = [
+        "seed",
+        "defence",
+        "p",
+        "n",
+        "hs",
+        "hs_plus",
+        "fa",
+        "harmful_prompts",
+        "benign_prompts",
+    ]
+    .map(str::to_owned);
+    let rows = report.results.iter().map(|r| {
+        [
+            r.seed.to_string(),
+            r.defence.name().to_owned(),
+            r.p.map_or(String::new(), |p| p.to_string()),
+            r.n.map_or(String::new(), |n| n.to_string()),
+            format!("{:.2}", r.measured.hs),
+            format!("{:.2}", r.measured.hs_plus),
+            format!("{:.2}", r.measured.fa),
+            r.measured.harmful_prompts.to_string(),
+            r.measured.benign_prompts.to_string(),
+        ]
+    });
+    let csv = fuselab_shared::table::write(std::iter::once(header).chain(rows));
+    write_atomic(&out.join("results.csv"), csv.as_bytes())?;
+    write_atomic(&out.join("results.md"), markdown(report).as_bytes())?;
+    let hs = super::report::line_chart_svg(
+        "Harmful score (HS, %) after the attack",
+        &series(report, |m| m.hs),
+    );
+    let fa = super::report::line_chart_svg(
+        "Fine-tune accuracy (FA, %) after the attack",
+        &series(report, |m| m.fa),
+    );
+    write_atomic(&out.join("hs.svg"), hs.as_bytes())?;
+    write_atomic(&out.join("fa.svg"), fa.as_bytes())?;
+    write_atomic(
+        &out.join("report.html"),
+        super::report::attack_html(report, &markdown(report), &hs, &fa).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The results as a Markdown table.
+#[must_use]
+pub fn markdown(report: &BenchmarkReport) -> String {
+    let mut text = String::new();
+    if report.synthetic {
+        let _ = writeln!(text, "> {SYNTHETIC_LABEL}\n");
+    }
+    let _ = writeln!(
+        text,
+        "Benign task: {}; judge: {}; base: {}\n",
+        report.task, report.judge, report.base
+    );
+    let seeds = report.summary.iter().map(|r| r.seeds).max().unwrap_or(1);
+    if seeds > 1 {
+        let _ = writeln!(text, "Mean ± standard deviation over {seeds} seeds:\n");
+        text.push_str("| defence | p | n | HS % | HS+ % | FA % |\n|---|---|---|---|---|---|\n");
+        for r in &report.summary {
+            let _ = writeln!(
+                text,
+                "| {} | {} | {} | {:.1} ± {:.1} | {:.1} | {:.1} ± {:.1} |",
+                r.defence.name(),
+                r.p.map_or("aligned".to_owned(), |p| p.to_string()),
+                r.n.map_or("–".to_owned(), |n| n.to_string()),
+                r.hs,
+                r.hs_std,
+                r.hs_plus,
+                r.fa,
+                r.fa_std
+            );
+        }
+        text.push_str("\nEach seed:\n\n");
+    }
+    text.push_str(
+        "| seed | defence | p | n | HS % | HS+ % | FA % |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in &report.results {
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            r.seed,
+            r.defence.name(),
+            r.p.map_or("aligned".to_owned(), |p| p.to_string()),
+            r.n.map_or("–".to_owned(), |n| n.to_string()),
+            r.measured.hs,
+            r.measured.hs_plus,
+            r.measured.fa
+        );
+    }
+    text
+}
+
+/// One line per (defence, n): the metric's mean over seeds against p.
+fn series(
+    report: &BenchmarkReport,
+    metric: impl Fn(&SummaryRow) -> f64,
+) -> Vec<super::report::Series> {
+    let mut out: Vec<super::report::Series> = Vec::new();
+    for r in &report.summary {
+        let (Some(p), Some(n)) = (r.p, r.n) else {
+            continue;
+        };
+        let label = format!("{} (n {n})", r.defence.name());
+        let point = (p, metric(r));
+        match out.iter_mut().find(|s| s.label == label) {
+            Some(s) => s.points.push(point),
+            None => out.push(super::report::Series {
+                label,
+                points: vec![point],
+            }),
+        }
+    }
+    for s in &mut out {
+        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
 }

@@ -785,7 +785,7 @@ fn execute(dir: &FsPath, data_dir: &FsPath) -> Result<(), Failure> {
     .map_err(Failure::Run)?;
     if action != attack::Action::Benchmark {
         // The same files as the benchmark's, for the rows this action measured.
-        attack::write_benchmark(&out, &report).map_err(Failure::Run)?;
+        crate::align::report::write_benchmark(&out, &report).map_err(Failure::Run)?;
     }
     Ok(())
 }
