@@ -178,7 +178,7 @@ pub fn run_jobs(command: &JobsCommand, data_dir: &Path) -> anyhow::Result<()> {
                 let mut out = String::new();
                 if *json {
                     for job in &jobs {
-                        let _ = writeln!(out, "{}", serde_json::to_string(job)?);
+                        let _ = writeln!(out, "{}", serde_json::to_string(&job.clone().shown())?);
                     }
                 } else {
                     let _ = writeln!(
@@ -202,7 +202,7 @@ pub fn run_jobs(command: &JobsCommand, data_dir: &Path) -> anyhow::Result<()> {
             }
             JobsCommand::Show { database, id } => {
                 let store = open_store(database, data_dir).await?;
-                let job = store.get(id, None).await?;
+                let job = store.get(id, None).await?.shown();
                 let attempts = store.attempts(id).await?;
                 let events = store.events(id, 0, 10_000).await?;
                 let shown = serde_json::json!({

@@ -19,6 +19,8 @@ pub use cli::{
     run_worker,
 };
 pub use engine::{Engine, StoreError, redact, sqlite_url};
-pub use model::{Attempt, Capability, Event, Filter, Job, Lease, NewJob, Outcome, Status};
+pub use model::{
+    Attempt, Capability, Event, Filter, Job, Lease, NewJob, Outcome, SECRET_FIELD, Status,
+};
 pub use store::JobStore;
 pub use worker::{Handler, Handlers, InProcessWorker, JobContext, WorkerOptions, run};

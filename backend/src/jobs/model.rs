@@ -185,6 +185,21 @@ pub struct Job {
     pub updated_at: i64,
 }
 
+/// The configuration field where a job keeps the key of its sealed artifacts (a mask job's
+/// photos and key); `fuselab jobs` never prints it.
+pub const SECRET_FIELD: &str = "seal";
+
+impl Job {
+    /// The job as shown to people: its configuration's [`SECRET_FIELD`] masked.
+    #[must_use]
+    pub fn shown(mut self) -> Self {
+        if let Some(secret) = self.config.get_mut(SECRET_FIELD) {
+            *secret = serde_json::Value::from("<secret>");
+        }
+        self
+    }
+}
+
 /// One line of a job's history: lifecycle changes and the handler's progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -259,4 +274,44 @@ pub struct Filter {
     pub parent: Option<String>,
     /// At most this many (capped at 1,000).
     pub limit: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_job_masks_its_seal_key_and_keeps_the_rest() {
+        let job = Job {
+            id: "0".repeat(32),
+            owner: Some(1),
+            kind: "mask.train".to_owned(),
+            config: serde_json::json!({ "seal": "ab".repeat(32), "photos": ["me.jpg"] }),
+            capability: Capability::Cpu,
+            status: Status::Queued,
+            priority: 0,
+            attempts: 0,
+            max_attempts: 3,
+            worker: None,
+            cancel_requested: false,
+            error: None,
+            progress: None,
+            checkpoint: None,
+            result: None,
+            parent: None,
+            pending_children: 0,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            updated_at: 0,
+        };
+        let shown = job.clone().shown();
+        assert_eq!(shown.config["seal"], "<secret>");
+        assert_eq!(shown.config["photos"], job.config["photos"]);
+        let plain = Job {
+            config: serde_json::json!({ "pool": "p.json" }),
+            ..job
+        };
+        assert_eq!(plain.clone().shown(), plain);
+    }
 }

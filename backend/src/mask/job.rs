@@ -54,7 +54,8 @@ pub struct MaskJobConfig {
     pub encrypted: bool,
     /// Whether the server keeps the key after its first download.
     pub keep: bool,
-    /// The seal key of its artifacts (hex).
+    /// The seal key of its artifacts (hex), under [`crate::jobs::SECRET_FIELD`] so that
+    /// `fuselab jobs` masks it.
     pub seal: String,
 }
 
@@ -391,4 +392,28 @@ fn internal(job: &str, what: &str, error: &dyn std::fmt::Display, retry: bool) -
 
 fn status_json(status: &MaskJobStatus) -> serde_json::Value {
     serde_json::to_value(status).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seal_key_sits_where_fuselab_jobs_masks_it() {
+        let config = MaskJobConfig {
+            options: TrainOptions {
+                config: fuselab_ml::mask::MaskConfig::default(),
+                models: vec!["dlib".to_owned()],
+            },
+            folder: "masks/00".to_owned(),
+            photos: vec!["me.jpg".to_owned()],
+            encrypted: false,
+            keep: false,
+            seal: "ab".repeat(32),
+        };
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json[crate::jobs::SECRET_FIELD], "ab".repeat(32));
+        assert_eq!(config.photo(0), "masks/00/in/photo-0");
+        assert_eq!(config.key(), "masks/00/out/key");
+    }
 }
