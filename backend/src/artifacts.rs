@@ -226,6 +226,23 @@ impl ArtifactStore {
         Ok(paths.len())
     }
 
+    /// Every object under `prefix`, with its size, in path order.
+    ///
+    /// # Errors
+    /// The storage's.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, ArtifactError> {
+        let prefix_path = ObjectPath::from(prefix);
+        let mut objects: Vec<(String, u64)> = self
+            .store
+            .list(Some(&prefix_path))
+            .map_ok(|meta| (meta.location.to_string(), meta.size))
+            .try_collect()
+            .await
+            .map_err(|source| storage(prefix, source))?;
+        objects.sort();
+        Ok(objects)
+    }
+
     /// The folders right under `prefix` with the time their newest object changed (Unix
     /// milliseconds), for sweeping what no job owns any more.
     ///
@@ -422,6 +439,13 @@ mod tests {
             .map(|(f, _)| f)
             .collect();
         assert_eq!(folders, ["masks/one", "masks/two"]);
+        assert_eq!(
+            store.list("masks/one").await.unwrap(),
+            [
+                ("masks/one/photo-0".to_owned(), 3),
+                ("masks/one/photo-1".to_owned(), 2)
+            ]
+        );
         assert_eq!(store.delete_all("masks/one").await.unwrap(), 2);
         assert_eq!(store.delete_all("masks/one").await.unwrap(), 0);
         assert!(store.get("masks/two/key", 9).await.is_ok());

@@ -405,7 +405,13 @@ fn job_handlers(
     training: Option<Arc<tokio::sync::Semaphore>>,
 ) -> jobs::Handlers {
     let mut handlers = ensemble::sharded::handlers();
-    handlers.extend(mask::job::handlers(data_dir, artifacts, compute, training));
+    handlers.extend(mask::job::handlers(
+        data_dir,
+        artifacts,
+        compute,
+        training.clone(),
+    ));
+    handlers.extend(align::job::handlers(data_dir, artifacts, training));
     handlers
 }
 
@@ -417,6 +423,14 @@ async fn server_worker(
     data_dir: &Path,
     training: &Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<(server::JobQueue, Option<jobs::InProcessWorker>)> {
+    let legacy = data_dir.join("align-runs");
+    if legacy.is_dir() {
+        tracing::warn!(
+            folder = %legacy.display(),
+            "alignment runs of an earlier version stay in this folder, untouched; runs are jobs \
+             now and the server no longer lists them"
+        );
+    }
     let store = jobs::open_store(&args.database, data_dir).await?;
     let artifacts = args.artifacts.open(data_dir)?;
     let queue = server::JobQueue {
@@ -499,11 +513,6 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             demo_pool: Some(data_dir.join(ensemble::demo::DEMO_POOL)),
             data_dir: Some(data_dir.to_path_buf()),
             jobs: Some(queue),
-            training,
-            align: Arc::new(
-                server::AlignRuns::open(data_dir)
-                    .context("cannot open the alignment runs of the data directory")?,
-            ),
             auth,
             allowed_hosts,
             tls: tls.is_some() || args.behind_https_proxy,
@@ -536,8 +545,8 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     });
-    // A training job still running does not hold the exit up: an alignment run is marked
-    // interrupted when the server starts again and resumes from its checkpoints.
+    // A training job still running does not hold the exit up: its lease lapses, and a worker
+    // (this server's, once it starts again) resumes it from its last checkpoint.
     runtime.shutdown_background();
     served
 }

@@ -65,10 +65,13 @@ async fn a_job_runs_through_claim_progress_checkpoint_and_done() {
             "{which:?}: claimed twice"
         );
         assert!(!store.renew(&lease, LONG).await.unwrap());
-        store
-            .progress(&lease, &json!({ "done": 1, "total": 3 }))
-            .await
-            .unwrap();
+        assert!(
+            !store
+                .progress(&lease, &json!({ "done": 1, "total": 3 }))
+                .await
+                .unwrap(),
+            "{which:?}: no cancel asked"
+        );
         store
             .checkpoint(&lease, &json!({ "step": 1 }))
             .await
@@ -270,6 +273,10 @@ async fn cancel_and_delete_reach_queued_and_running_jobs() {
         assert!(
             store.renew(&lease, LONG).await.unwrap(),
             "{which:?}: the renewal carries the cancel"
+        );
+        assert!(
+            store.progress(&lease, &json!({})).await.unwrap(),
+            "{which:?}: so does every progress report"
         );
         assert_eq!(
             store.finish(&lease, &Outcome::Cancelled).await.unwrap(),

@@ -2,13 +2,13 @@
 //! on `examples/attack-small.toml`: a benchmark streams every metrics line and ends with its
 //! results, table, charts and report; bad configurations are refused naming the line and key;
 //! `out` and data paths cannot leave the run's folder; runs queue one at a time; a run whose
-//! server was killed is interrupted and resumes from its checkpoints.
+//! server was killed is taken up again by the next server's worker and resumes from the
+//! checkpoint its folder in the artifact store holds.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::{
@@ -16,7 +16,7 @@ use axum::{
     body::{Body, to_bytes},
     http::{Request, StatusCode, header},
 };
-use fuselab::server::{AlignRuns, ServerConfig, app};
+use fuselab::server::{JobQueue, ServerConfig, app};
 use fuselab_shared::api::{
     AlignMetrics, AlignRunCreated, AlignRunDetail, AlignRunStatus, AlignRunSummary,
 };
@@ -40,12 +40,34 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn server(data_dir: &Path) -> Router {
-    app(ServerConfig {
+/// The app on `data_dir` with its job database and artifact store where `fuselab serve` keeps
+/// them, and an in-process worker that runs alignment jobs (kept alive by the caller).
+async fn server(data_dir: &Path) -> (Router, fuselab::jobs::InProcessWorker) {
+    let store = fuselab::jobs::JobStore::open(&fuselab::jobs::sqlite_url(
+        &data_dir.join("fuselab.sqlite3"),
+    ))
+    .await
+    .unwrap();
+    let artifacts = fuselab::artifacts::ArtifactStore::local(&data_dir.join("artifacts")).unwrap();
+    let mut options =
+        fuselab::jobs::WorkerOptions::new(vec![fuselab::jobs::Capability::Cpu]).unwrap();
+    options.poll = Duration::from_millis(100);
+    let worker = fuselab::jobs::InProcessWorker::start(
+        store.clone(),
+        options,
+        fuselab::align::job::handlers(data_dir, &artifacts, None),
+    );
+    let app = app(ServerConfig {
         data_dir: Some(data_dir.to_path_buf()),
-        align: Arc::new(AlignRuns::open(data_dir).unwrap()),
+        jobs: Some(JobQueue { store, artifacts }),
         ..ServerConfig::default()
-    })
+    });
+    (app, worker)
+}
+
+/// Where run `id`'s folder is kept.
+fn stored(data: &Path, id: &str) -> PathBuf {
+    data.join("artifacts/align").join(id).join("out")
 }
 
 async fn send(
@@ -199,7 +221,7 @@ async fn check_files(app: &Router, id: &str) {
         (
             "metrics.jsonl",
             "application/x-ndjson",
-            "{\"stage\":\"base\"",
+            "\"stage\":\"base\"",
         ),
     ] {
         let (status, headers, body) =
@@ -234,20 +256,22 @@ async fn check_files(app: &Router, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts() {
     let data = scratch("benchmark");
-    let app = server(&data);
+    let (app, _worker) = server(&data).await;
     let started = Instant::now();
     let created = start(&app, "benchmark", SMALL).await;
     assert_eq!(created.status, AlignRunStatus::Queued);
     let id = created.id;
-    let run = data.join("align-runs").join(&id);
+    let run = stored(&data, &id);
 
     let events = follow(&app, &id, None).await;
     eprintln!("benchmark run: {:.1} s", started.elapsed().as_secs_f64());
     assert_eq!(events[0].event, "status");
     let lines = metrics(&events);
     assert_eq!(lines.len(), BENCHMARK_STEPS, "one metrics event per step");
-    for (i, (id, line)) in lines.iter().enumerate() {
-        assert_eq!(*id, i, "event ids count the lines");
+    for pair in lines.windows(2) {
+        assert!(pair[0].0 < pair[1].0, "event ids grow");
+    }
+    for (_, line) in &lines {
         assert!(line.step >= 1 && line.step <= line.total_steps && line.loss.is_finite());
     }
     let stages: Vec<&str> = lines.iter().map(|(_, l)| l.stage.as_str()).collect();
@@ -255,7 +279,7 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
     assert!(stages.contains(&"align-booster") && stages.contains(&"attack-lisa-p0.5-n40"));
     assert_eq!(
         lines.len(),
-        count_files(&run.join("out"), "metrics.jsonl"),
+        count_files(&run, "metrics.jsonl"),
         "every line of every stage's metrics.jsonl"
     );
     let done = last_summary(&events, "done");
@@ -265,11 +289,12 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
     assert!(done.results.iter().all(|r| (0.0..=100.0).contains(&r.hs)));
 
     // A client that reconnects gets what it missed, then the end.
-    let again = follow(&app, &id, Some(BENCHMARK_STEPS - 3)).await;
+    let ids: Vec<usize> = lines.iter().map(|(i, _)| *i).collect();
+    let again = follow(&app, &id, Some(ids[BENCHMARK_STEPS - 3])).await;
     let tail = metrics(&again);
     assert_eq!(
         tail.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-        (BENCHMARK_STEPS - 2..BENCHMARK_STEPS).collect::<Vec<_>>()
+        ids[BENCHMARK_STEPS - 2..]
     );
     assert_eq!(last_summary(&again, "done").results, done.results);
 
@@ -291,13 +316,9 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
     assert_eq!(status, StatusCode::OK);
     let detail: AlignRunDetail = serde_json::from_slice(&body).unwrap();
     assert!(
-        detail.config.starts_with("out = \"out\""),
-        "{}",
+        !detail.config.lines().any(|l| l.starts_with("out")) && !detail.config.contains("../runs"),
+        "the request's out is gone: {}",
         detail.config
-    );
-    assert!(
-        !detail.config.contains("../runs"),
-        "the request's out is gone"
     );
     assert!(detail.config.contains("[grid]"));
     assert_eq!(
@@ -312,8 +333,9 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
             "metrics.jsonl"
         ]
     );
-    // The example's `out` would have been align-runs/runs/attack-small.
-    assert!(!data.join("align-runs/runs").exists());
+    // The example's `out` would have been ../runs/attack-small; the work folder is gone.
+    assert!(!data.join("runs").exists() && !data.parent().unwrap().join("runs").exists());
+    assert!(!data.join("align-work").join(&id).exists());
 
     check_files(&app, &id).await;
 
@@ -333,7 +355,7 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
 #[tokio::test]
 async fn bad_configurations_are_refused_naming_the_line_and_key() {
     let data = scratch("bad");
-    let app = server(&data);
+    let (app, _worker) = server(&data).await;
     let refused = |config: String, action: &'static str| {
         let app = app.clone();
         async move {
@@ -415,14 +437,14 @@ async fn bad_configurations_are_refused_naming_the_line_and_key() {
     // Nothing was stored.
     let (_, _, body) = send(&app, get("/api/align/runs")).await;
     assert_eq!(body, b"[]");
-    assert!(!data.join("align-runs").exists());
+    assert!(!data.join("artifacts/align").exists());
     let _ = std::fs::remove_dir_all(&data);
 }
 
 #[tokio::test]
 async fn unknown_runs_and_files_are_not_found() {
     let data = scratch("unknown");
-    let app = server(&data);
+    let (app, _worker) = server(&data).await;
     for uri in [
         "/api/align/runs/0123456789abcdef",
         "/api/align/runs/0123456789abcdef/events",
@@ -442,21 +464,21 @@ async fn unknown_runs_and_files_are_not_found() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Without a data directory there are no runs.
-    let (status, _, body) = send(&app_without_data(), get("/api/align/runs")).await;
+    // Without a job queue there are no runs.
+    let (status, _, body) = send(&app_without_jobs(), get("/api/align/runs")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(error_of(&body).contains("data directory"));
+    assert!(error_of(&body).contains("no job queue"));
     let _ = std::fs::remove_dir_all(&data);
 }
 
-fn app_without_data() -> Router {
+fn app_without_jobs() -> Router {
     app(ServerConfig::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_cannot_leave_the_run_folder_and_runs_wait_their_turn() {
     let data = scratch("escape");
-    let app = server(&data);
+    let (app, _worker) = server(&data).await;
     let outside = data.join("outside");
     let absolute = SMALL.replace(
         "out = \"../runs/attack-small\"",
@@ -489,14 +511,14 @@ async fn out_cannot_leave_the_run_folder_and_runs_wait_their_turn() {
     assert_eq!(second_done.results[0].defence, "booster");
     assert_eq!(second_done.results[0].p, None);
     for run in [&first.id, &second.id] {
-        let folder = data.join("align-runs").join(run);
-        assert!(folder.join("out/base/state.json").is_file());
+        let folder = stored(&data, run);
+        assert!(folder.join("base/state.json").is_file());
         assert!(
             folder
-                .join("out/align/booster/adapter_model.safetensors")
+                .join("align/booster/adapter_model.safetensors")
                 .is_file()
         );
-        assert!(folder.join("out/hs.svg").is_file());
+        assert!(folder.join("hs.svg").is_file());
     }
     assert!(!outside.exists(), "an absolute out is not followed");
     assert!(!data.join("outside").exists() && !data.parent().unwrap().join("outside").exists());
@@ -521,7 +543,7 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_server_was_killed_is_interrupted_and_resumes_from_its_checkpoint() {
+async fn a_run_whose_server_was_killed_resumes_from_its_checkpoint_on_the_next_one() {
     let data = scratch("killed");
     // A real server, killed with SIGKILL while the base model trains (without accounts: on
     // loopback, as allowed; accounts have their own tests).
@@ -557,8 +579,9 @@ async fn a_run_whose_server_was_killed_is_interrupted_and_resumes_from_its_check
     let body = json!({"action": "booster", "config": SMALL}).to_string();
     let created: AlignRunCreated =
         serde_json::from_str(&http(&addr, "POST", "/api/align/runs", &body)).unwrap();
-    let run = data.join("align-runs").join(&created.id);
-    let state = run.join("out/base/state.json");
+    // The checkpoint as the artifact store holds it: what another worker would restore.
+    let run = stored(&data, &created.id);
+    let state = run.join("base/state.json");
     let deadline = Instant::now() + Duration::from_mins(2);
     let checkpointed = loop {
         assert!(Instant::now() < deadline, "no checkpoint within 120 s");
@@ -574,35 +597,16 @@ async fn a_run_whose_server_was_killed_is_interrupted_and_resumes_from_its_check
     child.wait().unwrap();
     assert!(checkpointed < 120, "the base finished before the kill");
 
-    // The next server finds the run interrupted.
-    let app = server(&data);
+    // The next server's worker takes the run up once the dead one's lease lapses.
+    let (app, _worker) = server(&data).await;
     let (_, _, body) = send(&app, get(&format!("/api/align/runs/{}", created.id))).await;
     let detail: AlignRunDetail = serde_json::from_slice(&body).unwrap();
-    assert_eq!(detail.run.status, AlignRunStatus::Interrupted);
-    assert!(detail.run.error.unwrap().contains("resume"));
+    assert!(!detail.run.status.finished(), "{:?}", detail.run);
     let events = follow(&app, &created.id, None).await;
-    assert_eq!(
-        last_summary(&events, "error").status,
-        AlignRunStatus::Interrupted
-    );
-
-    let (status, _, body) = send(
-        &app,
-        Request::post(format!("/api/align/runs/{}/resume", created.id))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::ACCEPTED,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    let events = follow(&app, &created.id, None).await;
-    assert_eq!(last_summary(&events, "done").results.len(), 1);
-    // The base's steps: the first server's from 1, then the resumed run's from just after its
-    // last checkpoint, not from 1 again.
+    let done = last_summary(&events, "done");
+    assert_eq!(done.results.len(), 1);
+    // The base's steps: the first server's from 1, then the resumed attempt's from just after
+    // its last checkpoint, not from 1 again.
     let mut base: Vec<usize> = metrics(&events)
         .iter()
         .filter(|(_, m)| m.stage == "base")
@@ -614,16 +618,29 @@ async fn a_run_whose_server_was_killed_is_interrupted_and_resumes_from_its_check
     base.sort_unstable();
     base.dedup();
     assert_eq!(base, (1..=120).collect::<Vec<_>>());
-    // Its metrics file holds each step once (the resumed stage dropped what it repeated).
-    let logged = std::fs::read_to_string(run.join("out/metrics.jsonl")).unwrap();
-    let steps: Vec<u64> = logged
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["step"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(steps, (1..=120).collect::<Vec<_>>());
+    // Its metrics file, and the one served, hold each step once (the resumed stage dropped
+    // what it repeated).
+    let steps_of = |text: &str| -> Vec<u64> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["stage"] == "base")
+            .map(|l| l["step"].as_u64().unwrap())
+            .collect()
+    };
+    let logged = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(steps_of(&logged), (1..=120).collect::<Vec<_>>());
+    let (status, _, served) = send(
+        &app,
+        get(&format!(
+            "/api/align/runs/{}/files/metrics.jsonl",
+            created.id
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        steps_of(&String::from_utf8(served).unwrap()),
+        (1..=120).collect::<Vec<_>>()
+    );
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -14,7 +14,7 @@ use fuselab::{
     accounts::Accounts,
     db::Database,
     reports::{ReportLimits, ReportStore},
-    server::{AlignRuns, AuthMode, ServerConfig, app},
+    server::{AuthMode, JobQueue, ServerConfig, app},
 };
 use fuselab_shared::api::Role;
 use serde_json::{Value, json};
@@ -23,6 +23,7 @@ use tower::ServiceExt as _;
 struct Server {
     app: Router,
     accounts: Accounts,
+    queue: JobQueue,
     data_dir: std::path::PathBuf,
 }
 
@@ -32,7 +33,8 @@ impl Drop for Server {
     }
 }
 
-fn server(name: &str) -> Server {
+/// The app with accounts and a job queue without a worker (runs stay as the tests leave them).
+async fn server(name: &str) -> Server {
     let data_dir =
         std::env::temp_dir().join(format!("fuselab-server-auth-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -48,10 +50,18 @@ fn server(name: &str) -> Server {
     accounts
         .add("bob", "babbage's engine", Role::User, false)
         .unwrap();
+    let queue = JobQueue {
+        store: fuselab::jobs::JobStore::open(&fuselab::jobs::sqlite_url(
+            &data_dir.join("jobs.sqlite3"),
+        ))
+        .await
+        .unwrap(),
+        artifacts: fuselab::artifacts::ArtifactStore::local(&data_dir.join("artifacts")).unwrap(),
+    };
     let app = app(ServerConfig {
         reports: Some(Arc::new(ReportStore::new(db, ReportLimits::default()))),
         data_dir: Some(data_dir.clone()),
-        align: Arc::new(AlignRuns::open(&data_dir).unwrap()),
+        jobs: Some(queue.clone()),
         auth: AuthMode::On(accounts.clone()),
         allowed_hosts: fuselab::cli::allowed_hosts(&["https://lab.example.org".into()]).unwrap(),
         ..ServerConfig::default()
@@ -59,6 +69,7 @@ fn server(name: &str) -> Server {
     Server {
         app,
         accounts,
+        queue,
         data_dir,
     }
 }
@@ -164,7 +175,7 @@ fn analysis() -> Value {
 
 #[tokio::test]
 async fn anonymous_callers_get_401_from_everything_that_stores_or_computes() {
-    let server = server("anonymous");
+    let server = server("anonymous").await;
     let app = &server.app;
     let protected = [
         (Method::GET, "/api/reports"),
@@ -244,7 +255,7 @@ async fn anonymous_callers_get_401_from_everything_that_stores_or_computes() {
 
 #[tokio::test]
 async fn foreign_hosts_get_421_and_cross_site_writes_403() {
-    let server = server("hosts");
+    let server = server("hosts").await;
     let app = &server.app;
     let with_host = |host: &str| {
         Request::get("/api/health")
@@ -305,7 +316,7 @@ async fn foreign_hosts_get_421_and_cross_site_writes_403() {
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
-    let server = server("headers");
+    let server = server("headers").await;
     for uri in [
         "/",
         "/api/health",
@@ -343,7 +354,7 @@ async fn every_answer_carries_the_security_headers() {
 
 #[tokio::test]
 async fn sign_in_sessions_and_sign_out() {
-    let server = server("session");
+    let server = server("session").await;
     let app = &server.app;
     for (name, password) in [("ada", "Analytical"), ("nobody", "analytical"), ("", "")] {
         let answer = send(
@@ -433,7 +444,7 @@ async fn sign_in_sessions_and_sign_out() {
 
 #[tokio::test]
 async fn repeated_failures_are_slowed_down_with_429() {
-    let server = server("limiter");
+    let server = server("limiter").await;
     let app = &server.app;
     let attempt = || {
         request(
@@ -470,7 +481,7 @@ async fn repeated_failures_are_slowed_down_with_429() {
 
 #[tokio::test]
 async fn users_see_and_delete_only_their_own_reports_and_links_stay_shareable() {
-    let server = server("reports");
+    let server = server("reports").await;
     let app = &server.app;
     let ada = sign_in(app, "ada", "analytical").await;
     let bob = sign_in(app, "bob", "babbage's engine").await;
@@ -550,7 +561,7 @@ async fn users_see_and_delete_only_their_own_reports_and_links_stay_shareable() 
 
 #[tokio::test]
 async fn api_tokens_authenticate_until_revoked() {
-    let server = server("tokens");
+    let server = server("tokens").await;
     let app = &server.app;
     let ada = sign_in(app, "ada", "analytical").await;
     let answer = send(
@@ -611,7 +622,7 @@ async fn api_tokens_authenticate_until_revoked() {
 
 #[tokio::test]
 async fn training_needs_the_permission_and_runs_are_private() {
-    let server = server("training");
+    let server = server("training").await;
     let app = &server.app;
     let start = |cookie: &str| {
         request(
@@ -638,16 +649,27 @@ async fn training_needs_the_permission_and_runs_are_private() {
         "allowed now; the configuration is checked"
     );
 
-    // Run folders record their owner: another user's run is not found.
-    let run = server.data_dir.join("align-runs").join("00112233445566aa");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(
-        run.join("run.json"),
-        json!({"id": "00112233445566aa", "action": "attack", "status": "failed", "created": 1, "owner": "bob"}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(run.join("config.toml"), "").unwrap();
-    let detail = "/api/align/runs/00112233445566aa";
+    // Runs are jobs of their owner: another user's run is not found.
+    let bob_id = server.accounts.get("bob").unwrap().id;
+    let mut job = fuselab::jobs::NewJob::new(
+        fuselab::align::job::KIND,
+        serde_json::to_value(fuselab::align::job::AlignJobConfig {
+            action: fuselab_shared::api::AlignAction::Attack,
+            config: String::new(),
+            owner: Some("bob".to_owned()),
+        })
+        .unwrap(),
+    );
+    job.owner = Some(bob_id);
+    let id = server.queue.store.enqueue(&job).await.unwrap();
+    let kept = fuselab::align::job::out_prefix(&id) + "/results.json";
+    server
+        .queue
+        .artifacts
+        .put(&kept, b"{}".to_vec())
+        .await
+        .unwrap();
+    let detail = &format!("/api/align/runs/{id}");
     assert_eq!(
         send(app, request(Method::GET, detail, Some(&ada), None))
             .await
@@ -689,5 +711,14 @@ async fn training_needs_the_permission_and_runs_are_private() {
             .status,
         StatusCode::NO_CONTENT
     );
-    assert!(!run.exists(), "deleted with its folder");
+    assert!(
+        server
+            .queue
+            .artifacts
+            .list("align")
+            .await
+            .unwrap()
+            .is_empty(),
+        "deleted with its folder"
+    );
 }

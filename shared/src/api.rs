@@ -172,7 +172,7 @@ pub struct StartAlignRun {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlignRunStatus {
-    /// Waiting for the training job before it to finish (one trains at a time).
+    /// Waiting for a worker.
     Queued,
     /// Training or measuring.
     Running,
@@ -180,7 +180,7 @@ pub enum AlignRunStatus {
     Done,
     /// Stopped with an error; it can be resumed.
     Failed,
-    /// The server stopped while it was queued or running; it can be resumed.
+    /// Its worker stopped with no attempts left, or it was cancelled; it can be resumed.
     Interrupted,
 }
 
@@ -210,7 +210,7 @@ impl AlignRunStatus {
 /// `POST /api/align/runs` and `POST /api/align/runs/{id}/resume` answer (202).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlignRunCreated {
-    /// The run's id (16 hexadecimal digits).
+    /// The run's id (its job's: 32 hexadecimal digits).
     pub id: String,
     /// Queued or running.
     pub status: AlignRunStatus,
@@ -240,7 +240,7 @@ pub struct AlignResultRow {
 /// One run in `GET /api/align/runs` (newest first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlignRunSummary {
-    /// Its id (16 hexadecimal digits).
+    /// Its id (its job's: 32 hexadecimal digits).
     pub id: String,
     /// Who started it (`None` for runs started before the server had accounts).
     #[serde(default)]

@@ -40,7 +40,7 @@ test("the Alignment page runs the example benchmark live and shows its results, 
 
   const started = Date.now();
   await page.click("#align-start");
-  await assertText(page, "#align-feedback", /^Run [0-9a-f]{16} started\.$/);
+  await assertText(page, "#align-feedback", /^Run [0-9a-f]{32} started\.$/);
   await assertText(page, "#align-stage", /^Stage \S+ · step \d+\/\d+ · loss \d+\.\d{4}$/);
 
   // The progress view follows the stages until the run is done.
@@ -96,11 +96,11 @@ function listedRuns() {
 
 test("a training run can be cancelled, and a finished one deleted, with their folders", async () => {
   const [finished] = await listedRuns();
-  assert.ok(existsSync(join(app.dataDir, "align-runs", finished)));
+  assert.ok(existsSync(join(app.dataDir, "artifacts", "align", finished)));
 
   await page.click("#align-start");
-  await assertText(page, "#align-feedback", /^Run [0-9a-f]{16} started\.$/);
-  const training = (await page.locator("#align-feedback").innerText()).match(/Run ([0-9a-f]{16})/)[1];
+  await assertText(page, "#align-feedback", /^Run [0-9a-f]{32} started\.$/);
+  const training = (await page.locator("#align-feedback").innerText()).match(/Run ([0-9a-f]{32})/)[1];
   await assertText(page, "#align-stage", /^Stage \S+ · step \d+\/\d+/);
   const row = page.locator(`#run-${training}`);
   await assertText(page, `#run-${training} button.delete`, /^Cancel$/);
@@ -110,11 +110,11 @@ test("a training run can be cancelled, and a finished one deleted, with their fo
   assert.equal(await page.locator("#align-live").count(), 0, "the cancelled run is no longer followed");
   assert.deepEqual(await listedRuns(), [finished]);
   assert.equal((await app.context.request.get(`${app.baseUrl}/api/align/runs/${training}`)).status(), 404);
-  assert.ok(!existsSync(join(app.dataDir, "align-runs", training)), "the cancelled run's folder is gone");
+  assert.ok(!existsSync(join(app.dataDir, "artifacts", "align", training)), "the cancelled run's folder is gone");
 
   await assertText(page, `#run-${finished} button.delete`, /^Delete$/);
   await page.locator(`#run-${finished} button.delete`).click();
   await page.locator("#align-empty").waitFor();
-  assert.ok(!existsSync(join(app.dataDir, "align-runs", finished)), "the deleted run's folder is gone");
+  assert.ok(!existsSync(join(app.dataDir, "artifacts", "align", finished)), "the deleted run's folder is gone");
   assert.deepEqual(app.problems, []);
 });

@@ -3,10 +3,11 @@
 //! checkpoints (a killed run resumes), a JSONL metrics log, a progress line and a report.
 
 pub mod attack;
-pub mod cancel;
 pub mod config;
 pub mod data;
 pub mod h3fusion;
+pub mod job;
+pub mod observe;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -296,12 +296,12 @@ pub fn train_stage(
         .append(true)
         .open(&metrics_path)
         .with_context(|| format!("cannot open {}", metrics_path.display()))?;
-    // The progress line is for a terminal; logs and the server's jobs have `metrics.jsonl`.
+    // The progress line is for a terminal; logs have `metrics.jsonl`, jobs their observer.
     let interactive = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut tokens = 0usize;
     while !trainer.finished() {
-        super::cancel::check()?;
+        super::observe::check()?;
         let report = trainer.step();
         if !report.loss.is_finite() {
             bail!(
@@ -322,8 +322,10 @@ pub fn train_stage(
             tokens_per_second: tokens as f64 / elapsed.max(1e-9),
             elapsed_seconds: elapsed,
         };
-        writeln!(metrics, "{}", serde_json::to_string(&line)?)
+        let json = serde_json::to_string(&line)?;
+        writeln!(metrics, "{json}")
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+        super::observe::metrics(&json);
         if interactive {
             progress(stage, &report, line.tokens_per_second);
         }
@@ -334,6 +336,7 @@ pub fn train_stage(
                 final_loss,
             };
             write_atomic(&state_path, &serde_json::to_vec_pretty(&saved)?)?;
+            super::observe::checkpoint();
         }
     }
     if interactive {

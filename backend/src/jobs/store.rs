@@ -410,7 +410,8 @@ impl JobStore {
     }
 
     /// Fenced update of one of the lease's job columns (`progress` or `checkpoint`) plus an
-    /// event of `kind` with `data`, in one transaction; returns the event's sequence number.
+    /// event of `kind` with `data`, in one transaction; returns whether a cancel was asked
+    /// for, so a handler that reports often learns of it at once.
     async fn record(
         &self,
         lease: &Lease,
@@ -418,28 +419,27 @@ impl JobStore {
         value: &serde_json::Value,
         kind: &str,
         data: &serde_json::Value,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let updated = sqlx::query(self.sql(&format!(
+        let cancel: i64 = sqlx::query(self.sql(&format!(
             "UPDATE job_runs SET {column} = $1, updated_at = NOW
-             WHERE id = $2 AND lease_token = $3 AND status = 'running'"
+             WHERE id = $2 AND lease_token = $3 AND status = 'running'
+             RETURNING cancel_requested"
         )))
         .bind(value.to_string())
         .bind(&lease.job.id)
         .bind(lease.token)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(lost(lease));
-        }
-        let seq = self.event(&mut tx, &lease.job.id, kind, data).await?;
+        .ok_or_else(|| lost(lease))?
+        .try_get(0)?;
+        self.event(&mut tx, &lease.job.id, kind, data).await?;
         tx.commit().await?;
-        Ok(seq)
+        Ok(cancel != 0)
     }
 
-    /// Records the handler's progress (the job's latest, and an event); returns the event's
-    /// sequence number.
+    /// Records the handler's progress (the job's latest, and an event); returns whether a
+    /// cancel was asked for.
     ///
     /// # Errors
     /// [`StoreError::LeaseLost`]; database errors.
@@ -447,7 +447,7 @@ impl JobStore {
         &self,
         lease: &Lease,
         progress: &serde_json::Value,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<bool, StoreError> {
         self.record(lease, "progress", progress, "progress", progress)
             .await
     }

@@ -66,7 +66,7 @@ impl WorkerOptions {
 
 /// What a handler can do while it runs: report progress, save checkpoints, split into shards,
 /// and learn that it should stop. Its methods block (the handler runs on a blocking thread).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct JobContext {
     store: JobStore,
     lease: Lease,
@@ -96,8 +96,7 @@ impl JobContext {
             return Ok(false);
         }
         self.last_progress = Some(Instant::now());
-        self.runtime
-            .block_on(self.store.progress(&self.lease, progress))?;
+        self.report(progress)?;
         Ok(true)
     }
 
@@ -108,9 +107,19 @@ impl JobContext {
     /// [`StoreError::LeaseLost`]; database errors.
     pub fn progress_now(&mut self, progress: &serde_json::Value) -> Result<(), StoreError> {
         self.last_progress = Some(Instant::now());
-        self.runtime
-            .block_on(self.store.progress(&self.lease, progress))
-            .map(|_| ())
+        self.report(progress)
+    }
+
+    /// Writes progress; a cancel asked for meanwhile raises the stop flag at once (rather than
+    /// at the lease's next renewal).
+    fn report(&self, progress: &serde_json::Value) -> Result<(), StoreError> {
+        if self
+            .runtime
+            .block_on(self.store.progress(&self.lease, progress))?
+        {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Saves where a later attempt resumes.

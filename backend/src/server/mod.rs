@@ -9,6 +9,7 @@ mod guard;
 mod listen;
 mod masks;
 mod models;
+mod queue;
 mod reports;
 
 use std::{io, path::PathBuf, sync::Arc, time::Duration};
@@ -25,17 +26,17 @@ use fuselab_shared::{
     api::{ApiError, Health},
     ensemble::Limits,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use align::{AlignRuns, prepare_config};
 pub use auth::{Actor, AuthMode};
 pub use busy::{Heavy, HeavyLimits};
 pub use error::AppError;
 pub use guard::{CONTENT_SECURITY_POLICY, LOOPBACK_HOSTS, public_host};
 pub use listen::{Connections, TlsError, tls_acceptor};
 pub use masks::{Request as MaskRequest, read_form as read_mask_form};
+pub use queue::JobQueue;
 
 use crate::{assets, reports::ReportStore};
 
@@ -51,15 +52,9 @@ pub struct ServerConfig {
     /// The data directory whose `models/` `fuselab models fetch` filled; the browser loads the
     /// face models from it. Without it the model endpoints answer 404.
     pub data_dir: Option<PathBuf>,
-    /// The job queue long work goes to (mask jobs), with the jobs' artifacts; without it the
-    /// mask endpoints answer 503.
+    /// The job queue long work goes to (mask jobs, alignment runs), with the jobs' artifacts;
+    /// without it the mask and alignment endpoints answer 503.
     pub jobs: Option<JobQueue>,
-    /// Harmful fine-tuning runs (`/api/align/runs`), kept under the data directory; see
-    /// [`AlignRuns::open`].
-    pub align: Arc<AlignRuns>,
-    /// The one permit a training job (a mask or an alignment run) holds while it trains: they
-    /// use every core, so the others wait.
-    pub training: Arc<Semaphore>,
     /// Whether users sign in.
     pub auth: AuthMode,
     /// The host names the server answers to (lower case, without port); other `Host` headers
@@ -96,8 +91,6 @@ impl Default for ServerConfig {
             demo_pool: None,
             data_dir: None,
             jobs: None,
-            align: Arc::new(AlignRuns::disabled()),
-            training: Arc::new(Semaphore::new(1)),
             auth: AuthMode::Off,
             allowed_hosts: LOOPBACK_HOSTS.map(str::to_owned).to_vec(),
             tls: false,
@@ -110,16 +103,6 @@ impl Default for ServerConfig {
 }
 
 type AppState = Arc<ServerConfig>;
-
-/// The job queue the server hands long work to, and the artifact store its jobs share with the
-/// workers.
-#[derive(Debug, Clone)]
-pub struct JobQueue {
-    /// The jobs.
-    pub store: crate::jobs::JobStore,
-    /// Their photos, keys and checkpoints.
-    pub artifacts: crate::artifacts::ArtifactStore,
-}
 
 /// The whole application: API routes, the embedded app, the host, origin and security-header
 /// guard, body limits and request tracing.

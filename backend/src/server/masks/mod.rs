@@ -83,12 +83,7 @@ fn data_dir(state: &AppState) -> Result<PathBuf, AppError> {
 }
 
 fn queue(state: &AppState) -> Result<&JobQueue, AppError> {
-    state.jobs.as_ref().ok_or_else(|| {
-        AppError::client(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server has no job queue; mask jobs are off",
-        )
-    })
+    JobQueue::of(state, "mask jobs")
 }
 
 fn internal(context: &'static str, error: impl Into<anyhow::Error>) -> AppError {
@@ -110,16 +105,11 @@ fn not_found(id: &str) -> AppError {
 /// Mask job `id`, when `actor` may see it (404 otherwise: whether it exists is not theirs to
 /// know).
 async fn get(queue: &JobQueue, id: &str, actor: &Actor) -> Result<(Job, MaskJobConfig), AppError> {
-    let owner = if actor.is_admin() {
-        None
-    } else {
-        Some(actor.owner_id().ok_or_else(|| not_found(id))?)
-    };
-    let job = match queue.store.get(id, owner).await {
-        Ok(job) if job.kind == KIND => job,
-        Ok(_) | Err(StoreError::NotFound { .. }) => return Err(not_found(id)),
-        Err(e) => return Err(internal("reading a mask job", e)),
-    };
+    let job = queue
+        .visible(id, KIND, actor)
+        .await
+        .map_err(|e| internal("reading a mask job", e))?
+        .ok_or_else(|| not_found(id))?;
     let config = serde_json::from_value(job.config.clone())
         .map_err(|e| internal("reading a mask job's configuration", e))?;
     Ok((job, config))
@@ -228,25 +218,15 @@ fn now_ms() -> i64 {
 /// 429 unless the caller has no unfinished mask job and the server fewer than
 /// [`MAX_LIVE_JOBS`].
 async fn admit(queue: &JobQueue, actor: &Actor) -> Result<(), AppError> {
-    let mut mine = 0;
-    let mut all = 0;
-    for status in [Status::Queued, Status::Running] {
-        let live = queue
-            .store
-            .list(&Filter {
-                kind: Some(KIND.to_owned()),
-                status: Some(status),
-                limit: 1000,
-                ..Filter::default()
-            })
-            .await
-            .map_err(|e| internal("counting mask jobs", e))?;
-        all += live.len();
-        mine += live
-            .iter()
-            .filter(|j| j.owner.is_some() && j.owner == actor.owner_id())
-            .count();
-    }
+    let live = queue
+        .live(KIND)
+        .await
+        .map_err(|e| internal("counting mask jobs", e))?;
+    let all = live.len();
+    let mine = live
+        .iter()
+        .filter(|j| j.owner.is_some() && j.owner == actor.owner_id())
+        .count();
     if mine > 0 {
         return Err(AppError::busy(
             "you already have a mask job that has not finished; wait for it or cancel it",

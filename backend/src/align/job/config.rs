@@ -1,0 +1,247 @@
+//! The configuration of a queued alignment run, edited with `toml_edit`: the server checks what
+//! a user sent and stores it without `out` and with its data paths relative to the
+//! `align-data` folder ([`check_config`]); the worker that runs it puts back its own `out` and
+//! its own data folder ([`resolve_config`]). A configuration that does not fit is refused
+//! naming the line and key of the user's text.
+
+use std::path::{Component, Path};
+
+use toml_edit::{Document, DocumentMut, Item, value};
+
+use super::DATA_DIR;
+use crate::align::{Checked as _, attack::AttackConfig};
+
+/// Largest configuration accepted.
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+/// The line put before a configuration without `out`, so that it parses as a run's.
+const OUT_LINE: &str = "out = \"out\"\n";
+/// Configuration keys that name a file or folder to read: `(table, key)`.
+const PATH_KEYS: [(&str, &str); 7] = [
+    ("base", "model"),
+    ("data", "refusals"),
+    ("data", "beavertails_train"),
+    ("data", "beavertails_test"),
+    ("data", "benign_train"),
+    ("data", "benign_test"),
+    ("judge", "model"),
+];
+
+/// A configuration a run cannot take; the message names the line and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejected {
+    /// What is wrong, and where.
+    pub message: String,
+}
+
+fn rejected(message: impl Into<String>) -> Rejected {
+    Rejected {
+        message: message.into(),
+    }
+}
+
+/// What a queued run stores: `text` checked as `fuselab align` would check it, without `out`
+/// (a run writes only into its own folder), every data path relative and inside the data
+/// folder, and the device it asks for (its job goes to a GPU worker for `wgpu`).
+///
+/// # Errors
+/// [`Rejected`]: text over 64 KiB, TOML that does not parse or fit the benchmark's schema, a
+/// value out of range, a non-string `out`, or a data path that is not relative and inside the
+/// data folder.
+pub fn check_config(text: &str) -> Result<(String, Option<fuselab_ml::Compute>), Rejected> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(rejected(format!(
+            "the configuration is larger than {} KiB",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    let document = Document::parse(text.to_owned()).map_err(|e| {
+        rejected(match e.span() {
+            Some(span) => format!(
+                "the configuration does not fit, at {}: {}",
+                place(text, span.start),
+                e.message().trim()
+            ),
+            None => format!("the configuration does not fit: {}", e.message().trim()),
+        })
+    })?;
+    let root = document.as_table();
+    // Checked as written (spans stay the user's); without `out`, with a stand-in before it.
+    let config: AttackConfig = match root.get("out") {
+        Some(out) if !out.is_str() => {
+            return Err(rejected(format!(
+                "{}: `out` must be a string (the server sets it anyway)",
+                place_of(text, out)
+            )));
+        }
+        Some(_) => toml::from_str(text).map_err(|e| rejected(toml_message(text, 0, &e)))?,
+        None => toml::from_str(&format!("{OUT_LINE}{text}"))
+            .map_err(|e| rejected(toml_message(text, OUT_LINE.len(), &e)))?,
+    };
+    config.check().map_err(rejected)?;
+    for (table, key) in PATH_KEYS {
+        let Some(item) = root.get(table).and_then(|t| t.get(key)) else {
+            continue;
+        };
+        let Some(path) = item.as_str() else {
+            continue;
+        };
+        if is_named_model(table, key, path) {
+            continue;
+        }
+        if !is_inside(path) {
+            return Err(rejected(format!(
+                "{}: [{table}] {key} = {path:?}: a server run reads files only from the \
+                 `{DATA_DIR}` folder of its data directory; give a path inside it (relative, \
+                 without `..`)",
+                place_of(text, item)
+            )));
+        }
+    }
+    let mut stored = document.into_mut();
+    stored.remove("out");
+    Ok((stored.to_string(), config.device))
+}
+
+/// The configuration a worker trains with: `stored` (from [`check_config`]) writing into
+/// `out`, its data paths inside `align_data`.
+///
+/// # Errors
+/// [`Rejected`]: `stored` does not parse, or names a data path outside the data folder (a job
+/// row written by something other than the server).
+pub fn resolve_config(stored: &str, out: &Path, align_data: &Path) -> Result<String, Rejected> {
+    let mut document: DocumentMut = stored
+        .parse()
+        .map_err(|e| rejected(format!("the stored configuration does not parse: {e}")))?;
+    document.insert("out", value(out.display().to_string()));
+    for (table, key) in PATH_KEYS {
+        let Some(item) = document.get_mut(table).and_then(|t| t.get_mut(key)) else {
+            continue;
+        };
+        let Some(path) = item.as_str().map(str::to_owned) else {
+            continue;
+        };
+        if is_named_model(table, key, &path) {
+            continue;
+        }
+        if !is_inside(&path) {
+            return Err(rejected(format!(
+                "[{table}] {key} = {path:?} is not inside the `{DATA_DIR}` folder"
+            )));
+        }
+        *item = value(align_data.join(&path).display().to_string());
+    }
+    Ok(document.to_string())
+}
+
+/// `[base] model = "tiny" | "smollm2"` names a model rather than a folder.
+fn is_named_model(table: &str, key: &str, path: &str) -> bool {
+    (table, key) == ("base", "model") && matches!(path, "tiny" | "smollm2")
+}
+
+/// A relative path without `..`, `.` or a root.
+fn is_inside(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Where `item` starts in `text`.
+fn place_of(text: &str, item: &Item) -> String {
+    item.span()
+        .map_or_else(|| "the configuration".to_owned(), |s| place(text, s.start))
+}
+
+/// "line L, column C (`the line`)" of byte `offset` in `text`.
+fn place(text: &str, offset: usize) -> String {
+    let Some(before) = text.get(..offset) else {
+        return "the configuration".to_owned();
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line: String = text[line_start..]
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(80)
+        .collect();
+    format!(
+        "line {}, column {} (`{line}`)",
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1
+    )
+}
+
+/// A TOML error in terms of the user's text; `shift` bytes were put before it.
+fn toml_message(text: &str, shift: usize, error: &toml::de::Error) -> String {
+    let message = error.message().trim();
+    match error.span() {
+        Some(span) if span.start >= shift && span.start - shift < text.len() => format!(
+            "the configuration does not fit, at {}: {message}",
+            place(text, span.start - shift)
+        ),
+        _ => format!("the configuration does not fit: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = include_str!("../../../../examples/attack-small.toml");
+
+    #[test]
+    fn places_are_lines_and_columns() {
+        let text = "a = 1\nbad = 2\n";
+        assert_eq!(place(text, 6), "line 2, column 1 (`bad = 2`)");
+    }
+
+    #[test]
+    fn a_stored_configuration_has_no_out_and_resolves_inside_the_workers_folders() {
+        let text = SMALL.replace(
+            "[data]",
+            "[data]\nbenign_train = \"sst2/train.jsonl\" # kept\n",
+        );
+        let (stored, device) = check_config(&text).unwrap();
+        assert_eq!(device, Some(fuselab_ml::Compute::Cpu));
+        assert!(!stored.lines().any(|l| l.starts_with("out")), "{stored}");
+        let gpu = text.replace("device = \"cpu\"", "device = \"wgpu\"");
+        assert_eq!(
+            check_config(&gpu).unwrap().1,
+            Some(fuselab_ml::Compute::Wgpu)
+        );
+        assert!(stored.contains("\"sst2/train.jsonl\" # kept"), "{stored}");
+        let resolved = resolve_config(
+            &stored,
+            Path::new("/work/run/out"),
+            Path::new("/srv/fuselab/align-data"),
+        )
+        .unwrap();
+        let config: AttackConfig = toml::from_str(&resolved).unwrap();
+        assert_eq!(config.out, Path::new("/work/run/out"));
+        assert_eq!(
+            config.data.benign_train.as_deref(),
+            Some(Path::new("/srv/fuselab/align-data/sst2/train.jsonl"))
+        );
+        // The stored text is checked again as it would be read.
+        assert_eq!(check_config(&stored).unwrap().0, stored);
+    }
+
+    #[test]
+    fn paths_outside_the_data_folder_are_refused_where_they_are_written() {
+        for bad in ["/etc/passwd", "../x", "a/../../x", ""] {
+            let text = SMALL.replace("[data]", &format!("[data]\nrefusals = {bad:?}\n"));
+            let message = check_config(&text).unwrap_err().message;
+            assert!(message.contains("[data] refusals"), "{message}");
+            assert!(message.contains("line "), "{message}");
+            let stored = format!("[data]\nrefusals = {bad:?}\n");
+            assert!(resolve_config(&stored, Path::new("/o"), Path::new("/d")).is_err());
+        }
+        let message = check_config("out = 3\n").unwrap_err().message;
+        assert!(message.contains("line 1, column 7"), "{message}");
+        let message = check_config("[base\n").unwrap_err().message;
+        assert!(message.contains("line 1"), "{message}");
+    }
+}
