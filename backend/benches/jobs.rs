@@ -91,7 +91,7 @@ async fn measure(label: &str, url: &str) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let folder = std::env::temp_dir().join(format!("fuselab-bench-jobs-{}", std::process::id()));
     std::fs::create_dir_all(&folder)?;
-    let sqlite = jobs::sqlite_url(&folder.join("jobs.sqlite3"));
+    let sqlite = fuselab::db::sqlite_url(&folder.join("jobs.sqlite3"));
     let result = measure("sqlite", &sqlite).await;
     std::fs::remove_dir_all(&folder)?;
     result?;

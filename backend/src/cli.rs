@@ -57,8 +57,7 @@ pub enum Command {
     /// Serve the web app and the JSON API
     Serve(ServeArgs),
     /// The server's accounts: add, list, remove users, set passwords and roles, API tokens
-    #[command(subcommand)]
-    Users(users::UsersCommand),
+    Users(users::UsersArgs),
     /// List the compute devices and check that each computes correctly
     Devices(DevicesArgs),
     /// Analyse a pool of models from their predictions: focal diversity, votes, best teams
@@ -126,7 +125,7 @@ pub struct ServeArgs {
     pub behind_https_proxy: bool,
 
     #[command(flatten)]
-    pub database: jobs::DatabaseArgs,
+    pub database: db::DatabaseArgs,
 
     #[command(flatten)]
     pub artifacts: jobs::ArtifactsArgs,
@@ -277,8 +276,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ensure_dir(&data_dir)?;
             serve(&args, &data_dir)
         }
-        Command::Users(command) => {
-            users::run(&command, &data_dir)?;
+        Command::Users(args) => {
+            users::run(&args, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices(args) => Ok(devices::report(args.require_gpu)),
@@ -415,12 +414,13 @@ fn job_handlers(
     handlers
 }
 
-/// Opens (and migrates) the job database and the artifact store, and starts the server's own
+/// Brings the job tables of `database` up to date, opens the artifact store, and starts the server's own
 /// worker unless `--no-worker` (its training waits for `training`, the permit the server's
 /// alignment runs take too).
 async fn server_worker(
     args: &ServeArgs,
     data_dir: &Path,
+    database: db::Database,
     training: &Arc<tokio::sync::Semaphore>,
 ) -> anyhow::Result<(server::JobQueue, Option<jobs::InProcessWorker>)> {
     let legacy = data_dir.join("align-runs");
@@ -431,7 +431,10 @@ async fn server_worker(
              now and the server no longer lists them"
         );
     }
-    let store = jobs::open_store(&args.database, data_dir).await?;
+    let url = db::redact(database.url());
+    let store = jobs::JobStore::on(database)
+        .await
+        .with_context(|| format!("cannot open the job tables of {url}"))?;
     let artifacts = args.artifacts.open(data_dir)?;
     let queue = server::JobQueue {
         store: store.clone(),
@@ -463,35 +466,33 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let allowed_hosts = allowed_hosts(&args.public_url)?;
-    let path = data_dir.join(db::FILE_NAME);
-    let database = Arc::new(
-        db::Database::open(&path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?,
-    );
-    let legacy = data_dir.join(db::LEGACY_REPORTS);
-    if legacy.is_file() {
-        let imported = database
-            .import_legacy_reports(&legacy)
-            .with_context(|| format!("cannot import the reports of {}", legacy.display()))?;
-        tracing::info!(imported, "imported the reports of an earlier version");
-    }
-    let (auth, first_password) = match args.auth {
-        AuthArg::Off => (AuthMode::Off, None),
-        AuthArg::On => {
-            let accounts = Accounts::new(database.clone());
-            let first = users::ensure_admin(&accounts, args.admin_password_file.as_deref())?;
-            (AuthMode::On(accounts), first)
-        }
-    };
-    let store = ReportStore::new(
-        database,
-        ReportLimits {
-            max_bytes: args.max_report_bytes,
-            max_per_user: args.max_reports_per_user,
-        },
-    );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let served = runtime.block_on(async {
+        let database = db::open(&args.database, data_dir).await?;
+        let store = ReportStore::new(
+            database.clone(),
+            ReportLimits {
+                max_bytes: args.max_report_bytes,
+                max_per_user: args.max_reports_per_user,
+            },
+        );
+        let legacy = data_dir.join(db::LEGACY_REPORTS);
+        if legacy.is_file() {
+            let imported = store
+                .import_legacy(&legacy)
+                .await
+                .with_context(|| format!("cannot import the reports of {}", legacy.display()))?;
+            tracing::info!(imported, "imported the reports of an earlier version");
+        }
+        let (auth, first_password) = match args.auth {
+            AuthArg::Off => (AuthMode::Off, None),
+            AuthArg::On => {
+                let accounts = Accounts::new(database.clone());
+                let first =
+                    users::ensure_admin(&accounts, args.admin_password_file.as_deref()).await?;
+                (AuthMode::On(accounts), first)
+            }
+        };
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -506,7 +507,7 @@ fn serve(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
             first_password.as_deref().map(String::as_str),
         );
         let training = Arc::new(tokio::sync::Semaphore::new(1));
-        let (queue, worker) = server_worker(args, data_dir, &training).await?;
+        let (queue, worker) = server_worker(args, data_dir, database, &training).await?;
         let app = server::app(server::ServerConfig {
             max_body_bytes: args.max_body_bytes,
             reports: Some(Arc::new(store)),

@@ -1,13 +1,14 @@
 //! Saved ensemble reports, in the server's database: each report is its
 //! `fuselab.ensemble.analysis/v1` JSON with a few columns for listing, and the user who saved it.
 
-use std::{fmt::Write as _, path::Path, sync::Arc};
+use std::{fmt::Write as _, path::Path};
 
 use fuselab_shared::{api::ReportSummary, ensemble::Analysis};
-use rusqlite::{OptionalExtension as _, params};
+use futures_util::TryStreamExt as _;
+use sqlx::{Connection as _, Row as _};
 use thiserror::Error;
 
-use crate::db::{Database, DbError, now};
+use crate::db::{Database, DbError, now, sqlite_url};
 
 pub use crate::db::FILE_NAME;
 
@@ -72,9 +73,9 @@ pub enum StoreError {
     },
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Db(DbError::Sqlite(error))
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Db(DbError::Sql(error))
     }
 }
 
@@ -100,7 +101,7 @@ pub enum Scope {
 /// The saved reports.
 #[derive(Debug)]
 pub struct ReportStore {
-    db: Arc<Database>,
+    db: Database,
     limits: ReportLimits,
 }
 
@@ -114,17 +115,17 @@ pub fn is_id(id: &str) -> bool {
 
 impl ReportStore {
     /// Reports kept in `db`, within `limits`.
-    pub fn new(db: Arc<Database>, limits: ReportLimits) -> Self {
+    pub fn new(db: Database, limits: ReportLimits) -> Self {
         Self { db, limits }
     }
 
-    /// Opens (or creates) the database at `path`, with the default limits.
+    /// Opens (or creates) the SQLite database at `path`, with the default limits.
     ///
     /// # Errors
     /// When the file cannot be opened or migrated.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self::new(
-            Arc::new(Database::open(path)?),
+            Database::open(&sqlite_url(path)).await?,
             ReportLimits::default(),
         ))
     }
@@ -133,8 +134,8 @@ impl ReportStore {
     /// id.
     ///
     /// # Errors
-    /// Over a limit, or when encoding, randomness or SQLite fails.
-    pub fn save(
+    /// Over a limit, or when encoding, randomness or the database fails.
+    pub async fn save(
         &self,
         analysis: &Analysis,
         title: Option<&str>,
@@ -169,32 +170,34 @@ impl ReportStore {
             },
             str::to_owned,
         );
-        let connection = self.db.lock();
+        // One transaction, so two saves at once cannot both pass the limit.
+        let mut tx = self.db.write().await?;
         if let Some(owner) = owner {
-            let held: u64 = connection.query_row(
-                "SELECT COUNT(*) FROM reports WHERE owner_id = ?1",
-                [owner],
-                |row| row.get(0),
-            )?;
-            if held >= self.limits.max_per_user {
+            let held: i64 = sqlx::query("SELECT COUNT(*) FROM reports WHERE owner_id = $1")
+                .bind(owner)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            if u64::try_from(held).unwrap_or(u64::MAX) >= self.limits.max_per_user {
                 return Err(StoreError::TooMany {
                     max: self.limits.max_per_user,
                 });
             }
         }
-        connection.execute(
+        sqlx::query(
             "INSERT INTO reports (id, created, title, n_models, n_samples, analysis, owner_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                id,
-                now(),
-                title,
-                i64::try_from(report.n_models).unwrap_or(i64::MAX),
-                i64::try_from(report.n_samples).unwrap_or(i64::MAX),
-                json,
-                owner,
-            ],
-        )?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(now())
+        .bind(title)
+        .bind(i64::try_from(report.n_models).unwrap_or(i64::MAX))
+        .bind(i64::try_from(report.n_samples).unwrap_or(i64::MAX))
+        .bind(json)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -202,60 +205,104 @@ impl ReportStore {
     /// link).
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn get(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .db
-            .lock()
-            .query_row(
-                "SELECT analysis FROM reports WHERE id = ?1",
-                params![id],
-                |row| row.get(0),
-            )
-            .optional()?)
+    /// When the database fails.
+    pub async fn get(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT analysis FROM reports WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?)
     }
 
     /// The saved reports in `scope`, newest first.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn list(&self, scope: Scope) -> Result<Vec<ReportSummary>, StoreError> {
-        let owner = match scope {
-            Scope::All => None,
-            Scope::Owner(id) => Some(id),
+    /// When the database fails.
+    pub async fn list(&self, scope: Scope) -> Result<Vec<ReportSummary>, StoreError> {
+        let columns = "SELECT reports.id, reports.created, title, n_models, n_samples, users.name
+             FROM reports LEFT JOIN users ON users.id = reports.owner_id";
+        let order = "ORDER BY reports.created DESC, reports.id";
+        let query = match scope {
+            Scope::All => sqlx::query(sqlx::AssertSqlSafe(format!("{columns} {order}"))),
+            Scope::Owner(owner) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{columns} WHERE reports.owner_id = $1 {order}"
+            )))
+            .bind(owner),
         };
-        let connection = self.db.lock();
-        let mut statement = connection.prepare(
-            "SELECT reports.id, reports.created, title, n_models, n_samples, users.name
-             FROM reports LEFT JOIN users ON users.id = reports.owner_id
-             WHERE ?1 IS NULL OR reports.owner_id = ?1
-             ORDER BY reports.created DESC, reports.id",
-        )?;
-        let rows = statement.query_map([owner], |row| {
-            Ok(ReportSummary {
-                id: row.get(0)?,
-                created: row.get(1)?,
-                title: row.get(2)?,
-                n_models: row.get(3)?,
-                n_samples: row.get(4)?,
-                owner: row.get(5)?,
+        let rows = query.fetch_all(self.db.pool()).await?;
+        let reports = rows
+            .iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>(ReportSummary {
+                    id: row.try_get(0)?,
+                    created: row.try_get(1)?,
+                    title: row.try_get(2)?,
+                    n_models: row.try_get(3)?,
+                    n_samples: row.try_get(4)?,
+                    owner: row.try_get(5)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()?;
+        Ok(reports)
     }
 
     /// Deletes a report in `scope`; `false` when there was none with that id there.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn delete(&self, id: &str, scope: Scope) -> Result<bool, StoreError> {
-        let owner = match scope {
-            Scope::All => None,
-            Scope::Owner(id) => Some(id),
+    /// When the database fails.
+    pub async fn delete(&self, id: &str, scope: Scope) -> Result<bool, StoreError> {
+        let query = match scope {
+            Scope::All => sqlx::query("DELETE FROM reports WHERE id = $1").bind(id),
+            Scope::Owner(owner) => {
+                sqlx::query("DELETE FROM reports WHERE id = $1 AND owner_id = $2")
+                    .bind(id)
+                    .bind(owner)
+            }
         };
-        Ok(self.db.lock().execute(
-            "DELETE FROM reports WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)",
-            params![id, owner],
-        )? > 0)
+        Ok(query.execute(self.db.pool()).await?.rows_affected() > 0)
+    }
+
+    /// Copies the reports of an earlier version's `reports.sqlite3` (without owners:
+    /// administrators see them), one at a time, then renames that file so it is imported once.
+    /// Returns how many were new.
+    ///
+    /// # Errors
+    /// When either database fails or the file cannot be renamed.
+    pub async fn import_legacy(&self, legacy: &Path) -> Result<u64, StoreError> {
+        let mut source =
+            sqlx::AnyConnection::connect(&sqlite_url(legacy).replace("mode=rwc", "mode=ro"))
+                .await?;
+        let mut imported = 0;
+        {
+            let mut rows = sqlx::query(
+                "SELECT id, created, title, n_models, n_samples, analysis FROM reports",
+            )
+            .fetch(&mut source);
+            while let Some(row) = rows.try_next().await? {
+                imported += sqlx::query(
+                    "INSERT INTO reports (id, created, title, n_models, n_samples, analysis)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(row.try_get::<String, _>(0)?)
+                .bind(row.try_get::<i64, _>(1)?)
+                .bind(row.try_get::<String, _>(2)?)
+                .bind(row.try_get::<i64, _>(3)?)
+                .bind(row.try_get::<i64, _>(4)?)
+                .bind(row.try_get::<String, _>(5)?)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected();
+            }
+        }
+        source.close().await?;
+        let mut renamed = legacy.as_os_str().to_owned();
+        renamed.push(".imported");
+        std::fs::rename(legacy, &renamed).map_err(|source| DbError::File {
+            action: "renaming the imported report database",
+            path: legacy.display().to_string(),
+            source,
+        })?;
+        Ok(imported)
     }
 }

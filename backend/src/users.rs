@@ -1,10 +1,9 @@
 //! `fuselab users add|list|remove|passwd|set|token`: the server's accounts, from the command line
-//! (run it beside the server on the same data directory; SQLite lets both write).
+//! (run it beside the server on the same database; SQLite and Postgres let both write).
 
 use std::{
     io::BufRead as _,
     path::{Path, PathBuf},
-    sync::Arc,
 };
 
 use anyhow::Context as _;
@@ -12,12 +11,18 @@ use clap::{Args, Subcommand, ValueEnum};
 use fuselab_shared::api::Role;
 use zeroize::Zeroizing;
 
-use crate::{
-    accounts::Accounts,
-    db::{self, Database},
-};
+use crate::{accounts::Accounts, db};
 
-/// `fuselab users …`.
+/// `fuselab users [--database URL] …`.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(flatten)]
+    pub database: db::DatabaseArgs,
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+/// The subcommands of `fuselab users`.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Add a user (the password is read from --password-file, or from standard input)
@@ -96,17 +101,6 @@ pub struct SetArgs {
     pub can_train: Option<bool>,
 }
 
-/// The accounts of the data directory's database.
-///
-/// # Errors
-/// When the database cannot be opened.
-pub fn open(data_dir: &Path) -> anyhow::Result<Accounts> {
-    let path = data_dir.join(db::FILE_NAME);
-    let db = Database::open(&path)
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
-    Ok(Accounts::new(Arc::new(db)))
-}
-
 /// A password from the first line of `file`, or of standard input.
 ///
 /// # Errors
@@ -135,14 +129,24 @@ pub fn read_password(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
 ///
 /// # Errors
 /// Bad input (exit 2: a name, a password, the last admin) or a failing database.
-pub fn run(command: &UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let accounts = open(data_dir)?;
+pub fn run(args: &UsersArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let accounts = Accounts::new(db::open(&args.database, data_dir).await?);
+        manage(&accounts, &args.command).await
+    })
+}
+
+async fn manage(accounts: &Accounts, command: &UsersCommand) -> anyhow::Result<()> {
     match command {
         UsersCommand::Add(args) => {
             let password = read_password(args.password_file.as_deref())?;
-            let user = accounts.add(&args.name, &password, args.role.into(), args.can_train)?;
+            let user = accounts
+                .add(&args.name, &password, args.role.into(), args.can_train)
+                .await?;
             println!(
                 "added {} ({}{})",
                 user.name,
@@ -152,7 +156,7 @@ pub fn run(command: &UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
         }
         UsersCommand::List => {
             println!("{:<24} {:<6} {:<6} created", "name", "role", "train");
-            for user in accounts.list()? {
+            for user in accounts.list().await? {
                 println!(
                     "{:<24} {:<6} {:<6} {}",
                     user.name,
@@ -163,7 +167,7 @@ pub fn run(command: &UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
             }
         }
         UsersCommand::Remove { name } => {
-            accounts.remove(name)?;
+            accounts.remove(name).await?;
             println!("removed {name}");
         }
         UsersCommand::Passwd {
@@ -171,11 +175,13 @@ pub fn run(command: &UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
             password_file,
         } => {
             let password = read_password(password_file.as_deref())?;
-            accounts.set_password(name, &password)?;
+            accounts.set_password(name, &password).await?;
             println!("password of {name} changed; their sessions ended");
         }
         UsersCommand::Set(args) => {
-            let user = accounts.update(&args.name, args.role.map(Role::from), args.can_train)?;
+            let user = accounts
+                .update(&args.name, args.role.map(Role::from), args.can_train)
+                .await?;
             println!(
                 "{}: {}, {}",
                 user.name,
@@ -188,8 +194,8 @@ pub fn run(command: &UsersCommand, data_dir: &Path) -> anyhow::Result<()> {
             );
         }
         UsersCommand::Token { name, label } => {
-            let user = accounts.get(name)?;
-            let (info, secret) = accounts.create_token(&user, label)?;
+            let user = accounts.get(name).await?;
+            let (info, secret) = accounts.create_token(&user, label).await?;
             eprintln!(
                 "token {} for {} (shown once; send it as `Authorization: Bearer …`):",
                 info.id, user.name
@@ -224,11 +230,11 @@ pub fn one_time_password() -> anyhow::Result<Zeroizing<String>> {
 ///
 /// # Errors
 /// When the file cannot be read, the password is refused, or the database fails.
-pub fn ensure_admin(
+pub async fn ensure_admin(
     accounts: &Accounts,
     password_file: Option<&Path>,
 ) -> anyhow::Result<Option<Zeroizing<String>>> {
-    if accounts.count()? > 0 {
+    if accounts.count().await? > 0 {
         return Ok(None);
     }
     let (password, generated) = match password_file {
@@ -237,6 +243,7 @@ pub fn ensure_admin(
     };
     accounts
         .add("admin", &password, Role::Admin, true)
+        .await
         .context("cannot create the first administrator")?;
     tracing::info!("created the administrator `admin`");
     Ok(generated.then_some(password))

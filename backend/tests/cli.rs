@@ -1,11 +1,14 @@
 //! The real `fuselab` binary: help, the server process, graceful shutdown, the data directory.
 
+mod support;
+
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
-    net::TcpStream,
+    io::{BufRead as _, BufReader, Read as _},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+use support::{http, served_address};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
 
@@ -39,18 +42,6 @@ fn bad_arguments_exit_with_usage_error() {
     assert!(stderr.contains("--addr"), "{stderr}");
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 #[test]
 fn serves_until_sigterm_then_exits_cleanly() {
     let data_dir = std::env::temp_dir().join(format!("fuselab-cli-test-{}", std::process::id()));
@@ -68,16 +59,13 @@ fn serves_until_sigterm_then_exits_cleanly() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("fuselab listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
+    let addr = served_address(&line);
     assert!(data_dir.is_dir(), "serve creates --data-dir");
 
-    let response = http_get(&addr, "/api/health");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains(r#""status":"ok""#), "{response}");
+    let (status, body) = http(&addr, "GET", "/api/health", "", &[]);
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"ok""#), "{body}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -521,3 +521,35 @@ async fn bad_urls_are_named() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_hear_of_events_and_cancels_from_other_processes() {
+    for which in BOTH {
+        let db = fresh(which, "notify").await;
+        let store = JobStore::open(&db.url).await.unwrap();
+        let other = JobStore::open(&db.url).await.unwrap();
+        let id = store.enqueue(&job()).await.unwrap();
+        let lease = store.claim("w1", CPU, KINDS, LONG).await.unwrap().unwrap();
+        let mut news = store.watch(&id);
+        let mut cancels = store.watch(&id);
+        // Let the listener connect before anything is written (notifications are not queued).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        store.progress(&lease, &json!({ "step": 1 })).await.unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(4), news.changed()).await;
+        assert!(woke.is_ok(), "{which:?}: a progress event wakes a waiter");
+        other.cancel(&id, None).await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(4), cancels.cancelled()).await;
+        match which {
+            jobs_db::Which::Postgres => {
+                assert!(
+                    heard.is_ok(),
+                    "{which:?}: a cancel from another process is notified"
+                );
+            }
+            // SQLite has no notifications: the renewal or the next progress report carries it.
+            jobs_db::Which::Sqlite => assert!(heard.is_err()),
+        }
+        store.close().await;
+        other.close().await;
+    }
+}

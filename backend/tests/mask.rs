@@ -476,7 +476,7 @@ impl Server {
         let data = temp_dir(name);
         std::os::unix::fs::symlink(data_dir().join("models"), data.join("models")).unwrap();
         let store =
-            fuselab::jobs::JobStore::open(&fuselab::jobs::sqlite_url(&data.join("jobs.sqlite3")))
+            fuselab::jobs::JobStore::open(&fuselab::db::sqlite_url(&data.join("jobs.sqlite3")))
                 .await
                 .unwrap();
         let artifacts = fuselab::artifacts::ArtifactStore::local(&data.join("artifacts")).unwrap();

@@ -7,8 +7,7 @@
 mod jobs_db;
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use fuselab::jobs::{Job, JobStore, Status};
 use jobs_db::{BOTH, fresh};
 use serde_json::Value;
-use support::{multipart, wait_for, walk};
+use support::{http, multipart, served_address, wait_for, walk};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(std::env::var_os("FUSELAB_DATA_DIR").expect(
@@ -61,27 +60,6 @@ fn start(data: &Path, args: &[&str]) -> (Process, String) {
         .read_line(&mut line)
         .unwrap();
     (Process(child), line.trim().to_owned())
-}
-
-/// One HTTP/1.1 exchange: the status and the body.
-fn http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete response");
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let status = head[9..12].parse().unwrap();
-    (status, response[split + 4..].to_vec())
 }
 
 /// Queues a mask job of the three Obama photos; returns its id.
@@ -157,10 +135,7 @@ async fn a_server_and_two_workers_share_mask_jobs_and_one_survives_a_sigkill() {
             ]
             .concat(),
         );
-        let addr = line
-            .strip_prefix("fuselab listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
+        let addr = served_address(&line);
         let worker = |name: &str| {
             let (process, line) = start(
                 &data_folder(&db.folder, name),

@@ -272,7 +272,7 @@ async fn reports_are_saved_listed_read_and_deleted_in_sqlite() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(FILE_NAME);
     let config = ServerConfig {
-        reports: Some(Arc::new(ReportStore::open(&path).unwrap())),
+        reports: Some(Arc::new(ReportStore::open(&path).await.unwrap())),
         ..ServerConfig::default()
     };
     let app = app(config);
@@ -316,8 +316,8 @@ async fn reports_are_saved_listed_read_and_deleted_in_sqlite() {
     );
 
     // Reopening the file finds the report: it is on disk, not in memory.
-    let reopened = ReportStore::open(&path).unwrap();
-    assert!(reopened.get(&id).unwrap().is_some());
+    let reopened = ReportStore::open(&path).await.unwrap();
+    assert!(reopened.get(&id).await.unwrap().is_some());
 
     let delete = |uri: String| Request::delete(uri).body(Body::empty()).unwrap();
     let (status, _, _) = send(app.clone(), delete(format!("/api/reports/{id}"))).await;

@@ -5,8 +5,9 @@
 //! server was killed is taken up again by the next server's worker and resumes from the
 //! checkpoint its folder in the artifact store holds.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
+mod support;
+
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use fuselab_shared::api::{
     AlignMetrics, AlignRunCreated, AlignRunDetail, AlignRunStatus, AlignRunSummary,
 };
 use serde_json::{Value, json};
+use support::{http, served_address};
 use tower::ServiceExt as _;
 
 const SMALL: &str = include_str!("../../examples/attack-small.toml");
@@ -43,11 +45,10 @@ fn scratch(name: &str) -> PathBuf {
 /// The app on `data_dir` with its job database and artifact store where `fuselab serve` keeps
 /// them, and an in-process worker that runs alignment jobs (kept alive by the caller).
 async fn server(data_dir: &Path) -> (Router, fuselab::jobs::InProcessWorker) {
-    let store = fuselab::jobs::JobStore::open(&fuselab::jobs::sqlite_url(
-        &data_dir.join("fuselab.sqlite3"),
-    ))
-    .await
-    .unwrap();
+    let store =
+        fuselab::jobs::JobStore::open(&fuselab::db::sqlite_url(&data_dir.join("fuselab.sqlite3")))
+            .await
+            .unwrap();
     let artifacts = fuselab::artifacts::ArtifactStore::local(&data_dir.join("artifacts")).unwrap();
     let mut options =
         fuselab::jobs::WorkerOptions::new(vec![fuselab::jobs::Capability::Cpu]).unwrap();
@@ -525,23 +526,6 @@ async fn out_cannot_leave_the_run_folder_and_runs_wait_their_turn() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// Sends one HTTP/1.1 request to a real server and returns the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 2"), "{head}\n{body}");
-    body.to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_server_was_killed_resumes_from_its_checkpoint_on_the_next_one() {
     let data = scratch("killed");
@@ -561,24 +545,21 @@ async fn a_run_whose_server_was_killed_resumes_from_its_checkpoint_on_the_next_o
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut banner = Vec::new();
-    let addr = loop {
-        let mut byte = [0_u8];
-        assert_eq!(
-            stdout.read(&mut byte).unwrap(),
-            1,
-            "the server printed its address"
-        );
-        banner.push(byte[0]);
-        if byte[0] == b'\n' {
-            let line = String::from_utf8_lossy(&banner).to_string();
-            break line.trim().rsplit("http://").next().unwrap().to_owned();
-        }
-    };
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = served_address(&line);
     let body = json!({"action": "booster", "config": SMALL}).to_string();
-    let created: AlignRunCreated =
-        serde_json::from_str(&http(&addr, "POST", "/api/align/runs", &body)).unwrap();
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/api/align/runs",
+        "Content-Type: application/json\r\n",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&answer));
+    let created: AlignRunCreated = serde_json::from_slice(&answer).unwrap();
     // The checkpoint as the artifact store holds it: what another worker would restore.
     let run = stored(&data, &created.id);
     let state = run.join("base/state.json");

@@ -39,23 +39,20 @@ async fn server(name: &str) -> Server {
         std::env::temp_dir().join(format!("fuselab-server-auth-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir).unwrap();
-    let db = Arc::new(Database::in_memory().unwrap());
-    let accounts = Accounts::new(db.clone());
-    accounts
-        .add("root", "administrator", Role::Admin, false)
-        .unwrap();
-    accounts
-        .add("ada", "analytical", Role::User, false)
-        .unwrap();
-    accounts
-        .add("bob", "babbage's engine", Role::User, false)
-        .unwrap();
-    let queue = JobQueue {
-        store: fuselab::jobs::JobStore::open(&fuselab::jobs::sqlite_url(
-            &data_dir.join("jobs.sqlite3"),
-        ))
+    // One database file for accounts, reports and jobs, as `fuselab serve` has.
+    let db = Database::open(&fuselab::db::sqlite_url(&data_dir.join("fuselab.sqlite3")))
         .await
-        .unwrap(),
+        .unwrap();
+    let accounts = Accounts::new(db.clone());
+    for (name, password, role) in [
+        ("root", "administrator", Role::Admin),
+        ("ada", "analytical", Role::User),
+        ("bob", "babbage's engine", Role::User),
+    ] {
+        accounts.add(name, password, role, false).await.unwrap();
+    }
+    let queue = JobQueue {
+        store: fuselab::jobs::JobStore::on(db.clone()).await.unwrap(),
         artifacts: fuselab::artifacts::ArtifactStore::local(&data_dir.join("artifacts")).unwrap(),
     };
     let app = app(ServerConfig {
@@ -641,7 +638,11 @@ async fn training_needs_the_permission_and_runs_are_private() {
         answer.error()
     );
 
-    server.accounts.update("ada", None, Some(true)).unwrap();
+    server
+        .accounts
+        .update("ada", None, Some(true))
+        .await
+        .unwrap();
     let answer = send(app, start(&ada)).await;
     assert_eq!(
         answer.status,
@@ -650,7 +651,7 @@ async fn training_needs_the_permission_and_runs_are_private() {
     );
 
     // Runs are jobs of their owner: another user's run is not found.
-    let bob_id = server.accounts.get("bob").unwrap().id;
+    let bob_id = server.accounts.get("bob").await.unwrap().id;
     let mut job = fuselab::jobs::NewJob::new(
         fuselab::align::job::KIND,
         serde_json::to_value(fuselab::align::job::AlignJobConfig {

@@ -4,12 +4,13 @@
 
 pub mod password;
 
-use std::{fmt::Write as _, sync::Arc};
+use std::fmt::Write as _;
 
 use fuselab_shared::api::{Role, SessionUser, TokenInfo};
-use rusqlite::{OptionalExtension as _, params};
 use sha2::{Digest as _, Sha256};
+use sqlx::{Row as _, any::AnyRow};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 use crate::db::{Database, DbError, now};
 
@@ -83,9 +84,9 @@ pub enum AccountError {
     Hash(String),
 }
 
-impl From<rusqlite::Error> for AccountError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Db(DbError::Sqlite(error))
+impl From<sqlx::Error> for AccountError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Db(DbError::Sql(error))
     }
 }
 
@@ -177,51 +178,62 @@ fn random_hex(bytes: usize) -> Result<String, AccountError> {
     }))
 }
 
-const USER_COLUMNS: &str = "id, name, role, can_train, created";
+const USER_COLUMNS: &str = "users.id, users.name, users.role, users.can_train, users.created";
 
-fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn user_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        role: parse_role(&row.get::<_, String>(2)?),
-        can_train: row.get(3)?,
-        created: row.get(4)?,
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        role: parse_role(&row.try_get::<String, _>(2)?),
+        can_train: row.try_get::<i64, _>(3)? != 0,
+        created: row.try_get(4)?,
     })
+}
+
+/// Runs Argon2 (a core for a tenth of a second) off the async runtime.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AccountError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Hashes a password off the async runtime.
+async fn hash_password(password: &str) -> Result<String, AccountError> {
+    let password = Zeroizing::new(password.to_owned());
+    off_runtime(move || password::hash(&password)).await?
 }
 
 /// The accounts in the server's database.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    db: Arc<Database>,
+    db: Database,
 }
 
 impl Accounts {
     /// Accounts kept in `db`.
-    pub fn new(db: Arc<Database>) -> Self {
+    pub fn new(db: Database) -> Self {
         Self { db }
-    }
-
-    /// The database they live in.
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
     }
 
     /// How many users there are.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn count(&self) -> Result<u64, AccountError> {
-        Ok(self
-            .db
-            .lock()
-            .query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))?)
+    /// When the database fails.
+    pub async fn count(&self) -> Result<u64, AccountError> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get(0)?;
+        Ok(u64::try_from(count).unwrap_or_default())
     }
 
-    /// Adds a user (hashing takes a moment: call it off the async runtime).
+    /// Adds a user.
     ///
     /// # Errors
     /// A bad name or password, a taken name, or a failing database.
-    pub fn add(
+    pub async fn add(
         &self,
         name: &str,
         password: &str,
@@ -229,19 +241,24 @@ impl Accounts {
         can_train: bool,
     ) -> Result<User, AccountError> {
         check_name(name)?;
-        let hash = password::hash(password)?;
+        let hash = hash_password(password).await?;
         let created = now();
-        let connection = self.db.lock();
-        let inserted = connection.execute(
+        let id: Option<i64> = sqlx::query(
             "INSERT INTO users (name, password, role, can_train, created)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
-            params![name, hash, role.as_str(), can_train, created],
-        )?;
-        if inserted == 0 {
-            return Err(AccountError::UserExists { name: name.into() });
-        }
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(role.as_str())
+        .bind(i64::from(can_train))
+        .bind(created)
+        .fetch_optional(self.db.pool())
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+        let id = id.ok_or_else(|| AccountError::UserExists { name: name.into() })?;
         Ok(User {
-            id: connection.last_insert_rowid(),
+            id,
             name: name.into(),
             role,
             can_train,
@@ -252,169 +269,194 @@ impl Accounts {
     /// Every user, by name.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn list(&self) -> Result<Vec<User>, AccountError> {
-        let connection = self.db.lock();
-        let mut statement =
-            connection.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
-        let users = statement
-            .query_map([], user_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(users)
+    /// When the database fails.
+    pub async fn list(&self) -> Result<Vec<User>, AccountError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY name"
+        )))
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
     }
 
     /// The user of that name.
     ///
     /// # Errors
-    /// When there is none, or SQLite fails.
-    pub fn get(&self, name: &str) -> Result<User, AccountError> {
-        self.db
-            .lock()
-            .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"),
-                [name],
-                user_row,
-            )
-            .optional()?
-            .ok_or_else(|| AccountError::NoSuchUser { name: name.into() })
+    /// When there is none, or the database fails.
+    pub async fn get(&self, name: &str) -> Result<User, AccountError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE name = $1"
+        )))
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await?
+        .as_ref()
+        .map(user_row)
+        .transpose()?
+        .ok_or_else(|| AccountError::NoSuchUser { name: name.into() })
     }
 
-    fn admins_other_than(&self, id: i64) -> Result<u64, AccountError> {
-        Ok(self.db.lock().query_row(
-            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND id != ?1",
-            [id],
-            |row| row.get(0),
-        )?)
+    async fn admins_other_than(&self, id: i64) -> Result<i64, AccountError> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM users WHERE role = 'admin' AND id != $1")
+                .bind(id)
+                .fetch_one(self.db.pool())
+                .await?
+                .try_get(0)?,
+        )
     }
 
     /// Removes a user with their sessions and tokens; their reports stay, owned by nobody
     /// (administrators see them).
     ///
     /// # Errors
-    /// When there is no such user, they are the last administrator, or SQLite fails.
-    pub fn remove(&self, name: &str) -> Result<(), AccountError> {
-        let user = self.get(name)?;
-        if user.is_admin() && self.admins_other_than(user.id)? == 0 {
+    /// When there is no such user, they are the last administrator, or the database fails.
+    pub async fn remove(&self, name: &str) -> Result<(), AccountError> {
+        let user = self.get(name).await?;
+        if user.is_admin() && self.admins_other_than(user.id).await? == 0 {
             return Err(AccountError::LastAdmin { name: name.into() });
         }
-        self.db
-            .lock()
-            .execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user.id)
+            .execute(self.db.pool())
+            .await?;
         Ok(())
     }
 
     /// Changes a user's role and training permission.
     ///
     /// # Errors
-    /// When there is no such user, the change demotes the last administrator, or SQLite fails.
-    pub fn update(
+    /// When there is no such user, the change demotes the last administrator, or the database
+    /// fails.
+    pub async fn update(
         &self,
         name: &str,
         role: Option<Role>,
         can_train: Option<bool>,
     ) -> Result<User, AccountError> {
-        let mut user = self.get(name)?;
-        if user.is_admin() && role == Some(Role::User) && self.admins_other_than(user.id)? == 0 {
+        let mut user = self.get(name).await?;
+        if user.is_admin()
+            && role == Some(Role::User)
+            && self.admins_other_than(user.id).await? == 0
+        {
             return Err(AccountError::LastAdmin { name: name.into() });
         }
         user.role = role.unwrap_or(user.role);
         user.can_train = can_train.unwrap_or(user.can_train);
-        self.db.lock().execute(
-            "UPDATE users SET role = ?1, can_train = ?2 WHERE id = ?3",
-            params![user.role.as_str(), user.can_train, user.id],
-        )?;
+        sqlx::query("UPDATE users SET role = $1, can_train = $2 WHERE id = $3")
+            .bind(user.role.as_str())
+            .bind(i64::from(user.can_train))
+            .bind(user.id)
+            .execute(self.db.pool())
+            .await?;
         Ok(user)
     }
 
     /// Sets a user's password and signs them out everywhere (tokens stay valid).
     ///
     /// # Errors
-    /// When there is no such user, the password is refused, or SQLite fails.
-    pub fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
-        let user = self.get(name)?;
-        let hash = password::hash(password)?;
-        let connection = self.db.lock();
-        connection.execute(
-            "UPDATE users SET password = ?1 WHERE id = ?2",
-            params![hash, user.id],
-        )?;
-        connection.execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+    /// When there is no such user, the password is refused, or the database fails.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<(), AccountError> {
+        let user = self.get(name).await?;
+        let hash = hash_password(password).await?;
+        let mut tx = self.db.write().await?;
+        sqlx::query("UPDATE users SET password = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The user whose name and password these are (Argon2: call it off the async runtime).
-    /// An unknown name costs the same time as a wrong password.
+    /// The user whose name and password these are. An unknown name costs the same time as a
+    /// wrong password.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn verify(&self, name: &str, password: &str) -> Result<Option<User>, AccountError> {
+    /// When the database fails.
+    pub async fn verify(&self, name: &str, password: &str) -> Result<Option<User>, AccountError> {
         let found = if check_name(name).is_ok() {
-            self.db
-                .lock()
-                .query_row(
-                    &format!("SELECT {USER_COLUMNS}, password FROM users WHERE name = ?1"),
-                    [name],
-                    |row| Ok((user_row(row)?, row.get::<_, String>(5)?)),
-                )
-                .optional()?
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {USER_COLUMNS}, users.password FROM users WHERE name = $1"
+            )))
+            .bind(name)
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(|row| Ok::<_, sqlx::Error>((user_row(&row)?, row.try_get::<String, _>(5)?)))
+            .transpose()?
         } else {
             None
         };
-        let stored = found.as_ref().map(|(_, hash)| hash.as_str());
-        let ok = password::verify(password, stored);
+        let stored = found.as_ref().map(|(_, hash)| hash.clone());
+        let password = Zeroizing::new(password.to_owned());
+        let ok = off_runtime(move || password::verify(&password, stored.as_deref())).await?;
         Ok(found.filter(|_| ok).map(|(user, _)| user))
     }
 
     /// Starts a session for a user; returns its secret (the cookie's value).
     ///
     /// # Errors
-    /// When there is no randomness or SQLite fails.
-    pub fn start_session(&self, user: &User) -> Result<String, AccountError> {
+    /// When there is no randomness or the database fails.
+    pub async fn start_session(&self, user: &User) -> Result<String, AccountError> {
         let secret = random_hex(32)?;
         let created = now();
-        let connection = self.db.lock();
-        connection.execute("DELETE FROM sessions WHERE expires <= ?1", [created])?;
-        connection.execute(
-            "INSERT INTO sessions (hash, user_id, created, expires) VALUES (?1, ?2, ?3, ?4)",
-            params![digest(&secret), user.id, created, created + SESSION_SECONDS],
-        )?;
+        let mut tx = self.db.write().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires <= $1")
+            .bind(created)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (hash, user_id, created, expires) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(digest(&secret))
+        .bind(user.id)
+        .bind(created)
+        .bind(created + SESSION_SECONDS)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(secret)
     }
 
     /// The user of an unexpired session.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn session_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
-        Ok(self
-            .db
-            .lock()
-            .query_row(
-                "SELECT users.id, users.name, users.role, users.can_train, users.created
-                 FROM sessions JOIN users ON users.id = sessions.user_id
-                 WHERE sessions.hash = ?1 AND sessions.expires > ?2",
-                params![digest(secret), now()],
-                user_row,
-            )
-            .optional()?)
+    /// When the database fails.
+    pub async fn session_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM sessions JOIN users ON users.id = sessions.user_id
+             WHERE sessions.hash = $1 AND sessions.expires > $2"
+        )))
+        .bind(digest(secret))
+        .bind(now())
+        .fetch_optional(self.db.pool())
+        .await?
+        .as_ref()
+        .map(user_row)
+        .transpose()?)
     }
 
     /// Ends a session.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn end_session(&self, secret: &str) -> Result<(), AccountError> {
-        self.db
-            .lock()
-            .execute("DELETE FROM sessions WHERE hash = ?1", [digest(secret)])?;
+    /// When the database fails.
+    pub async fn end_session(&self, secret: &str) -> Result<(), AccountError> {
+        sqlx::query("DELETE FROM sessions WHERE hash = $1")
+            .bind(digest(secret))
+            .execute(self.db.pool())
+            .await?;
         Ok(())
     }
 
     /// Creates an API token for a user; the answer holds its secret, which is not kept.
     ///
     /// # Errors
-    /// A bad name, too many tokens, no randomness, or SQLite failing.
-    pub fn create_token(
+    /// A bad name, too many tokens, no randomness, or the database failing.
+    pub async fn create_token(
         &self,
         user: &User,
         name: &str,
@@ -426,19 +468,26 @@ impl Accounts {
         let id = random_hex(8)?;
         let secret = format!("{TOKEN_PREFIX}{}", random_hex(32)?);
         let created = now();
-        let connection = self.db.lock();
-        let held: usize = connection.query_row(
-            "SELECT COUNT(*) FROM tokens WHERE user_id = ?1",
-            [user.id],
-            |row| row.get(0),
-        )?;
-        if held >= MAX_TOKENS_PER_USER {
+        let mut tx = self.db.write().await?;
+        let held: i64 = sqlx::query("SELECT COUNT(*) FROM tokens WHERE user_id = $1")
+            .bind(user.id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if usize::try_from(held).unwrap_or(usize::MAX) >= MAX_TOKENS_PER_USER {
             return Err(AccountError::TooManyTokens);
         }
-        connection.execute(
-            "INSERT INTO tokens (id, hash, user_id, name, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, digest(&secret), user.id, name, created],
-        )?;
+        sqlx::query(
+            "INSERT INTO tokens (id, hash, user_id, name, created) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(digest(&secret))
+        .bind(user.id)
+        .bind(name)
+        .bind(created)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok((
             TokenInfo {
                 id,
@@ -453,22 +502,25 @@ impl Accounts {
     /// A user's tokens, newest first.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn tokens(&self, user: &User) -> Result<Vec<TokenInfo>, AccountError> {
-        let connection = self.db.lock();
-        let mut statement = connection.prepare(
-            "SELECT id, name, created, last_used FROM tokens WHERE user_id = ?1
+    /// When the database fails.
+    pub async fn tokens(&self, user: &User) -> Result<Vec<TokenInfo>, AccountError> {
+        let rows = sqlx::query(
+            "SELECT id, name, created, last_used FROM tokens WHERE user_id = $1
              ORDER BY created DESC, id",
-        )?;
-        let tokens = statement
-            .query_map([user.id], |row| {
-                Ok(TokenInfo {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    created: row.get(2)?,
-                    last_used: row.get(3)?,
+        )
+        .bind(user.id)
+        .fetch_all(self.db.pool())
+        .await?;
+        let tokens = rows
+            .iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>(TokenInfo {
+                    id: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    created: row.try_get(2)?,
+                    last_used: row.try_get(3)?,
                 })
-            })?
+            })
             .collect::<Result<_, _>>()?;
         Ok(tokens)
     }
@@ -476,37 +528,44 @@ impl Accounts {
     /// Revokes one of a user's tokens; `false` when they have none with that id.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn revoke_token(&self, user: &User, id: &str) -> Result<bool, AccountError> {
-        Ok(self.db.lock().execute(
-            "DELETE FROM tokens WHERE id = ?1 AND user_id = ?2",
-            params![id, user.id],
-        )? > 0)
+    /// When the database fails.
+    pub async fn revoke_token(&self, user: &User, id: &str) -> Result<bool, AccountError> {
+        Ok(
+            sqlx::query("DELETE FROM tokens WHERE id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(user.id)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected()
+                > 0,
+        )
     }
 
     /// The user of an API token, noting when it was used.
     ///
     /// # Errors
-    /// When SQLite fails.
-    pub fn token_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
+    /// When the database fails.
+    pub async fn token_user(&self, secret: &str) -> Result<Option<User>, AccountError> {
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
         let hash = digest(secret);
-        let connection = self.db.lock();
-        let user = connection
-            .query_row(
-                "SELECT users.id, users.name, users.role, users.can_train, users.created
-                 FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?1",
-                [&hash],
-                user_row,
-            )
-            .optional()?;
+        let user = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM tokens JOIN users ON users.id = tokens.user_id
+             WHERE tokens.hash = $1"
+        )))
+        .bind(hash.clone())
+        .fetch_optional(self.db.pool())
+        .await?
+        .as_ref()
+        .map(user_row)
+        .transpose()?;
         if user.is_some() {
-            connection.execute(
-                "UPDATE tokens SET last_used = ?1 WHERE hash = ?2",
-                params![now(), hash],
-            )?;
+            sqlx::query("UPDATE tokens SET last_used = $1 WHERE hash = $2")
+                .bind(now())
+                .bind(hash)
+                .execute(self.db.pool())
+                .await?;
         }
         Ok(user)
     }
@@ -516,92 +575,124 @@ impl Accounts {
 mod tests {
     use super::*;
 
-    fn accounts() -> Accounts {
-        Accounts::new(Arc::new(Database::in_memory().unwrap()))
+    async fn accounts() -> Accounts {
+        Accounts::new(Database::in_memory().await.unwrap())
     }
 
-    #[test]
-    fn users_sign_in_with_their_password_only() {
-        let accounts = accounts();
+    #[tokio::test]
+    async fn users_sign_in_with_their_password_only() {
+        let accounts = accounts().await;
         let ada = accounts
             .add("ada", "analytical", Role::User, false)
+            .await
             .unwrap();
         assert_eq!(
-            accounts.verify("ada", "analytical").unwrap(),
+            accounts.verify("ada", "analytical").await.unwrap(),
             Some(ada.clone())
         );
-        assert_eq!(accounts.verify("ada", "Analytical").unwrap(), None);
-        assert_eq!(accounts.verify("bob", "analytical").unwrap(), None);
-        assert_eq!(accounts.verify("a d a", "analytical").unwrap(), None);
+        assert_eq!(accounts.verify("ada", "Analytical").await.unwrap(), None);
+        assert_eq!(accounts.verify("bob", "analytical").await.unwrap(), None);
+        assert_eq!(accounts.verify("a d a", "analytical").await.unwrap(), None);
         assert!(matches!(
-            accounts.add("ada", "something else", Role::User, false),
+            accounts
+                .add("ada", "something else", Role::User, false)
+                .await,
             Err(AccountError::UserExists { .. })
         ));
         assert!(matches!(
-            accounts.add("ada lovelace", "analytical", Role::User, false),
+            accounts
+                .add("ada lovelace", "analytical", Role::User, false)
+                .await,
             Err(AccountError::InvalidName { .. })
         ));
     }
 
-    #[test]
-    fn sessions_end_on_sign_out_and_on_a_new_password() {
-        let accounts = accounts();
+    #[tokio::test]
+    async fn sessions_end_on_sign_out_and_on_a_new_password() {
+        let accounts = accounts().await;
         let ada = accounts
             .add("ada", "analytical", Role::User, false)
+            .await
             .unwrap();
-        let first = accounts.start_session(&ada).unwrap();
-        let second = accounts.start_session(&ada).unwrap();
+        let first = accounts.start_session(&ada).await.unwrap();
+        let second = accounts.start_session(&ada).await.unwrap();
         assert_ne!(first, second);
-        assert_eq!(accounts.session_user(&first).unwrap(), Some(ada.clone()));
-        accounts.end_session(&first).unwrap();
-        assert_eq!(accounts.session_user(&first).unwrap(), None);
-        assert_eq!(accounts.session_user(&second).unwrap(), Some(ada));
-        accounts.set_password("ada", "engine number 2").unwrap();
-        assert_eq!(accounts.session_user(&second).unwrap(), None);
-        assert!(accounts.verify("ada", "engine number 2").unwrap().is_some());
+        assert_eq!(
+            accounts.session_user(&first).await.unwrap(),
+            Some(ada.clone())
+        );
+        accounts.end_session(&first).await.unwrap();
+        assert_eq!(accounts.session_user(&first).await.unwrap(), None);
+        assert_eq!(accounts.session_user(&second).await.unwrap(), Some(ada));
+        accounts
+            .set_password("ada", "engine number 2")
+            .await
+            .unwrap();
+        assert_eq!(accounts.session_user(&second).await.unwrap(), None);
+        assert!(
+            accounts
+                .verify("ada", "engine number 2")
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
-    #[test]
-    fn tokens_are_per_user_and_revocable() {
-        let accounts = accounts();
+    #[tokio::test]
+    async fn tokens_are_per_user_and_revocable() {
+        let accounts = accounts().await;
         let ada = accounts
             .add("ada", "analytical", Role::User, false)
+            .await
             .unwrap();
-        let bob = accounts.add("bob", "babbage's", Role::User, false).unwrap();
-        let (info, secret) = accounts.create_token(&ada, " notebook ").unwrap();
+        let bob = accounts
+            .add("bob", "babbage's", Role::User, false)
+            .await
+            .unwrap();
+        let (info, secret) = accounts.create_token(&ada, " notebook ").await.unwrap();
         assert_eq!(info.name, "notebook");
         assert!(secret.starts_with(TOKEN_PREFIX));
-        assert_eq!(accounts.token_user(&secret).unwrap(), Some(ada.clone()));
-        assert!(accounts.tokens(&ada).unwrap()[0].last_used.is_some());
-        assert!(!accounts.revoke_token(&bob, &info.id).unwrap());
-        assert!(accounts.revoke_token(&ada, &info.id).unwrap());
-        assert_eq!(accounts.token_user(&secret).unwrap(), None);
+        assert_eq!(
+            accounts.token_user(&secret).await.unwrap(),
+            Some(ada.clone())
+        );
+        assert!(accounts.tokens(&ada).await.unwrap()[0].last_used.is_some());
+        assert!(!accounts.revoke_token(&bob, &info.id).await.unwrap());
+        assert!(accounts.revoke_token(&ada, &info.id).await.unwrap());
+        assert_eq!(accounts.token_user(&secret).await.unwrap(), None);
         assert!(matches!(
-            accounts.create_token(&ada, "  "),
+            accounts.create_token(&ada, "  ").await,
             Err(AccountError::InvalidTokenName)
         ));
     }
 
-    #[test]
-    fn the_last_admin_stays() {
-        let accounts = accounts();
+    #[tokio::test]
+    async fn the_last_admin_stays() {
+        let accounts = accounts().await;
         accounts
             .add("root", "administrator", Role::Admin, false)
+            .await
             .unwrap();
-        accounts.add("ada", "analytical", Role::User, true).unwrap();
+        accounts
+            .add("ada", "analytical", Role::User, true)
+            .await
+            .unwrap();
         assert!(matches!(
-            accounts.remove("root"),
+            accounts.remove("root").await,
             Err(AccountError::LastAdmin { .. })
         ));
         assert!(matches!(
-            accounts.update("root", Some(Role::User), None),
+            accounts.update("root", Some(Role::User), None).await,
             Err(AccountError::LastAdmin { .. })
         ));
-        accounts.update("ada", Some(Role::Admin), None).unwrap();
-        accounts.remove("root").unwrap();
-        assert_eq!(accounts.list().unwrap().len(), 1);
+        accounts
+            .update("ada", Some(Role::Admin), None)
+            .await
+            .unwrap();
+        accounts.remove("root").await.unwrap();
+        assert_eq!(accounts.list().await.unwrap().len(), 1);
         assert!(matches!(
-            accounts.remove("root"),
+            accounts.remove("root").await,
             Err(AccountError::NoSuchUser { .. })
         ));
     }

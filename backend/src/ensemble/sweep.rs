@@ -39,7 +39,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub checkpoint_ms: u64,
     #[command(flatten)]
-    pub database: jobs::DatabaseArgs,
+    pub database: crate::db::DatabaseArgs,
     /// Output format
     #[arg(long, value_enum, default_value_t = SweepFormat::Table)]
     pub format: SweepFormat,

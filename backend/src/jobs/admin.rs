@@ -3,9 +3,10 @@
 
 use sqlx::Row as _;
 
-use super::engine::{Engine, StoreError};
+use super::error::StoreError;
 use super::model::{Attempt, Event, Filter, Job, Status};
 use super::store::{JOB_COLUMNS, JobStore, Tx, job_of, json_column, parsed};
+use crate::db::Engine;
 
 impl JobStore {
     /// Asks a job (and its shards) to stop: a queued one is cancelled at once, a running one

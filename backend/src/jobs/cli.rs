@@ -10,42 +10,22 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use tokio::sync::watch;
 
-use super::engine::{redact, sqlite_url};
 use super::model::{Capability, Filter, Job, Status};
 use super::store::JobStore;
 use super::worker::{self, Handlers, WorkerOptions};
 use crate::artifacts::ArtifactStore;
+use crate::db::{DatabaseArgs, redact};
 
-/// Where the job database is.
-#[derive(Debug, Clone, Args)]
-pub struct DatabaseArgs {
-    /// The job database: `sqlite://PATH` or `postgres://USER@HOST/DB` (default: the data
-    /// directory's fuselab.sqlite3)
-    #[arg(long, value_name = "URL", env = "FUSELAB_DATABASE_URL")]
-    pub database: Option<String>,
-}
-
-/// The job database's URL: the one given, else the data directory's SQLite file.
-pub fn database_url(given: Option<&str>, data_dir: &Path) -> String {
-    given.map_or_else(
-        || sqlite_url(&data_dir.join(crate::db::FILE_NAME)),
-        str::to_owned,
-    )
-}
-
-/// Opens the job database of `args`, creating the data directory for the default file.
+/// Opens the database of `args` and brings its job tables up to date.
 ///
 /// # Errors
 /// An unusable URL or database, with the URL (password hidden) in the message.
 pub async fn open_store(args: &DatabaseArgs, data_dir: &Path) -> anyhow::Result<JobStore> {
-    if args.database.is_none() {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    }
-    let url = database_url(args.database.as_deref(), data_dir);
-    JobStore::open(&url)
+    let db = crate::db::open(args, data_dir).await?;
+    let url = redact(db.url());
+    JobStore::on(db)
         .await
-        .with_context(|| format!("cannot open the job database {}", redact(&url)))
+        .with_context(|| format!("cannot open the job tables of {url}"))
 }
 
 /// `fuselab jobs`.

@@ -1,5 +1,5 @@
 //! The job system: every long task (today the sharded ensemble analysis; mask generation and
-//! alignment runs next) is a row in the job tables of SQLite (by default, the data
+//! alignment runs) is a row in the job tables of SQLite (by default, the data
 //! directory's `fuselab.sqlite3`) or Postgres (`--database postgres://…`, shared by workers on
 //! several machines). Workers claim jobs under leases with fencing tokens, renew them from a
 //! task of their own, and record progress, checkpoints and outcomes in the database; a job
@@ -8,19 +8,18 @@
 
 mod admin;
 mod cli;
-mod engine;
+mod error;
 mod model;
-mod schema;
+mod notify;
 mod store;
+mod tables;
 mod worker;
 
-pub use cli::{
-    ArtifactsArgs, DatabaseArgs, JobsCommand, WorkerArgs, database_url, open_store, run_jobs,
-    run_worker,
-};
-pub use engine::{Engine, StoreError, redact, sqlite_url};
+pub use cli::{ArtifactsArgs, JobsCommand, WorkerArgs, open_store, run_jobs, run_worker};
+pub use error::StoreError;
 pub use model::{
     Attempt, Capability, Event, Filter, Job, Lease, NewJob, Outcome, SECRET_FIELD, Status,
 };
+pub use notify::JobWatch;
 pub use store::JobStore;
 pub use worker::{Handler, Handlers, InProcessWorker, JobContext, WorkerOptions, run};

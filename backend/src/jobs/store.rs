@@ -3,31 +3,30 @@
 //! where the engines differ (the clock, `SKIP LOCKED`, `NOTIFY`). Times come from the
 //! database's clock, so workers on machines whose clocks disagree still agree on leases. The
 //! claim side lives here (queueing, claiming, renewing, progress, finishing, reaping); the
-//! administrator's side in `admin`, the engines and errors in `engine`.
+//! administrator's side in `admin`, the errors in `error`, the connection in `crate::db`.
 
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, AssertSqlSafe, Row as _};
 
-use super::engine::{Engine, StoreError, create_private};
+use super::error::StoreError;
 use super::model::{Capability, Job, Lease, NewJob, Outcome, Status};
-use super::schema;
+use super::notify::{JobWatch, Notices};
+use super::tables;
+use crate::db::{Database, Engine};
 
 /// Every column of `job_runs` that [`Job`] holds, in the order [`job_of`] reads them.
 pub(super) const JOB_COLUMNS: &str = "id, owner_id, kind, config, capability, status, priority, attempts, \
      max_attempts, worker_id, cancel_requested, error, progress, checkpoint, result, parent_id, \
      pending_children, created_at, started_at, finished_at, updated_at";
 
-/// Connections per pool: SQLite has one writer anyway; a worker needs its lease renewals to
-/// get through while a progress write waits.
-const POOL_SIZE: u32 = 4;
-
 /// The job database.
 #[derive(Debug, Clone)]
 pub struct JobStore {
     pub(super) pool: AnyPool,
     pub(super) engine: Engine,
+    notices: Notices,
 }
 
 pub(super) fn json_column(
@@ -114,7 +113,7 @@ fn backoff_millis(attempt: i64) -> i64 {
     1000 * (1_i64 << attempt.clamp(1, 8)).min(300)
 }
 
-pub(super) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(super) use crate::db::Tx;
 
 /// How an attempt's outcome changes its job.
 struct Ending<'a> {
@@ -162,34 +161,26 @@ fn ending(outcome: &Outcome, attempt: i64, may_retry: bool) -> Ending<'_> {
 }
 
 impl JobStore {
-    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and brings the job tables up to
-    /// date. A SQLite file is created readable by its owner only.
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and brings the server's tables
+    /// and the job tables up to date. A SQLite file is created readable by its owner only.
     ///
     /// # Errors
     /// A bad URL, an unreachable database, a failed migration.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let engine = Engine::of_url(url)?;
-        if engine == Engine::Sqlite {
-            create_private(url)?;
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        // WAL lets readers (the server's lists) run beside the one writer.
-                        sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
-                            .execute(connection)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        schema::migrate(&pool, engine).await?;
-        Ok(Self { pool, engine })
+        Self::on(Database::open(url).await?).await
+    }
+
+    /// The jobs of an open database, their tables brought up to date.
+    ///
+    /// # Errors
+    /// A failed migration.
+    pub async fn on(db: Database) -> Result<Self, StoreError> {
+        tables::migrate(&db).await?;
+        Ok(Self {
+            pool: db.pool().clone(),
+            engine: db.engine(),
+            notices: Notices::new(db.engine(), db.url()),
+        })
     }
 
     /// The engine behind this store.
@@ -796,8 +787,15 @@ impl JobStore {
         Ok(reaped)
     }
 
-    /// Closes the pool's connections.
+    /// A wait for news of job `id` (its events, a cancel): notified on Postgres, polled on
+    /// SQLite. Made before reading what is there, it misses nothing written after.
+    pub fn watch(&self, id: &str) -> JobWatch {
+        self.notices.watch(id)
+    }
+
+    /// Closes the pool's connections and stops listening.
     pub async fn close(&self) {
+        self.notices.stop();
         self.pool.close().await;
     }
 }

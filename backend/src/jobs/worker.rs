@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::engine::StoreError;
+use super::error::StoreError;
 use super::model::{Capability, Job, Lease, NewJob, Outcome};
 use super::store::JobStore;
 
@@ -330,8 +330,8 @@ async fn run_one(
     }
 }
 
-/// Renews `lease` every third of `ttl` until aborted; raises `stop` when a cancel is requested
-/// or the lease is lost (and then `lost` too).
+/// Renews `lease` every third of `ttl` (and when a cancel is notified) until aborted; raises
+/// `stop` when a cancel is requested or the lease is lost (and then `lost` too).
 async fn renew(
     store: JobStore,
     lease: Lease,
@@ -341,8 +341,13 @@ async fn renew(
 ) {
     let mut every = tokio::time::interval(ttl / 3);
     every.tick().await;
+    let mut watch = store.watch(&lease.job.id);
     loop {
-        every.tick().await;
+        // A cancel notified (Postgres) is heard at once; the renewal reads it.
+        tokio::select! {
+            _ = every.tick() => {}
+            () = watch.cancelled() => {}
+        }
         match store.renew(&lease, ttl).await {
             Ok(cancel) => {
                 if cancel {

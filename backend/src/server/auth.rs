@@ -162,6 +162,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(token) = bearer(&parts.headers) {
             let user = accounts
                 .token_user(token?)
+                .await
                 .map_err(internal("checking an API token"))?
                 .ok_or_else(|| {
                     AppError::client(
@@ -176,6 +177,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         let user = accounts
             .session_user(secret)
+            .await
             .map_err(internal("checking a session"))?;
         Ok(Self(user.map(Actor::User)))
     }
@@ -305,23 +307,23 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// Runs password work (Argon2: a core for a tenth of a second) off the async runtime, at most
-/// [`SignInLimiter`]'s slots at once.
-async fn hashing<T: Send + 'static>(
+/// Runs password work (Argon2: a core for a tenth of a second, which the accounts run off the
+/// async runtime), at most [`SignInLimiter`]'s slots at once.
+async fn hashing<T>(
     state: &AppState,
     context: &'static str,
-    work: impl FnOnce() -> T + Send + 'static,
+    work: impl Future<Output = T>,
 ) -> Result<T, AppError> {
-    let internal = |source: anyhow::Error| AppError::Internal { context, source };
     let _permit = state
         .sign_in
         .hashing
         .acquire()
         .await
-        .map_err(|e| internal(e.into()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| internal(e.into()))
+        .map_err(|e| AppError::Internal {
+            context,
+            source: e.into(),
+        })?;
+    Ok(work.await)
 }
 
 /// `POST /api/session`: sign in with a name and password; sets the session cookie.
@@ -330,7 +332,7 @@ pub async fn sign_in(
     ClientIp(ip): ClientIp,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<Response, AppError> {
-    let accounts = accounts(&state)?.clone();
+    let accounts = accounts(&state)?;
     let Json(mut request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     if let Some(seconds) = state.sign_in.blocked_for(ip) {
         request.password.zeroize();
@@ -339,16 +341,17 @@ pub async fn sign_in(
             seconds,
         ));
     }
-    let verified = hashing(&state, "checking a password", move || {
-        let user = accounts.verify(&request.name, &request.password);
+    let verified = hashing(&state, "checking a password", async {
+        let user = accounts.verify(&request.name, &request.password).await;
         request.password.zeroize();
-        let user = user?;
-        user.map(|user| accounts.start_session(&user).map(|secret| (user, secret)))
-            .transpose()
+        match user? {
+            Some(user) => Ok(Some((accounts.start_session(&user).await?, user))),
+            None => Ok::<_, AccountError>(None),
+        }
     })
     .await?
     .map_err(internal("signing in"))?;
-    let Some((user, secret)) = verified else {
+    let Some((secret, user)) = verified else {
         state.sign_in.failed(ip);
         return Err(AppError::client(
             StatusCode::UNAUTHORIZED,
@@ -376,6 +379,7 @@ pub async fn sign_out(
     if let (AuthMode::On(accounts), Some(secret)) = (&state.auth, cookie_value(&headers, COOKIE)) {
         accounts
             .end_session(secret)
+            .await
             .map_err(internal("signing out"))?;
     }
     Ok((
@@ -412,17 +416,22 @@ pub async fn change_password(
     actor: Actor,
     body: Result<Json<ChangePassword>, JsonRejection>,
 ) -> Result<Response, AppError> {
-    let accounts = accounts(&state)?.clone();
+    let accounts = accounts(&state)?;
     let user = signed_in_user(actor)?;
     let Json(mut request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
-    let changed = hashing(&state, "changing a password", move || {
-        let result = (|| {
-            if accounts.verify(&user.name, &request.current)?.is_none() {
+    let changed = hashing(&state, "changing a password", async {
+        let result = async {
+            if accounts
+                .verify(&user.name, &request.current)
+                .await?
+                .is_none()
+            {
                 return Ok(None);
             }
-            accounts.set_password(&user.name, &request.new)?;
-            accounts.start_session(&user).map(Some)
-        })();
+            accounts.set_password(&user.name, &request.new).await?;
+            accounts.start_session(&user).await.map(Some)
+        }
+        .await;
         request.current.zeroize();
         request.new.zeroize();
         result
@@ -450,7 +459,10 @@ pub async fn list_tokens(
     let accounts = accounts(&state)?;
     let user = signed_in_user(actor)?;
     Ok(Json(
-        accounts.tokens(&user).map_err(internal("listing tokens"))?,
+        accounts
+            .tokens(&user)
+            .await
+            .map_err(internal("listing tokens"))?,
     ))
 }
 
@@ -465,6 +477,7 @@ pub async fn create_token(
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let (info, token) = accounts
         .create_token(&user, &request.name)
+        .await
         .map_err(account_error("creating a token"))?;
     tracing::info!(user = %user.name, token = %info.id, "API token created");
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
@@ -480,6 +493,7 @@ pub async fn revoke_token(
     let user = signed_in_user(actor)?;
     if accounts
         .revoke_token(&user, &id)
+        .await
         .map_err(internal("revoking a token"))?
     {
         tracing::info!(user = %user.name, token = %id, "API token revoked");

@@ -71,6 +71,7 @@ pub async fn save(
             request.title.as_deref(),
             actor.owner_id(),
         )
+        .await
         .map_err(internal("saving a report"))?;
     tracing::info!(user = actor.name(), "report saved");
     Ok((
@@ -89,6 +90,7 @@ pub async fn list(
     Ok(Json(
         store(&state)?
             .list(actor.scope())
+            .await
             .map_err(internal("listing reports"))?,
     ))
 }
@@ -102,6 +104,7 @@ pub async fn get(
     }
     let json = store(&state)?
         .get(&id)
+        .await
         .map_err(internal("reading a report"))?
         .ok_or_else(|| not_found(&id))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
@@ -117,6 +120,7 @@ pub async fn delete(
     }
     if store(&state)?
         .delete(&id, actor.scope())
+        .await
         .map_err(internal("deleting a report"))?
     {
         tracing::info!(user = actor.name(), "report deleted");

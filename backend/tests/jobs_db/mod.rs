@@ -56,7 +56,7 @@ pub async fn fresh(which: Which, name: &str) -> TestDb {
     let folder = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&folder).unwrap();
     let url = match which {
-        Which::Sqlite => fuselab::jobs::sqlite_url(&folder.join("jobs.sqlite3")),
+        Which::Sqlite => fuselab::db::sqlite_url(&folder.join("jobs.sqlite3")),
         Which::Postgres => {
             let server = postgres_url();
             let mut admin = sqlx::PgConnection::connect(&server)

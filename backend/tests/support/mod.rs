@@ -1,7 +1,10 @@
-//! Helpers the integration tests share: waiting for a condition, listing a folder's files, and
-//! multipart bodies. Each test binary uses some of them.
+//! Helpers the integration tests share: waiting for a condition, listing a folder's files,
+//! multipart bodies, and talking to a real `fuselab serve` (its address, one HTTP exchange).
+//! Each test binary uses some of them.
 #![allow(dead_code)]
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,4 +65,37 @@ pub fn multipart(photos: &[(&str, Vec<u8>)], fields: &[(&str, &str)]) -> (String
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The address in `fuselab serve`'s first line (`fuselab listening on http://ADDR`).
+pub fn served_address(line: &str) -> String {
+    line.trim()
+        .strip_prefix("fuselab listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned()
+}
+
+/// One HTTP/1.1 exchange with a real server: the status and the body. `headers` are extra
+/// header lines, each ending in `\r\n`.
+pub fn http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_mins(1)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    (status, response[split + 4..].to_vec())
 }

@@ -1,7 +1,7 @@
 //! A run's progress as Server-Sent Events, read from its job's row and events (the worker
 //! writes every metrics line there as it is logged).
 
-use std::{collections::HashMap, collections::VecDeque, convert::Infallible, time::Duration};
+use std::{collections::HashMap, collections::VecDeque, convert::Infallible};
 
 use axum::{
     extract::{Path, State},
@@ -12,11 +12,9 @@ use fuselab_shared::api::AlignRunStatus;
 use futures_util::Stream;
 
 use super::{AlignJobConfig, get, internal, queue, status_of, summary};
-use crate::jobs::StoreError;
+use crate::jobs::{JobWatch, StoreError};
 use crate::server::{Actor, AppError, AppState, JobQueue};
 
-/// How often a stream looks for new events.
-const POLL: Duration = Duration::from_millis(250);
 /// Events read at once.
 const PAGE: u32 = 1000;
 
@@ -38,6 +36,7 @@ pub async fn events(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
     let follower = Follower {
+        watch: queue.store.watch(&id),
         queue,
         id,
         after,
@@ -54,6 +53,8 @@ pub async fn events(
 /// One client's position in a run's events.
 struct Follower {
     queue: JobQueue,
+    /// Wakes the stream when the job has news.
+    watch: JobWatch,
     id: String,
     /// The last job event read.
     after: i64,
@@ -74,7 +75,7 @@ impl Follower {
             }
             self.poll().await;
             if self.pending.is_empty() {
-                tokio::time::sleep(POLL).await;
+                self.watch.changed().await;
             }
         }
     }

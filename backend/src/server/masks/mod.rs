@@ -39,7 +39,7 @@ use super::{Actor, AppError, AppState, JobQueue};
 use crate::{
     artifacts::SealKey,
     face::load_mtcnn,
-    jobs::{Filter, Job, NewJob, Status, StoreError},
+    jobs::{Filter, Job, JobWatch, NewJob, Status, StoreError},
     mask::{
         TrainOptions,
         job::{KIND, MaskJobConfig, MaskJobResult},
@@ -61,8 +61,6 @@ pub const KEY_TTL: Duration = Duration::from_hours(1);
 /// An artifact folder no job owns is swept once it is this old (a request that failed between
 /// storing its photos and queueing its job, a job deleted while its worker was gone).
 const ORPHAN_AGE: Duration = Duration::from_mins(10);
-/// How often an event stream reads its job's row.
-const POLL: Duration = Duration::from_millis(250);
 
 /// The body of `POST /api/masks`'s answer.
 #[derive(Debug, Serialize)]
@@ -370,6 +368,8 @@ async fn store_inputs(
 /// Where an event stream stands: the job, the last event read, the last status sent.
 struct Follow {
     queue: JobQueue,
+    /// Wakes the stream when the job has news.
+    watch: JobWatch,
     id: String,
     after: i64,
     sent: Option<JobStatus>,
@@ -377,7 +377,7 @@ struct Follow {
 
 impl Follow {
     /// The statuses of the events after the last one read (every progress snapshot the worker
-    /// wrote, in order), waiting [`POLL`] while there are none; `None` once the job ended.
+    /// wrote, in order), waiting for news while there are none; `None` once the job ended.
     async fn next(&mut self) -> Option<Vec<JobStatus>> {
         if self.sent.as_ref().is_some_and(JobStatus::finished) {
             return None;
@@ -420,7 +420,7 @@ impl Follow {
                     self.sent = Some(status.clone());
                     return Some(vec![status]);
                 }
-                tokio::time::sleep(POLL).await;
+                self.watch.changed().await;
             }
         }
     }
@@ -446,6 +446,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let queue = queue(&state)?.clone();
+    let watch = queue.store.watch(&id);
     let after = queue
         .store
         .last_event(&id)
@@ -455,6 +456,7 @@ pub async fn events(
     let first = status_of(&job);
     let follow = Follow {
         queue,
+        watch,
         id,
         after,
         sent: Some(first.clone()),

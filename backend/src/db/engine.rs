@@ -1,11 +1,9 @@
-//! Which database a job store talks to, and what goes wrong there: the engine of a URL, URLs
-//! with their passwords hidden, the default SQLite file (created private), and [`StoreError`].
+//! Which database the server talks to: the engine of a URL, URLs with their passwords hidden,
+//! and the default SQLite file (created private).
 
 use std::path::Path;
 
-use thiserror::Error;
-
-use super::model::Status;
+use super::DbError;
 
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,14 +18,14 @@ impl Engine {
     /// The engine a database URL names.
     ///
     /// # Errors
-    /// [`StoreError::Url`] for any other scheme.
-    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+    /// [`DbError::Url`] for any other scheme.
+    pub fn of_url(url: &str) -> Result<Self, DbError> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres)
         } else {
-            Err(StoreError::Url {
+            Err(DbError::Url {
                 url: redact(url),
                 expected: "sqlite://PATH or postgres://USER@HOST/DATABASE",
             })
@@ -35,86 +33,12 @@ impl Engine {
     }
 
     /// The current time in Unix milliseconds, as an SQL expression.
-    pub(super) fn now(self) -> &'static str {
+    pub fn now(self) -> &'static str {
         match self {
             Self::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
             Self::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         }
     }
-}
-
-/// Why a store operation failed.
-#[derive(Debug, Error)]
-pub enum StoreError {
-    /// The database refused or could not be reached.
-    #[error("the job database: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The URL names no supported database.
-    #[error("`{url}` is not a job database URL: expected {expected}")]
-    Url {
-        /// The URL, its password hidden.
-        url: String,
-        /// The forms accepted.
-        expected: &'static str,
-    },
-    /// The database's job tables were made by a newer fuselab.
-    #[error(
-        "the job tables have schema version {found}; this fuselab knows versions up to {known}"
-    )]
-    TooNew {
-        /// Their version.
-        found: i64,
-        /// The newest this build knows.
-        known: usize,
-    },
-    /// A stored value is not what this build writes.
-    #[error("job {job}: column `{column}` holds {found:?}: {expected}")]
-    Corrupt {
-        /// The job.
-        job: String,
-        /// The column.
-        column: &'static str,
-        /// What it holds.
-        found: String,
-        /// What was expected.
-        expected: String,
-    },
-    /// No job has this id (or it is not the caller's).
-    #[error("no job `{id}`")]
-    NotFound {
-        /// The id asked for.
-        id: String,
-    },
-    /// The operation does not apply to the job's status.
-    #[error("job `{id}` is {status}: {action} applies to {applies_to} jobs")]
-    Status {
-        /// The job.
-        id: String,
-        /// Its status.
-        status: Status,
-        /// What was asked.
-        action: &'static str,
-        /// The statuses it applies to.
-        applies_to: &'static str,
-    },
-    /// This worker's claim on the job has ended (expired and reaped, or the job was deleted):
-    /// whatever it computed since is dropped.
-    #[error("job `{id}`: this worker's lease is lost")]
-    LeaseLost {
-        /// The job.
-        id: String,
-    },
-    /// The file of a SQLite database could not be created.
-    #[error("creating the job database {path}: {source}")]
-    File {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// No randomness for an id or a token.
-    #[error("no randomness for a job id: {0}")]
-    Random(#[from] getrandom::Error),
 }
 
 /// Hides the password of a database URL in messages.
@@ -151,9 +75,9 @@ pub fn sqlite_url(path: &Path) -> String {
     url
 }
 
-/// Creates the SQLite file of `url` readable by its owner only, before SQLite opens it: the
-/// jobs' configurations and results are users' data.
-pub(super) fn create_private(url: &str) -> Result<(), StoreError> {
+/// Creates the SQLite file of `url` readable by its owner only, before SQLite opens it: it
+/// holds password hashes, session digests and the users' jobs.
+pub(super) fn create_private(url: &str) -> Result<(), DbError> {
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
@@ -169,7 +93,8 @@ pub(super) fn create_private(url: &str) -> Result<(), StoreError> {
     options
         .open(&path)
         .map(drop)
-        .map_err(|source| StoreError::File {
+        .map_err(|source| DbError::File {
+            action: "creating the database file",
             path: path.clone(),
             source,
         })

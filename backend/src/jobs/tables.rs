@@ -1,10 +1,7 @@
-//! The job tables and their migrations, one list for both engines; `fuselab_schema` records how
-//! far each component's list has run, so later components (users, reports) can migrate beside
-//! the jobs.
+//! The job tables and their migrations, one list for both engines (component `jobs` of
+//! `fuselab_schema`).
 
-use sqlx::{AnyPool, Row as _};
-
-use super::engine::{Engine, StoreError};
+use crate::db::{Database, DbError};
 
 /// The component's name in `fuselab_schema`.
 const COMPONENT: &str = "jobs";
@@ -71,57 +68,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE job_workers (
          PRIMARY KEY (job_id, seq)
      );"];
 
-/// Brings the job tables up to date, each migration in its own transaction. Several processes
-/// may start at once (a server and its workers): on Postgres an advisory lock serialises them;
-/// on SQLite the first write of the transaction takes the database's write lock.
+/// Brings the job tables up to date.
 ///
 /// # Errors
-/// [`StoreError::TooNew`] when the database was migrated by a newer fuselab; database errors.
-pub async fn migrate(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
-    let list = MIGRATIONS;
-    // SQLite: take the write lock at once, so two processes starting together wait for each
-    // other instead of failing to upgrade a read lock.
-    let mut tx = match engine {
-        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Engine::Postgres => pool.begin().await?,
-    };
-    if engine == Engine::Postgres {
-        // Held until the transaction ends: one migrating process at a time.
-        sqlx::query("SELECT pg_advisory_xact_lock(7291534001)")
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS fuselab_schema (component TEXT PRIMARY KEY, version BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let version: i64 = sqlx::query("SELECT version FROM fuselab_schema WHERE component = $1")
-        .bind(COMPONENT)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get::<i64, _>(0))
-        .transpose()?
-        .unwrap_or(0);
-    let start = usize::try_from(version).unwrap_or(usize::MAX);
-    if start > list.len() {
-        return Err(StoreError::TooNew {
-            found: version,
-            known: list.len(),
-        });
-    }
-    for (index, migration) in list.iter().enumerate().skip(start) {
-        sqlx::raw_sql(*migration).execute(&mut *tx).await?;
-        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO fuselab_schema (component, version) VALUES ($1, $2)
-             ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-        )
-        .bind(COMPONENT)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+/// [`DbError::TooNew`] when the database was migrated by a newer fuselab; database errors.
+pub(super) async fn migrate(db: &Database) -> Result<(), DbError> {
+    db.migrate(COMPONENT, MIGRATIONS, 0).await
 }
