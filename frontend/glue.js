@@ -161,7 +161,60 @@ export function startDemoAnalysis(options, onProgress, onDone, onError) {
   };
 }
 
-/** Cancels a run started by `startAnalysis` or `analyzeOnServer`. */
+/**
+ * Trains a combiner in a fresh worker on the analysed pool: `files` (an array of File), or
+ * null for the server's demo pool. `request` is the JSON the worker's `combineFiles` reads.
+ * Returns a handle whose `cancel()` stops it.
+ */
+export function startCombine(files, request, onProgress, onDone, onError) {
+  let worker = null;
+  let over = false;
+  const finish = () => {
+    over = true;
+    worker?.terminate();
+  };
+  const fail = (message) => {
+    if (over) return;
+    finish();
+    onError(message);
+  };
+  const run = (list) => {
+    worker = new Worker("/worker.js", { type: "module" });
+    worker.onmessage = (event) => {
+      const message = event.data;
+      if (over) return;
+      if (message.kind === "progress") onProgress(message.done, message.total);
+      else if (message.kind === "done") {
+        finish();
+        onDone(message.json);
+      } else fail(message.message);
+    };
+    worker.onerror = (event) => fail(event.message || "the combining worker could not start");
+    Promise.all(list.map((file) => file.arrayBuffer())).then(
+      (buffers) => {
+        if (over) return;
+        const names = list.map((file) => file.webkitRelativePath || file.name);
+        worker.postMessage({ kind: "combine", names, buffers, request }, buffers);
+      },
+      (error) => fail(`cannot read the files: ${error}`),
+    );
+  };
+  if (files) {
+    run(files);
+  } else {
+    fetch("/api/ensemble/demo").then(
+      async (response) => {
+        if (!response.ok) return fail(`the server answered HTTP ${response.status}`);
+        const blob = await response.blob();
+        if (!over) run([new File([blob], "digits-demo.json")]);
+      },
+      (error) => fail(`cannot reach the server: ${error.message}`),
+    );
+  }
+  return { cancel: finish };
+}
+
+/** Cancels a run started by `startAnalysis`, `analyzeOnServer` or `startCombine`. */
 export function cancelAnalysis(handle) {
   handle.cancel();
 }

@@ -1,19 +1,19 @@
 // The Ensembles page's Web Worker: loads the same wasm module as the page and runs the analysis
-// off the page's thread, so the page stays responsive and a run can be cancelled (terminated).
-import init, { analyzeFiles } from "/pkg/fuselab_frontend.js";
+// (or a combiner's training) off the page's thread, so the page stays responsive and a run can
+// be cancelled (terminated).
+import init, { analyzeFiles, combineFiles } from "/pkg/fuselab_frontend.js";
 
 const ready = init();
 
 self.onmessage = async (event) => {
-  const { names, buffers, options } = event.data;
+  const { kind, names, buffers, options, request } = event.data;
+  const progress = (done, total) => self.postMessage({ kind: "progress", done, total });
   try {
     await ready;
-    const json = await analyzeFiles(
-      names,
-      buffers.map((buffer) => new Uint8Array(buffer)),
-      options,
-      (done, total) => self.postMessage({ kind: "progress", done, total }),
-    );
+    const contents = buffers.map((buffer) => new Uint8Array(buffer));
+    const json = kind === "combine"
+      ? combineFiles(names, contents, request, progress)
+      : await analyzeFiles(names, contents, options, progress);
     self.postMessage({ kind: "done", json });
   } catch (error) {
     self.postMessage({ kind: "error", message: error instanceof Error ? error.message : String(error) });

@@ -225,6 +225,7 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.is::<ensemble::input::InputError>()
             || cause.is::<fuselab_shared::ensemble::PoolError>()
+            || cause.is::<fuselab_shared::ensemble::combine::CombineError>()
             || cause.is::<face::PhotoError>()
             || cause.is::<fuselab_shared::align::DataError>()
             || cause.is::<align::data::ParquetError>()

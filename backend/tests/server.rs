@@ -246,6 +246,47 @@ async fn analyses_a_pool_with_progress_events() {
 }
 
 #[tokio::test]
+async fn a_pool_with_splits_is_analysed_on_the_chosen_split() {
+    let mut pool = small_pool();
+    pool["splits"] = json!([
+        "train", "val", "test", "test", "train", "test", "val", "test"
+    ]);
+    let result = |stream: &str| {
+        let data = stream
+            .split("\n\n")
+            .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+            .last()
+            .unwrap()
+            .to_owned();
+        json_body(data.as_bytes())
+    };
+    let (status, stream) = analyse(app(ServerConfig::default()), pool.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let analysis = result(&stream);
+    assert_eq!(analysis["report"]["n_samples"], 4);
+    assert_eq!(
+        analysis["split"],
+        json!({"split": "test", "samples": 4, "of": 8})
+    );
+    let body = json!({"pool": pool, "options": options(), "split": "all"}).to_string();
+    let (status, _, body) = send(
+        app(ServerConfig::default()),
+        post_json("/api/ensemble/analyze", body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let analysis = result(&String::from_utf8(body).unwrap());
+    assert_eq!(analysis["report"]["n_samples"], 8);
+    pool["splits"] = json!(["train"]);
+    let (status, body) = analyse(app(ServerConfig::default()), pool).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        json_body(body.as_bytes())["error"],
+        "not a valid model pool: `splits`: expected 8 entries (one per label), found 1"
+    );
+}
+
+#[tokio::test]
 async fn an_invalid_pool_is_refused_before_streaming() {
     let mut pool = small_pool();
     pool["models"][1]["predictions"] = json!([0, 1]);

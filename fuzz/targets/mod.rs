@@ -24,7 +24,8 @@ pub mod parquet;
 pub mod pool_json;
 pub mod toml_config;
 
-use fuselab_shared::ensemble::{OverviewOptions, Pool, PoolInput, analysis};
+use fuselab_shared::ensemble::combine::{CombineOptions, SplitPool, combine_team};
+use fuselab_shared::ensemble::{Limits, OverviewOptions, Pool, PoolInput, SplitChoice, analysis};
 
 /// A target's body.
 pub type Target = fn(&[u8]);
@@ -46,8 +47,20 @@ pub const TARGETS: &[(&str, Target)] = &[
 
 /// Validates a parsed pool with the default limits and analyses it as the browser's worker and
 /// the server do, with options small enough to keep every input fast: the top 3 teams of sizes
-/// 2 and 3.
+/// 2 and 3, on the default split; a pool with splits and scores also trains a combiner of its
+/// first three models for two epochs.
 pub fn analyse(input: PoolInput) {
+    if let Ok(pool) = SplitPool::new(input.clone(), &Limits::default()) {
+        let members: Vec<usize> = (0..pool.pool().models().min(3)).collect();
+        let options = CombineOptions {
+            epochs: 2,
+            ..CombineOptions::default()
+        };
+        let _ = combine_team(&pool, &members, &options, &mut |_, _| true);
+    }
+    let Ok((input, _)) = input.select(SplitChoice::Default) else {
+        return;
+    };
     let Ok(pool) = Pool::new(input) else {
         return;
     };

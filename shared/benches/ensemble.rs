@@ -77,6 +77,7 @@ fn pool(models: usize, samples: usize, classes: u32, probabilities: bool) -> Poo
                 name: format!("m{m}"),
                 predictions: Some(predictions),
                 probabilities,
+                logits: None,
             }
         })
         .collect();
@@ -84,6 +85,7 @@ fn pool(models: usize, samples: usize, classes: u32, probabilities: bool) -> Poo
         labels,
         models,
         classes: Some(classes as usize),
+        splits: None,
     })
     .expect("a valid pool")
 }

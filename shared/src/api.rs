@@ -64,6 +64,9 @@ pub struct AnalyzeRequest {
     pub pool: crate::ensemble::PoolInput,
     /// Top-K and team sizes.
     pub options: crate::ensemble::OverviewOptions,
+    /// Which samples of a pool with splits to analyse (the test split by default).
+    #[serde(default)]
+    pub split: crate::ensemble::SplitChoice,
 }
 
 /// `GET /api/masks/{id}/events`: where a mask job stands.

@@ -53,11 +53,13 @@ fn random_input(rng: &mut Rng, models: usize, samples: usize, classes: u32) -> P
                     name: format!("m{m}"),
                     predictions: Some(predictions),
                     probabilities: Some(probabilities),
+                    logits: None,
                 }
             })
             .collect(),
         labels,
         classes: Some(classes as usize),
+        splits: None,
     }
 }
 

@@ -34,12 +34,14 @@ fn pool(seed: u64, models: usize, samples: usize) -> Pool {
                     .collect(),
             ),
             probabilities: None,
+            logits: None,
         })
         .collect();
     Pool::new(PoolInput {
         labels,
         models,
         classes: Some(classes),
+        splits: None,
     })
     .expect("a valid pool")
 }

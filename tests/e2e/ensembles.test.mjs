@@ -236,7 +236,7 @@ test("Try the demo: eight classifiers trained on scikit-learn's digits, with the
   await page.locator("#top-k").fill("10");
   await page.locator("#run-on").selectOption("auto");
   await page.locator("#try-demo").click();
-  await assertText(page, "#analysis-summary", /^8 models, 719 samples, 10 classes; analysed in this browser in \d+ ms\.$/);
+  await assertText(page, "#analysis-summary", /^8 models, 289 samples \(the test split of 719\), 10 classes; analysed in this browser in \d+ ms\.$/);
   const expected = cli([join(app.dataDir, "demo", "digits-pool.json"), "--top-k", "10"]);
   assert.deepEqual(await shownTeams(), expectedTeams(expected));
   const models = await page.locator("#ensemble-models tbody td:first-child").allTextContents();
@@ -246,6 +246,23 @@ test("Try the demo: eight classifiers trained on scikit-learn's digits, with the
   ]);
   // 247 teams of sizes 2 to 8, all in the scatter plot.
   assert.equal(await page.locator("#plot-scatter circle.point").count(), 247);
+
+  // Combine the picked team in the worker: the same network as the CLI's, the same numbers.
+  const members = (await page.locator("#team-detail h4").innerText()).split("+");
+  await page.locator("#combine-method").selectOption("mlp");
+  await page.locator("#combine-run").click();
+  await page.locator("#combine-summary").waitFor({ timeout: 120_000 });
+  await assertText(page, "#combine-summary", /^Trained on 287 train samples, chosen on 143 val, scored on 289 test samples/);
+  const run = spawnSync(BIN, [
+    "ensemble", "combine", join(app.dataDir, "demo", "digits-pool.json"), "--team", members.join(","), "--format", "json",
+  ], { encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  const team = JSON.parse(run.stdout).teams[0];
+  const shown = await page.locator("#combine-table tr.combined").getAttribute("data-accuracy");
+  assert.equal(Number(shown), team.combined.accuracy);
+  const softVote = team.baselines.find((b) => b.name === "soft vote").scores.accuracy;
+  assert.equal(Number(await page.locator("#combine-table tr.vote").first().getAttribute("data-accuracy")), softVote);
+  assert.equal(await page.locator("#combine-curve polyline").count(), 2);
 });
 
 test("WebGPU and the CPU give the same report, bit for bit", async () => {

@@ -1,6 +1,7 @@
 //! `fuselab ensemble demo`: builds the example pool the web app offers ("Try the demo") from
 //! the hand-written digits that ship inside scikit-learn's wheel (`scripts/fetch-digits.sh` gets
-//! them from PyPI): eight classifiers trained here, their probabilities on 719 held-out images.
+//! them from PyPI): eight classifiers trained here, their probabilities on 719 held-out images,
+//! split for learned combiners (40 % train, 20 % val, 40 % test; the analysis runs on test).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,8 @@ use fuselab_ml::{
     Compute,
     digits::{Digits, classifiers},
 };
-use fuselab_shared::ensemble::{ModelInput, Pool, PoolInput};
+use fuselab_shared::ensemble::{ModelInput, Pool, PoolInput, Split};
+use fuselab_shared::rng::SplitMix64;
 
 /// Where the demo pool lives under the data directory.
 pub const DEMO_POOL: &str = "demo/digits-pool.json";
@@ -18,6 +20,26 @@ pub const DEMO_POOL: &str = "demo/digits-pool.json";
 /// Held-out images (40 % of 1,797) and the split's seed.
 const TEST_IMAGES: usize = 719;
 const SEED: u64 = 20_260_101;
+
+/// The held-out images' splits for a combiner: a seeded shuffle, then 40 % train, 20 % val and
+/// the rest test.
+fn demo_splits(samples: usize, seed: u64) -> Vec<Split> {
+    let mut order: Vec<usize> = (0..samples).collect();
+    let mut rng = SplitMix64(seed);
+    for i in (1..samples).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let (train, val) = (samples * 2 / 5, samples / 5);
+    let mut splits = vec![Split::Test; samples];
+    for (rank, &sample) in order.iter().enumerate() {
+        if rank < train {
+            splits[sample] = Split::Train;
+        } else if rank < train + val {
+            splits[sample] = Split::Val;
+        }
+    }
+    splits
+}
 
 /// `fuselab ensemble demo`.
 #[derive(Debug, Args)]
@@ -75,9 +97,11 @@ pub fn build(args: &DemoArgs, data_dir: &Path) -> anyhow::Result<()> {
                 name: m.name,
                 predictions: None,
                 probabilities: Some(m.probabilities),
+                logits: None,
             })
             .collect(),
         classes: Some(fuselab_ml::digits::CLASSES),
+        splits: Some(demo_splits(test.labels.len(), SEED)),
     };
     let checked = Pool::new(pool.clone()).context("the demo pool is not valid")?;
     for m in 0..checked.models() {
@@ -105,7 +129,19 @@ pub fn build(args: &DemoArgs, data_dir: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::gunzip;
+    use super::{Split, demo_splits, gunzip};
+
+    #[test]
+    fn the_demo_splits_are_seeded_and_sized() {
+        let splits = demo_splits(719, 7);
+        assert_eq!(splits, demo_splits(719, 7));
+        assert_ne!(splits, demo_splits(719, 8));
+        let count = |s| splits.iter().filter(|&&x| x == s).count();
+        assert_eq!(
+            [count(Split::Train), count(Split::Val), count(Split::Test)],
+            [287, 143, 289]
+        );
+    }
 
     /// `printf 'hello gzip\n' | gzip -9n | xxd -i`.
     const HELLO: [u8; 31] = [

@@ -1,5 +1,6 @@
 //! `fuselab ensemble`: which sub-ensembles of a model pool are focally diverse and accurate.
 
+mod combine;
 pub mod demo;
 pub mod input;
 mod select;
@@ -15,9 +16,11 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
+pub use combine::CombineArgs;
 use fuselab_shared::ensemble::compat::Sampling;
 use fuselab_shared::ensemble::{
-    AnalysisOptions, Compat, Limits, Pool, PoolInput, Report, SizeRange, TeamListing, analyze,
+    AnalysisOptions, Compat, Limits, Pool, PoolInput, Report, SizeRange, SplitChoice, TeamListing,
+    analyze,
 };
 pub use select::SelectArgs;
 pub use sweep::SweepArgs;
@@ -33,6 +36,9 @@ pub enum EnsembleCommand {
     /// Sweep every team in bounded memory: top-K, accuracy-diversity Pareto front, per-size
     /// statistics; here, or queued as a job that workers split into shards
     Sweep(SweepArgs),
+    /// Train a combiner of a team's outputs (FusionShot's network, stacking or a weighted vote)
+    /// on the train split and compare it on test with the members and the votes
+    Combine(CombineArgs),
     /// Build the web app's example pool: eight classifiers trained on scikit-learn's digits
     Demo(demo::DemoArgs),
 }
@@ -107,6 +113,9 @@ pub struct InputArgs {
     /// --labels)
     #[arg(long, value_name = "FILE")]
     pub predictions: Option<PathBuf>,
+    /// Which samples of a pool with splits to use: train, val, test or all [default: test]
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<SplitChoice>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -164,8 +173,21 @@ impl InputArgs {
         Ok((input, pool))
     }
 
-    /// The pool's data as read within the limits, the limits, and where it came from.
+    /// The samples `--split` chooses of the pool's data as read within the limits, the
+    /// limits, and where it came from.
     fn read(&self) -> anyhow::Result<(PoolInput, Limits, input::Source)> {
+        let (whole, limits, source) = self.read_whole()?;
+        let (chosen, used) = whole
+            .select(self.split.unwrap_or_default())
+            .with_context(|| format!("{source}: not a valid model pool"))?;
+        if let Some(used) = used {
+            eprintln!("{source}: analysing {used}");
+        }
+        Ok((chosen, limits, source))
+    }
+
+    /// The pool's data as read within the limits, every split kept.
+    fn read_whole(&self) -> anyhow::Result<(PoolInput, Limits, input::Source)> {
         let source = input::source(
             self.input.as_deref(),
             self.labels.as_deref(),
@@ -225,6 +247,7 @@ pub fn run(command: &EnsembleCommand, data_dir: &std::path::Path) -> anyhow::Res
         EnsembleCommand::Analyze(args) => analyze_command(args),
         EnsembleCommand::Select(args) => select::select_command(args),
         EnsembleCommand::Sweep(args) => sweep::sweep_command(args, data_dir),
+        EnsembleCommand::Combine(args) => combine::combine_command(args),
         EnsembleCommand::Demo(args) => demo::build(args, data_dir),
     }
 }
@@ -308,6 +331,10 @@ impl ProgressBar {
     }
 
     fn update(&mut self, done: u64, total: u64) {
+        self.update_with(done, total, "teams");
+    }
+
+    fn update_with(&mut self, done: u64, total: u64, unit: &str) {
         let now = Instant::now();
         if !self.visible
             || now - self.start < Duration::from_secs(1)
@@ -320,7 +347,7 @@ impl ProgressBar {
         self.last = Some(now);
         let filled = (done.min(total) * 30 / total.max(1)) as usize;
         eprint!(
-            "\r[{}{}] {done}/{total} teams",
+            "\r[{}{}] {done}/{total} {unit}",
             "#".repeat(filled),
             " ".repeat(30 - filled.min(30))
         );

@@ -87,9 +87,11 @@ pub(super) fn team(args: &TeamArgs, data_dir: &Path, device: Device) -> anyhow::
                 name: (*name).to_owned(),
                 predictions: Some(predict(m)),
                 probabilities: None,
+                logits: None,
             })
             .collect(),
         classes: Some(names.len()),
+        splits: None,
     };
     if let Some(out) = &args.out {
         write_atomically(out, serde_json::to_string_pretty(&input)?.as_bytes())?;

@@ -1,6 +1,7 @@
 //! `POST /api/ensemble/analyze`: the browser's analysis, on the server, for pools too large for
 //! the device. The pool is validated before anything is streamed (a bad pool is a 422 naming the
 //! model, sample or class); then Server-Sent Events report progress and end with the analysis.
+//! A pool with splits is analysed on the request's split (the test split by default).
 
 use std::convert::Infallible;
 
@@ -12,7 +13,7 @@ use axum::{
 };
 use fuselab_shared::{
     api::AnalyzeRequest,
-    ensemble::{FocalTable, Pool, analysis_with},
+    ensemble::{FocalTable, Pool, PoolError, analysis_with},
 };
 use futures_util::Stream;
 use tokio::sync::mpsc;
@@ -49,18 +50,22 @@ pub async fn analyze(
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let options = request.options;
     let limits = state.limits;
-    let pool = tokio::task::spawn_blocking(move || Pool::with_limits(request.pool, &limits))
-        .await
-        .map_err(|e| AppError::Internal {
-            context: "validating a pool",
-            source: e.into(),
-        })?
-        .map_err(|e| {
-            AppError::client(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("not a valid model pool: {e}"),
-            )
-        })?;
+    let split = request.split;
+    let (pool, used) = tokio::task::spawn_blocking(move || {
+        let (input, used) = request.pool.select(split)?;
+        Ok::<_, PoolError>((Pool::with_limits(input, &limits)?, used))
+    })
+    .await
+    .map_err(|e| AppError::Internal {
+        context: "validating a pool",
+        source: e.into(),
+    })?
+    .map_err(|e| {
+        AppError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("not a valid model pool: {e}"),
+        )
+    })?;
     limits
         .check_teams(pool.models(), options.min_size, options.max_size)
         .map_err(|e| {
@@ -90,6 +95,7 @@ pub async fn analyze(
         let message = match analysis_with(&pool, &options, &focal, &mut progress) {
             Ok(mut analysis) => {
                 analysis.millis = Some(started.elapsed().as_secs_f64() * 1000.0);
+                analysis.split = used;
                 match serde_json::to_string(&analysis) {
                     Ok(json) => Message::Result(json),
                     Err(error) => {

@@ -10,8 +10,8 @@ use fuselab_shaders::{Gpu, team_sums::TeamSumsKernel};
 use fuselab_shared::{
     api::AnalyzeRequest,
     ensemble::{
-        Analysis, AnalysisError, FocalTable, InputFile, OverviewOptions, Pool, PoolFiles, Teams,
-        analysis, analysis_with,
+        Analysis, AnalysisError, FocalTable, InputFile, OverviewOptions, Pool, PoolFiles,
+        SplitChoice, Teams, analysis, analysis_with,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,9 @@ pub struct WorkerOptions {
     pub local_limit: Option<u64>,
     /// Where focal diversity is computed.
     pub compute: Compute,
+    /// Which samples of a pool with splits to analyse (the test split by default).
+    #[serde(default)]
+    pub split: SplitChoice,
 }
 
 /// What the worker gives back.
@@ -154,28 +157,28 @@ async fn run(
     options: &WorkerOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<WorkerResult, AnalysisError> {
-    let input = PoolFiles::detect(files)?.parse()?;
-    let names = || files.iter().map(|f| f.name).collect::<Vec<_>>().join(", ");
+    let whole = PoolFiles::detect(files)?.parse()?;
+    let invalid = |error| AnalysisError::Pool {
+        files: files.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+        error,
+    };
     let overview = &options.overview;
-    let teams = Teams::total(input.models.len(), overview.min_size, overview.max_size);
+    let teams = Teams::total(whole.models.len(), overview.min_size, overview.max_size);
     if options.local_limit.is_some_and(|limit| teams > limit) {
         // Validate here, so a bad file gets the same message wherever it would have run.
-        Pool::new(input.clone()).map_err(|error| AnalysisError::Pool {
-            files: names(),
-            error,
-        })?;
+        let (input, _) = whole.clone().select(options.split).map_err(invalid)?;
+        Pool::new(input).map_err(invalid)?;
         return Ok(WorkerResult::Server {
             teams,
             request: Box::new(AnalyzeRequest {
-                pool: input,
+                pool: whole,
                 options: overview.clone(),
+                split: options.split,
             }),
         });
     }
-    let pool = Pool::new(input).map_err(|error| AnalysisError::Pool {
-        files: names(),
-        error,
-    })?;
+    let (input, used) = whole.select(options.split).map_err(invalid)?;
+    let pool = Pool::new(input).map_err(invalid)?;
     let use_gpu = match options.compute {
         Compute::Cpu => false,
         Compute::Gpu => true,
@@ -187,7 +190,7 @@ async fn run(
                     .is_ok_and(|open| !open.0.adapter.is_software())
         }
     };
-    let result = if use_gpu {
+    let mut result = if use_gpu {
         match gpu_focal(&pool, overview, progress).await {
             Ok((focal, note)) => {
                 let lookup = |members: &[usize]| focal[mask_of(members)];
@@ -204,6 +207,7 @@ async fn run(
     } else {
         analysis(&pool, overview, progress)?
     };
+    result.split = used;
     Ok(WorkerResult::Analysis(Box::new(result)))
 }
 

@@ -3,6 +3,7 @@
 //! tables and plots, export everything, save and share reports.
 
 mod analysis;
+mod combine;
 mod plots;
 mod saved;
 
@@ -10,7 +11,7 @@ use analysis::{Compute, WorkerOptions, WorkerResult};
 pub use saved::SavedReportPage;
 
 use fuselab_shared::ensemble::{
-    Analysis, OverviewOptions, Report, SCATTER_LIMIT, SizeRange, TeamReport,
+    Analysis, OverviewOptions, Report, SCATTER_LIMIT, SizeRange, SplitChoice, TeamReport,
 };
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -305,6 +306,9 @@ pub fn EnsemblesPage() -> impl IntoView {
     let auth = use_auth();
     // Bumped when a report is saved, so the list of saved reports reloads.
     provide_context(saved::Saved(RwSignal::new(0)));
+    // The analysed pool's files (none for the demo), for a team's Combine.
+    let source = StoredValue::new_local(None::<js_sys::Array>);
+    provide_context(combine::PoolSource(source));
 
     let take_files = move |event: JsValue| {
         let list = files_of(&event);
@@ -326,6 +330,7 @@ pub fn EnsemblesPage() -> impl IntoView {
         } else if list.length() == 0 {
             return set_run.set(Run::Failed("choose or drop the pool's files first".into()));
         }
+        source.set_value((!demo).then(|| list.clone()));
         let local_limit = match run_on.get_untracked() {
             RunOn::Auto => Some(SERVER_TEAMS),
             RunOn::Device => None,
@@ -337,6 +342,7 @@ pub fn EnsemblesPage() -> impl IntoView {
                 overview: options,
                 local_limit,
                 compute: compute.get_untracked(),
+                split: SplitChoice::Default,
             },
             auth,
             set_run,
@@ -433,6 +439,12 @@ fn RunStatus(run: ReadSignal<Run>) -> impl IntoView {
 #[allow(clippy::needless_pass_by_value)] // leptos props are owned
 pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
     let report = analysis.report.clone();
+    // A combiner needs the pool's splits and probabilities, and the pool itself (not a saved
+    // report's numbers).
+    let combinable = analysis.split.is_some()
+        && report.teams.iter().any(|t| t.soft_vote_accuracy.is_some())
+        && !matches!(origin, Origin::Saved(_))
+        && use_context::<combine::PoolSource>().is_some();
     let (picked, set_picked) = signal(report.teams.first().map(|t| t.members.clone()));
     let report_json = serde_json::to_string_pretty(&report).unwrap_or_default();
     let csv = report.to_csv();
@@ -460,9 +472,16 @@ pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
         <div class="results">
             <p class="note" id="analysis-summary">
                 {format!(
-                    "{} models, {} samples, {} classes; {}.",
+                    "{} models, {} samples{}, {} classes; {}.",
                     report.n_models,
                     report.n_samples,
+                    match analysis.split {
+                        Some(used) => match used.split {
+                            Some(split) => format!(" (the {split} split of {})", used.of),
+                            None => " (every split)".to_owned(),
+                        },
+                        None => String::new(),
+                    },
                     report.n_classes,
                     match &origin {
                         Origin::Browser => format!(
@@ -490,7 +509,7 @@ pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
                 <tbody>{models}</tbody>
             </table>
             <TopTeams report=report.clone() picked=picked set_picked=set_picked />
-            <TeamDetail report=report.clone() picked=picked />
+            <TeamDetail report=report.clone() picked=picked combinable=combinable />
             <Plots analysis=analysis set_picked=set_picked />
             <ul class="warning">{warnings}</ul>
         </div>
@@ -554,10 +573,14 @@ fn TopTeams(
     }
 }
 
-/// The picked team: per-focal scores and votes.
+/// The picked team: per-focal scores and votes, and Combine when the pool allows it.
 #[component]
 #[allow(clippy::needless_pass_by_value)] // leptos props are owned
-fn TeamDetail(report: Report, picked: ReadSignal<Option<Vec<usize>>>) -> impl IntoView {
+fn TeamDetail(
+    report: Report,
+    picked: ReadSignal<Option<Vec<usize>>>,
+    combinable: bool,
+) -> impl IntoView {
     move || {
         let members = picked.get()?;
         let team = report.teams.iter().find(|t| t.members == members)?.clone();
@@ -646,6 +669,7 @@ fn TeamDetail(report: Report, picked: ReadSignal<Option<Vec<usize>>>) -> impl In
                 <p class="note">{diversity}</p>
                 <p class="note">"How the members' votes split: on how many samples so many members are right."</p>
                 {breakdown}
+                {combinable.then(|| view! { <combine::CombinePanel members=team.members.clone() /> })}
             </div>
         })
     }

@@ -174,12 +174,14 @@ mod tests {
                         .collect(),
                 ),
                 probabilities: None,
+                logits: None,
             })
             .collect();
         Pool::new(PoolInput {
             labels,
             models,
             classes: Some(3),
+            splits: None,
         })
         .unwrap()
     }

@@ -6,6 +6,7 @@
 
 mod answers;
 mod bitset;
+pub mod combine;
 pub mod compat;
 mod focal;
 mod focal_table;
@@ -18,6 +19,7 @@ mod pool;
 mod report;
 mod select;
 mod shard;
+mod split;
 mod team;
 mod threshold;
 mod vote;
@@ -37,13 +39,16 @@ pub use overview::{
     ANALYSIS_SCHEMA, Analysis, AnalysisError, OverviewOptions, PairMatrix, Point, SCATTER_LIMIT,
     SizeSummary, analysis, analysis_with, analyze_files,
 };
-pub use pool::{ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput};
+pub use pool::{
+    ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput, softmax_in_place,
+};
 pub use report::{
     AnalysisOptions, Compat, EnsembleBenchScores, FocalScores, ModelReport, REPORT_SCHEMA, Report,
     TeamListing, TeamReport, analyze, analyze_with,
 };
 pub use select::{RankedTeam, SizeRange, Teams, top_k_by_focal_diversity, top_k_of};
 pub use shard::{Cancelled, HISTOGRAM_BINS, SizeStats, TeamSummary, shard_ranges, summarise_range};
+pub use split::{Split, SplitChoice, SplitUse, split_counts};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
 pub use threshold::{
     ClusterFailure, TeamStatistics, cluster_center_threshold, cluster_min_threshold, hq_prune,

@@ -7,7 +7,8 @@ use thiserror::Error;
 
 use super::{
     AnalysisOptions, Compat, DiversityMetrics, FocalTable, InputError, InputFile, Pool, PoolError,
-    PoolFiles, Report, TeamError, TeamListing, Teams, VoteTable, analyze_with,
+    PoolFiles, Report, SplitChoice, SplitUse, TeamError, TeamListing, Teams, VoteTable,
+    analyze_with,
 };
 
 /// The value of [`Analysis::schema`].
@@ -80,6 +81,9 @@ pub struct Analysis {
     /// adapter); absent means the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computed_on: Option<String>,
+    /// The samples analysed, when the pool has splits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitUse>,
     /// Wall time of the analysis, where the caller measured it (shared code has no clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub millis: Option<f64>,
@@ -254,6 +258,7 @@ pub fn analysis_with(
         pairwise: pair_matrices(pool),
         millis: None,
         computed_on: None,
+        split: None,
     })
 }
 
@@ -263,13 +268,23 @@ pub fn analysis_with(
 /// [`AnalysisError`] naming the file, model, row or column.
 pub fn analyze_files(
     files: &[InputFile],
+    split: SplitChoice,
     options: &OverviewOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Analysis, AnalysisError> {
-    let input = PoolFiles::detect(files)?.parse()?;
+    let files_named = || files.iter().map(|f| f.name).collect::<Vec<_>>().join(", ");
+    let (input, used) = PoolFiles::detect(files)?
+        .parse()?
+        .select(split)
+        .map_err(|error| AnalysisError::Pool {
+            files: files_named(),
+            error,
+        })?;
     let pool = Pool::new(input).map_err(|error| AnalysisError::Pool {
-        files: files.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+        files: files_named(),
         error,
     })?;
-    Ok(analysis(&pool, options, progress)?)
+    let mut result = analysis(&pool, options, progress)?;
+    result.split = used;
+    Ok(result)
 }

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use super::bitset::Bitset;
 use super::limits::{LimitError, Limits};
+use super::split::Split;
 use super::vote_table::VoteTable;
 use crate::predictions::PredictionTable;
 
@@ -24,15 +25,23 @@ pub struct ModelInput {
     /// Class-probability vector per sample (`samples × classes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probabilities: Option<Vec<Vec<f64>>>,
+    /// Raw scores per sample (`samples × classes`); their softmax stands in for absent
+    /// `probabilities`, and a learned combiner can train on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<Vec<Vec<f64>>>,
 }
 
 /// Unvalidated pool data. The JSON form extends [`PredictionTable`]'s:
 /// `{"labels":[...], "models":[{"name":"..", "predictions":[...], "probabilities":[[...]]}]}`,
-/// with an optional `"classes"` count.
+/// with an optional `"classes"` count and an optional `"splits"` (`"train"`, `"val"` or `"test"`
+/// per sample).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolInput {
     /// True class per sample.
     pub labels: Vec<u32>,
+    /// The split of each sample; see [`PoolInput::select`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub splits: Option<Vec<Split>>,
     /// The models, in pool order.
     pub models: Vec<ModelInput>,
     /// Number of classes; when absent, the probability row width, else the largest class seen + 1.
@@ -51,9 +60,11 @@ impl From<&PredictionTable> for PoolInput {
                     name: m.name.clone(),
                     predictions: Some(m.predictions.clone()),
                     probabilities: None,
+                    logits: None,
                 })
                 .collect(),
             classes: None,
+            splits: None,
         }
     }
 }
@@ -85,14 +96,18 @@ pub enum PoolError {
     /// The class count is zero.
     #[error("the number of classes is 0: expected at least 1")]
     NoClasses,
-    /// A model has neither predictions nor probabilities.
-    #[error("model `{model}`: expected `predictions` or `probabilities`, found neither")]
+    /// A model has neither predictions, probabilities nor logits.
+    #[error(
+        "model `{model}`: expected `predictions`, `probabilities` or `logits`, found none of them"
+    )]
     MissingPredictions {
         /// The model's name.
         model: String,
     },
-    /// Some models have probabilities and this one has none.
-    #[error("model `{model}`: expected `probabilities` like the other models, found none")]
+    /// Some models have probabilities (or logits) and this one has neither.
+    #[error(
+        "model `{model}`: expected `probabilities` or `logits` like the other models, found neither"
+    )]
     MissingProbabilities {
         /// The model's name.
         model: String,
@@ -107,21 +122,25 @@ pub enum PoolError {
         /// The number of predictions.
         found: usize,
     },
-    /// A model has a different number of probability rows than there are labels.
-    #[error("model `{model}`: expected {expected} probability rows (one per label), found {found}")]
+    /// A model has a different number of probability (or logit) rows than there are labels.
+    #[error("model `{model}`: expected {expected} {field} rows (one per label), found {found}")]
     ProbabilityRows {
         /// The model's name.
         model: String,
+        /// `probabilities` or `logits`.
+        field: &'static str,
         /// The number of labels.
         expected: usize,
         /// The number of rows.
         found: usize,
     },
-    /// A probability row has the wrong number of classes.
-    #[error("model `{model}`, sample {sample}: expected {expected} probabilities, found {found}")]
+    /// A probability (or logit) row has the wrong number of classes.
+    #[error("model `{model}`, sample {sample}: expected {expected} {field}, found {found}")]
     ProbabilityWidth {
         /// The model's name.
         model: String,
+        /// `probabilities` or `logits`.
+        field: &'static str,
         /// The sample.
         sample: usize,
         /// The number of classes.
@@ -142,6 +161,42 @@ pub enum PoolError {
         class: usize,
         /// The offending value.
         value: f64,
+    },
+    /// A logit is NaN or infinite.
+    #[error(
+        "model `{model}`, sample {sample}, class {class}: expected a finite logit, found {value}"
+    )]
+    BadLogit {
+        /// The model's name.
+        model: String,
+        /// The sample.
+        sample: usize,
+        /// The class.
+        class: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// `splits` does not have one entry per label.
+    #[error("`splits`: expected {expected} entries (one per label), found {found}")]
+    SplitLength {
+        /// The number of labels.
+        expected: usize,
+        /// The number of splits.
+        found: usize,
+    },
+    /// A split was chosen of a pool without splits.
+    #[error(
+        "the pool has no `splits`: the {split} split cannot be chosen (give one split per sample: train, val or test)"
+    )]
+    NoSplits {
+        /// The split asked for.
+        split: Split,
+    },
+    /// The chosen split has no sample.
+    #[error("no sample is in the {split} split (choose another with --split, or `all`)")]
+    EmptySplit {
+        /// The split asked for.
+        split: Split,
     },
     /// A probability row does not sum to about 1.
     #[error(
@@ -257,10 +312,12 @@ impl Pool {
     /// The first problem found, naming the model, sample and class and what was expected, or
     /// [`PoolError::Limit`] naming the limit.
     pub fn with_limits(input: PoolInput, limits: &Limits) -> Result<Self, PoolError> {
+        input.check_splits()?;
         let PoolInput {
             labels,
             models,
             classes,
+            splits: _,
         } = input;
         limits.check_models(models.len())?;
         if models.len() < 2 {
@@ -273,7 +330,9 @@ impl Pool {
         }
         check_names(&models)?;
         let samples = labels.len();
-        let with_probabilities = models.iter().any(|m| m.probabilities.is_some());
+        let with_probabilities = models
+            .iter()
+            .any(|m| m.probabilities.is_some() || m.logits.is_some());
         let classes =
             classes.unwrap_or_else(|| infer_classes(&labels, &models, with_probabilities));
         limits.check_pool(models.len(), samples, classes, with_probabilities)?;
@@ -295,41 +354,8 @@ impl Pool {
         let mut predictions = Vec::with_capacity(models.len());
         let mut probabilities = Vec::with_capacity(models.len());
         for model in models {
-            let flat = match model.probabilities {
-                Some(rows) => Some(check_probabilities(&model.name, rows, samples, classes)?),
-                None if with_probabilities => {
-                    return Err(PoolError::MissingProbabilities { model: model.name });
-                }
-                None => None,
-            };
-            let preds = match (model.predictions, &flat) {
-                (Some(p), _) => p,
-                (None, Some(flat)) => flat
-                    .chunks(classes)
-                    .map(|row| first_argmax(row) as u32)
-                    .collect(),
-                (None, None) => return Err(PoolError::MissingPredictions { model: model.name }),
-            };
-            if preds.len() != samples {
-                return Err(PoolError::PredictionLength {
-                    model: model.name,
-                    expected: samples,
-                    found: preds.len(),
-                });
-            }
-            if let Some((sample, &class)) = preds
-                .iter()
-                .enumerate()
-                .find(|&(_, &p)| p as usize >= classes)
-            {
-                return Err(PoolError::PredictionOutOfRange {
-                    model: model.name,
-                    sample,
-                    class,
-                    classes,
-                });
-            }
-            names.push(model.name);
+            let (name, preds, flat) = checked_model(model, samples, classes, with_probabilities)?;
+            names.push(name);
             predictions.push(preds);
             probabilities.extend(flat);
         }
@@ -455,6 +481,55 @@ impl Pool {
     }
 }
 
+/// A checked model: its name, predictions and flattened probabilities.
+type CheckedModel = (String, Vec<u32>, Option<Vec<f64>>);
+
+/// One model's name, predictions and flattened probabilities (from its logits when it has no
+/// probabilities), checked against the pool's samples and classes.
+fn checked_model(
+    model: ModelInput,
+    samples: usize,
+    classes: usize,
+    with_probabilities: bool,
+) -> Result<CheckedModel, PoolError> {
+    let flat = match (model.probabilities, model.logits) {
+        (Some(rows), _) => Some(check_probabilities(&model.name, rows, samples, classes)?),
+        (None, Some(rows)) => Some(softmax_rows(&model.name, rows, samples, classes)?),
+        (None, None) if with_probabilities => {
+            return Err(PoolError::MissingProbabilities { model: model.name });
+        }
+        (None, None) => None,
+    };
+    let preds = match (model.predictions, &flat) {
+        (Some(p), _) => p,
+        (None, Some(flat)) => flat
+            .chunks(classes)
+            .map(|row| first_argmax(row) as u32)
+            .collect(),
+        (None, None) => return Err(PoolError::MissingPredictions { model: model.name }),
+    };
+    if preds.len() != samples {
+        return Err(PoolError::PredictionLength {
+            model: model.name,
+            expected: samples,
+            found: preds.len(),
+        });
+    }
+    if let Some((sample, &class)) = preds
+        .iter()
+        .enumerate()
+        .find(|&(_, &p)| p as usize >= classes)
+    {
+        return Err(PoolError::PredictionOutOfRange {
+            model: model.name,
+            sample,
+            class,
+            classes,
+        });
+    }
+    Ok((model.name, preds, flat))
+}
+
 /// Model names must be non-blank and unique.
 fn check_names(models: &[ModelInput]) -> Result<(), PoolError> {
     for (index, model) in models.iter().enumerate() {
@@ -475,7 +550,13 @@ fn infer_classes(labels: &[u32], models: &[ModelInput], with_probabilities: bool
     if with_probabilities {
         models
             .iter()
-            .find_map(|m| m.probabilities.as_ref()?.first().map(Vec::len))
+            .find_map(|m| {
+                m.probabilities
+                    .as_ref()
+                    .or(m.logits.as_ref())?
+                    .first()
+                    .map(Vec::len)
+            })
             .unwrap_or(0)
     } else {
         labels
@@ -487,6 +568,72 @@ fn infer_classes(labels: &[u32], models: &[ModelInput], with_probabilities: bool
     }
 }
 
+/// Checks that a model's `field` has one row of `classes` values per sample.
+fn check_shape(
+    model: &str,
+    field: &'static str,
+    rows: &[Vec<f64>],
+    samples: usize,
+    classes: usize,
+) -> Result<(), PoolError> {
+    if rows.len() != samples {
+        return Err(PoolError::ProbabilityRows {
+            model: model.to_owned(),
+            field,
+            expected: samples,
+            found: rows.len(),
+        });
+    }
+    match rows.iter().position(|row| row.len() != classes) {
+        Some(sample) => Err(PoolError::ProbabilityWidth {
+            model: model.to_owned(),
+            field,
+            sample,
+            expected: classes,
+            found: rows[sample].len(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The softmax of each row, in place (the maximum subtracted first, so large scores do not
+/// overflow).
+pub fn softmax_in_place(row: &mut [f64]) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for value in row.iter_mut() {
+        *value = (*value - max).exp();
+        sum += *value;
+    }
+    for value in row.iter_mut() {
+        *value /= sum;
+    }
+}
+
+/// Checks one model's logit rows and turns them into probabilities, flattened row-major.
+fn softmax_rows(
+    model: &str,
+    rows: Vec<Vec<f64>>,
+    samples: usize,
+    classes: usize,
+) -> Result<Vec<f64>, PoolError> {
+    check_shape(model, "logits", &rows, samples, classes)?;
+    let mut flat = Vec::with_capacity(samples * classes);
+    for (sample, mut row) in rows.into_iter().enumerate() {
+        if let Some((class, &value)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(PoolError::BadLogit {
+                model: model.to_owned(),
+                sample,
+                class,
+                value,
+            });
+        }
+        softmax_in_place(&mut row);
+        flat.extend(row);
+    }
+    Ok(flat)
+}
+
 /// Checks one model's probability rows and flattens them row-major.
 fn check_probabilities(
     model: &str,
@@ -494,23 +641,9 @@ fn check_probabilities(
     samples: usize,
     classes: usize,
 ) -> Result<Vec<f64>, PoolError> {
-    if rows.len() != samples {
-        return Err(PoolError::ProbabilityRows {
-            model: model.to_owned(),
-            expected: samples,
-            found: rows.len(),
-        });
-    }
+    check_shape(model, "probabilities", &rows, samples, classes)?;
     let mut flat = Vec::with_capacity(samples * classes);
     for (sample, row) in rows.into_iter().enumerate() {
-        if row.len() != classes {
-            return Err(PoolError::ProbabilityWidth {
-                model: model.to_owned(),
-                sample,
-                expected: classes,
-                found: row.len(),
-            });
-        }
         if let Some((class, &value)) = row
             .iter()
             .enumerate()
@@ -549,6 +682,7 @@ mod tests {
             name: name.into(),
             predictions,
             probabilities: probs,
+            logits: None,
         }
     }
 
@@ -557,6 +691,7 @@ mod tests {
             labels: vec![0, 1],
             models,
             classes: None,
+            splits: None,
         }
     }
 
@@ -572,6 +707,35 @@ mod tests {
         assert!(pool.has_probabilities());
         assert_eq!(pool.accuracy(1), Some(0.5));
         assert_eq!(pool.negatives(1).unwrap().iter().collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn logits_stand_in_for_probabilities() {
+        let json = r#"{"labels":[0,1],"models":[
+            {"name":"a","logits":[[1000,0],[0,3]]},
+            {"name":"b","probabilities":[[0.6,0.4],[0.1,0.9]]}]}"#;
+        let pool = Pool::new(serde_json::from_str(json).unwrap()).unwrap();
+        assert!(pool.has_probabilities());
+        assert_eq!(pool.predictions(0), Some(&[0, 1][..]));
+        let rows = pool.probability_rows().unwrap();
+        assert_eq!(&rows[0][..2], [1.0, 0.0]);
+        let e3 = 3.0_f64.exp();
+        assert!((rows[0][3] - e3 / (1.0 + e3)).abs() < 1e-15);
+        let bad = r#"{"labels":[0,1],"models":[
+            {"name":"a","logits":[[1,0],[0,"-inf"]]},{"name":"b","predictions":[0,1]}]}"#;
+        assert!(serde_json::from_str::<PoolInput>(bad).is_err());
+        let mut nan: PoolInput = serde_json::from_str(json).unwrap();
+        nan.models[0].logits = Some(vec![vec![1.0, 0.0], vec![0.0, f64::INFINITY]]);
+        assert_eq!(
+            Pool::new(nan).unwrap_err().to_string(),
+            "model `a`, sample 1, class 1: expected a finite logit, found inf"
+        );
+        let mut wide: PoolInput = serde_json::from_str(json).unwrap();
+        wide.models[0].logits = Some(vec![vec![1.0, 0.0], vec![0.0, 1.0, 2.0]]);
+        assert_eq!(
+            Pool::new(wide).unwrap_err().to_string(),
+            "model `a`, sample 1: expected 2 logits, found 3"
+        );
     }
 
     #[test]
@@ -646,6 +810,7 @@ mod tests {
             Pool::new(probs(vec![vec![1.0, 0.0], vec![1.0]])).unwrap_err(),
             PoolError::ProbabilityWidth {
                 model: "p".into(),
+                field: "probabilities",
                 sample: 1,
                 expected: 2,
                 found: 1
@@ -655,6 +820,7 @@ mod tests {
             Pool::new(probs(vec![vec![1.0, 0.0]])).unwrap_err(),
             PoolError::ProbabilityRows {
                 model: "p".into(),
+                field: "probabilities",
                 expected: 2,
                 found: 1
             }

@@ -102,9 +102,11 @@ pub fn pool_input(inputs: &Value, with_predictions: bool) -> PoolInput {
                 predictions: with_predictions
                     .then(|| serde_json::from_value(p.clone()).expect("predictions")),
                 probabilities: Some(serde_json::from_value(q.clone()).expect("probabilities")),
+                logits: None,
             })
             .collect(),
         classes: Some(inputs["n_classes"].as_u64().expect("n_classes") as usize),
+        splits: None,
     }
 }
 
