@@ -13,48 +13,46 @@ export function fileNames(files) {
 }
 
 /**
- * Starts the analysis of `files` in a fresh worker. Returns a handle whose `cancel()` stops it.
- * Exactly one of `onDone(json)` or `onError(message)` is called, unless cancelled.
+ * Runs `message` (plus the files' names and contents) in a fresh `worker.js`. Returns a handle
+ * whose `cancel()` stops it. Exactly one of `onDone(json)` or `onError(message)` is called,
+ * unless cancelled.
  */
-export function startAnalysis(files, options, onProgress, onDone, onError) {
+function runInWorker(files, message, onProgress, onDone, onError) {
   const worker = new Worker("/worker.js", { type: "module" });
   let over = false;
   const finish = () => {
     over = true;
     worker.terminate();
   };
-  worker.onmessage = (event) => {
-    const message = event.data;
-    if (over) return;
-    if (message.kind === "progress") onProgress(message.done, message.total);
-    else if (message.kind === "done") {
-      finish();
-      onDone(message.json);
-    } else {
-      finish();
-      onError(message.message);
-    }
-  };
-  worker.onerror = (event) => {
+  const fail = (text) => {
     if (over) return;
     finish();
-    onError(event.message || "the analysis worker could not start");
+    onError(text);
   };
+  worker.onmessage = (event) => {
+    const answer = event.data;
+    if (over) return;
+    if (answer.kind === "progress") onProgress(answer.done, answer.total);
+    else if (answer.kind === "done") {
+      finish();
+      onDone(answer.json);
+    } else fail(answer.message);
+  };
+  worker.onerror = (event) => fail(event.message || "the worker could not start");
   Promise.all(files.map((file) => file.arrayBuffer())).then(
     (buffers) => {
       if (over) return;
-      worker.postMessage(
-        { names: files.map((file) => file.webkitRelativePath || file.name), buffers, options },
-        buffers,
-      );
+      const names = files.map((file) => file.webkitRelativePath || file.name);
+      worker.postMessage({ ...message, names, buffers }, buffers);
     },
-    (error) => {
-      if (over) return;
-      finish();
-      onError(`cannot read the files: ${error}`);
-    },
+    (error) => fail(`cannot read the files: ${error}`),
   );
   return { cancel: finish };
+}
+
+/** Starts the analysis of `files` in a fresh worker (see `runInWorker`). */
+export function startAnalysis(files, options, onProgress, onDone, onError) {
+  return runInWorker(files, { options }, onProgress, onDone, onError);
 }
 
 /**
@@ -127,9 +125,10 @@ export function analyzeOnServer(body, onProgress, onDone, onError) {
 }
 
 /**
- * Fetches the server's demo pool and analyses it like dropped files (`startAnalysis`).
+ * Fetches the server's demo pool, then calls `start([file])`, which returns a handle. Returns a
+ * handle whose `cancel()` stops either step.
  */
-export function startDemoAnalysis(options, onProgress, onDone, onError) {
+function withDemoPool(start, onError) {
   let inner = null;
   let cancelled = false;
   fetch("/api/ensemble/demo").then(
@@ -145,9 +144,7 @@ export function startDemoAnalysis(options, onProgress, onDone, onError) {
         return;
       }
       const blob = await response.blob();
-      if (!cancelled) {
-        inner = startAnalysis([new File([blob], "digits-demo.json")], options, onProgress, onDone, onError);
-      }
+      if (!cancelled) inner = start([new File([blob], "digits-demo.json")]);
     },
     (error) => {
       if (!cancelled) onError(`cannot reach the server: ${error.message}`);
@@ -161,57 +158,18 @@ export function startDemoAnalysis(options, onProgress, onDone, onError) {
   };
 }
 
+/** Fetches the server's demo pool and analyses it like dropped files (`startAnalysis`). */
+export function startDemoAnalysis(options, onProgress, onDone, onError) {
+  return withDemoPool((files) => startAnalysis(files, options, onProgress, onDone, onError), onError);
+}
+
 /**
  * Trains a combiner in a fresh worker on the analysed pool: `files` (an array of File), or
  * null for the server's demo pool. `request` is the JSON the worker's `combineFiles` reads.
- * Returns a handle whose `cancel()` stops it.
  */
 export function startCombine(files, request, onProgress, onDone, onError) {
-  let worker = null;
-  let over = false;
-  const finish = () => {
-    over = true;
-    worker?.terminate();
-  };
-  const fail = (message) => {
-    if (over) return;
-    finish();
-    onError(message);
-  };
-  const run = (list) => {
-    worker = new Worker("/worker.js", { type: "module" });
-    worker.onmessage = (event) => {
-      const message = event.data;
-      if (over) return;
-      if (message.kind === "progress") onProgress(message.done, message.total);
-      else if (message.kind === "done") {
-        finish();
-        onDone(message.json);
-      } else fail(message.message);
-    };
-    worker.onerror = (event) => fail(event.message || "the combining worker could not start");
-    Promise.all(list.map((file) => file.arrayBuffer())).then(
-      (buffers) => {
-        if (over) return;
-        const names = list.map((file) => file.webkitRelativePath || file.name);
-        worker.postMessage({ kind: "combine", names, buffers, request }, buffers);
-      },
-      (error) => fail(`cannot read the files: ${error}`),
-    );
-  };
-  if (files) {
-    run(files);
-  } else {
-    fetch("/api/ensemble/demo").then(
-      async (response) => {
-        if (!response.ok) return fail(`the server answered HTTP ${response.status}`);
-        const blob = await response.blob();
-        if (!over) run([new File([blob], "digits-demo.json")]);
-      },
-      (error) => fail(`cannot reach the server: ${error.message}`),
-    );
-  }
-  return { cancel: finish };
+  const start = (list) => runInWorker(list, { kind: "combine", request }, onProgress, onDone, onError);
+  return files ? start(files) : withDemoPool(start, onError);
 }
 
 /** Cancels a run started by `startAnalysis`, `analyzeOnServer` or `startCombine`. */

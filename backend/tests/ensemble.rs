@@ -1,14 +1,12 @@
 //! `fuselab ensemble analyze` on the reference vectors, written as JSON, as a CSV pair, as an
 //! `.npz` and as a folder of `.npy` files; and its errors on malformed input (exit code 2).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+mod support;
+
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
+use support::{fuselab, scratch};
 
 fn shared_tests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests")
@@ -17,29 +15,6 @@ fn shared_tests() -> PathBuf {
 fn vector(case: &str) -> Value {
     let path = shared_tests().join(format!("vectors/focal/{case}.json"));
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fuselab-ensemble-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn fuselab(args: &[&str]) -> Output {
-    let output = Command::new(BIN).args(args).output().unwrap();
-    Output {
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
 }
 
 fn analyze_json(args: &[&str]) -> Value {

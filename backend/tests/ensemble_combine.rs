@@ -2,33 +2,12 @@
 //! (`--split` to choose), every file form carrying splits and scores, and `ensemble combine`
 //! with its report and its errors (exit code 2, naming the file and what is missing).
 
-use std::{fmt::Write as _, path::PathBuf, process::Command};
+mod support;
+
+use std::fmt::Write as _;
 
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fuselab-combine-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn fuselab(args: &[&str]) -> Output {
-    let output = Command::new(BIN).args(args).output().unwrap();
-    Output {
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
+use support::{fuselab, scratch};
 
 fn ok_json(args: &[&str]) -> Value {
     let out = fuselab(args);

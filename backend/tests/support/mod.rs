@@ -1,6 +1,6 @@
 //! Helpers the integration tests share: waiting for a condition, listing a folder's files,
-//! multipart bodies, and talking to a real `fuselab serve` (its address, one HTTP exchange).
-//! Each test binary uses some of them.
+//! multipart bodies, scratch folders, running the `fuselab` binary, and talking to a real
+//! `fuselab serve` (its address, one HTTP exchange). Each test binary uses some of them.
 #![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
@@ -98,4 +98,32 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) ->
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head[9..12].parse().unwrap();
     (status, response[split + 4..].to_vec())
+}
+
+/// A fresh scratch folder for one test of this process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fuselab-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a run of the binary printed, and its exit code.
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `fuselab` binary with `args` to completion.
+pub fn fuselab(args: &[&str]) -> Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fuselab"))
+        .args(args)
+        .output()
+        .unwrap();
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
 }
