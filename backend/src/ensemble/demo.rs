@@ -11,6 +11,7 @@ use fuselab_ml::{
     Compute,
     digits::{Digits, classifiers},
 };
+use fuselab_shared::ensemble::combine::shuffled;
 use fuselab_shared::ensemble::{ModelInput, Pool, PoolInput, Split};
 use fuselab_shared::rng::SplitMix64;
 
@@ -24,11 +25,7 @@ const SEED: u64 = 20_260_101;
 /// The held-out images' splits for a combiner: a seeded shuffle, then 40 % train, 20 % val and
 /// the rest test.
 fn demo_splits(samples: usize, seed: u64) -> Vec<Split> {
-    let mut order: Vec<usize> = (0..samples).collect();
-    let mut rng = SplitMix64(seed);
-    for i in (1..samples).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
+    let order = shuffled(samples, &mut SplitMix64(seed));
     let (train, val) = (samples * 2 / 5, samples / 5);
     let mut splits = vec![Split::Test; samples];
     for (rank, &sample) in order.iter().enumerate() {

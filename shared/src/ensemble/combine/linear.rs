@@ -3,8 +3,7 @@
 //! member, fitted on val). Both are fitted by full-batch Adam from zero, so they are
 //! deterministic.
 
-use super::metrics::top;
-use crate::ensemble::pool::softmax_in_place;
+use crate::ensemble::pool::{first_argmax, softmax_in_place};
 
 /// The L2 strengths stacking tries; the one with the best val accuracy (then NLL) wins.
 pub const STACKING_L2: [f64; 5] = [0.0, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -132,7 +131,7 @@ pub fn accuracy_and_nll(probabilities: &[f64], labels: &[u32], classes: usize) -
     let mut right = 0_usize;
     let mut nll = 0.0;
     for (row, &y) in probabilities.chunks_exact(classes).zip(labels) {
-        right += usize::from(top(row).0 == y as usize);
+        right += usize::from(first_argmax(row) == y as usize);
         nll -= row[y as usize].max(super::metrics::NLL_FLOOR).ln();
     }
     let n = labels.len().max(1) as f64;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ensemble::pool::first_argmax;
+
 /// The normal quantile of a two-sided 95 % interval.
 const Z95: f64 = 1.96;
 
@@ -137,23 +139,13 @@ fn nll(labels: &[u32], rows: &[f64], classes: usize) -> f64 {
     total / labels.len().max(1) as f64
 }
 
-/// The first maximum of a row and its value.
-pub(super) fn top(row: &[f64]) -> (usize, f64) {
-    let mut best = 0;
-    for (c, &p) in row.iter().enumerate() {
-        if p > row[best] {
-            best = c;
-        }
-    }
-    (best, row.get(best).copied().unwrap_or(0.0))
-}
-
 fn ece(labels: &[u32], rows: &[f64], classes: usize) -> f64 {
     let mut count = [0_usize; ECE_BINS];
     let mut confidence = [0.0_f64; ECE_BINS];
     let mut right = [0_usize; ECE_BINS];
     for (&y, row) in labels.iter().zip(rows.chunks(classes)) {
-        let (class, p) = top(row);
+        let class = first_argmax(row);
+        let p = row.get(class).copied().unwrap_or(0.0);
         // Bins are (k/B, (k+1)/B]; a confidence of 0 goes to the first.
         #[allow(clippy::cast_sign_loss)]
         let bin = ((p * ECE_BINS as f64).ceil() as usize).clamp(1, ECE_BINS) - 1;

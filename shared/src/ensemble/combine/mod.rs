@@ -17,7 +17,7 @@ pub use metrics::{ECE_BINS, Interval, NLL_FLOOR, Scores, batch_mean_accuracy, sc
 pub use mlp::{HIDDEN, Head, Mlp, Optimizer, shuffled};
 
 use super::limits::LimitError;
-use super::pool::PoolError;
+use super::pool::{PoolError, first_argmax};
 use super::split::Split;
 use crate::rng::SplitMix64;
 
@@ -278,7 +278,7 @@ fn votes(rows: &SplitRows, classes: usize) -> [(Vec<u32>, Option<Vec<f64>>); 3] 
 fn predictions_of(probabilities: &[f64], classes: usize) -> Vec<u32> {
     probabilities
         .chunks_exact(classes)
-        .map(|row| metrics::top(row).0 as u32)
+        .map(|row| first_argmax(row) as u32)
         .collect()
 }
 
