@@ -178,3 +178,52 @@ fn smollm2_greedy_answers_paris() {
     let text = tokenizer.decode(&plain.tokens, false).unwrap();
     assert!(text.starts_with(" Paris."), "{text:?} ({:?})", plain.tokens);
 }
+
+/// A batch of sampled continuations after one shared prefill gives, for continuation `i`, what
+/// a single generation with seed `seed + i` gives: greedy and sampled, with a stop sequence
+/// and the length limit ending different continuations at different steps.
+#[test]
+fn smollm2_batched_samples_equal_single_generations() {
+    use fuselab_ml::llm::generate::{
+        GenerateOptions, Sampling, StopRule, generate, generate_samples,
+    };
+    let bytes = smollm2();
+    let gguf = Gguf::parse(&bytes, "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap();
+    let device = burn::tensor::Device::flex();
+    let model = fuselab_ml::llm::load::from_gguf(&gguf, &device).unwrap();
+    let tokenizer = fuselab_ml::llm::tokenizer::from_gguf(&gguf).unwrap();
+    let prompt = tokenizer
+        .encode(
+            "<|im_start|>user\nTom has 3 apples and buys 5 more. How many apples?<|im_end|>\n<|im_start|>assistant\n",
+            false,
+        )
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    for temperature in [0.0, 0.8] {
+        let options = GenerateOptions {
+            max_new_tokens: 10,
+            sampling: Sampling {
+                temperature,
+                top_k: 0,
+                top_p: 0.95,
+                seed: 40,
+            },
+            eos: vec![2],
+            stop: vec![tokenizer.encode(".", false).unwrap().get_ids().to_vec()],
+            stop_rule: StopRule::Suffix,
+        };
+        let batch = generate_samples(&model, &prompt, &options, 4);
+        assert_eq!(batch.len(), 4);
+        for (i, sampled) in batch.iter().enumerate() {
+            let mut single = options.clone();
+            single.sampling.seed += i as u64;
+            let alone = generate(&model, &prompt, &single, |_| {});
+            assert_eq!(
+                sampled.tokens, alone.tokens,
+                "temperature {temperature}, sample {i}"
+            );
+            assert_eq!(sampled.finish, alone.finish);
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod npy;
 pub mod predictions;
 pub mod rng;
 pub mod table;
+pub mod topla;
 
 pub use cofailure::{CofailureReport, FailureMasks, ModelSummary};
 pub use predictions::{ModelPredictions, PredictionError, PredictionTable};

@@ -96,6 +96,7 @@ impl CombineArgs {
             batch: self.batch,
             lr: self.lr,
             seed: self.seed,
+            ..CombineOptions::default()
         }
     }
 }
@@ -228,7 +229,8 @@ fn method_line(report: &CombineReport, team: &TeamCombination) -> String {
     }
 }
 
-fn table(report: &CombineReport) -> String {
+/// The report as aligned text.
+pub(crate) fn table(report: &CombineReport) -> String {
     let s = report.splits;
     let mut out = format!(
         "splits: train {}, val {}, test {} samples; {} classes; teams: {}\nscores on test (accuracy with its 95 % interval{}, NLL, ECE)\n",

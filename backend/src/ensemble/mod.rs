@@ -1,6 +1,6 @@
 //! `fuselab ensemble`: which sub-ensembles of a model pool are focally diverse and accurate.
 
-mod combine;
+pub(crate) mod combine;
 pub mod demo;
 pub mod input;
 mod select;
@@ -304,7 +304,7 @@ pub fn analysis_table(pool: &Pool, top_k: usize) -> anyhow::Result<String> {
     Ok(table(&report))
 }
 
-fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
     match out {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write the output to {}", path.display())),
@@ -315,14 +315,14 @@ fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
 }
 
 /// A one-line progress bar on stderr, shown only on a terminal and only after the first second.
-struct ProgressBar {
+pub(crate) struct ProgressBar {
     start: Instant,
     last: Option<Instant>,
     visible: bool,
 }
 
 impl ProgressBar {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             start: Instant::now(),
             last: None,
@@ -334,7 +334,7 @@ impl ProgressBar {
         self.update_with(done, total, "teams");
     }
 
-    fn update_with(&mut self, done: u64, total: u64, unit: &str) {
+    pub(crate) fn update_with(&mut self, done: u64, total: u64, unit: &str) {
         let now = Instant::now();
         if !self.visible
             || now - self.start < Duration::from_secs(1)
@@ -353,7 +353,7 @@ impl ProgressBar {
         );
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.last.is_some() {
             eprint!("\r\x1b[K");
         }

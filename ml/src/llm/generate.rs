@@ -213,6 +213,98 @@ pub fn generate(
     }
 }
 
+/// `k` sampled continuations of `prompt` decoded as one batch after a shared prefill;
+/// continuation `i` samples with seed `options.sampling.seed + i`. Each ends as [`generate`]'s
+/// would (end-of-sequence, stop sequence or length); the batch runs until all have ended.
+/// Router diagnostics are not collected.
+///
+/// # Panics
+/// When the prompt is empty (a caller bug).
+pub fn generate_samples(
+    model: &Llama,
+    prompt: &[u32],
+    options: &GenerateOptions,
+    k: usize,
+) -> Vec<Generation> {
+    assert!(!prompt.is_empty(), "generation needs a prompt");
+    let device = model.device();
+    let limit = model.config.max_position_embeddings;
+    let vocab = model.config.vocab_size;
+    let mut rngs: Vec<SplitMix64> = (0..k as u64)
+        .map(|i| SplitMix64(options.sampling.seed.wrapping_add(i)))
+        .collect();
+    let mut outputs: Vec<Generation> = (0..k)
+        .map(|_| Generation {
+            tokens: Vec::new(),
+            finish: Finish::Length,
+            routing: Vec::new(),
+        })
+        .collect();
+    let mut done = vec![false; k];
+    let mut cache = KvCache::default();
+    let ids: Vec<i64> = prompt.iter().map(|&id| i64::from(id)).collect();
+    if k == 0 || options.max_new_tokens == 0 || prompt.len() > limit {
+        return outputs;
+    }
+    let first = model.forward(
+        Tensor::<2, Int>::from_data(TensorData::new(ids, [1, prompt.len()]), &device),
+        Some(&mut cache),
+        ForwardOptions {
+            train: false,
+            last_only: true,
+        },
+    );
+    let first = super::values(first.logits);
+    let mut logits: Vec<f32> = first.repeat(k);
+    let mut cache = cache.repeat(k);
+    let mut steps = 0;
+    loop {
+        let mut next = vec![0_i64; k];
+        for i in 0..k {
+            if done[i] {
+                continue;
+            }
+            let token = sample(
+                &logits[i * vocab..(i + 1) * vocab],
+                &options.sampling,
+                &mut rngs[i],
+            );
+            next[i] = i64::from(token);
+            let out = &mut outputs[i];
+            if options.eos.contains(&token) {
+                out.finish = Finish::Eos;
+                done[i] = true;
+                continue;
+            }
+            out.tokens.push(token);
+            if options
+                .stop
+                .iter()
+                .any(|stop| stops(&out.tokens, stop, options.stop_rule))
+            {
+                out.finish = Finish::Stop;
+                done[i] = true;
+            } else if out.tokens.len() >= options.max_new_tokens {
+                done[i] = true;
+            }
+        }
+        steps += 1;
+        if done.iter().all(|&d| d) || cache.len() + 1 > limit || steps >= options.max_new_tokens {
+            break;
+        }
+        let out = model.forward(
+            Tensor::<2, Int>::from_data(TensorData::new(next, [k, 1]), &device),
+            Some(&mut cache),
+            ForwardOptions {
+                train: false,
+                last_only: true,
+            },
+        );
+        logits = super::values(out.logits);
+    }
+    outputs
+}
+
 /// Adds the last position's router probabilities of each layer to `sum`.
 fn accumulate_routing(sum: &mut Vec<Vec<f64>>, router: &[Tensor<3>]) {
     for (layer, probabilities) in router.iter().enumerate() {

@@ -477,6 +477,30 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.length == 0
     }
+
+    /// The cache of a batch of one, repeated `k` times: `k` continuations of one prompt share
+    /// its prefill.
+    ///
+    /// # Shapes
+    /// Keys and values `[1, kv_heads, positions, hd]` → `[k, kv_heads, positions, hd]`.
+    #[must_use]
+    pub fn repeat(&self, k: usize) -> Self {
+        Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|layer| {
+                    layer.as_ref().map(|(keys, values)| {
+                        (
+                            keys.clone().repeat_dim(0, k),
+                            values.clone().repeat_dim(0, k),
+                        )
+                    })
+                })
+                .collect(),
+            length: self.length,
+        }
+    }
 }
 
 /// What [`Llama::forward`] computes.

@@ -134,7 +134,14 @@ fn nll(labels: &[u32], rows: &[f64], classes: usize) -> f64 {
     let total: f64 = labels
         .iter()
         .zip(rows.chunks(classes))
-        .map(|(&y, row)| -row[y as usize].max(NLL_FLOOR).ln())
+        .map(|(&y, row)| {
+            // A label outside the classes (an answer nobody gave) has probability 0.
+            -row.get(y as usize)
+                .copied()
+                .unwrap_or(0.0)
+                .max(NLL_FLOOR)
+                .ln()
+        })
         .sum();
     total / labels.len().max(1) as f64
 }

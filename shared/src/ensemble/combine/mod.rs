@@ -66,6 +66,13 @@ pub struct CombineOptions {
     pub lr: f64,
     /// Seeds the initial weights and the shuffles.
     pub seed: u64,
+    /// Train on train and val together (LLM-TOPLA's leak, kept for `--compat llm-topla`); val
+    /// still chooses the checkpoint.
+    #[serde(default)]
+    pub train_on_val: bool,
+    /// Stop once this many epochs in a row have not improved val accuracy (`mlp`).
+    #[serde(default)]
+    pub patience: Option<usize>,
 }
 
 impl Default for CombineOptions {
@@ -77,6 +84,8 @@ impl Default for CombineOptions {
             batch: 64,
             lr: 1e-3,
             seed: 0,
+            train_on_val: false,
+            patience: None,
         }
     }
 }
@@ -253,8 +262,11 @@ fn votes(rows: &SplitRows, classes: usize) -> [(Vec<u32>, Option<Vec<f64>>); 3] 
     let mut counts = vec![0_usize; classes];
     for n in 0..samples {
         counts.fill(0);
+        // A prediction outside the classes (no answer) is an abstention.
         for member in &rows.predictions {
-            counts[member[n] as usize] += 1;
+            if let Some(count) = counts.get_mut(member[n] as usize) {
+                *count += 1;
+            }
         }
         let mut best = 0;
         for c in 1..classes {
@@ -262,7 +274,11 @@ fn votes(rows: &SplitRows, classes: usize) -> [(Vec<u32>, Option<Vec<f64>>); 3] 
                 best = c;
             }
         }
-        plurality.push(best as u32);
+        plurality.push(if counts[best] == 0 {
+            u32::MAX
+        } else {
+            best as u32
+        });
         // No majority: a class id no sample has, so it counts as wrong.
         majority.push(if counts[best] > members / 2 {
             best as u32
@@ -282,19 +298,42 @@ fn predictions_of(probabilities: &[f64], classes: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The most probable class of each row among the classes some member gives a positive
+/// probability: a combiner picks one of its members' answers, never a class none of them
+/// proposed (such as an LLM pool's "the gold answer is not among the answers").
+fn supported_predictions(probabilities: &[f64], rows: &SplitRows, classes: usize) -> Vec<u32> {
+    probabilities
+        .chunks_exact(classes)
+        .enumerate()
+        .map(|(n, row)| {
+            let supported = |c: usize| {
+                rows.probabilities
+                    .iter()
+                    .any(|member| member[n * classes + c] > 0.0)
+            };
+            let mut best: Option<usize> = None;
+            for c in (0..classes).filter(|&c| supported(c)) {
+                if best.is_none_or(|b| row[c] > row[b]) {
+                    best = Some(c);
+                }
+            }
+            best.map_or_else(|| first_argmax(row) as u32, |c| c as u32)
+        })
+        .collect()
+}
+
 /// The baselines of a team on test.
 fn baselines(
-    pool: &SplitPool,
-    members: &[usize],
+    names: &[String],
     test: &SplitRows,
+    classes: usize,
     interval: Interval,
 ) -> Vec<Baseline> {
-    let classes = pool.pool().classes();
-    let mut out: Vec<Baseline> = members
+    let mut out: Vec<Baseline> = names
         .iter()
         .enumerate()
-        .map(|(j, &m)| Baseline {
-            name: pool.pool().names()[m].clone(),
+        .map(|(j, name)| Baseline {
+            name: name.clone(),
             member: true,
             scores: scores(
                 &test.labels,
@@ -335,27 +374,56 @@ struct Fitted {
     weights: Option<Vec<f64>>,
 }
 
-/// Trains FusionShot's network on train, keeping the epoch with the best val accuracy (ties:
-/// the lower val loss, except in FusionShot's mode, which keeps the first).
+/// The team's predictions from combiner probabilities: the supported argmax, except in
+/// FusionShot's mode, which takes the plain argmax.
+fn chosen(
+    probabilities: &[f64],
+    rows: &SplitRows,
+    classes: usize,
+    options: &CombineOptions,
+) -> Vec<u32> {
+    if options.fusionshot {
+        predictions_of(probabilities, classes)
+    } else {
+        supported_predictions(probabilities, rows, classes)
+    }
+}
+
+/// Trains FusionShot's network on train (with val too under `train_on_val`), keeping the epoch
+/// with the best val accuracy (ties: the lower val loss, except in FusionShot's mode, which
+/// keeps the first), stopping early after `patience` epochs without improvement.
 /// `progress(epoch, epochs)` after each epoch; returning `false` stops early.
 fn fit_mlp(
-    train: &SplitRows,
-    val: &SplitRows,
-    test: &SplitRows,
-    classes: usize,
+    rows: &TeamRows,
     options: &CombineOptions,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Fitted {
+    let TeamRows {
+        train,
+        val,
+        test,
+        classes,
+        ..
+    } = rows;
+    let classes = *classes;
     let head = if options.fusionshot {
         Head::FusionShot
     } else {
         Head::Logits
     };
+    let (features, labels) = if options.train_on_val {
+        (
+            [train.features.as_slice(), &val.features].concat(),
+            [train.labels.as_slice(), &val.labels].concat(),
+        )
+    } else {
+        (train.features.clone(), train.labels.clone())
+    };
     let mut mlp = Mlp::new(train.width, classes, head, options.seed);
     let mut optimizer = Optimizer::adam(&mlp, options.lr);
     let mut rng = SplitMix64(options.seed ^ 0x9e37_79b9_7f4a_7c15);
     let val_accuracy = |probabilities: &[f64]| {
-        let predicted = predictions_of(probabilities, classes);
+        let predicted = chosen(probabilities, val, classes, options);
         let correct: Vec<bool> = predicted
             .iter()
             .zip(&val.labels)
@@ -370,14 +438,8 @@ fn fit_mlp(
     let mut best: Option<(f64, f64, usize, Mlp)> = None;
     let mut curve = Vec::with_capacity(options.epochs);
     for epoch in 1..=options.epochs {
-        let order = shuffled(train.labels.len(), &mut rng);
-        let train_loss = mlp.train_epoch(
-            &mut optimizer,
-            &train.features,
-            &train.labels,
-            &order,
-            options.batch,
-        );
+        let order = shuffled(labels.len(), &mut rng);
+        let train_loss = mlp.train_epoch(&mut optimizer, &features, &labels, &order, options.batch);
         let accuracy = val_accuracy(&mlp.probabilities(&val.features));
         let val_loss = mlp.loss(&val.features, &val.labels);
         curve.push(EpochPoint {
@@ -397,7 +459,8 @@ fn fit_mlp(
         if better {
             best = Some((accuracy, val_loss, epoch, mlp.clone()));
         }
-        if !progress(epoch, options.epochs) {
+        let stale = best.as_ref().map_or(0, |(_, _, at, _)| epoch - at);
+        if !progress(epoch, options.epochs) || options.patience.is_some_and(|p| stale > p) {
             break;
         }
     }
@@ -410,6 +473,24 @@ fn fit_mlp(
         l2: None,
         weights: None,
     }
+}
+
+/// A team's rows of the three splits, ready for a combiner; labels must be classes in train
+/// and val, and may be out of range in test (a sample no answer can get right).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamRows {
+    /// Fits the combiner.
+    pub train: SplitRows,
+    /// Chooses its checkpoint or settings.
+    pub val: SplitRows,
+    /// Reports it.
+    pub test: SplitRows,
+    /// Classes per member row.
+    pub classes: usize,
+    /// The members' names.
+    pub names: Vec<String>,
+    /// What the network reads.
+    pub features: Features,
 }
 
 /// Trains `options.method` on `members`' train rows and reports it on test beside the
@@ -425,24 +506,56 @@ pub fn combine_team(
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<TeamCombination, CombineError> {
     options.check()?;
-    let train = pool.rows(members, Split::Train)?;
-    let val = pool.rows(members, Split::Val)?;
-    let test = pool.rows(members, Split::Test)?;
-    let classes = pool.pool().classes();
+    let rows = TeamRows {
+        train: pool.rows(members, Split::Train)?,
+        val: pool.rows(members, Split::Val)?,
+        test: pool.rows(members, Split::Test)?,
+        classes: pool.pool().classes(),
+        names: members
+            .iter()
+            .map(|&m| pool.pool().names()[m].clone())
+            .collect(),
+        features: pool.features(members),
+    };
+    let mut team = combine_rows(&rows, options, progress)?;
+    team.members = members.to_vec();
+    Ok(team)
+}
+
+/// [`combine_team`] on rows built elsewhere (LLM-TOPLA's candidate-space features); the
+/// result's `members` are `0..names.len()`.
+///
+/// # Errors
+/// [`CombineError::Option`] for an option out of range.
+pub fn combine_rows(
+    rows: &TeamRows,
+    options: &CombineOptions,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<TeamCombination, CombineError> {
+    options.check()?;
+    let TeamRows {
+        train,
+        val,
+        test,
+        classes,
+        names,
+        features,
+    } = rows;
+    let classes = *classes;
     let fitted = match options.method {
-        Method::Mlp => fit_mlp(&train, &val, &test, classes, options, progress),
+        Method::Mlp => fit_mlp(rows, options, progress),
         Method::Stacking => {
-            let width = members.len() * classes;
-            let rows = |r: &SplitRows| stacked(&r.probabilities, r.labels.len(), classes);
+            let width = names.len() * classes;
+            let stack = |r: &SplitRows| stacked(&r.probabilities, r.labels.len(), classes);
             let (model, l2) = linear::stacking(
-                (&rows(&train), &train.labels),
-                (&rows(&val), &val.labels),
+                (&stack(train), &train.labels),
+                (&stack(val), &val.labels),
                 width,
                 classes,
             );
             Fitted {
-                val: model.probabilities(&rows(&val)),
-                test: model.probabilities(&rows(&test)),
+                val: model.probabilities(&stack(val)),
+                test: model.probabilities(&stack(test)),
                 best_epoch: None,
                 curve: Vec::new(),
                 l2: Some(l2),
@@ -469,26 +582,23 @@ pub fn combine_team(
     let score = |rows: &SplitRows, probabilities: &[f64]| {
         scores(
             &rows.labels,
-            &predictions_of(probabilities, classes),
+            &chosen(probabilities, rows, classes, options),
             Some(probabilities),
             classes,
             interval,
         )
     };
     Ok(TeamCombination {
-        members: members.to_vec(),
-        names: members
-            .iter()
-            .map(|&m| pool.pool().names()[m].clone())
-            .collect(),
+        members: (0..names.len()).collect(),
+        names: names.clone(),
         focal_diversity: None,
-        features: (options.method == Method::Mlp).then(|| pool.features(members)),
-        combined: score(&test, &fitted.test),
-        val: score(&val, &fitted.val),
+        features: (options.method == Method::Mlp).then_some(*features),
+        combined: score(test, &fitted.test),
+        val: score(val, &fitted.val),
         best_epoch: fitted.best_epoch,
         curve: fitted.curve,
         l2: fitted.l2,
         weights: fitted.weights,
-        baselines: baselines(pool, members, &test, interval),
+        baselines: baselines(names, test, classes, interval),
     })
 }

@@ -1,4 +1,4 @@
-//! `fuselab llm generate`, and loading language models: SmolLM2 from its GGUF file (fetched by
+//! `fuselab llm generate`, `llm questions`, `llm answers` and `llm topla`, and loading language models: SmolLM2 from its GGUF file (fetched by
 //! `fuselab models fetch`) or a Hugging Face directory (`config.json`, `tokenizer.json`,
 //! `*.safetensors` read with burn-store).
 
@@ -23,6 +23,12 @@ use tokenizers::Tokenizer;
 
 use crate::models;
 
+mod answers;
+mod topla;
+
+pub use answers::{AnswersArgs, QuestionsArgs};
+pub use topla::ToplaCommand;
+
 /// Where SmolLM2's GGUF file is cached under the data directory's models folder.
 pub const SMOLLM2: &str = "llm/SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -31,6 +37,13 @@ pub const SMOLLM2: &str = "llm/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub enum LlmCommand {
     /// Continue a prompt with a language model
     Generate(GenerateArgs),
+    /// Write a generated question set with known answers (GSM8K or MMLU format)
+    Questions(QuestionsArgs),
+    /// Sample K answers per question from a model, as JSON Lines (resumable)
+    Answers(AnswersArgs),
+    /// LLM-TOPLA: answer sets as a pool, and LLM-TOPLA-Weighted
+    #[command(subcommand)]
+    Topla(ToplaCommand),
 }
 
 /// `fuselab llm generate`.
@@ -260,6 +273,9 @@ pub fn load_moderation_dir(dir: &Path, device: &Device) -> anyhow::Result<(Moder
 pub fn run(command: &LlmCommand, data_dir: &Path) -> anyhow::Result<()> {
     match command {
         LlmCommand::Generate(args) => generate_command(args, data_dir),
+        LlmCommand::Questions(args) => answers::questions_command(args),
+        LlmCommand::Answers(args) => answers::answers_command(args, data_dir),
+        LlmCommand::Topla(command) => topla::run(command),
     }
 }
 
