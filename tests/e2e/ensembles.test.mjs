@@ -265,6 +265,44 @@ test("Try the demo: eight classifiers trained on scikit-learn's digits, with the
   assert.equal(await page.locator("#combine-curve polyline").count(), 2);
 });
 
+test("LLM answer sets dropped in: the pool of `llm topla pool`, its analysis and a combiner, as the CLI", async () => {
+  const questions = join(dir, "questions.jsonl");
+  const generated = spawnSync(BIN, ["llm", "questions", "--task", "mmlu", "--count", "60", "--seed", "4", "--out", questions], { encoding: "utf8" });
+  assert.equal(generated.status, 0, generated.stderr);
+  const gold = readFileSync(questions, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+  const letters = ["A", "B", "C", "D"];
+  // Three members that know different thirds of the questions and guess otherwise.
+  const answers = ["alpha", "beta", "gamma"].map((name, m) => {
+    const lines = gold.map((q, i) => {
+      const right = letters[q.answer];
+      const guess = letters[(q.answer + 1 + ((i + m) % 3)) % 4];
+      const samples = i % 3 === m ? [`${right}.`, `${right}.`, `${right}.`] : [`${guess}.`, `${right}.`, `${guess}.`];
+      return JSON.stringify({ id: q.id, samples });
+    });
+    const path = join(dir, `${name}.jsonl`);
+    writeFileSync(path, lines.join("\n") + "\n");
+    return path;
+  });
+  await analyse([questions, ...answers]);
+  await assertText(page, "#analysis-summary", /^3 models, 12 samples \(the test split of 60\), 6 classes/);
+  const pool = join(dir, "answers-pool.json");
+  const answerDir = mkdtempSync(join(tmpdir(), "fuselab-e2e-answers-"));
+  for (const path of answers) writeFileSync(join(answerDir, path.split("/").pop()), readFileSync(path));
+  const built = spawnSync(BIN, ["llm", "topla", "pool", "--answers", answerDir, "--gold", questions, "--task", "mmlu", "--out", pool], { encoding: "utf8" });
+  assert.equal(built.status, 0, built.stderr);
+  rmSync(answerDir, { recursive: true, force: true });
+  assert.deepEqual(await shownTeams(), expectedTeams(cli([pool, "--top-k", "10"])));
+
+  const members = (await page.locator("#team-detail h4").innerText()).split("+");
+  await page.locator("#combine-method").selectOption("stacking");
+  await page.locator("#combine-run").click();
+  await page.locator("#combine-summary").waitFor({ timeout: 60_000 });
+  const run = spawnSync(BIN, ["ensemble", "combine", pool, "--team", members.join(","), "--method", "stacking", "--format", "json"], { encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  const team = JSON.parse(run.stdout).teams[0];
+  assert.equal(Number(await page.locator("#combine-table tr.combined").getAttribute("data-accuracy")), team.combined.accuracy);
+});
+
 test("WebGPU and the CPU give the same report, bit for bit", async () => {
   // 13 models: 8,178 teams, every team's focal diversity from the team_sums.wgsl kernel.
   const path = syntheticPool("gpu", 13, 3000);

@@ -53,7 +53,7 @@ pub struct AnswerInput {
     #[arg(long, value_enum)]
     pub compat: Option<ToplaCompat>,
     /// Seed of the train / val / test assignment of questions
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = fuselab_shared::ensemble::ANSWER_SPLIT_SEED)]
     pub split_seed: u64,
 }
 

@@ -253,7 +253,7 @@ fn FileDrop(chosen: ReadSignal<String>, on_files: Callback<JsValue>) -> impl Int
                 id="pool-files"
                 type="file"
                 multiple
-                accept=".json,.csv,.npz,.npy"
+                accept=".json,.csv,.npz,.npy,.jsonl"
                 on:change=move |ev| on_files.run(ev.into())
             />
             <p class="chosen">{move || chosen.get()}</p>
@@ -363,7 +363,8 @@ pub fn EnsemblesPage() -> impl IntoView {
             <p>
                 "Which sub-ensembles of your models fail on different samples and vote accurately? \
                  Give one JSON file, one .npz archive, labels.npy with one <model>.npy per model, \
-                 or a labels CSV with a predictions CSV. The analysis runs in this browser and nothing \
+                 a labels CSV with a predictions CSV, or LLM answers (a .jsonl question set with one \
+                 .jsonl answer set per model, as `fuselab llm answers` writes). The analysis runs in this browser and nothing \
                  is uploaded, unless the pool has more than 100,000 teams (or you choose the server)."
             </p>
             <FileDrop chosen=chosen on_files=Callback::new(take_files) />

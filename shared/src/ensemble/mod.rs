@@ -32,7 +32,7 @@ pub use focal_table::FocalTable;
 pub use ga::{
     Fitness, FitnessWeights, GaConfig, GaError, GaResult, GaTeam, INVALID_FITNESS, genetic_search,
 };
-pub use input::{InputError, InputFile, PoolFiles};
+pub use input::{ANSWER_SPLIT_SEED, InputError, InputFile, PoolFiles};
 pub use kmeans::{TwoMeans, two_means};
 pub use limits::{Limit, LimitError, Limits};
 pub use overview::{

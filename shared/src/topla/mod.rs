@@ -15,6 +15,6 @@ pub use records::{
     answers_of, parse_answer_set, parse_questions,
 };
 pub use space::{
-    NO_ANSWER, ToplaOptions, ToplaRows, UNREACHABLE, answer_pool, candidate_space,
-    canonical_splits, topla_rows,
+    NO_ANSWER, ToplaOptions, ToplaRows, UNREACHABLE, answer_pool, answer_pool_classes,
+    candidate_space, canonical_splits, topla_rows,
 };

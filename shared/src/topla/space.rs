@@ -178,17 +178,13 @@ pub fn canonical_splits(
     splits
 }
 
-/// The models' answers as a pool: each model's majority answer is its prediction and its vote
-/// shares its probabilities, over every answer any model gave to the question (in
-/// [`candidate_space`] order, nothing truncated), then a class for "no answer" and a last
-/// class for "the gold answer is not among the answers", which no model predicts.
-pub fn answer_pool(models: &[Answers], gold: &[Gold], task: Task, splits: Vec<Split>) -> PoolInput {
+/// The number of classes [`answer_pool`] gives: the most distinct answers to one question
+/// (`MMLU`: 4), then "no answer" and "the gold answer is not among the answers".
+pub fn answer_pool_classes(models: &[Answers], gold: &[Gold], task: Task) -> usize {
     let slots = match task {
         Task::Mmlu => 4,
-        Task::Gsm8k => gold
-            .iter()
-            .enumerate()
-            .map(|(q, _)| {
+        Task::Gsm8k => (0..gold.len())
+            .map(|q| {
                 let answers: Vec<&[f64]> = models.iter().map(|m| m.values[q].as_slice()).collect();
                 candidate_space(&answers, usize::MAX, false).len()
             })
@@ -196,6 +192,15 @@ pub fn answer_pool(models: &[Answers], gold: &[Gold], task: Task, splits: Vec<Sp
             .unwrap_or(0)
             .max(1),
     };
+    slots + 2
+}
+
+/// The models' answers as a pool: each model's majority answer is its prediction and its vote
+/// shares its probabilities, over every answer any model gave to the question (in
+/// [`candidate_space`] order, nothing truncated), then a class for "no answer" and a last
+/// class for "the gold answer is not among the answers", which no model predicts.
+pub fn answer_pool(models: &[Answers], gold: &[Gold], task: Task, splits: Vec<Split>) -> PoolInput {
+    let slots = answer_pool_classes(models, gold, task) - 2;
     let members: Vec<&Answers> = models.iter().collect();
     let rows = topla_rows(
         &members,

@@ -3,10 +3,13 @@
 //! splits and per-model probabilities or logits. Pure: callers read the bytes (the CLI from
 //! disk, the browser from dropped files) and name them for error messages.
 
+mod answers;
 mod csv;
 mod numpy;
 
 use thiserror::Error;
+
+pub use answers::SPLIT_SEED as ANSWER_SPLIT_SEED;
 
 use super::limits::{LimitError, Limits};
 use super::pool::PoolInput;
@@ -43,6 +46,9 @@ pub enum PoolFiles<'a> {
         /// The predictions file.
         predictions: InputFile<'a>,
     },
+    /// LLM answers: a question set with gold answers and one answer set per model, all JSON
+    /// Lines (see [`crate::topla`]).
+    Answers(Vec<InputFile<'a>>),
 }
 
 /// Why files could not be read as a pool. Lines are 1-based.
@@ -88,6 +94,9 @@ pub enum InputError {
         /// Which limit, and how to raise it.
         error: LimitError,
     },
+    /// A question or answer set is malformed or incomplete.
+    #[error(transparent)]
+    Answers(#[from] crate::topla::RecordError),
     /// An array has the wrong shape, type or values.
     #[error("{file}, array `{array}`: {message}")]
     Array {
@@ -120,7 +129,7 @@ impl<'a> PoolFiles<'a> {
     /// [`InputError::Files`] naming what was given and what is accepted.
     pub fn detect(files: &[InputFile<'a>]) -> Result<Self, InputError> {
         let count = |ext: &str| files.iter().filter(|f| has_extension(f.name, ext)).count();
-        let accepted = "give one .json file, one .npz archive, labels.npy with one <model>.npy per model, or two .csv files (labels and predictions)";
+        let accepted = "give one .json file, one .npz archive, labels.npy with one <model>.npy per model, two .csv files (labels and predictions), or LLM answers: a .jsonl question set with one .jsonl answer set per model";
         match (
             files,
             count("json"),
@@ -131,6 +140,9 @@ impl<'a> PoolFiles<'a> {
             ([file], 1, 0, 0, 0) => Ok(Self::Json(*file)),
             ([file], 0, 1, 0, 0) => Ok(Self::Npz(*file)),
             (_, 0, 0, n, 0) if n == files.len() && n >= 2 => Ok(Self::Npy(files.to_vec())),
+            _ if files.len() >= 3 && files.iter().all(|f| has_extension(f.name, "jsonl")) => {
+                Ok(Self::Answers(files.to_vec()))
+            }
             ([a, b], 0, 0, 0, 2) => {
                 let named = |f: &InputFile| stem(f.name).to_ascii_lowercase().contains("label");
                 let single_column = |f: &InputFile| {
@@ -195,6 +207,7 @@ impl<'a> PoolFiles<'a> {
             } => csv::csv_pair(*labels, *predictions, limits),
             Self::Npz(file) => numpy::npz(*file, limits),
             Self::Npy(files) => numpy::npy_files(files, limits),
+            Self::Answers(files) => answers::answer_files(files, limits),
         }
     }
 }
