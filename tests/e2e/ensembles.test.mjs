@@ -78,7 +78,7 @@ function syntheticPool(name, models, samples) {
 /** The top-K table as [members, size, focal, plurality, majority, soft vote] strings. */
 function shownTeams() {
   return page.locator("#top-teams tbody tr").evaluateAll((rows) =>
-    rows.map((row) => [...row.querySelectorAll("td")].map((cell) => cell.textContent)));
+    rows.map((row) => [...row.querySelectorAll("td:not(.combined)")].map((cell) => cell.textContent)));
 }
 
 function expectedTeams(report) {
@@ -263,6 +263,21 @@ test("Try the demo: eight classifiers trained on scikit-learn's digits, with the
   const softVote = team.baselines.find((b) => b.name === "soft vote").scores.accuracy;
   assert.equal(Number(await page.locator("#combine-table tr.vote").first().getAttribute("data-accuracy")), softVote);
   assert.equal(await page.locator("#combine-curve polyline").count(), 2);
+
+  // The top-K table's combined-accuracy column: a weighted vote per team, as the CLI's.
+  await page.locator("#combine-all-method").selectOption("weighted-vote");
+  await page.locator("#combine-all").click();
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("#top-teams tbody td.combined")].every((cell) => cell.dataset.accuracy !== undefined),
+  null, { timeout: 120_000 });
+  const first = (await page.locator("#top-teams tbody tr").first().locator("td").first().innerText()).split("+");
+  const voted = spawnSync(BIN, [
+    "ensemble", "combine", join(app.dataDir, "demo", "digits-pool.json"), "--team", first.join(","), "--method", "weighted-vote", "--format", "json",
+  ], { encoding: "utf8" });
+  assert.equal(voted.status, 0, voted.stderr);
+  const firstCell = await page.locator("#top-teams tbody tr").first().locator("td.combined").getAttribute("data-accuracy");
+  assert.equal(Number(firstCell), JSON.parse(voted.stdout).teams[0].combined.accuracy);
+  assert.equal(await page.locator("#top-teams tbody td.combined").count(), 10);
 });
 
 test("LLM answer sets dropped in: the pool of `llm topla pool`, its analysis and a combiner, as the CLI", async () => {

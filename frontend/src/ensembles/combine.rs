@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(module = "/glue.js")]
 extern "C" {
     #[wasm_bindgen(js_name = startCombine)]
-    fn start_combine(
+    pub(super) fn start_combine(
         files: &JsValue,
         request: &str,
         on_progress: JsValue,
@@ -23,7 +23,7 @@ extern "C" {
         on_error: JsValue,
     ) -> JsValue;
     #[wasm_bindgen(js_name = cancelAnalysis)]
-    fn cancel_run(handle: &JsValue);
+    pub(super) fn cancel_run(handle: &JsValue);
 }
 
 /// What the page asks the worker to combine.
@@ -111,7 +111,7 @@ enum State {
     Failed(String),
 }
 
-fn method_of(value: &str) -> Method {
+pub(super) fn method_of(value: &str) -> Method {
     match value {
         "stacking" => Method::Stacking,
         "weighted-vote" => Method::WeightedVote,

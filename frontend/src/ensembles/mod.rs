@@ -4,6 +4,7 @@
 
 mod analysis;
 mod combine;
+mod combine_all;
 mod plots;
 mod saved;
 
@@ -509,7 +510,7 @@ pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
                 <thead><tr><th>"model"</th><th>"accuracy"</th><th>"negatives"</th></tr></thead>
                 <tbody>{models}</tbody>
             </table>
-            <TopTeams report=report.clone() picked=picked set_picked=set_picked />
+            <TopTeams report=report.clone() picked=picked set_picked=set_picked combinable=combinable />
             <TeamDetail report=report.clone() picked=picked combinable=combinable />
             <Plots analysis=analysis set_picked=set_picked />
             <ul class="warning">{warnings}</ul>
@@ -517,16 +518,20 @@ pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
     }
 }
 
-/// The top-K teams, sortable; a click picks a team for the detail panel.
+/// The top-K teams, sortable; a click picks a team for the detail panel. A pool with splits
+/// and scores can add a column of each team's combined accuracy on test.
 #[component]
 #[allow(clippy::needless_pass_by_value)] // leptos props are owned
 fn TopTeams(
     report: Report,
     picked: ReadSignal<Option<Vec<usize>>>,
     set_picked: WriteSignal<Option<Vec<usize>>>,
+    combinable: bool,
 ) -> impl IntoView {
     let (sort_by, set_sort_by) = signal(SortBy::Focal);
     let count = report.teams.len();
+    let column = combine_all::Column::new();
+    let teams: Vec<Vec<usize>> = report.teams.iter().map(|t| t.members.clone()).collect();
     let rows = move || {
         let mut teams: Vec<TeamReport> = report.teams.clone();
         match sort_by.get() {
@@ -550,6 +555,7 @@ fn TopTeams(
                         <td class="number">{format!("{:.4}", team.plurality_accuracy)}</td>
                         <td class="number">{format!("{:.4}", team.majority_accuracy)}</td>
                         <td class="number">{number(team.soft_vote_accuracy)}</td>
+                        {combinable.then(|| column.cell(&team.members))}
                     </tr>
                 }
             })
@@ -558,6 +564,7 @@ fn TopTeams(
     view! {
         <h3>{format!("Top {count} teams")}</h3>
         <p class="note">"Click a column to sort, a row for its details. Accuracies are fractions."</p>
+        {combinable.then(|| view! { <combine_all::CombineAll teams=teams column=column /> })}
         <table id="top-teams">
             <thead>
                 <tr>
@@ -567,6 +574,7 @@ fn TopTeams(
                     <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Plurality)>"plurality"</button></th>
                     <th>"majority"</th>
                     <th>"soft vote"</th>
+                    {combinable.then(|| view! { <th title="on test, after training on train and choosing on val">"combined"</th> })}
                 </tr>
             </thead>
             <tbody>{rows}</tbody>
