@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use fuselab_ml::llm::generate::{GenerateOptions, Sampling, StopRule, generate};
+use fuselab_ml::llm::generate::{GenerateOptions, Sampling, StopRule, generate, generate_samples};
 use fuselab_ml::llm::lora::{self, LoraConfig};
 use fuselab_ml::llm::model::{Llama, LlamaConfig};
 use fuselab_ml::llm::train::{
@@ -117,6 +117,43 @@ fn main() -> anyhow::Result<()> {
         generation.tokens.len() as f64 / seconds,
         generation.tokens.len(),
         prompt.len()
+    );
+
+    // What `fuselab llm answers` does per question: K = 5 sampled answers, one by one and as one
+    // batch after a shared prefill (the same tokens either way).
+    let sampled = GenerateOptions {
+        max_new_tokens: 32,
+        sampling: Sampling {
+            temperature: 0.7,
+            top_k: 0,
+            top_p: 0.95,
+            seed: 3,
+        },
+        ..options
+    };
+    let started = Instant::now();
+    let one_by_one: usize = (0..5)
+        .map(|i| {
+            let mut single = sampled.clone();
+            single.sampling.seed += i;
+            generate(&loaded.model, &prompt, &single, |_| {})
+                .tokens
+                .len()
+        })
+        .sum();
+    let alone = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let batched: usize = generate_samples(&loaded.model, &prompt, &sampled, 5)
+        .iter()
+        .map(|g| g.tokens.len())
+        .sum();
+    let batch = started.elapsed().as_secs_f64();
+    println!(
+        "{:>28}: {:>8.1} tokens/s one by one, {:.1} tokens/s as a batch ({one_by_one} and {batched} tokens; ratio {:.2})",
+        "SmolLM2 5 samples (answers)",
+        one_by_one as f64 / alone,
+        batched as f64 / batch,
+        alone / batch
     );
     Ok(())
 }

@@ -122,6 +122,33 @@ fn weighted_learns_whom_to_trust_where_votes_fail() {
     let focal = team["focal_diversity"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&focal), "{team}");
 
+    // The reference's choices: 70/10/20 splits with val trained on, its batch-mean accuracy.
+    let compat: Value = serde_json::from_str(&run_ok(
+        &[
+            &["llm", "topla", "weighted"][..],
+            &input,
+            &[
+                "--team",
+                "member0,member1,member2",
+                "--compat",
+                "llm-topla",
+                "--format",
+                "json",
+                "--epochs",
+                "50",
+            ],
+        ]
+        .concat(),
+    ))
+    .unwrap();
+    assert_eq!(
+        compat["splits"],
+        json!({"train": 210, "val": 30, "test": 60})
+    );
+    assert_eq!(compat["options"]["train_on_val"], true);
+    let kind = &compat["teams"][0]["combined"]["interval_kind"];
+    assert_eq!(kind, "batch-mean");
+
     // The same answers as a pool: the focal analysis and `combine` run on it.
     let pool = dir.join("pool.json");
     let p = pool.to_str().unwrap();
