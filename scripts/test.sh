@@ -32,6 +32,19 @@ step "cargo test: the browser app's plain logic (addresses, access, forms), nati
 cargo clippy -p fuselab-frontend --no-deps --lib --tests -- -D warnings
 cargo test -p fuselab-frontend --lib
 
+step "python: the fuselab wheel (maturin, abi3), installed in a virtual environment and tested with pytest"
+cargo clippy -p fuselab-python --release -- -D warnings
+PY_ENV="$XDG_CACHE_HOME/fuselab/pyenv-$(sha256sum python/requirements-test.txt | cut -c1-12)"
+if [ ! -x "$PY_ENV/bin/maturin" ]; then
+  python3 -m venv "$PY_ENV"
+  "$PY_ENV/bin/pip" install -q -r python/requirements-test.txt
+fi
+rm -rf "$TARGET_DIR/wheels"
+"$PY_ENV/bin/maturin" build --release --strip -m python/Cargo.toml --out "$TARGET_DIR/wheels"
+"$PY_ENV/bin/pip" install -q --force-reinstall --no-deps "$TARGET_DIR"/wheels/fuselab-*.whl
+# Run from outside the clone, so `import fuselab` is the installed wheel, not python/fuselab.
+(cd "$TARGET_DIR" && FUSELAB_BIN="$TARGET_DIR/release/fuselab" "$PY_ENV/bin/pytest" -q -p no:cacheprovider "$ROOT/python/tests")
+
 step "browser end-to-end: headless Chromium against the real fuselab binary"
 FUSELAB_DIGITS="$(scripts/fetch-digits.sh)" FUSELAB_BIN="$TARGET_DIR/release/fuselab" \
   FUSELAB_DATA_DIR="$MODELS_DATA_DIR" node --test tests/e2e/

@@ -1,0 +1,18 @@
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+def analyze_arrays(
+    labels: np.ndarray,
+    predictions: Optional[np.ndarray],
+    probabilities: Optional[np.ndarray],
+    names: Sequence[str],
+    min_size: int,
+    max_size: Optional[int],
+    top_k: int,
+    full_detail: bool,
+    all_teams: bool,
+    compat: Optional[str],
+    sampling: str,
+    progress: Optional[Callable[[int, int], None]],
+) -> str: ...

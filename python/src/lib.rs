@@ -1,0 +1,171 @@
+//! `fuselab._engine`: the shared crate's ensemble analysis for numpy arrays. The Python layer
+//! (`fuselab/__init__.py`) checks shapes and converts dtypes, then hands over C-contiguous
+//! `int64` and `float64` arrays, which are read in place; the analysis runs with the GIL
+//! released and returns the CLI's `fuselab.ensemble.report/v1` JSON.
+
+use std::time::{Duration, Instant};
+
+use fuselab_shared::ensemble::compat::Sampling;
+use fuselab_shared::ensemble::{
+    AnalysisOptions, Compat, Limits, ModelInput, Pool, PoolInput, TeamListing, analyze,
+};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// How often the progress callback is called at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+fn value_error(message: impl Into<String>) -> PyErr {
+    PyValueError::new_err(message.into())
+}
+
+/// Class indices from `int64` values, naming the array and position of a negative or huge one.
+fn classes(values: &[i64], what: &str) -> PyResult<Vec<u32>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            u32::try_from(v).map_err(|_| {
+                value_error(format!(
+                    "{what}[{i}] is {v}: expected a class index from 0 to {}",
+                    u32::MAX
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The pool of the arrays: `labels` `[n]`, `predictions` `[m, n]`, `probabilities` `[m, n, c]`.
+fn pool_input(
+    labels: &PyReadonlyArray1<'_, i64>,
+    predictions: Option<&PyReadonlyArray2<'_, i64>>,
+    probabilities: Option<&PyReadonlyArray3<'_, f64>>,
+    names: Vec<String>,
+) -> PyResult<PoolInput> {
+    let contiguous =
+        |e: numpy::AsSliceError| value_error(format!("arrays must be C-contiguous: {e}"));
+    let labels = classes(labels.as_slice().map_err(contiguous)?, "labels")?;
+    let n = labels.len();
+    let mut models: Vec<ModelInput> = names
+        .into_iter()
+        .map(|name| ModelInput {
+            name,
+            predictions: None,
+            probabilities: None,
+            logits: None,
+        })
+        .collect();
+    if let Some(predictions) = predictions {
+        let flat = predictions.as_slice().map_err(contiguous)?;
+        for (m, model) in models.iter_mut().enumerate() {
+            let row = &flat[m * n..(m + 1) * n];
+            model.predictions = Some(classes(row, &format!("predictions[{m}]"))?);
+        }
+    }
+    if let Some(probabilities) = probabilities {
+        let [_, _, c] = probabilities.shape() else {
+            return Err(value_error("probabilities: expected 3 dimensions"));
+        };
+        let c = *c;
+        let flat = probabilities.as_slice().map_err(contiguous)?;
+        for (m, model) in models.iter_mut().enumerate() {
+            let block = &flat[m * n * c..(m + 1) * n * c];
+            model.probabilities = Some(block.chunks_exact(c.max(1)).map(<[f64]>::to_vec).collect());
+        }
+    }
+    Ok(PoolInput {
+        labels,
+        splits: None,
+        models,
+        classes: None,
+    })
+}
+
+fn compat_of(compat: Option<&str>, sampling: &str) -> PyResult<Compat> {
+    match (compat, sampling) {
+        (None | Some("canonical"), _) => Ok(Compat::Canonical),
+        (Some("fusionshot"), _) => Ok(Compat::FusionShot),
+        (Some("ensemblebench"), "bootstrap") => Ok(Compat::EnsembleBench {
+            sampling: Sampling::Bootstrap2021,
+        }),
+        (Some("ensemblebench"), "exact") => Ok(Compat::EnsembleBench {
+            sampling: Sampling::Exact,
+        }),
+        (Some("ensemblebench"), other) => Err(value_error(format!(
+            "sampling={other:?}: expected \"bootstrap\" or \"exact\""
+        ))),
+        (Some(other), _) => Err(value_error(format!(
+            "compat={other:?}: expected None, \"fusionshot\" or \"ensemblebench\""
+        ))),
+    }
+}
+
+/// Analyses a pool; returns the report as JSON (`fuselab.ensemble.report/v1`, as the CLI
+/// prints it). `progress(done, total)` is called with teams analysed, at most every 100 ms.
+#[pyfunction]
+#[pyo3(signature = (labels, predictions, probabilities, names, min_size, max_size, top_k, full_detail, all_teams, compat, sampling, progress))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // Python's keyword arguments; PyO3 hands over owned values
+fn analyze_arrays(
+    py: Python<'_>,
+    labels: PyReadonlyArray1<'_, i64>,
+    predictions: Option<PyReadonlyArray2<'_, i64>>,
+    probabilities: Option<PyReadonlyArray3<'_, f64>>,
+    names: Vec<String>,
+    min_size: usize,
+    max_size: Option<usize>,
+    top_k: usize,
+    full_detail: bool,
+    all_teams: bool,
+    compat: Option<&str>,
+    sampling: &str,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let compat = compat_of(compat, sampling)?;
+    let input = pool_input(&labels, predictions.as_ref(), probabilities.as_ref(), names)?;
+    let limits = Limits::default();
+    let pool = Pool::with_limits(input, &limits).map_err(|e| value_error(e.to_string()))?;
+    let max_size = max_size.unwrap_or(pool.models());
+    limits
+        .check_teams(pool.models(), min_size, max_size)
+        .map_err(|e| value_error(e.to_string()))?;
+    let options = AnalysisOptions {
+        min_size,
+        max_size,
+        top_k,
+        listing: if all_teams {
+            TeamListing::All
+        } else {
+            TeamListing::TopK
+        },
+        full_detail,
+        compat,
+    };
+    let report = py.detach(|| {
+        let mut last = Instant::now();
+        analyze(&pool, &options, &mut |done, total| {
+            let Some(callback) = &progress else {
+                return;
+            };
+            if done < total && last.elapsed() < PROGRESS_EVERY {
+                return;
+            }
+            last = Instant::now();
+            // A failing callback must not stop the analysis; Python prints its error.
+            Python::attach(|py| {
+                if let Err(error) = callback.call1(py, (done, total)) {
+                    error.print(py);
+                }
+            });
+        })
+    });
+    let report = report.map_err(|e| value_error(e.to_string()))?;
+    serde_json::to_string_pretty(&report).map_err(|e| value_error(e.to_string()))
+}
+
+/// The extension module.
+#[pymodule]
+fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(analyze_arrays, module)?)?;
+    Ok(())
+}
