@@ -58,11 +58,12 @@ fn write_specialists(dir: &Path, gold: &[i64]) {
     }
 }
 
-#[test]
-fn weighted_learns_whom_to_trust_where_votes_fail() {
-    let dir = scratch("topla-weighted");
+/// 300 generated word problems and the specialists' answer sets, in a scratch folder: the
+/// question file and the answer folder.
+fn specialist_study(name: &str) -> (String, String) {
+    let dir = scratch(name);
     let questions = dir.join("questions.jsonl");
-    let q = questions.to_str().unwrap();
+    let q = questions.to_str().unwrap().to_owned();
     run_ok(&[
         "llm",
         "questions",
@@ -73,13 +74,25 @@ fn weighted_learns_whom_to_trust_where_votes_fail() {
         "--seed",
         "5",
         "--out",
-        q,
+        &q,
     ]);
     let gold = gold_numbers(&read_lines(&questions));
     let answers = dir.join("answers");
     write_specialists(&answers, &gold);
-    let a = answers.to_str().unwrap();
-    let input = ["--answers", a, "--gold", q, "--task", "gsm8k"];
+    (q, answers.to_str().unwrap().to_owned())
+}
+
+#[test]
+fn weighted_learns_whom_to_trust_where_votes_fail() {
+    let (q, a) = specialist_study("topla-weighted");
+    let input = [
+        "--answers",
+        a.as_str(),
+        "--gold",
+        q.as_str(),
+        "--task",
+        "gsm8k",
+    ];
 
     let report: Value = serde_json::from_str(&run_ok(
         &[
@@ -148,9 +161,21 @@ fn weighted_learns_whom_to_trust_where_votes_fail() {
     assert_eq!(compat["options"]["train_on_val"], true);
     let kind = &compat["teams"][0]["combined"]["interval_kind"];
     assert_eq!(kind, "batch-mean");
+}
 
-    // The same answers as a pool: the focal analysis and `combine` run on it.
-    let pool = dir.join("pool.json");
+/// The same answers as a pool: the focal analysis and `combine` run on it.
+#[test]
+fn the_answer_pool_feeds_the_analysis_and_combine() {
+    let (q, a) = specialist_study("topla-pool");
+    let input = [
+        "--answers",
+        a.as_str(),
+        "--gold",
+        q.as_str(),
+        "--task",
+        "gsm8k",
+    ];
+    let pool = std::path::Path::new(&a).with_file_name("pool.json");
     let p = pool.to_str().unwrap();
     run_ok(&[&["llm", "topla", "pool"][..], &input, &["--out", p]].concat());
     let pool_json: Value = serde_json::from_str(&std::fs::read_to_string(&pool).unwrap()).unwrap();

@@ -17,7 +17,7 @@ import numpy as np
 from . import _engine
 from ._html import report_html
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["Analysis", "Combination", "analyze", "combine"]
 
 _INTEGER_KINDS = "iu"
 
@@ -42,15 +42,50 @@ def _predictions(predictions: Any, n: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _probabilities(probabilities: Any, n: int) -> np.ndarray:
-    array = np.asarray(probabilities)
+def _scores(scores: Any, n: int, what: str = "probabilities") -> np.ndarray:
+    array = np.asarray(scores)
     if array.ndim != 3 or array.shape[1] != n:
-        raise ValueError(
-            f"probabilities: expected shape [models, {n}, classes], found {array.shape}"
-        )
+        raise ValueError(f"{what}: expected shape [models, {n}, classes], found {array.shape}")
     if array.dtype.kind != "f":
-        raise ValueError(f"probabilities: expected floating-point values, found dtype {array.dtype}")
+        raise ValueError(f"{what}: expected floating-point values, found dtype {array.dtype}")
     return np.ascontiguousarray(array, dtype=np.float64)
+
+
+_SPLIT_CODES = {"train": 0, "val": 1, "validation": 1, "valid": 1, "dev": 1, "test": 2}
+
+
+def _splits(splits: Any, n: int) -> np.ndarray:
+    array = np.asarray(splits)
+    if array.ndim != 1 or array.shape[0] != n:
+        raise ValueError(f"splits: expected one split per sample, shape [{n}], found {array.shape}")
+    if array.dtype.kind in "US":
+        codes = []
+        for i, name in enumerate(array.astype(str)):
+            code = _SPLIT_CODES.get(name.strip().lower())
+            if code is None:
+                raise ValueError(f'splits[{i}] is "{name}": expected "train", "val" or "test"')
+            codes.append(code)
+        return np.array(codes, dtype=np.int64)
+    if array.dtype.kind not in _INTEGER_KINDS:
+        raise ValueError(f"splits: expected names or codes 0/1/2, found dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _members(predictions, scores: list, n: int):
+    """The number of models, checking every array agrees."""
+    counts = {a.shape[0] for a in [predictions, *scores] if a is not None}
+    if not counts:
+        raise ValueError("give predictions [models, n], probabilities [models, n, classes], or both")
+    if len(counts) > 1:
+        raise ValueError(f"the arrays disagree on the number of models: {sorted(counts)}")
+    return counts.pop()
+
+
+def _names_of(names, models: int) -> list:
+    names = [f"model{m}" for m in range(models)] if names is None else [str(x) for x in names]
+    if len(names) != models:
+        raise ValueError(f"names: expected {models} names (one per model), found {len(names)}")
+    return names
 
 
 class Analysis:
@@ -142,18 +177,9 @@ def analyze(
     """
     labels = _labels(labels)
     n = labels.shape[0]
-    if predictions is None and probabilities is None:
-        raise ValueError("give predictions [models, n], probabilities [models, n, classes], or both")
     predictions = None if predictions is None else _predictions(predictions, n)
-    probabilities = None if probabilities is None else _probabilities(probabilities, n)
-    models = (predictions if predictions is not None else probabilities).shape[0]
-    if predictions is not None and probabilities is not None and probabilities.shape[0] != models:
-        raise ValueError(
-            f"predictions has {models} models but probabilities has {probabilities.shape[0]}"
-        )
-    names = [f"model{m}" for m in range(models)] if names is None else [str(x) for x in names]
-    if len(names) != models:
-        raise ValueError(f"names: expected {models} names (one per model), found {len(names)}")
+    probabilities = None if probabilities is None else _scores(probabilities, n)
+    names = _names_of(names, _members(predictions, [probabilities], n))
     if detail not in ("summary", "full"):
         raise ValueError(f'detail={detail!r}: expected "summary" or "full"')
     min_size, max_size = sizes
@@ -190,3 +216,110 @@ def analyze(
         if bar is not None:
             bar.close()
     return Analysis(report)
+
+
+class Combination:
+    """The result of :func:`combine`: the CLI's `fuselab.ensemble.combine/v1` report."""
+
+    def __init__(self, report_json: str):
+        self._json = report_json
+        self.report: dict = json.loads(report_json)
+
+    def to_json(self) -> str:
+        """The report in the CLI's `fuselab.ensemble.combine/v1` schema."""
+        return self._json
+
+    @property
+    def scores(self):
+        """One row per team and contender (the combiner, the votes, each member), scored on
+        test: accuracy, its 95 % interval, NLL and ECE. A DataFrame when pandas is installed."""
+        rows = []
+        method = self.report["options"]["method"]
+        for team in self.report["teams"]:
+            members = team["names"]
+            contenders = [(method, "combiner", team["combined"])] + [
+                (b["name"], "member" if b["member"] else "vote", b["scores"]) for b in team["baselines"]
+            ]
+            for name, kind, scores in contenders:
+                rows.append(
+                    {
+                        "team": members,
+                        "focal_diversity": team["focal_diversity"],
+                        "name": name,
+                        "kind": kind,
+                        "accuracy": scores["accuracy"],
+                        "interval_low": scores["interval"][0],
+                        "interval_high": scores["interval"][1],
+                        "nll": scores["nll"],
+                        "ece": scores["ece"],
+                    }
+                )
+        return _frame(rows)
+
+    def __repr__(self) -> str:
+        teams = self.report["teams"]
+        best = max(t["combined"]["accuracy"] for t in teams)
+        return (
+            f"<fuselab.Combination: {self.report['options']['method']} on {len(teams)} team(s), "
+            f"best test accuracy {best:.4f}>"
+        )
+
+
+def combine(
+    labels: Any,
+    splits: Any,
+    predictions: Any = None,
+    probabilities: Any = None,
+    logits: Any = None,
+    names: Optional[Sequence[str]] = None,
+    team: Optional[Sequence[str]] = None,
+    top_k: Optional[int] = None,
+    method: str = "mlp",
+    compat: Optional[str] = None,
+    epochs: int = 300,
+    batch: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: Optional[Callable[[int, int, int], None]] = None,
+) -> Combination:
+    """Learns to combine a team's outputs, as `fuselab ensemble combine`: trains on the train
+    split, keeps what does best on val, reports on test beside every member and the votes.
+
+    splits: per sample ``"train"``, ``"val"`` or ``"test"`` (or codes 0, 1, 2). Give
+    probabilities and/or logits ``[models, n, classes]``. team: model names, or top_k: the K
+    most focal-diverse teams ranked on val. method: ``"mlp"`` (FusionShot's network),
+    ``"stacking"`` or ``"weighted-vote"``; compat: ``"fusionshot"`` for FusionShot's own head
+    and batch-mean accuracy. progress: called with (team, epoch, epochs).
+
+    >>> result = fuselab.combine(labels, splits, probabilities=p, team=["cnn", "knn"])
+    >>> result.scores
+    """
+    labels = _labels(labels)
+    n = labels.shape[0]
+    splits = _splits(splits, n)
+    predictions = None if predictions is None else _predictions(predictions, n)
+    probabilities = None if probabilities is None else _scores(probabilities, n)
+    logits = None if logits is None else _scores(logits, n, "logits")
+    names = _names_of(names, _members(predictions, [probabilities, logits], n))
+    if (team is None) == (top_k is None):
+        raise ValueError("give either team (model names) or top_k")
+    if compat not in (None, "fusionshot"):
+        raise ValueError(f'compat={compat!r}: expected None or "fusionshot"')
+    report = _engine.combine_arrays(
+        labels,
+        splits,
+        predictions,
+        probabilities,
+        logits,
+        names,
+        None if team is None else [str(x) for x in team],
+        None if top_k is None else int(top_k),
+        method,
+        compat == "fusionshot",
+        int(epochs),
+        int(batch),
+        float(lr),
+        int(seed),
+        progress,
+    )
+    return Combination(report)

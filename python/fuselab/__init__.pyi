@@ -2,7 +2,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["Analysis", "Combination", "analyze", "combine"]
 
 class Analysis:
     report: dict
@@ -27,3 +27,28 @@ def analyze(
     sampling: str = ...,
     progress: Optional[Callable[[int, int], None]] = ...,
 ) -> Analysis: ...
+
+class Combination:
+    report: dict
+    def __init__(self, report_json: str) -> None: ...
+    def to_json(self) -> str: ...
+    @property
+    def scores(self) -> Any: ...
+
+def combine(
+    labels: np.ndarray | Sequence[int],
+    splits: np.ndarray | Sequence[str] | Sequence[int],
+    predictions: Optional[np.ndarray] = ...,
+    probabilities: Optional[np.ndarray] = ...,
+    logits: Optional[np.ndarray] = ...,
+    names: Optional[Sequence[str]] = ...,
+    team: Optional[Sequence[str]] = ...,
+    top_k: Optional[int] = ...,
+    method: str = ...,
+    compat: Optional[str] = ...,
+    epochs: int = ...,
+    batch: int = ...,
+    lr: float = ...,
+    seed: int = ...,
+    progress: Optional[Callable[[int, int, int], None]] = ...,
+) -> Combination: ...

@@ -16,3 +16,21 @@ def analyze_arrays(
     sampling: str,
     progress: Optional[Callable[[int, int], None]],
 ) -> str: ...
+
+def combine_arrays(
+    labels: np.ndarray,
+    splits: np.ndarray,
+    predictions: Optional[np.ndarray],
+    probabilities: Optional[np.ndarray],
+    logits: Optional[np.ndarray],
+    names: Sequence[str],
+    team: Optional[Sequence[str]],
+    top_k: Optional[int],
+    method: str,
+    fusionshot: bool,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    progress: Optional[Callable[[int, int, int], None]],
+) -> str: ...

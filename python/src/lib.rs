@@ -5,9 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use fuselab_shared::ensemble::combine::{
+    CombineOptions, Method, SplitPool, TeamChoice, combine_pool,
+};
 use fuselab_shared::ensemble::compat::Sampling;
 use fuselab_shared::ensemble::{
-    AnalysisOptions, Compat, Limits, ModelInput, Pool, PoolInput, TeamListing, analyze,
+    AnalysisOptions, Compat, Limits, ModelInput, Pool, PoolInput, Split, TeamListing, analyze,
 };
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -36,11 +39,28 @@ fn classes(values: &[i64], what: &str) -> PyResult<Vec<u32>> {
         .collect()
 }
 
-/// The pool of the arrays: `labels` `[n]`, `predictions` `[m, n]`, `probabilities` `[m, n, c]`.
+/// Per model, `n × c` rows of a `[m, n, c]` array.
+fn rows_of(array: &PyReadonlyArray3<'_, f64>, m: usize, n: usize) -> PyResult<Vec<Vec<f64>>> {
+    let [_, _, c] = array.shape() else {
+        return Err(value_error("expected 3 dimensions"));
+    };
+    let c = (*c).max(1);
+    let flat = array
+        .as_slice()
+        .map_err(|e| value_error(format!("arrays must be C-contiguous: {e}")))?;
+    Ok(flat[m * n * c..(m + 1) * n * c]
+        .chunks_exact(c)
+        .map(<[f64]>::to_vec)
+        .collect())
+}
+
+/// The pool of the arrays: `labels` `[n]`, `predictions` `[m, n]`, `probabilities` and
+/// `logits` `[m, n, c]`.
 fn pool_input(
     labels: &PyReadonlyArray1<'_, i64>,
     predictions: Option<&PyReadonlyArray2<'_, i64>>,
     probabilities: Option<&PyReadonlyArray3<'_, f64>>,
+    logits: Option<&PyReadonlyArray3<'_, f64>>,
     names: Vec<String>,
 ) -> PyResult<PoolInput> {
     let contiguous =
@@ -63,15 +83,12 @@ fn pool_input(
             model.predictions = Some(classes(row, &format!("predictions[{m}]"))?);
         }
     }
-    if let Some(probabilities) = probabilities {
-        let [_, _, c] = probabilities.shape() else {
-            return Err(value_error("probabilities: expected 3 dimensions"));
-        };
-        let c = *c;
-        let flat = probabilities.as_slice().map_err(contiguous)?;
-        for (m, model) in models.iter_mut().enumerate() {
-            let block = &flat[m * n * c..(m + 1) * n * c];
-            model.probabilities = Some(block.chunks_exact(c.max(1)).map(<[f64]>::to_vec).collect());
+    for (m, model) in models.iter_mut().enumerate() {
+        if let Some(probabilities) = probabilities {
+            model.probabilities = Some(rows_of(probabilities, m, n)?);
+        }
+        if let Some(logits) = logits {
+            model.logits = Some(rows_of(logits, m, n)?);
         }
     }
     Ok(PoolInput {
@@ -122,7 +139,13 @@ fn analyze_arrays(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let compat = compat_of(compat, sampling)?;
-    let input = pool_input(&labels, predictions.as_ref(), probabilities.as_ref(), names)?;
+    let input = pool_input(
+        &labels,
+        predictions.as_ref(),
+        probabilities.as_ref(),
+        None,
+        names,
+    )?;
     let limits = Limits::default();
     let pool = Pool::with_limits(input, &limits).map_err(|e| value_error(e.to_string()))?;
     let max_size = max_size.unwrap_or(pool.models());
@@ -163,9 +186,107 @@ fn analyze_arrays(
     serde_json::to_string_pretty(&report).map_err(|e| value_error(e.to_string()))
 }
 
+/// Trains a combiner for a team (`team`, by names) or for each of the `top_k` most
+/// focal-diverse teams; returns the CLI's `fuselab.ensemble.combine/v1` JSON. `splits` are
+/// codes (0 train, 1 val, 2 test); `progress(team, epoch, epochs)`.
+#[pyfunction]
+#[pyo3(signature = (labels, splits, predictions, probabilities, logits, names, team, top_k, method, fusionshot, epochs, batch, lr, seed, progress))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // Python's keyword arguments; PyO3 hands over owned values
+fn combine_arrays(
+    py: Python<'_>,
+    labels: PyReadonlyArray1<'_, i64>,
+    splits: PyReadonlyArray1<'_, i64>,
+    predictions: Option<PyReadonlyArray2<'_, i64>>,
+    probabilities: Option<PyReadonlyArray3<'_, f64>>,
+    logits: Option<PyReadonlyArray3<'_, f64>>,
+    names: Vec<String>,
+    team: Option<Vec<String>>,
+    top_k: Option<usize>,
+    method: &str,
+    fusionshot: bool,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    seed: u64,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let method = match method {
+        "mlp" => Method::Mlp,
+        "stacking" => Method::Stacking,
+        "weighted-vote" => Method::WeightedVote,
+        other => {
+            return Err(value_error(format!(
+                "method={other:?}: expected \"mlp\", \"stacking\" or \"weighted-vote\""
+            )));
+        }
+    };
+    let mut input = pool_input(
+        &labels,
+        predictions.as_ref(),
+        probabilities.as_ref(),
+        logits.as_ref(),
+        names,
+    )?;
+    let codes = splits
+        .as_slice()
+        .map_err(|e| value_error(format!("arrays must be C-contiguous: {e}")))?;
+    input.splits = Some(
+        codes
+            .iter()
+            .enumerate()
+            .map(|(i, &code)| {
+                Split::from_code(code).ok_or_else(|| {
+                    value_error(format!(
+                        "splits[{i}] is {code}: expected 0 (train), 1 (val) or 2 (test)"
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?,
+    );
+    let limits = Limits::default();
+    let pool = SplitPool::new(input, &limits).map_err(|e| value_error(e.to_string()))?;
+    let options = CombineOptions {
+        method,
+        fusionshot,
+        epochs,
+        batch,
+        lr,
+        seed,
+        ..CombineOptions::default()
+    };
+    let team: Vec<String> = team.unwrap_or_default();
+    let report = py.detach(|| {
+        let names: Vec<&str> = team.iter().map(String::as_str).collect();
+        let choice = top_k.map_or(TeamChoice::Names(&names), TeamChoice::TopK);
+        let mut last = Instant::now();
+        combine_pool(
+            &pool,
+            choice,
+            &options,
+            &limits,
+            &mut |index, done, total| {
+                if let Some(callback) = &progress
+                    && (done == total || last.elapsed() >= PROGRESS_EVERY)
+                {
+                    last = Instant::now();
+                    Python::attach(|py| {
+                        if let Err(error) = callback.call1(py, (index, done, total)) {
+                            error.print(py);
+                        }
+                    });
+                }
+                true
+            },
+        )
+    });
+    let report = report.map_err(|e| value_error(e.to_string()))?;
+    serde_json::to_string_pretty(&report).map_err(|e| value_error(e.to_string()))
+}
+
 /// The extension module.
 #[pymodule]
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(analyze_arrays, module)?)?;
+    module.add_function(wrap_pyfunction!(combine_arrays, module)?)?;
     Ok(())
 }

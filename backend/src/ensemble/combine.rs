@@ -7,8 +7,8 @@ use std::{fmt::Write as _, path::PathBuf};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use fuselab_shared::ensemble::combine::{
-    COMBINE_SCHEMA, CombineError, CombineOptions, CombineReport, Method, Scores, SplitPool,
-    TeamCombination, combine_team,
+    CombineError, CombineOptions, CombineReport, Method, Scores, SplitPool, TeamChoice,
+    TeamCombination, combine_pool,
 };
 
 use super::{InputArgs, ProgressBar, write_output};
@@ -101,33 +101,6 @@ impl CombineArgs {
     }
 }
 
-/// A team's members and, when it was ranked, its focal diversity on val.
-type Team = (Vec<usize>, Option<f64>);
-
-/// The teams to combine, and how they were chosen.
-fn teams(
-    args: &CombineArgs,
-    pool: &SplitPool,
-    limits: &fuselab_shared::ensemble::Limits,
-) -> anyhow::Result<(Vec<Team>, String)> {
-    if let Some(k) = args.top_k {
-        let ranked = pool
-            .top_teams(k, limits)?
-            .into_iter()
-            .map(|team| (team.members, Some(team.focal_diversity)))
-            .collect();
-        return Ok((
-            ranked,
-            format!("the top {k} teams by focal diversity on the val split"),
-        ));
-    }
-    let names: Vec<&str> = args.team.iter().map(String::as_str).collect();
-    Ok((
-        vec![(pool.team_of_names(&names)?, None)],
-        "given".to_owned(),
-    ))
-}
-
 /// Runs `fuselab ensemble combine`.
 ///
 /// # Errors
@@ -146,30 +119,32 @@ pub fn combine_command(args: &CombineArgs) -> anyhow::Result<()> {
     let (input, limits, source) = args.input.read_whole()?;
     let pool = SplitPool::new(input, &limits)
         .with_context(|| format!("{source}: cannot train a combiner on this pool"))?;
-    let (teams, teams_from) = teams(args, &pool, &limits)?;
-    let mut combined = Vec::with_capacity(teams.len());
-    for (index, (members, focal)) in teams.iter().enumerate() {
-        let mut bar = ProgressBar::new();
-        let mut team = combine_team(&pool, members, &options, &mut |done, total| {
+    let names: Vec<&str> = args.team.iter().map(String::as_str).collect();
+    let choice = args
+        .top_k
+        .map_or(TeamChoice::Names(&names), TeamChoice::TopK);
+    let mut bar = ProgressBar::new();
+    let mut current = 0;
+    let report = combine_pool(
+        &pool,
+        choice,
+        &options,
+        &limits,
+        &mut |team, done, total| {
+            if team != current {
+                bar.finish();
+                bar = ProgressBar::new();
+                current = team;
+            }
             bar.update_with(
                 done as u64,
                 total as u64,
-                &format!("epochs (team {})", index + 1),
+                &format!("epochs (team {})", team + 1),
             );
             true
-        })?;
-        bar.finish();
-        team.focal_diversity = *focal;
-        combined.push(team);
-    }
-    let report = CombineReport {
-        schema: COMBINE_SCHEMA.to_owned(),
-        options,
-        splits: pool.sizes(),
-        classes: pool.pool().classes(),
-        teams_from,
-        teams: combined,
-    };
+        },
+    )?;
+    bar.finish();
     let text = match args.format {
         FormatArg::Json => {
             let mut json = serde_json::to_string_pretty(&report).context("encoding the report")?;

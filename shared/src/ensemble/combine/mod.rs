@@ -602,3 +602,58 @@ pub fn combine_rows(
         baselines: baselines(names, test, classes, interval),
     })
 }
+
+/// A team's members and, when it was ranked, its focal diversity on val.
+type RankedMembers = (Vec<usize>, Option<f64>);
+
+/// Which teams [`combine_pool`] combines.
+#[derive(Debug, Clone, Copy)]
+pub enum TeamChoice<'a> {
+    /// One team, by model names.
+    Names(&'a [&'a str]),
+    /// The `k` most focal-diverse teams, ranked on val.
+    TopK(usize),
+}
+
+/// `fuselab ensemble combine`'s whole run: the chosen teams, each combined by [`combine_team`],
+/// in one [`CombineReport`]. `progress(team, done, total)` reports each team's epochs and may
+/// return `false` to stop that team's training early.
+///
+/// # Errors
+/// [`CombineError`] naming the option, model, member or split.
+pub fn combine_pool(
+    pool: &SplitPool,
+    choice: TeamChoice<'_>,
+    options: &CombineOptions,
+    limits: &super::Limits,
+    progress: &mut dyn FnMut(usize, usize, usize) -> bool,
+) -> Result<CombineReport, CombineError> {
+    options.check()?;
+    // Each team's members and, when it was ranked, its focal diversity on val.
+    let (teams, teams_from): (Vec<RankedMembers>, String) = match choice {
+        TeamChoice::TopK(k) => (
+            pool.top_teams(k, limits)?
+                .into_iter()
+                .map(|team| (team.members, Some(team.focal_diversity)))
+                .collect(),
+            format!("the top {k} teams by focal diversity on the val split"),
+        ),
+        TeamChoice::Names(names) => (vec![(pool.team_of_names(names)?, None)], "given".to_owned()),
+    };
+    let mut combined = Vec::with_capacity(teams.len());
+    for (index, (members, focal)) in teams.iter().enumerate() {
+        let mut team = combine_team(pool, members, options, &mut |done, total| {
+            progress(index, done, total)
+        })?;
+        team.focal_diversity = *focal;
+        combined.push(team);
+    }
+    Ok(CombineReport {
+        schema: COMBINE_SCHEMA.to_owned(),
+        options: *options,
+        splits: pool.sizes(),
+        classes: pool.pool().classes(),
+        teams_from,
+        teams: combined,
+    })
+}
