@@ -234,6 +234,10 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
                 .downcast_ref::<AccountError>()
                 .is_some_and(AccountError::is_input)
             || cause.is::<fuselab_shared::ensemble::LimitError>()
+            || matches!(
+                cause.downcast_ref::<fuselab_shared::ensemble::SelectError>(),
+                Some(fuselab_shared::ensemble::SelectError::Limit(_))
+            )
             || cause.is::<fuselab_shared::mask::key::KeyError>()
             || cause.is::<ServeError>()
             || cause.is::<server::TlsError>()

@@ -73,13 +73,6 @@ pub enum SamplingArg {
 }
 
 impl SamplingArg {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Bootstrap => "bootstrap",
-            Self::Exact => "exact",
-        }
-    }
-
     /// The sampling when `compat` is `EnsembleBench`'s.
     fn for_compat(self, compat: CompatArg) -> Option<Sampling> {
         (compat == CompatArg::Ensemblebench).then_some(match self {

@@ -18,6 +18,7 @@ mod overview;
 mod pool;
 mod report;
 mod select;
+mod selection;
 mod shard;
 mod split;
 mod team;
@@ -47,6 +48,10 @@ pub use report::{
     TeamListing, TeamReport, analyze, analyze_with,
 };
 pub use select::{RankedTeam, SizeRange, Teams, top_k_by_focal_diversity, top_k_of};
+pub use selection::{
+    SELECTION_SCHEMA, SelectError, SelectMethod, SelectOptions, Selected, Selection, ThresholdRule,
+    select,
+};
 pub use shard::{Cancelled, HISTOGRAM_BINS, SizeStats, TeamSummary, shard_ranges, summarise_range};
 pub use split::{Split, SplitChoice, SplitUse, split_counts};
 pub use team::{DiversityMetrics, PairCounts, TeamError, TeamView};
