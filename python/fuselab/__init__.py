@@ -17,7 +17,7 @@ import numpy as np
 from . import _engine
 from ._html import report_html
 
-__all__ = ["Analysis", "Combination", "analyze", "combine"]
+__all__ = ["Analysis", "Combination", "Selection", "analyze", "combine", "select"]
 
 _INTEGER_KINDS = "iu"
 
@@ -323,3 +323,101 @@ def combine(
         progress,
     )
     return Combination(report)
+
+
+class Selection:
+    """The result of :func:`select`: the CLI's `fuselab.ensemble.selection/v1` document."""
+
+    def __init__(self, report_json: str):
+        self._json = report_json
+        self.report: dict = json.loads(report_json)
+
+    def to_json(self) -> str:
+        """The selection in the CLI's `fuselab.ensemble.selection/v1` schema."""
+        return self._json
+
+    @property
+    def teams(self):
+        """One row per listed team: members (names), size, focal diversity, plurality accuracy,
+        and the method's score or GA fitness. A DataFrame when pandas is installed."""
+        return _frame(
+            [
+                {
+                    "members": t["names"],
+                    "size": len(t["members"]),
+                    "focal_diversity": t["focal_diversity"],
+                    "plurality_accuracy": t["plurality_accuracy"],
+                    "score": t.get("score"),
+                    "fitness": t.get("fitness"),
+                }
+                for t in self.report["teams"]
+            ]
+        )
+
+    @property
+    def warnings(self) -> list:
+        return self.report["warnings"]
+
+    def __repr__(self) -> str:
+        r = self.report
+        return f"<fuselab.Selection: {r['method']}, {len(r['teams'])} of {r['n_selected']} selected teams listed>"
+
+
+def select(
+    labels: Any,
+    predictions: Any = None,
+    probabilities: Any = None,
+    names: Optional[Sequence[str]] = None,
+    method: str = "topk",
+    top_k: Optional[int] = None,
+    sizes: Tuple[int, Optional[int]] = (2, None),
+    compat: Optional[str] = None,
+    sampling: str = "bootstrap",
+    metric: str = "GD",
+    rule: str = "mean",
+    std_k: float = 1.0,
+    fraction: float = 0.1,
+    hq_max_size: int = 5,
+    weights: Tuple[float, float] = (0.6, 0.4),
+    size_penalty: bool = False,
+    seed: int = 0,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Selection:
+    """Selects teams to deploy, as `fuselab ensemble select`: ``method`` is ``"topk"`` (by focal
+    diversity), ``"threshold"`` (``rule="mean"`` or ``"std"`` with ``std_k``), ``"kmeans"``
+    (strategic 2-means; with ``compat="ensemblebench"`` the EnsembleBench demo's pipeline),
+    ``"hq"`` (``fraction``, ``hq_max_size``) or ``"ga"`` (``weights``, ``size_penalty``,
+    ``seed``). ``compat="ensemblebench"`` scores teams by EnsembleBench's team FQ of
+    ``metric`` with ``sampling``.
+    """
+    labels = _labels(labels)
+    n = labels.shape[0]
+    predictions = None if predictions is None else _predictions(predictions, n)
+    probabilities = None if probabilities is None else _scores(probabilities, n)
+    names = _names_of(names, _members(predictions, [probabilities], n))
+    if compat not in (None, "ensemblebench"):
+        raise ValueError(
+            f'compat={compat!r}: expected None or "ensemblebench" (FusionShot selects by brute force: use method="topk")'
+        )
+    min_size, max_size = sizes
+    report = _engine.select_arrays(
+        labels,
+        predictions,
+        probabilities,
+        names,
+        method,
+        None if top_k is None else int(top_k),
+        int(min_size),
+        None if max_size is None else int(max_size),
+        sampling if compat == "ensemblebench" else None,
+        metric,
+        rule,
+        float(std_k),
+        float(fraction),
+        int(hq_max_size),
+        (float(weights[0]), float(weights[1])),
+        bool(size_penalty),
+        int(seed),
+        progress,
+    )
+    return Selection(report)

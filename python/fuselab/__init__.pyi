@@ -2,7 +2,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Analysis", "Combination", "analyze", "combine"]
+__all__ = ["Analysis", "Combination", "Selection", "analyze", "combine", "select"]
 
 class Analysis:
     report: dict
@@ -52,3 +52,33 @@ def combine(
     seed: int = ...,
     progress: Optional[Callable[[int, int, int], None]] = ...,
 ) -> Combination: ...
+
+class Selection:
+    report: dict
+    def __init__(self, report_json: str) -> None: ...
+    def to_json(self) -> str: ...
+    @property
+    def teams(self) -> Any: ...
+    @property
+    def warnings(self) -> list: ...
+
+def select(
+    labels: np.ndarray | Sequence[int],
+    predictions: Optional[np.ndarray] = ...,
+    probabilities: Optional[np.ndarray] = ...,
+    names: Optional[Sequence[str]] = ...,
+    method: str = ...,
+    top_k: Optional[int] = ...,
+    sizes: Tuple[int, Optional[int]] = ...,
+    compat: Optional[str] = ...,
+    sampling: str = ...,
+    metric: str = ...,
+    rule: str = ...,
+    std_k: float = ...,
+    fraction: float = ...,
+    hq_max_size: int = ...,
+    weights: Tuple[float, float] = ...,
+    size_penalty: bool = ...,
+    seed: int = ...,
+    progress: Optional[Callable[[int, int], None]] = ...,
+) -> Selection: ...

@@ -34,3 +34,24 @@ def combine_arrays(
     seed: int,
     progress: Optional[Callable[[int, int, int], None]],
 ) -> str: ...
+
+def select_arrays(
+    labels: np.ndarray,
+    predictions: Optional[np.ndarray],
+    probabilities: Optional[np.ndarray],
+    names: Sequence[str],
+    method: str,
+    top_k: Optional[int],
+    min_size: int,
+    max_size: Optional[int],
+    ensemblebench: Optional[str],
+    metric: str,
+    rule: str,
+    std_k: float,
+    fraction: float,
+    hq_max_size: int,
+    weights: tuple[float, float],
+    size_penalty: bool,
+    seed: int,
+    progress: Optional[Callable[[int, int], None]],
+) -> str: ...

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use fuselab_shared::ensemble::combine::{
     CombineOptions, Method, SplitPool, TeamChoice, combine_pool,
 };
-use fuselab_shared::ensemble::compat::Sampling;
+use fuselab_shared::ensemble::compat::{EbMetric, Sampling};
 use fuselab_shared::ensemble::{
-    AnalysisOptions, Compat, Limits, ModelInput, Pool, PoolInput, Split, TeamListing, analyze,
+    AnalysisOptions, Compat, Limits, ModelInput, Pool, PoolInput, SelectMethod, SelectOptions,
+    Split, TeamListing, ThresholdRule, analyze, select,
 };
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -283,10 +284,117 @@ fn combine_arrays(
     serde_json::to_string_pretty(&report).map_err(|e| value_error(e.to_string()))
 }
 
+/// Selects teams as `fuselab ensemble select` does; returns its `fuselab.ensemble.selection/v1`
+/// JSON. `ensemblebench` is the sampling of `EnsembleBench`'s mode (`"bootstrap"` or
+/// `"exact"`), or `None` for canonical focal diversity.
+#[pyfunction]
+#[pyo3(signature = (labels, predictions, probabilities, names, method, top_k, min_size, max_size, ensemblebench, metric, rule, std_k, fraction, hq_max_size, weights, size_penalty, seed, progress))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // Python's keyword arguments; PyO3 hands over owned values
+fn select_arrays(
+    py: Python<'_>,
+    labels: PyReadonlyArray1<'_, i64>,
+    predictions: Option<PyReadonlyArray2<'_, i64>>,
+    probabilities: Option<PyReadonlyArray3<'_, f64>>,
+    names: Vec<String>,
+    method: &str,
+    top_k: Option<usize>,
+    min_size: usize,
+    max_size: Option<usize>,
+    ensemblebench: Option<&str>,
+    metric: &str,
+    rule: &str,
+    std_k: f64,
+    fraction: f64,
+    hq_max_size: usize,
+    weights: (f64, f64),
+    size_penalty: bool,
+    seed: u64,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let method = match method {
+        "topk" => SelectMethod::Topk,
+        "threshold" => SelectMethod::Threshold,
+        "kmeans" => SelectMethod::Kmeans,
+        "hq" => SelectMethod::Hq,
+        "ga" => SelectMethod::Ga,
+        other => {
+            return Err(value_error(format!(
+                "method={other:?}: expected \"topk\", \"threshold\", \"kmeans\", \"hq\" or \"ga\""
+            )));
+        }
+    };
+    let ensemblebench = match ensemblebench {
+        None => None,
+        Some("bootstrap") => Some(Sampling::Bootstrap2021),
+        Some("exact") => Some(Sampling::Exact),
+        Some(other) => {
+            return Err(value_error(format!(
+                "sampling={other:?}: expected \"bootstrap\" or \"exact\""
+            )));
+        }
+    };
+    let metric = EbMetric::parse(metric).ok_or_else(|| {
+        value_error(format!(
+            "metric={metric:?}: expected one of CK, QS, BD, FK, KW, GD"
+        ))
+    })?;
+    let rule = match rule {
+        "mean" => ThresholdRule::Mean,
+        "std" => ThresholdRule::Std,
+        other => {
+            return Err(value_error(format!(
+                "rule={other:?}: expected \"mean\" or \"std\""
+            )));
+        }
+    };
+    let input = pool_input(
+        &labels,
+        predictions.as_ref(),
+        probabilities.as_ref(),
+        None,
+        names,
+    )?;
+    let limits = Limits::default();
+    let pool = Pool::with_limits(input, &limits).map_err(|e| value_error(e.to_string()))?;
+    let options = SelectOptions {
+        method,
+        top_k,
+        min_size,
+        max_size: max_size.unwrap_or(pool.models()),
+        ensemblebench,
+        metric,
+        rule,
+        std_k,
+        fraction,
+        hq_max_size,
+        weights,
+        size_penalty,
+        seed,
+    };
+    let selection = py.detach(|| {
+        let mut last = Instant::now();
+        select(&pool, &options, &limits, &mut |done, total| {
+            if let Some(callback) = &progress
+                && (done >= total || last.elapsed() >= PROGRESS_EVERY)
+            {
+                last = Instant::now();
+                Python::attach(|py| {
+                    if let Err(error) = callback.call1(py, (done, total)) {
+                        error.print(py);
+                    }
+                });
+            }
+        })
+    });
+    let selection = selection.map_err(|e| value_error(e.to_string()))?;
+    serde_json::to_string_pretty(&selection).map_err(|e| value_error(e.to_string()))
+}
+
 /// The extension module.
 #[pymodule]
 fn _engine(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(analyze_arrays, module)?)?;
     module.add_function(wrap_pyfunction!(combine_arrays, module)?)?;
+    module.add_function(wrap_pyfunction!(select_arrays, module)?)?;
     Ok(())
 }
