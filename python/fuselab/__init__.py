@@ -88,16 +88,20 @@ def _names_of(names, models: int) -> list:
     return names
 
 
-class Analysis:
-    """The result of :func:`analyze`: the CLI's report, as tables."""
+class _Document:
+    """A CLI document: its JSON as the engine wrote it, and parsed."""
 
     def __init__(self, report_json: str):
         self._json = report_json
         self.report: dict = json.loads(report_json)
 
     def to_json(self) -> str:
-        """The report in the CLI's `fuselab.ensemble.report/v1` schema."""
+        """The document in the CLI's schema (``report["schema"]``), as the CLI prints it."""
         return self._json
+
+
+class Analysis(_Document):
+    """The result of :func:`analyze`: the CLI's `fuselab.ensemble.report/v1`, as tables."""
 
     def _names(self, members: Sequence[int]) -> list:
         models = self.report["models"]
@@ -218,16 +222,8 @@ def analyze(
     return Analysis(report)
 
 
-class Combination:
+class Combination(_Document):
     """The result of :func:`combine`: the CLI's `fuselab.ensemble.combine/v1` report."""
-
-    def __init__(self, report_json: str):
-        self._json = report_json
-        self.report: dict = json.loads(report_json)
-
-    def to_json(self) -> str:
-        """The report in the CLI's `fuselab.ensemble.combine/v1` schema."""
-        return self._json
 
     @property
     def scores(self):
@@ -325,16 +321,8 @@ def combine(
     return Combination(report)
 
 
-class Selection:
+class Selection(_Document):
     """The result of :func:`select`: the CLI's `fuselab.ensemble.selection/v1` document."""
-
-    def __init__(self, report_json: str):
-        self._json = report_json
-        self.report: dict = json.loads(report_json)
-
-    def to_json(self) -> str:
-        """The selection in the CLI's `fuselab.ensemble.selection/v1` schema."""
-        return self._json
 
     @property
     def teams(self):

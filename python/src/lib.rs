@@ -20,6 +20,41 @@ use pyo3::prelude::*;
 /// How often the progress callback is called at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
+/// A Python progress callback, called at most every [`PROGRESS_EVERY`] and at the end; its
+/// errors are printed, never stop the engine.
+struct Throttled {
+    callback: Option<Py<PyAny>>,
+    last: Instant,
+}
+
+impl Throttled {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        Self {
+            callback,
+            last: Instant::now(),
+        }
+    }
+
+    /// Reports `args` when due (or when `last`), taking the GIL only then.
+    fn report<A>(&mut self, last: bool, args: A)
+    where
+        A: for<'py> pyo3::call::PyCallArgs<'py>,
+    {
+        let Some(callback) = &self.callback else {
+            return;
+        };
+        if !last && self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        Python::attach(|py| {
+            if let Err(error) = callback.call1(py, args) {
+                error.print(py);
+            }
+        });
+    }
+}
+
 fn value_error(message: impl Into<String>) -> PyErr {
     PyValueError::new_err(message.into())
 }
@@ -165,22 +200,10 @@ fn analyze_arrays(
         full_detail,
         compat,
     };
+    let mut progress = Throttled::new(progress);
     let report = py.detach(|| {
-        let mut last = Instant::now();
         analyze(&pool, &options, &mut |done, total| {
-            let Some(callback) = &progress else {
-                return;
-            };
-            if done < total && last.elapsed() < PROGRESS_EVERY {
-                return;
-            }
-            last = Instant::now();
-            // A failing callback must not stop the analysis; Python prints its error.
-            Python::attach(|py| {
-                if let Err(error) = callback.call1(py, (done, total)) {
-                    error.print(py);
-                }
-            });
+            progress.report(done >= total, (done, total));
         })
     });
     let report = report.map_err(|e| value_error(e.to_string()))?;
@@ -371,19 +394,10 @@ fn select_arrays(
         size_penalty,
         seed,
     };
+    let mut progress = Throttled::new(progress);
     let selection = py.detach(|| {
-        let mut last = Instant::now();
         select(&pool, &options, &limits, &mut |done, total| {
-            if let Some(callback) = &progress
-                && (done >= total || last.elapsed() >= PROGRESS_EVERY)
-            {
-                last = Instant::now();
-                Python::attach(|py| {
-                    if let Err(error) = callback.call1(py, (done, total)) {
-                        error.print(py);
-                    }
-                });
-            }
+            progress.report(done >= total, (done, total));
         })
     });
     let selection = selection.map_err(|e| value_error(e.to_string()))?;

@@ -63,6 +63,13 @@ pub struct CombineArgs {
     /// Reproduce a reference implementation's choices
     #[arg(long, value_enum)]
     pub compat: Option<CompatArg>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// How the network trains and where the report goes (`ensemble combine`, `llm topla weighted`).
+#[derive(Debug, Args)]
+pub struct TrainArgs {
     /// Training epochs (mlp)
     #[arg(long, default_value_t = 300)]
     pub epochs: usize,
@@ -83,6 +90,22 @@ pub struct CombineArgs {
     pub out: Option<PathBuf>,
 }
 
+impl TrainArgs {
+    /// The report as the chosen format, written where asked.
+    ///
+    /// # Errors
+    /// An unwritable output.
+    pub fn write(&self, report: &CombineReport) -> anyhow::Result<()> {
+        let text = match self.format {
+            FormatArg::Json => {
+                serde_json::to_string_pretty(report).context("encoding the report")? + "\n"
+            }
+            FormatArg::Table => table(report),
+        };
+        write_output(self.out.as_ref(), &text)
+    }
+}
+
 impl CombineArgs {
     fn options(&self) -> CombineOptions {
         CombineOptions {
@@ -92,10 +115,10 @@ impl CombineArgs {
                 MethodArg::WeightedVote => Method::WeightedVote,
             },
             fusionshot: self.compat == Some(CompatArg::Fusionshot),
-            epochs: self.epochs,
-            batch: self.batch,
-            lr: self.lr,
-            seed: self.seed,
+            epochs: self.train.epochs,
+            batch: self.train.batch,
+            lr: self.train.lr,
+            seed: self.train.seed,
             ..CombineOptions::default()
         }
     }
@@ -145,15 +168,7 @@ pub fn combine_command(args: &CombineArgs) -> anyhow::Result<()> {
         },
     )?;
     bar.finish();
-    let text = match args.format {
-        FormatArg::Json => {
-            let mut json = serde_json::to_string_pretty(&report).context("encoding the report")?;
-            json.push('\n');
-            json
-        }
-        FormatArg::Table => table(&report),
-    };
-    write_output(args.out.as_ref(), &text)
+    args.train.write(&report)
 }
 
 fn optional(value: Option<f64>) -> String {

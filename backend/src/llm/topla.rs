@@ -17,7 +17,7 @@ use fuselab_shared::topla::{
 
 use super::answers::TaskArg;
 use crate::ensemble::ProgressBar;
-use crate::ensemble::combine::{FormatArg, table};
+use crate::ensemble::combine::TrainArgs;
 
 /// `fuselab llm topla …`.
 #[derive(Debug, Subcommand)]
@@ -78,24 +78,8 @@ pub struct WeightedArgs {
     /// Candidate slots (GSM8K; MMLU has its four letters)
     #[arg(long, default_value_t = 30)]
     pub slots: usize,
-    /// Training epochs
-    #[arg(long, default_value_t = 300)]
-    pub epochs: usize,
-    /// Batch size
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    /// Adam's learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Seeds the initial weights and the shuffles
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output format
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
-    /// Write the report here instead of stdout
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub train: TrainArgs,
 }
 
 /// Most candidate slots.
@@ -249,10 +233,10 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
     let options = CombineOptions {
         method: Method::Mlp,
         fusionshot: loaded.reference,
-        epochs: args.epochs,
-        batch: args.batch,
-        lr: args.lr,
-        seed: args.seed,
+        epochs: args.train.epochs,
+        batch: args.train.batch,
+        lr: args.train.lr,
+        seed: args.train.seed,
         train_on_val: loaded.reference,
         patience: loaded.reference.then_some(200),
     };
@@ -286,11 +270,5 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
         ),
         teams: vec![combined],
     };
-    let text = match args.format {
-        FormatArg::Json => {
-            serde_json::to_string_pretty(&report).context("encoding the report")? + "\n"
-        }
-        FormatArg::Table => table(&report),
-    };
-    crate::ensemble::write_output(args.out.as_ref(), &text)
+    args.train.write(&report)
 }
