@@ -183,7 +183,8 @@ fn pool_command(args: &PoolArgs) -> anyhow::Result<()> {
         questions = validated.samples(),
         classes = validated.classes(),
         out = %args.out.display(),
-        "pool written (the questions are generated; the answers are the models' own)"
+        provenance = loaded.questions.provenance(),
+        "pool written"
     );
     Ok(())
 }
@@ -258,7 +259,7 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
         },
         classes: team_rows.classes,
         teams_from: format!(
-            "given; LLM-TOPLA-Weighted over {} candidate slots{} of {} ({} questions; train and val without the questions whose gold answer no member gave)",
+            "given; LLM-TOPLA-Weighted over {} candidate slots{} of {} ({} questions; train and val without the questions whose gold answer no member gave; {})",
             rows.classes,
             if loaded.reference {
                 ""
@@ -267,6 +268,7 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
             },
             loaded.questions.task.name(),
             loaded.questions.questions.len(),
+            loaded.questions.provenance(),
         ),
         teams: vec![combined],
     };

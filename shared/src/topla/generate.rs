@@ -3,7 +3,7 @@
 //! questions in `MMLU`'s format (arithmetic, unit conversions, comparisons, ordering). The same
 //! seed gives the same set.
 
-use super::records::{Question, Task};
+use super::records::{GENERATED_SOURCE, Question, Task};
 use crate::rng::SplitMix64;
 
 const NAMES: [&str; 12] = [
@@ -249,6 +249,7 @@ pub fn generate_questions(task: Task, count: usize, seed: u64) -> Vec<Question> 
                         choices: None,
                         answer: format!("{worked}\n#### {result}").into(),
                         subject: Some(subject.to_owned()),
+                        source: Some(GENERATED_SOURCE.to_owned()),
                     }
                 }
                 Task::Mmlu => {
@@ -259,6 +260,7 @@ pub fn generate_questions(task: Task, count: usize, seed: u64) -> Vec<Question> 
                         choices: Some(choices),
                         answer: answer.into(),
                         subject: Some(subject.to_owned()),
+                        source: Some(GENERATED_SOURCE.to_owned()),
                     }
                 }
             }
@@ -282,6 +284,7 @@ mod tests {
                 .collect();
             let set = parse_questions("gen.jsonl", &text, task).unwrap();
             assert_eq!(set.questions.len(), 200);
+            assert!(set.generated());
             for (q, gold) in set.questions.iter().zip(&set.gold) {
                 match (gold, &q.choices) {
                     (Gold::Choice(i), Some(choices)) => {

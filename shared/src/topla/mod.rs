@@ -11,8 +11,8 @@ mod space;
 pub use extract::{LETTERS, Rules, bleu2, gsm8k_gold, gsm8k_number, mmlu_choice};
 pub use generate::generate_questions;
 pub use records::{
-    AnswerRecord, AnswerSet, Answers, Gold, MAX_SAMPLES, Question, QuestionSet, RecordError, Task,
-    answers_of, parse_answer_set, parse_questions,
+    AnswerRecord, AnswerSet, Answers, GENERATED_SOURCE, Gold, MAX_SAMPLES, Question, QuestionSet,
+    RecordError, Task, answers_of, parse_answer_set, parse_questions,
 };
 pub use space::{
     NO_ANSWER, ToplaOptions, ToplaRows, UNREACHABLE, answer_pool, answer_pool_classes,
