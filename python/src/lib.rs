@@ -103,15 +103,7 @@ fn pool_input(
         |e: numpy::AsSliceError| value_error(format!("arrays must be C-contiguous: {e}"));
     let labels = classes(labels.as_slice().map_err(contiguous)?, "labels")?;
     let n = labels.len();
-    let mut models: Vec<ModelInput> = names
-        .into_iter()
-        .map(|name| ModelInput {
-            name,
-            predictions: None,
-            probabilities: None,
-            logits: None,
-        })
-        .collect();
+    let mut models: Vec<ModelInput> = names.into_iter().map(ModelInput::named).collect();
     if let Some(predictions) = predictions {
         let flat = predictions.as_slice().map_err(contiguous)?;
         for (m, model) in models.iter_mut().enumerate() {
@@ -133,6 +125,19 @@ fn pool_input(
         models,
         classes: None,
     })
+}
+
+/// The validated pool of the arrays (without splits or logits), within the default limits.
+fn validated_pool(
+    labels: &PyReadonlyArray1<'_, i64>,
+    predictions: Option<&PyReadonlyArray2<'_, i64>>,
+    probabilities: Option<&PyReadonlyArray3<'_, f64>>,
+    names: Vec<String>,
+) -> PyResult<(Pool, Limits)> {
+    let input = pool_input(labels, predictions, probabilities, None, names)?;
+    let limits = Limits::default();
+    let pool = Pool::with_limits(input, &limits).map_err(|e| value_error(e.to_string()))?;
+    Ok((pool, limits))
 }
 
 fn compat_of(compat: Option<&str>, sampling: &str) -> PyResult<Compat> {
@@ -175,15 +180,8 @@ fn analyze_arrays(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let compat = compat_of(compat, sampling)?;
-    let input = pool_input(
-        &labels,
-        predictions.as_ref(),
-        probabilities.as_ref(),
-        None,
-        names,
-    )?;
-    let limits = Limits::default();
-    let pool = Pool::with_limits(input, &limits).map_err(|e| value_error(e.to_string()))?;
+    let (pool, limits) =
+        validated_pool(&labels, predictions.as_ref(), probabilities.as_ref(), names)?;
     let max_size = max_size.unwrap_or(pool.models());
     limits
         .check_teams(pool.models(), min_size, max_size)
@@ -370,15 +368,8 @@ fn select_arrays(
             )));
         }
     };
-    let input = pool_input(
-        &labels,
-        predictions.as_ref(),
-        probabilities.as_ref(),
-        None,
-        names,
-    )?;
-    let limits = Limits::default();
-    let pool = Pool::with_limits(input, &limits).map_err(|e| value_error(e.to_string()))?;
+    let (pool, limits) =
+        validated_pool(&labels, predictions.as_ref(), probabilities.as_ref(), names)?;
     let options = SelectOptions {
         method,
         top_k,

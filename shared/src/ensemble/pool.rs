@@ -31,6 +31,18 @@ pub struct ModelInput {
     pub logits: Option<Vec<Vec<f64>>>,
 }
 
+impl ModelInput {
+    /// A model with a name and nothing else yet.
+    pub fn named(name: String) -> Self {
+        Self {
+            name,
+            predictions: None,
+            probabilities: None,
+            logits: None,
+        }
+    }
+}
+
 /// Unvalidated pool data. The JSON form extends [`PredictionTable`]'s:
 /// `{"labels":[...], "models":[{"name":"..", "predictions":[...], "probabilities":[[...]]}]}`,
 /// with an optional `"classes"` count and an optional `"splits"` (`"train"`, `"val"` or `"test"`

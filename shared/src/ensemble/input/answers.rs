@@ -83,14 +83,7 @@ pub(super) fn answer_files(
 #[cfg(test)]
 mod tests {
     use super::super::PoolFiles;
-    use super::*;
-
-    fn file<'a>(name: &'a str, text: &'a str) -> InputFile<'a> {
-        InputFile {
-            name,
-            bytes: text.as_bytes(),
-        }
-    }
+    use super::super::tests::file;
 
     #[test]
     fn jsonl_files_are_answer_sets_with_one_question_set() {

@@ -235,10 +235,11 @@ fn limit_error(file: &str) -> impl Fn(LimitError) -> InputError + '_ {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn file<'a>(name: &'a str, text: &'a str) -> InputFile<'a> {
+    /// A file of `text` named `name`.
+    pub(in crate::ensemble::input) fn file<'a>(name: &'a str, text: &'a str) -> InputFile<'a> {
         InputFile {
             name,
             bytes: text.as_bytes(),

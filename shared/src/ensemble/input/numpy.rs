@@ -369,15 +369,7 @@ pub(super) fn npy_files(files: &[InputFile], limits: &Limits) -> Result<PoolInpu
     limits
         .check_models(names.len())
         .map_err(limit_error(labels_file.name))?;
-    let mut models: Vec<ModelInput> = names
-        .into_iter()
-        .map(|name| ModelInput {
-            name,
-            predictions: None,
-            probabilities: None,
-            logits: None,
-        })
-        .collect();
+    let mut models: Vec<ModelInput> = names.into_iter().map(ModelInput::named).collect();
     let samples = labels.len();
     for file in model_files {
         let (name, is_logits) = model_of(file);
