@@ -224,49 +224,31 @@ fn answer_sets_with_gaps_and_bad_gold_are_refused_naming_the_file() {
     let kept: Vec<&str> = text.lines().take(29).collect();
     std::fs::write(&member, kept.join("\n") + "\n").unwrap();
     let a = answers.to_str().unwrap();
-    let out = fuselab(&[
-        "llm",
-        "topla",
-        "pool",
-        "--answers",
-        a,
-        "--gold",
-        q,
-        "--task",
+    let pool_file = dir.join("p.json");
+    let refused_pool = |task: &str, message: &str| {
+        let out = fuselab(&[
+            "llm",
+            "topla",
+            "pool",
+            "--answers",
+            a,
+            "--gold",
+            q,
+            "--task",
+            task,
+            "--out",
+            pool_file.to_str().unwrap(),
+        ]);
+        assert_ne!(out.code, Some(0));
+        assert!(out.stderr.contains(message), "{}", out.stderr);
+    };
+    refused_pool(
         "gsm8k",
-        "--out",
-        dir.join("p.json").to_str().unwrap(),
-    ]);
-    assert_ne!(out.code, Some(0));
-    assert!(
-        out.stderr
-            .contains("member1.jsonl: no answers for question `gsm8k-0030`"),
-        "{}",
-        out.stderr
+        "member1.jsonl: no answers for question `gsm8k-0030`",
     );
-
     // A gold file of the other task's format names the line and field.
     std::fs::write(&member, text).unwrap();
-    let out = fuselab(&[
-        "llm",
-        "topla",
-        "pool",
-        "--answers",
-        a,
-        "--gold",
-        q,
-        "--task",
-        "mmlu",
-        "--out",
-        dir.join("p.json").to_str().unwrap(),
-    ]);
-    assert_ne!(out.code, Some(0));
-    assert!(
-        out.stderr
-            .contains("questions.jsonl, line 1: field `choices`"),
-        "{}",
-        out.stderr
-    );
+    refused_pool("mmlu", "questions.jsonl, line 1: field `choices`");
     let out = fuselab(&[
         "llm",
         "topla",

@@ -211,6 +211,20 @@ async fn run(
     Ok(WorkerResult::Analysis(Box::new(result)))
 }
 
+/// The contents of the files the page handed the worker.
+pub(super) fn file_bytes(contents: &[js_sys::Uint8Array]) -> Vec<Vec<u8>> {
+    contents.iter().map(js_sys::Uint8Array::to_vec).collect()
+}
+
+/// The files as the pool readers take them: each name with its contents.
+pub(super) fn input_files<'a>(names: &'a [String], bytes: &'a [Vec<u8>]) -> Vec<InputFile<'a>> {
+    names
+        .iter()
+        .zip(bytes)
+        .map(|(name, bytes)| InputFile { name, bytes })
+        .collect()
+}
+
 /// The worker's entry point: file names and contents, [`WorkerOptions`] as JSON, and a progress
 /// callback `(done, total)`. Resolves to a [`WorkerResult`] as JSON.
 ///
@@ -226,12 +240,8 @@ pub async fn analyze_in_worker(
     let start = js_sys::Date::now();
     let options: WorkerOptions =
         serde_json::from_str(&options).map_err(|e| JsError::new(&format!("options: {e}")))?;
-    let bytes: Vec<Vec<u8>> = contents.iter().map(js_sys::Uint8Array::to_vec).collect();
-    let files: Vec<InputFile> = names
-        .iter()
-        .zip(&bytes)
-        .map(|(name, bytes)| InputFile { name, bytes })
-        .collect();
+    let bytes = file_bytes(&contents);
+    let files = input_files(&names, &bytes);
     let mut report = |done: u64, total: u64| {
         // A failing progress callback must not stop the analysis.
         let _ = progress.call2(

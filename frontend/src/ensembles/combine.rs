@@ -7,7 +7,7 @@ use fuselab_shared::ensemble::combine::{
     CombineOptions, EpochPoint, Method, Scores, SplitPool, SplitSizes, TeamCombination,
     combine_team,
 };
-use fuselab_shared::ensemble::{InputFile, Limits, PoolFiles};
+use fuselab_shared::ensemble::{Limits, PoolFiles};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -64,12 +64,8 @@ pub fn combine_in_worker(
     let start = js_sys::Date::now();
     let request: CombineRequest =
         serde_json::from_str(&request).map_err(|e| JsError::new(&format!("request: {e}")))?;
-    let bytes: Vec<Vec<u8>> = contents.iter().map(js_sys::Uint8Array::to_vec).collect();
-    let files: Vec<InputFile> = names
-        .iter()
-        .zip(&bytes)
-        .map(|(name, bytes)| InputFile { name, bytes })
-        .collect();
+    let bytes = super::analysis::file_bytes(&contents);
+    let files = super::analysis::input_files(&names, &bytes);
     let error = |e: &dyn std::fmt::Display| JsError::new(&e.to_string());
     let input = PoolFiles::detect(&files)
         .and_then(|f| f.parse())
