@@ -48,6 +48,7 @@ fn time_training(name: &str, model: Llama, trainable: fn(&str) -> bool) -> anyho
         max_steps: STEPS + 5,
         max_len: SEQ,
         pad_to_dataset: false,
+        pad_in_loss: false,
         seed: 0,
     };
     let mut trainer = Trainer::new(model, Objective::Lm, config, random_batch(), trainable, 0)?;

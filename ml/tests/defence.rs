@@ -125,6 +125,7 @@ fn train_config(learning_rate: f64, steps: usize, batch_size: usize) -> TrainCon
         max_steps: steps,
         max_len: 32,
         pad_to_dataset: false,
+        pad_in_loss: false,
         seed: 9,
     }
 }

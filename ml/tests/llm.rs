@@ -426,6 +426,7 @@ fn toy_config(max_steps: usize) -> TrainConfig {
         max_steps,
         max_len: 32,
         pad_to_dataset: false,
+        pad_in_loss: false,
         seed: 3,
     }
 }

@@ -25,6 +25,7 @@ fn trainer(device: &Device, method: Method) -> Trainer {
         max_steps: 2,
         max_len: 32,
         pad_to_dataset: false,
+        pad_in_loss: false,
         seed: 4,
     };
     Trainer::new(

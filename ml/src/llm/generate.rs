@@ -229,7 +229,7 @@ pub fn generate_samples(
     assert!(!prompt.is_empty(), "generation needs a prompt");
     let device = model.device();
     let limit = model.config.max_position_embeddings;
-    let vocab = model.config.vocab_size;
+    let vocab = model.vocab_size();
     let mut rngs: Vec<SplitMix64> = (0..k as u64)
         .map(|i| SplitMix64(options.sampling.seed.wrapping_add(i)))
         .collect();

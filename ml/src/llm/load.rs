@@ -199,6 +199,7 @@ fn build(config: &LlamaConfig, source: &mut Source, device: &Device) -> Result<L
         blocks,
         norm,
         lm_head,
+        added: None,
     })
 }
 

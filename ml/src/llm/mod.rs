@@ -3,6 +3,7 @@
 //! method, and H3Fusion's assembly and evaluation.
 
 pub mod defence;
+pub mod fusion;
 pub mod generate;
 pub mod gguf;
 pub mod h3fusion;

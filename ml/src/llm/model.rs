@@ -195,6 +195,7 @@ impl LlamaConfig {
             blocks,
             norm: ones(d, device),
             lm_head,
+            added: None,
         })
     }
 }
@@ -456,6 +457,32 @@ pub struct Llama {
     pub norm: Tensor<2>,
     /// Untied head `[d, vocab]`; `None` when tied to the embedding.
     pub lm_head: Option<Tensor<2>>,
+    /// Tokens added after loading, numbered from `config.vocab_size`.
+    pub added: Option<AddedTokens>,
+}
+
+/// Tokens added to a loaded model (LLM-TOPLA-Summary's markers), kept apart from the frozen
+/// vocabulary so they can be trained alone (PEFT's trainable tokens).
+#[derive(Debug, Clone)]
+pub struct AddedTokens {
+    /// Their embedding rows `[n, d]` (`model.embed_tokens.added_tokens`).
+    pub embed: Tensor<2>,
+    /// Their head columns `[d, n]` for an untied head (`lm_head.added_tokens`).
+    pub head: Option<Tensor<2>>,
+}
+
+impl AddedTokens {
+    /// How many tokens were added.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.embed.dims()[0]
+    }
+
+    /// Whether none was.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Keys and values of the positions seen so far, per layer.
@@ -648,6 +675,12 @@ impl Llama {
         if let Some(head) = self.lm_head.as_mut() {
             f("lm_head.weight", head);
         }
+        if let Some(added) = self.added.as_mut() {
+            f("model.embed_tokens.added_tokens", &mut added.embed);
+            if let Some(head) = added.head.as_mut() {
+                f("lm_head.added_tokens", head);
+            }
+        }
     }
 
     /// Every projection with its name (`model.layers.3.self_attn.q_proj`, …), for attaching,
@@ -726,14 +759,103 @@ impl Llama {
             x
         };
         let rows = x.dims()[0];
-        let logits = match &self.lm_head {
-            Some(head) => x.matmul(head.clone()),
-            None => x.matmul(self.embed.clone().transpose()),
-        };
+        let logits = x.matmul(self.head());
         Forward {
-            logits: logits.reshape([b, rows / b, self.config.vocab_size]),
+            logits: logits.reshape([b, rows / b, self.vocab_size()]),
             router,
         }
+    }
+
+    /// Tokens the model reads and writes: the configuration's and the added ones.
+    #[must_use]
+    pub fn vocab_size(&self) -> usize {
+        self.config.vocab_size + self.added.as_ref().map_or(0, AddedTokens::len)
+    }
+
+    /// The embedding of every token, added ones last.
+    ///
+    /// # Shapes
+    /// `[vocab_size(), d]`.
+    fn embedding(&self) -> Tensor<2> {
+        match &self.added {
+            Some(added) => Tensor::cat(vec![self.embed.clone(), added.embed.clone()], 0),
+            None => self.embed.clone(),
+        }
+    }
+
+    /// The output projection of every token, added ones last.
+    ///
+    /// # Shapes
+    /// `[d, vocab_size()]`.
+    fn head(&self) -> Tensor<2> {
+        match (&self.lm_head, &self.added) {
+            (Some(head), None) => head.clone(),
+            (Some(head), Some(added)) => {
+                let extra = added
+                    .head
+                    .clone()
+                    .unwrap_or_else(|| added.embed.clone().transpose());
+                Tensor::cat(vec![head.clone(), extra], 1)
+            }
+            (None, _) => self.embedding().transpose(),
+        }
+    }
+
+    /// Adds `count` tokens after the vocabulary. Their embeddings (and head columns) start at
+    /// the mean of the existing ones plus a seeded perturbation of 1 % of the per-dimension
+    /// spread, so they differ from each other while the logits of existing tokens are unchanged.
+    /// Tokens added before are kept and the new ones follow them.
+    pub fn add_tokens(&mut self, count: usize, seed: u64) {
+        if count == 0 {
+            return;
+        }
+        let device = self.device();
+        let mut rng = fuselab_shared::rng::SplitMix64(seed);
+        let mut fresh = |rows: &Tensor<2>, count: usize| -> Tensor<2> {
+            // rows: [n, d] → [count, d]
+            let [n, d] = rows.dims();
+            let mean = rows.clone().mean_dim(0); // [1, d]
+            let spread = (rows.clone() - mean.clone())
+                .powi_scalar(2)
+                .sum_dim(0)
+                .div_scalar(n.max(1) as f64)
+                .sqrt(); // [1, d]
+            let noise: Vec<f32> = (0..count * d)
+                .map(|_| rng.between([-1.0, 1.0]) * 0.01 * 3f32.sqrt())
+                .collect();
+            let noise = Tensor::<2>::from_data(TensorData::new(noise, [count, d]), &device);
+            mean.repeat_dim(0, count) + noise * spread.repeat_dim(0, count)
+        };
+        let embed = fresh(&self.embed, count);
+        let head = self
+            .lm_head
+            .as_ref()
+            .map(|head| fresh(&head.clone().transpose(), count).transpose());
+        self.added = Some(match self.added.take() {
+            None => AddedTokens { embed, head },
+            Some(old) => AddedTokens {
+                embed: Tensor::cat(vec![old.embed, embed], 0),
+                head: match (old.head, head) {
+                    (Some(a), Some(b)) => Some(Tensor::cat(vec![a, b], 1)),
+                    _ => None,
+                },
+            },
+        });
+    }
+
+    /// The model with its added tokens folded into the vocabulary (for generation, where
+    /// joining the tables at every step would cost more than the step).
+    #[must_use]
+    pub fn with_tokens_folded(&self) -> Self {
+        let mut out = self.clone();
+        if let Some(added) = out.added.take() {
+            out.config.vocab_size += added.len();
+            out.embed = self.embedding();
+            if self.lm_head.is_some() {
+                out.lm_head = Some(self.head());
+            }
+        }
+        out
     }
 
     /// The final-norm hidden states (what the head reads) and the router probabilities.
@@ -755,7 +877,7 @@ impl Llama {
         let offset = cache.as_ref().map_or(0, |c| c.length);
         let (cos, sin) = rope_tables(config, offset, t, &device);
         let mask = (t > 1).then(|| causal_mask(offset, t, &device));
-        let mut x = self.embed.clone().select(0, ids.reshape([b * t])); // [b·t, d]
+        let mut x = self.embedding().select(0, ids.reshape([b * t])); // [b·t, d]
         let mut router = Vec::new();
         for (layer, block) in self.blocks.iter().enumerate() {
             let normed = rms_norm(x.clone(), &block.input_norm, config.rms_norm_eps);

@@ -130,6 +130,18 @@ impl Batch {
         batch
     }
 
+    /// The batch with its padding labelled as the pad token, so padding counts in the loss
+    /// (LLM-TOPLA-Summary's reference does not mask label padding; `--compat llm-topla`).
+    #[must_use]
+    pub fn with_pad_in_loss(mut self, pad: u32) -> Self {
+        for (label, &real) in self.labels.iter_mut().zip(&self.real) {
+            if real == 0.0 {
+                *label = i64::from(pad);
+            }
+        }
+        self
+    }
+
     /// Tokens that carry a loss.
     #[must_use]
     pub fn target_tokens(&self) -> usize {
@@ -615,6 +627,9 @@ pub struct TrainConfig {
     /// than to its own longest.
     #[serde(default)]
     pub pad_to_dataset: bool,
+    /// Padding carries a loss, as the pad token (LLM-TOPLA-Summary's reference).
+    #[serde(default)]
+    pub pad_in_loss: bool,
     /// Shuffling and dropout seed.
     pub seed: u64,
 }
@@ -914,14 +929,19 @@ impl Trainer {
         } else {
             1
         };
-        cycled_batch(
+        let (batch, epoch) = cycled_batch(
             &self.examples,
             self.config.batch_size,
             self.config.seed,
             index,
             self.pad,
             min_width,
-        )
+        );
+        if self.config.pad_in_loss {
+            (batch.with_pad_in_loss(self.pad), epoch)
+        } else {
+            (batch, epoch)
+        }
     }
 
     /// Runs one optimiser step (its micro-batches, then AdamW).

@@ -1,12 +1,14 @@
 //! LLM answers as ensemble members (spec `focal.md` §1.2, §6.2): question sets with gold
 //! answers, per-model answer sets (K sampled completions per question), the answer each
 //! completion gives, pools for the focal analysis and LLM-TOPLA-Weighted's candidate-space
-//! features.
+//! features; LLM-TOPLA-Summary's fusion prompts and text metrics.
 
 mod extract;
 mod generate;
+pub mod metrics;
 mod records;
 mod space;
+pub mod summary;
 
 pub use extract::{LETTERS, Rules, bleu2, gsm8k_gold, gsm8k_number, mmlu_choice};
 pub use generate::generate_questions;
