@@ -52,7 +52,7 @@ fn adding_markers_keeps_the_logits_of_existing_tokens() {
         let ids = TokenizerCodec(tokenizer.clone()).encode(text);
         let before = logits(&model, &ids);
         let markers: Vec<String> = ["[BOQ]", "[EOQ]", "[BOC 0]"].map(str::to_owned).to_vec();
-        let added = add_markers(&mut tokenizer, &mut model, &markers, 9).unwrap();
+        let added = add_markers(&mut tokenizer, &mut model, &markers, 9, 0.01).unwrap();
         assert_eq!(
             added,
             vec![vocab as u32, vocab as u32 + 1, vocab as u32 + 2]
@@ -92,7 +92,7 @@ fn adding_markers_keeps_the_logits_of_existing_tokens() {
             .fold(0.0, f32::max);
         assert!(error <= 1e-5, "folded model differs by {error}");
         // Adding a marker twice is refused.
-        let again = add_markers(&mut tokenizer, &mut model, &markers[..1], 9).unwrap_err();
+        let again = add_markers(&mut tokenizer, &mut model, &markers[..1], 9, 0.01).unwrap_err();
         assert!(matches!(again, MarkerError::Clash { .. }), "{again}");
     }
 }

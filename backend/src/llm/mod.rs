@@ -24,6 +24,7 @@ use tokenizers::Tokenizer;
 use crate::models;
 
 mod answers;
+pub mod summary;
 mod topla;
 
 pub use answers::{AnswersArgs, QuestionsArgs};
@@ -275,7 +276,7 @@ pub fn run(command: &LlmCommand, data_dir: &Path) -> anyhow::Result<()> {
         LlmCommand::Generate(args) => generate_command(args, data_dir),
         LlmCommand::Questions(args) => answers::questions_command(args),
         LlmCommand::Answers(args) => answers::answers_command(args, data_dir),
-        LlmCommand::Topla(command) => topla::run(command),
+        LlmCommand::Topla(command) => topla::run(command, data_dir),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `fuselab llm topla weighted` (LLM-TOPLA-Weighted: FusionShot's network over the team's
 //! candidate-space vote shares).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -27,6 +27,20 @@ pub enum ToplaCommand {
     Pool(PoolArgs),
     /// LLM-TOPLA-Weighted: a network over the team's candidate-answer vote shares
     Weighted(WeightedArgs),
+    /// LLM-TOPLA-Summary: fine-tune a model that reads every member's answers and writes the
+    /// fused one (examples/llm-study/summary-*.toml)
+    Summary(SummaryArgs),
+}
+
+/// `fuselab llm topla summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub config: crate::align::ConfigArgs,
+    /// Reproduce the reference: pads in the loss, the last epoch kept, and the teacher-forced
+    /// score beside the generated one
+    #[arg(long, value_enum)]
+    pub compat: Option<ToplaCompat>,
 }
 
 /// `--compat`.
@@ -86,27 +100,43 @@ pub struct WeightedArgs {
 const MAX_SLOTS: usize = 1000;
 
 /// The questions and every model's extracted answers, in file-name order.
-struct Loaded {
-    questions: QuestionSet,
-    models: Vec<Answers>,
-    splits: Vec<Split>,
-    reference: bool,
+pub(super) struct Loaded {
+    pub(super) questions: QuestionSet,
+    pub(super) models: Vec<Answers>,
+    pub(super) splits: Vec<Split>,
+    pub(super) reference: bool,
 }
 
 fn load(input: &AnswerInput) -> anyhow::Result<Loaded> {
-    let task = Task::from(input.task);
-    let reference = input.compat == Some(ToplaCompat::LlmTopla);
+    load_from(
+        &input.answers,
+        &input.gold,
+        Task::from(input.task),
+        input.compat == Some(ToplaCompat::LlmTopla),
+        input.split_seed,
+    )
+}
+
+/// Reads the question set and every answer set of `answers`; `reference` applies LLM-TOPLA's
+/// extraction rules and splits.
+pub(super) fn load_from(
+    answers: &Path,
+    gold: &Path,
+    task: Task,
+    reference: bool,
+    split_seed: u64,
+) -> anyhow::Result<Loaded> {
     let rules = if reference {
         Rules::Reference
     } else {
         Rules::Fuselab
     };
-    let gold_file = input.gold.display().to_string();
-    let text = std::fs::read_to_string(&input.gold)
+    let gold_file = gold.display().to_string();
+    let text = std::fs::read_to_string(gold)
         .with_context(|| format!("cannot read the gold answers {gold_file}"))?;
     let questions = parse_questions(&gold_file, &text, task)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&input.answers)
-        .with_context(|| format!("cannot read the answer folder {}", input.answers.display()))?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(answers)
+        .with_context(|| format!("cannot read the answer folder {}", answers.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
@@ -115,7 +145,7 @@ fn load(input: &AnswerInput) -> anyhow::Result<Loaded> {
     if files.len() < 2 {
         bail!(
             "{}: found {} answer set(s) (*.jsonl); a team needs at least 2",
-            input.answers.display(),
+            answers.display(),
             files.len()
         );
     }
@@ -133,7 +163,7 @@ fn load(input: &AnswerInput) -> anyhow::Result<Loaded> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (train, val) = if reference { (70, 10) } else { (60, 20) };
-    let splits = canonical_splits(questions.questions.len(), input.split_seed, train, val);
+    let splits = canonical_splits(questions.questions.len(), split_seed, train, val);
     Ok(Loaded {
         questions,
         models,
@@ -142,7 +172,7 @@ fn load(input: &AnswerInput) -> anyhow::Result<Loaded> {
     })
 }
 
-fn pool_of(loaded: &Loaded) -> PoolInput {
+pub(super) fn pool_of(loaded: &Loaded) -> PoolInput {
     answer_pool(
         &loaded.models,
         &loaded.questions.gold,
@@ -155,10 +185,15 @@ fn pool_of(loaded: &Loaded) -> PoolInput {
 ///
 /// # Errors
 /// Unreadable or invalid answer sets, an unknown member, an unwritable output.
-pub fn run(command: &ToplaCommand) -> anyhow::Result<()> {
+pub fn run(command: &ToplaCommand, data_dir: &Path) -> anyhow::Result<()> {
     match command {
         ToplaCommand::Pool(args) => pool_command(args),
         ToplaCommand::Weighted(args) => weighted_command(args),
+        ToplaCommand::Summary(args) => super::summary::command(
+            &args.config,
+            args.compat.map(|ToplaCompat::LlmTopla| super::summary::SummaryCompat::LlmTopla),
+            data_dir,
+        ),
     }
 }
 
@@ -201,55 +236,104 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
         bail!("--slots: expected 1 to {MAX_SLOTS}, found {}", args.slots);
     }
     let loaded = load(&args.input)?;
-    let mut members = Vec::with_capacity(args.team.len());
-    for name in &args.team {
-        let Some(m) = loaded.models.iter().position(|a| &a.name == name) else {
-            bail!(
-                "--team: no answer set `{name}.jsonl` in {} (it has {})",
-                args.input.answers.display(),
-                loaded
-                    .models
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        };
-        if members.contains(&m) {
-            bail!("--team: `{name}` is named twice");
-        }
-        members.push(m);
-    }
-    let team: Vec<&Answers> = members.iter().map(|&m| &loaded.models[m]).collect();
-    let rows = topla_rows(
-        &team,
-        &loaded.questions.gold,
-        ToplaOptions {
-            task: loaded.questions.task,
-            slots: args.slots,
-            reference: loaded.reference,
-        },
-    );
-    let team_rows = rows.team_rows(&loaded.splits, args.team.clone());
-    let options = CombineOptions {
-        method: Method::Mlp,
-        fusionshot: loaded.reference,
+    let settings = Training {
         epochs: args.train.epochs,
         batch: args.train.batch,
         lr: args.train.lr,
         seed: args.train.seed,
+    };
+    let mut bar = ProgressBar::new();
+    let report = weighted_report(&loaded, &args.team, args.slots, settings, &mut |done, total| {
+        bar.update_with(done as u64, total as u64, "epochs");
+        true
+    })
+    .map_err(|e| match e {
+        WeightedError::UnknownMember(name) => anyhow::anyhow!(
+            "--team: no answer set `{name}.jsonl` in {} (it has {})",
+            args.input.answers.display(),
+            loaded
+                .models
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        WeightedError::Twice(name) => anyhow::anyhow!("--team: `{name}` is named twice"),
+        WeightedError::Other(e) => e,
+    })?;
+    bar.finish();
+    args.train.write(&report)
+}
+
+/// The network's training settings.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Training {
+    pub(super) epochs: usize,
+    pub(super) batch: usize,
+    pub(super) lr: f64,
+    pub(super) seed: u64,
+}
+
+/// Why LLM-TOPLA-Weighted could not run.
+pub(super) enum WeightedError {
+    /// No answer set of that name.
+    UnknownMember(String),
+    /// A member named twice.
+    Twice(String),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for WeightedError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Other(e)
+    }
+}
+
+/// LLM-TOPLA-Weighted on `team` (answer-set names): the combiner's report.
+pub(super) fn weighted_report(
+    loaded: &Loaded,
+    team: &[String],
+    slots: usize,
+    training: Training,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<CombineReport, WeightedError> {
+    let mut members = Vec::with_capacity(team.len());
+    for name in team {
+        let Some(m) = loaded.models.iter().position(|a| &a.name == name) else {
+            return Err(WeightedError::UnknownMember(name.clone()));
+        };
+        if members.contains(&m) {
+            return Err(WeightedError::Twice(name.clone()));
+        }
+        members.push(m);
+    }
+    let answers: Vec<&Answers> = members.iter().map(|&m| &loaded.models[m]).collect();
+    let rows = topla_rows(
+        &answers,
+        &loaded.questions.gold,
+        ToplaOptions {
+            task: loaded.questions.task,
+            slots,
+            reference: loaded.reference,
+        },
+    );
+    let team_rows = rows.team_rows(&loaded.splits, team.to_vec());
+    let options = CombineOptions {
+        method: Method::Mlp,
+        fusionshot: loaded.reference,
+        epochs: training.epochs,
+        batch: training.batch,
+        lr: training.lr,
+        seed: training.seed,
         train_on_val: loaded.reference,
         patience: loaded.reference.then_some(200),
     };
-    let mut bar = ProgressBar::new();
-    let mut combined = combine_rows(&team_rows, &options, &mut |done, total| {
-        bar.update_with(done as u64, total as u64, "epochs");
-        true
-    })?;
-    bar.finish();
+    let mut combined =
+        combine_rows(&team_rows, &options, progress).map_err(|e| WeightedError::Other(e.into()))?;
     combined.members.clone_from(&members);
-    combined.focal_diversity = focal_on_val(pool_of(&loaded), &members)?;
-    let report = CombineReport {
+    combined.focal_diversity = focal_on_val(pool_of(loaded), &members)?;
+    Ok(CombineReport {
         schema: COMBINE_SCHEMA.to_owned(),
         options,
         splits: SplitSizes {
@@ -271,6 +355,5 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
             loaded.questions.provenance(),
         ),
         teams: vec![combined],
-    };
-    args.train.write(&report)
+    })
 }

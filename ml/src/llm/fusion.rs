@@ -21,7 +21,7 @@ pub enum MarkerError {
 }
 
 /// Adds `markers` to `tokenizer` as special tokens and to `model` as trainable rows after its
-/// vocabulary (seeded, see [`Llama::add_tokens`]); returns their ids.
+/// vocabulary (seeded, `spread` as [`Llama::add_tokens`] takes it); returns their ids.
 ///
 /// # Errors
 /// [`MarkerError::Clash`] when the tokenizer already has a marker, or its new ids do not follow
@@ -32,6 +32,7 @@ pub fn add_markers(
     model: &mut Llama,
     markers: &[String],
     seed: u64,
+    spread: f32,
 ) -> Result<Vec<u32>, MarkerError> {
     for marker in markers {
         if tokenizer.token_to_id(marker).is_some() {
@@ -61,7 +62,7 @@ pub fn add_markers(
         }
         ids.extend(id);
     }
-    model.add_tokens(markers.len(), seed);
+    model.add_tokens(markers.len(), seed, spread);
     Ok(ids)
 }
 

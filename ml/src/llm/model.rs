@@ -802,10 +802,12 @@ impl Llama {
     }
 
     /// Adds `count` tokens after the vocabulary. Their embeddings (and head columns) start at
-    /// the mean of the existing ones plus a seeded perturbation of 1 % of the per-dimension
-    /// spread, so they differ from each other while the logits of existing tokens are unchanged.
-    /// Tokens added before are kept and the new ones follow them.
-    pub fn add_tokens(&mut self, count: usize, seed: u64) {
+    /// the mean of the existing ones plus a seeded uniform perturbation with `spread` times
+    /// the per-dimension standard deviation (0.01 for a trained model, as close to Hugging
+    /// Face's mean initialisation as keeps them distinct; 1 for a model trained from scratch);
+    /// the logits of existing tokens are unchanged. Tokens added before are kept and the new
+    /// ones follow them.
+    pub fn add_tokens(&mut self, count: usize, seed: u64, spread: f32) {
         if count == 0 {
             return;
         }
@@ -815,16 +817,16 @@ impl Llama {
             // rows: [n, d] → [count, d]
             let [n, d] = rows.dims();
             let mean = rows.clone().mean_dim(0); // [1, d]
-            let spread = (rows.clone() - mean.clone())
+            let deviation = (rows.clone() - mean.clone())
                 .powi_scalar(2)
                 .sum_dim(0)
                 .div_scalar(n.max(1) as f64)
                 .sqrt(); // [1, d]
             let noise: Vec<f32> = (0..count * d)
-                .map(|_| rng.between([-1.0, 1.0]) * 0.01 * 3f32.sqrt())
+                .map(|_| rng.between([-1.0, 1.0]) * spread * 3f32.sqrt())
                 .collect();
             let noise = Tensor::<2>::from_data(TensorData::new(noise, [count, d]), &device);
-            mean.repeat_dim(0, count) + noise * spread.repeat_dim(0, count)
+            mean.repeat_dim(0, count) + noise * deviation.repeat_dim(0, count)
         };
         let embed = fresh(&self.embed, count);
         let head = self

@@ -787,6 +787,13 @@ pub fn lora_only(name: &str) -> bool {
     name.contains(".lora_")
 }
 
+/// Trainable parameters: the `LoRA` factors and the tokens added after loading (their
+/// embedding rows and head columns).
+#[must_use]
+pub fn lora_and_added_tokens(name: &str) -> bool {
+    lora_only(name) || name.ends_with(".added_tokens")
+}
+
 /// Trainable parameters: the `LoRA` factors and the routers.
 #[must_use]
 pub fn lora_and_routers(name: &str) -> bool {

@@ -1,0 +1,210 @@
+//! `fuselab llm topla summary --config FILE` as a process on the tiny model: a team of three
+//! members where each is right on a different third of the questions (the question names which
+//! one), so only a model that reads the question and the right member's answer beats them all;
+//! the report's rows; `--compat llm-topla`'s teacher-forced row; SIGKILL, then the same command
+//! resumes and finishes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
+const QUESTIONS: usize = 600;
+const COLOURS: [&str; 3] = ["red", "green", "blue"];
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("fuselab-summary-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("answers")).unwrap();
+    dir
+}
+
+/// Splitmix64, so the data are the same on every machine.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// 150 GSM8K-format questions; member j answers right exactly when the question names colour j,
+/// otherwise another number. Two outputs per member.
+fn write_study(dir: &Path) {
+    let mut state = 7;
+    let mut questions = String::new();
+    let mut answers = vec![String::new(); 3];
+    for i in 0..QUESTIONS {
+        let colour = (next(&mut state) % 3) as usize;
+        let gold = 1 + next(&mut state) % 9;
+        let id = format!("q{i}");
+        questions.push_str(
+            &json!({
+                "id": id,
+                "question": format!("Trust {}.", COLOURS[colour]),
+                "answer": format!("#### {gold}"),
+            })
+            .to_string(),
+        );
+        questions.push('\n');
+        for (j, out) in answers.iter_mut().enumerate() {
+            let value = if j == colour {
+                gold
+            } else {
+                1 + (gold + next(&mut state) % 8) % 9
+            };
+            let sample = format!("The answer is {value}.");
+            out.push_str(&json!({"id": id, "samples": [sample, sample]}).to_string());
+            out.push('\n');
+        }
+    }
+    std::fs::write(dir.join("questions.jsonl"), questions).unwrap();
+    for (j, text) in answers.iter().enumerate() {
+        std::fs::write(dir.join("answers").join(format!("{}.jsonl", COLOURS[j])), text).unwrap();
+    }
+}
+
+fn config(epochs: usize) -> String {
+    format!(
+        r#"out = "run"
+device = "cpu"
+seed = 5
+task = "gsm8k"
+questions = "questions.jsonl"
+answers = "answers"
+outputs_per_member = 1
+patience = {epochs}
+
+[model]
+name = "tiny"
+lora = {{ rank = 4, alpha = 8, dropout = 0.0, targets = ["q_proj"] }}
+train = {{ batch_size = 8, epochs = {epochs}, max_len = 96, seed = 5, optim = {{ learning_rate = 3e-3, schedule = "linear", weight_decay = 0.0 }} }}
+
+[eval]
+max_new_tokens = 8
+examples = 3
+"#
+    )
+}
+
+fn command(dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["llm", "topla", "summary", "--json", "--config"])
+        .arg(dir.join("config.toml"))
+        .args(extra)
+        .env("FUSELAB_DATA_DIR", dir.join("data"));
+    c
+}
+
+fn run(dir: &Path, extra: &[&str]) -> (Output, Value) {
+    let output = command(dir, extra).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (output, report)
+}
+
+fn row<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == kind)
+        .collect()
+}
+
+fn accuracy(row: &Value) -> f64 {
+    row["scores"]["correct"].as_f64().unwrap()
+}
+
+#[test]
+fn the_fused_model_beats_every_member_on_held_out_questions() {
+    let dir = scratch("beats");
+    write_study(&dir);
+    std::fs::write(dir.join("config.toml"), config(40)).unwrap();
+    let (_, report) = run(&dir, &[]);
+    assert_eq!(report["schema"], "fuselab.topla.summary/v1");
+    assert_eq!(report["questions"], json!([336, 144, 120]));
+    let members = row(&report, "member");
+    assert_eq!(members.len(), 3);
+    let best_member = members.iter().map(|r| accuracy(r)).fold(0.0, f64::max);
+    assert!(best_member < 0.6, "each member is right on about a third: {best_member}");
+    let oracle = accuracy(row(&report, "oracle")[0]);
+    assert!((oracle - 1.0).abs() < 1e-9, "some member is always right");
+    let fused = accuracy(row(&report, "summary-generated")[0]);
+    assert!(
+        fused > best_member + 0.2,
+        "fused {fused} vs best member {best_member}: {}",
+        serde_json::to_string_pretty(&report["history"]).unwrap()
+    );
+    assert_eq!(row(&report, "weighted").len(), 1);
+    assert!(row(&report, "summary-teacher-forced").is_empty());
+    let best = report["best_epoch"].as_u64().unwrap() as usize;
+    assert_eq!(report["kept_epoch"].as_u64().unwrap() as usize, best);
+    let history = report["history"].as_array().unwrap();
+    let best_score = history[best - 1]["val_score"].as_f64().unwrap();
+    assert!(history.iter().all(|e| e["val_score"].as_f64().unwrap() <= best_score));
+    assert_eq!(report["examples"].as_array().unwrap().len(), 3);
+    let html = std::fs::read_to_string(dir.join("run/report.html")).unwrap();
+    assert!(html.contains("TOPLA-Summary (generated)") && html.contains("TOPLA-Weighted"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compat_adds_the_teacher_forced_score_and_keeps_the_last_epoch() {
+    let dir = scratch("compat");
+    write_study(&dir);
+    std::fs::write(dir.join("config.toml"), config(3)).unwrap();
+    let (_, report) = run(&dir, &["--compat", "llm-topla"]);
+    assert_eq!(report["compat"], true);
+    assert_eq!(report["kept_epoch"], 3);
+    let forced = row(&report, "summary-teacher-forced");
+    assert_eq!(forced.len(), 1);
+    let examples = report["examples"].as_array().unwrap();
+    assert!(examples.iter().all(|e| e["teacher_forced"].is_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_killed_run_resumes_with_the_same_command() {
+    let dir = scratch("kill");
+    write_study(&dir);
+    std::fs::write(dir.join("config.toml"), config(6)).unwrap();
+    let mut child = command(&dir, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = dir.join("run/fusion/fit.json");
+    let started = Instant::now();
+    // Kill it once an epoch has been scored and saved.
+    loop {
+        let epochs = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .map_or(0, |v| v["history"].as_array().map_or(0, Vec::len));
+        if epochs >= 1 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint in 5 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!dir.join("run/report.json").exists());
+    let (output, report) = run(&dir, &[]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("resuming"), "{log}");
+    let history = report["history"].as_array().unwrap();
+    assert_eq!(history.len(), 6);
+    assert_eq!(history[0]["epoch"], 1);
+    assert!(dir.join("run/report.html").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
