@@ -15,8 +15,7 @@ const QUESTIONS: usize = 600;
 const COLOURS: [&str; 3] = ["red", "green", "blue"];
 
 fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("fuselab-summary-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("fuselab-summary-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("answers")).unwrap();
     dir
@@ -63,7 +62,11 @@ fn write_study(dir: &Path) {
     }
     std::fs::write(dir.join("questions.jsonl"), questions).unwrap();
     for (j, text) in answers.iter().enumerate() {
-        std::fs::write(dir.join("answers").join(format!("{}.jsonl", COLOURS[j])), text).unwrap();
+        std::fs::write(
+            dir.join("answers").join(format!("{}.jsonl", COLOURS[j])),
+            text,
+        )
+        .unwrap();
     }
 }
 
@@ -134,7 +137,10 @@ fn the_fused_model_beats_every_member_on_held_out_questions() {
     let members = row(&report, "member");
     assert_eq!(members.len(), 3);
     let best_member = members.iter().map(|r| accuracy(r)).fold(0.0, f64::max);
-    assert!(best_member < 0.6, "each member is right on about a third: {best_member}");
+    assert!(
+        best_member < 0.6,
+        "each member is right on about a third: {best_member}"
+    );
     let oracle = accuracy(row(&report, "oracle")[0]);
     assert!((oracle - 1.0).abs() < 1e-9, "some member is always right");
     let fused = accuracy(row(&report, "summary-generated")[0]);
@@ -149,7 +155,11 @@ fn the_fused_model_beats_every_member_on_held_out_questions() {
     assert_eq!(report["kept_epoch"].as_u64().unwrap() as usize, best);
     let history = report["history"].as_array().unwrap();
     let best_score = history[best - 1]["val_score"].as_f64().unwrap();
-    assert!(history.iter().all(|e| e["val_score"].as_f64().unwrap() <= best_score));
+    assert!(
+        history
+            .iter()
+            .all(|e| e["val_score"].as_f64().unwrap() <= best_score)
+    );
     assert_eq!(report["examples"].as_array().unwrap().len(), 3);
     let html = std::fs::read_to_string(dir.join("run/report.html")).unwrap();
     assert!(html.contains("TOPLA-Summary (generated)") && html.contains("TOPLA-Weighted"));
@@ -192,8 +202,14 @@ fn a_killed_run_resumes_with_the_same_command() {
         if epochs >= 1 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
-        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint in 5 minutes");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint in 5 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL

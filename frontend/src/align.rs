@@ -1,8 +1,10 @@
-//! The Alignment page (`/align`): harmful fine-tuning runs on the server. Start a benchmark (or one
-//! attack, or an alignment with Booster or Vaccine) from a TOML configuration, watch its
-//! training progress live, and read each finished run's results table, HS and FA charts and
-//! report; an interrupted or failed run resumes from its checkpoints, and any run can be
-//! cancelled and deleted. Runs need a signed-in user; starting one needs the right to train.
+//! The Alignment page (`/align`): harmful fine-tuning runs and LLM-ensemble runs
+//! (LLM-TOPLA-Summary) on the server. Start a benchmark (or one attack, an alignment with
+//! Booster or Vaccine, or a fusion model) from a TOML configuration, watch its training
+//! progress live, and read each finished run's results table, HS and FA charts and report (a
+//! fusion run: its report); an interrupted or failed run resumes from its checkpoints, and any
+//! run can be cancelled and deleted. Runs need a signed-in user; starting one needs the right
+//! to train.
 
 use fuselab_shared::api::{
     AlignAction, AlignMetrics, AlignResultRow, AlignRunCreated, AlignRunStatus, AlignRunSummary,
@@ -21,6 +23,18 @@ use crate::{
 
 /// The configuration the form starts with: a benchmark of about 15 s on 2 cores.
 const EXAMPLE: &str = include_str!("../../examples/attack-small.toml");
+/// The starting configuration of an LLM-TOPLA-Summary run: the LLM study's GSM8K answers
+/// under the server's `align-data/llm-study/`.
+const SUMMARY_EXAMPLE: &str = include_str!("../../examples/llm-study/summary-server.toml");
+
+/// The example configuration of `action`.
+fn example(action: AlignAction) -> &'static str {
+    if action == AlignAction::ToplaSummary {
+        SUMMARY_EXAMPLE
+    } else {
+        EXAMPLE
+    }
+}
 
 #[wasm_bindgen(module = "/align.js")]
 extern "C" {
@@ -65,6 +79,11 @@ fn what(action: AlignAction) -> &'static str {
         AlignAction::Booster => "align with Booster and measure HS and FA",
         AlignAction::Vaccine => "align with Vaccine and measure HS and FA",
         AlignAction::Lisa => "one attack on the SFT-aligned model, fine-tuned with Lisa",
+        AlignAction::ToplaSummary => {
+            "an LLM-ensemble run: LLM-TOPLA-Summary fine-tunes a model that reads every member's \
+             answers and writes the fused one; its report sets it beside the members, the votes, \
+             TOPLA-Weighted and the oracle"
+        }
     }
 }
 
@@ -73,7 +92,7 @@ fn what(action: AlignAction) -> &'static str {
 pub fn AlignPage() -> impl IntoView {
     view! {
         <section id="align" class="tool" aria-labelledby="align-title">
-            <h2 id="align-title">"Harmful fine-tuning benchmark"</h2>
+            <h2 id="align-title">"Alignment and LLM-ensemble runs"</h2>
             <p>
                 "A model is aligned (SFT, Booster or Vaccine), then attacked: fine-tuned on n
                 samples of a benign task of which a share p is harmful; Lisa defends during the
@@ -81,7 +100,8 @@ pub fn AlignPage() -> impl IntoView {
                 the accuracy on the benign task. The server trains one job at a time; the
                 configuration is the one "<code>"fuselab align … --config FILE"</code>" reads (the
                 server sets "<code>"out"</code>" and reads data files from its "
-                <code>"align-data"</code>" folder)."
+                <code>"align-data"</code>" folder). An LLM-ensemble run ("<code>"topla-summary"</code>")
+                trains LLM-TOPLA-Summary on a team's answer sets, as "<code>"fuselab llm topla summary"</code>" does."
             </p>
             <SignedIn what="start and follow training runs">
                 <Runs />
@@ -275,6 +295,10 @@ fn Runs() -> impl IntoView {
             <select id="align-action" on:change=move |e| {
                 let name = event_target_value(&e);
                 if let Some(a) = AlignAction::ALL.into_iter().find(|a| a.name() == name) {
+                    // Switching between kinds of run starts from that kind's example.
+                    if (a == AlignAction::ToplaSummary) != (action.get_untracked() == AlignAction::ToplaSummary) {
+                        config.set(example(a).to_owned());
+                    }
                     action.set(a);
                 }
             }>
@@ -288,7 +312,7 @@ fn Runs() -> impl IntoView {
                 on:input=move |e| config.set(event_target_value(&e))></textarea>
             <div class="actions">
                 <button id="align-start" prop:disabled=move || starting.get() on:click=start>"Start"</button>
-                <button class="secondary" on:click=move |_| config.set(EXAMPLE.to_owned())>"Reset to the example"</button>
+                <button class="secondary" on:click=move |_| config.set(example(action.get_untracked()).to_owned())>"Reset to the example"</button>
             </div>
         }
         .into_any()
@@ -368,7 +392,17 @@ fn RunView(
     };
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
-    let done = (run.status == AlignRunStatus::Done).then(|| {
+    let fusion = run.action == AlignAction::ToplaSummary;
+    let done = (run.status == AlignRunStatus::Done && fusion).then(|| {
+        view! {
+            <p class="files">
+                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
+                <a href=format!("{files}/report.json") download="report.json">"JSON"</a>" · "
+                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+            </p>
+        }
+        .into_any()
+    }).or_else(|| (run.status == AlignRunStatus::Done).then(|| {
         view! {
             <ResultsTable rows=run.results.clone() />
             {attacked.then(|| view! {
@@ -384,11 +418,13 @@ fn RunView(
                 <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
             </p>
         }
-    });
+        .into_any()
+    }));
+    let kind = if fusion { "LLM ensemble" } else { "alignment" };
     view! {
         <article class="align-run" id=format!("run-{id}") data-status=run.status.name()>
             <h4>
-                {format!("{} · {} · ", run.action.name(), local_time(run.created))}
+                {format!("{kind} · {} · {} · ", run.action.name(), local_time(run.created))}
                 <span class="run-status">{run.status.name()}</span>
                 <span class="note">{format!(" · {id}")}</span>
                 {owner.map(|o| view! { <span class="owner">{o}</span> })}

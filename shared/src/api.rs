@@ -136,16 +136,21 @@ pub enum AlignAction {
     Vaccine,
     /// One attack on the SFT-aligned model, fine-tuned with Lisa.
     Lisa,
+    /// LLM-TOPLA-Summary: a model fine-tuned to fuse an LLM team's answers
+    /// (`fuselab llm topla summary`), an LLM-ensemble run.
+    #[serde(rename = "topla-summary")]
+    ToplaSummary,
 }
 
 impl AlignAction {
     /// Every action, in the order the page offers them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Benchmark,
         Self::Attack,
         Self::Booster,
         Self::Vaccine,
         Self::Lisa,
+        Self::ToplaSummary,
     ];
 
     /// The subcommand's name.
@@ -156,6 +161,7 @@ impl AlignAction {
             Self::Booster => "booster",
             Self::Vaccine => "vaccine",
             Self::Lisa => "lisa",
+            Self::ToplaSummary => "topla-summary",
         }
     }
 }

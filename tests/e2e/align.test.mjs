@@ -33,7 +33,7 @@ async function chartsLoaded(run) {
 }
 
 test("the Alignment page runs the example benchmark live and shows its results, charts and report", async () => {
-  await page.getByRole("heading", { name: "Harmful fine-tuning benchmark", level: 2 }).waitFor();
+  await page.getByRole("heading", { name: "Alignment and LLM-ensemble runs", level: 2 }).waitFor();
   await assertText(page, "#align-empty", /None yet/);
   assert.equal(await page.locator("#align-action").inputValue(), "benchmark");
   assert.match(await page.locator("#align-config").inputValue(), /\[grid\][^]*defences = \["sft", "booster", "vaccine", "lisa"\]/);

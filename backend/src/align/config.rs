@@ -97,6 +97,25 @@ mod tests {
         let name = "h3fusion-synthetic.toml";
         let text = include_str!("../../../examples/h3fusion-synthetic.toml");
         parse_config::<H3FusionConfig>(text, name).unwrap();
+        for (name, text) in [
+            (
+                "summary-gsm8k.toml",
+                include_str!("../../../examples/llm-study/summary-gsm8k.toml"),
+            ),
+            (
+                "summary-mmlu.toml",
+                include_str!("../../../examples/llm-study/summary-mmlu.toml"),
+            ),
+            (
+                "summary-server.toml",
+                &format!(
+                    "out = \"x\"\n{}",
+                    include_str!("../../../examples/llm-study/summary-server.toml")
+                ),
+            ),
+        ] {
+            parse_config::<crate::llm::summary::SummaryConfig>(text, name).unwrap();
+        }
     }
 
     #[test]

@@ -191,7 +191,8 @@ pub fn run(command: &ToplaCommand, data_dir: &Path) -> anyhow::Result<()> {
         ToplaCommand::Weighted(args) => weighted_command(args),
         ToplaCommand::Summary(args) => super::summary::command(
             &args.config,
-            args.compat.map(|ToplaCompat::LlmTopla| super::summary::SummaryCompat::LlmTopla),
+            args.compat
+                .map(|ToplaCompat::LlmTopla| super::summary::SummaryCompat::LlmTopla),
             data_dir,
         ),
     }
@@ -243,10 +244,16 @@ fn weighted_command(args: &WeightedArgs) -> anyhow::Result<()> {
         seed: args.train.seed,
     };
     let mut bar = ProgressBar::new();
-    let report = weighted_report(&loaded, &args.team, args.slots, settings, &mut |done, total| {
-        bar.update_with(done as u64, total as u64, "epochs");
-        true
-    })
+    let report = weighted_report(
+        &loaded,
+        &args.team,
+        args.slots,
+        settings,
+        &mut |done, total| {
+            bar.update_with(done as u64, total as u64, "epochs");
+            true
+        },
+    )
     .map_err(|e| match e {
         WeightedError::UnknownMember(name) => anyhow::anyhow!(
             "--team: no answer set `{name}.jsonl` in {} (it has {})",

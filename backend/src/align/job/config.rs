@@ -6,17 +6,19 @@
 
 use std::path::{Component, Path};
 
-use toml_edit::{Document, DocumentMut, Item, value};
+use fuselab_shared::api::AlignAction;
+use toml_edit::{Document, DocumentMut, Item, Table, value};
 
 use super::DATA_DIR;
-use crate::align::{Checked as _, attack::AttackConfig};
+use crate::align::{Checked, attack::AttackConfig};
+use crate::llm::summary::SummaryConfig;
 
 /// Largest configuration accepted.
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 /// The line put before a configuration without `out`, so that it parses as a run's.
 const OUT_LINE: &str = "out = \"out\"\n";
-/// Configuration keys that name a file or folder to read: `(table, key)`.
-const PATH_KEYS: [(&str, &str); 7] = [
+/// Configuration keys that name a file or folder to read: `(table, key)`, `""` for the root.
+const PATH_KEYS: [(&str, &str); 10] = [
     ("base", "model"),
     ("data", "refusals"),
     ("data", "beavertails_train"),
@@ -24,6 +26,9 @@ const PATH_KEYS: [(&str, &str); 7] = [
     ("data", "benign_train"),
     ("data", "benign_test"),
     ("judge", "model"),
+    ("", "questions"),
+    ("", "answers"),
+    ("model", "name"),
 ];
 
 /// A configuration a run cannot take; the message names the line and key.
@@ -40,7 +45,8 @@ fn rejected(message: impl Into<String>) -> Rejected {
     }
 }
 
-/// What a queued run stores: `text` checked as `fuselab align` would check it, without `out`
+/// What a queued run of `action` stores: `text` checked as its command would check it (an
+/// attack configuration, or `llm topla summary`'s), without `out`
 /// (a run writes only into its own folder), every data path relative and inside the data
 /// folder, and the device it asks for (its job goes to a GPU worker for `wgpu`).
 ///
@@ -48,7 +54,10 @@ fn rejected(message: impl Into<String>) -> Rejected {
 /// [`Rejected`]: text over 64 KiB, TOML that does not parse or fit the benchmark's schema, a
 /// value out of range, a non-string `out`, or a data path that is not relative and inside the
 /// data folder.
-pub fn check_config(text: &str) -> Result<(String, Option<fuselab_ml::Compute>), Rejected> {
+pub fn check_config(
+    action: AlignAction,
+    text: &str,
+) -> Result<(String, Option<fuselab_ml::Compute>), Rejected> {
     if text.len() > MAX_CONFIG_BYTES {
         return Err(rejected(format!(
             "the configuration is larger than {} KiB",
@@ -66,8 +75,40 @@ pub fn check_config(text: &str) -> Result<(String, Option<fuselab_ml::Compute>),
         })
     })?;
     let root = document.as_table();
-    // Checked as written (spans stay the user's); without `out`, with a stand-in before it.
-    let config: AttackConfig = match root.get("out") {
+    let device = if action == AlignAction::ToplaSummary {
+        parsed::<SummaryConfig>(text, root)?.device
+    } else {
+        parsed::<AttackConfig>(text, root)?.device
+    };
+    for (table, key) in PATH_KEYS {
+        let Some(item) = lookup(root, table, key) else {
+            continue;
+        };
+        let Some(path) = item.as_str() else {
+            continue;
+        };
+        if is_named_model(table, key, path) {
+            continue;
+        }
+        if !is_inside(path) {
+            return Err(rejected(format!(
+                "{}: {} = {path:?}: a server run reads files only from the \
+                 `{DATA_DIR}` folder of its data directory; give a path inside it (relative, \
+                 without `..`)",
+                place_of(text, item),
+                key_name(table, key)
+            )));
+        }
+    }
+    let mut stored = document.into_mut();
+    stored.remove("out");
+    Ok((stored.to_string(), device))
+}
+
+/// `text` parsed and checked as `T`, as written (spans stay the user's); without `out`, with a
+/// stand-in before it.
+fn parsed<T: Checked>(text: &str, root: &Table) -> Result<T, Rejected> {
+    let config: T = match root.get("out") {
         Some(out) if !out.is_str() => {
             return Err(rejected(format!(
                 "{}: `out` must be a string (the server sets it anyway)",
@@ -79,28 +120,25 @@ pub fn check_config(text: &str) -> Result<(String, Option<fuselab_ml::Compute>),
             .map_err(|e| rejected(toml_message(text, OUT_LINE.len(), &e)))?,
     };
     config.check().map_err(rejected)?;
-    for (table, key) in PATH_KEYS {
-        let Some(item) = root.get(table).and_then(|t| t.get(key)) else {
-            continue;
-        };
-        let Some(path) = item.as_str() else {
-            continue;
-        };
-        if is_named_model(table, key, path) {
-            continue;
-        }
-        if !is_inside(path) {
-            return Err(rejected(format!(
-                "{}: [{table}] {key} = {path:?}: a server run reads files only from the \
-                 `{DATA_DIR}` folder of its data directory; give a path inside it (relative, \
-                 without `..`)",
-                place_of(text, item)
-            )));
-        }
+    Ok(config)
+}
+
+/// `[table] key`, or `key` at the root.
+fn key_name(table: &str, key: &str) -> String {
+    if table.is_empty() {
+        key.to_owned()
+    } else {
+        format!("[{table}] {key}")
     }
-    let mut stored = document.into_mut();
-    stored.remove("out");
-    Ok((stored.to_string(), config.device))
+}
+
+/// `key` of `table` (`""`: the root).
+fn lookup<'a>(root: &'a Table, table: &str, key: &str) -> Option<&'a Item> {
+    if table.is_empty() {
+        root.get(key)
+    } else {
+        root.get(table).and_then(|t| t.get(key))
+    }
 }
 
 /// The configuration a worker trains with: `stored` (from [`check_config`]) writing into
@@ -115,7 +153,12 @@ pub fn resolve_config(stored: &str, out: &Path, align_data: &Path) -> Result<Str
         .map_err(|e| rejected(format!("the stored configuration does not parse: {e}")))?;
     document.insert("out", value(out.display().to_string()));
     for (table, key) in PATH_KEYS {
-        let Some(item) = document.get_mut(table).and_then(|t| t.get_mut(key)) else {
+        let item = if table.is_empty() {
+            document.get_mut(key)
+        } else {
+            document.get_mut(table).and_then(|t| t.get_mut(key))
+        };
+        let Some(item) = item else {
             continue;
         };
         let Some(path) = item.as_str().map(str::to_owned) else {
@@ -126,7 +169,8 @@ pub fn resolve_config(stored: &str, out: &Path, align_data: &Path) -> Result<Str
         }
         if !is_inside(&path) {
             return Err(rejected(format!(
-                "[{table}] {key} = {path:?} is not inside the `{DATA_DIR}` folder"
+                "{} = {path:?} is not inside the `{DATA_DIR}` folder",
+                key_name(table, key)
             )));
         }
         *item = value(align_data.join(&path).display().to_string());
@@ -134,9 +178,10 @@ pub fn resolve_config(stored: &str, out: &Path, align_data: &Path) -> Result<Str
     Ok(document.to_string())
 }
 
-/// `[base] model = "tiny" | "smollm2"` names a model rather than a folder.
+/// `[base] model` or `[model] name` = `"tiny" | "smollm2"` names a model rather than a folder.
 fn is_named_model(table: &str, key: &str, path: &str) -> bool {
-    (table, key) == ("base", "model") && matches!(path, "tiny" | "smollm2")
+    matches!((table, key), ("base", "model") | ("model", "name"))
+        && matches!(path, "tiny" | "smollm2")
 }
 
 /// A relative path without `..`, `.` or a root.
@@ -204,12 +249,12 @@ mod tests {
             "[data]",
             "[data]\nbenign_train = \"sst2/train.jsonl\" # kept\n",
         );
-        let (stored, device) = check_config(&text).unwrap();
+        let (stored, device) = check_config(AlignAction::Attack, &text).unwrap();
         assert_eq!(device, Some(fuselab_ml::Compute::Cpu));
         assert!(!stored.lines().any(|l| l.starts_with("out")), "{stored}");
         let gpu = text.replace("device = \"cpu\"", "device = \"wgpu\"");
         assert_eq!(
-            check_config(&gpu).unwrap().1,
+            check_config(AlignAction::Attack, &gpu).unwrap().1,
             Some(fuselab_ml::Compute::Wgpu)
         );
         assert!(stored.contains("\"sst2/train.jsonl\" # kept"), "{stored}");
@@ -226,22 +271,60 @@ mod tests {
             Some(Path::new("/srv/fuselab/align-data/sst2/train.jsonl"))
         );
         // The stored text is checked again as it would be read.
-        assert_eq!(check_config(&stored).unwrap().0, stored);
+        assert_eq!(
+            check_config(AlignAction::Attack, &stored).unwrap().0,
+            stored
+        );
+    }
+
+    #[test]
+    fn a_summary_run_reads_its_questions_and_answers_inside_the_data_folder() {
+        let text = include_str!("../../../../examples/llm-study/summary-server.toml");
+        let (stored, device) = check_config(AlignAction::ToplaSummary, text).unwrap();
+        assert_eq!(device, Some(fuselab_ml::Compute::Cpu));
+        let resolved =
+            resolve_config(&stored, Path::new("/w/out"), Path::new("/srv/align-data")).unwrap();
+        let config: SummaryConfig = toml::from_str(&resolved).unwrap();
+        assert_eq!(
+            config.questions,
+            Path::new("/srv/align-data/llm-study/gsm8k.questions.jsonl")
+        );
+        assert_eq!(
+            config.answers,
+            Path::new("/srv/align-data/llm-study/gsm8k.answers")
+        );
+        assert_eq!(config.model.name, "smollm2");
+        let outside = text.replace("\"llm-study/gsm8k.answers\"", "\"/etc\"");
+        let message = check_config(AlignAction::ToplaSummary, &outside)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("answers"), "{message}");
+        // An attack's configuration is not a summary's.
+        let message = check_config(AlignAction::ToplaSummary, SMALL)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("does not fit"), "{message}");
     }
 
     #[test]
     fn paths_outside_the_data_folder_are_refused_where_they_are_written() {
         for bad in ["/etc/passwd", "../x", "a/../../x", ""] {
             let text = SMALL.replace("[data]", &format!("[data]\nrefusals = {bad:?}\n"));
-            let message = check_config(&text).unwrap_err().message;
+            let message = check_config(AlignAction::Attack, &text)
+                .unwrap_err()
+                .message;
             assert!(message.contains("[data] refusals"), "{message}");
             assert!(message.contains("line "), "{message}");
             let stored = format!("[data]\nrefusals = {bad:?}\n");
             assert!(resolve_config(&stored, Path::new("/o"), Path::new("/d")).is_err());
         }
-        let message = check_config("out = 3\n").unwrap_err().message;
+        let message = check_config(AlignAction::Attack, "out = 3\n")
+            .unwrap_err()
+            .message;
         assert!(message.contains("line 1, column 7"), "{message}");
-        let message = check_config("[base\n").unwrap_err().message;
+        let message = check_config(AlignAction::Attack, "[base\n")
+            .unwrap_err()
+            .message;
         assert!(message.contains("line 1"), "{message}");
     }
 }

@@ -155,17 +155,11 @@ impl AlignHandler {
             json: false,
         };
         let started = std::time::Instant::now();
-        let action = action(config.action);
         let ran = observe::scoped(observer.clone(), || {
-            let report = attack::run(action, &args, &self.data_dir)?;
-            if action != Action::Benchmark {
-                // The same files as the benchmark's, for the rows this action measured.
-                write_benchmark(&out, &report)?;
-            }
-            Ok::<_, anyhow::Error>(report)
+            run_action(config.action, &args, &self.data_dir, &out)
         });
-        let report = match ran {
-            Ok(report) => report,
+        let results = match ran {
+            Ok(results) => results,
             Err(_) if observer.stop() => return Outcome::Cancelled,
             Err(error) => {
                 tracing::error!(job = %job.id, error = %format!("{error:#}"), "alignment run failed");
@@ -186,18 +180,13 @@ impl AlignHandler {
                 true,
             );
         }
-        let results = serde_json::to_value(&report.results)
-            .and_then(serde_json::from_value::<Vec<AlignResultRow>>);
-        match results {
-            Ok(results) => Outcome::Done(
-                serde_json::to_value(AlignJobResult {
-                    results,
-                    seconds: started.elapsed().as_secs_f64(),
-                })
-                .unwrap_or_default(),
-            ),
-            Err(error) => failed(&job.id, "reading the results", &error, false),
-        }
+        Outcome::Done(
+            serde_json::to_value(AlignJobResult {
+                results,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+            .unwrap_or_default(),
+        )
     }
     /// A fresh work folder with the run folder restored (from an attempt's checkpoint) and the
     /// configuration resolved for this worker; returns the configuration's path.
@@ -240,14 +229,33 @@ impl AlignHandler {
     }
 }
 
-fn action(action: AlignAction) -> Action {
-    match action {
+/// Runs `action`'s command on the resolved configuration; the rows of an attack's results
+/// (none for LLM-TOPLA-Summary, whose report is its folder's `report.json`).
+fn run_action(
+    action: AlignAction,
+    args: &ConfigArgs,
+    data_dir: &Path,
+    out: &Path,
+) -> anyhow::Result<Vec<AlignResultRow>> {
+    let action = match action {
+        AlignAction::ToplaSummary => {
+            crate::llm::summary::run(args, None, data_dir)?;
+            return Ok(Vec::new());
+        }
         AlignAction::Benchmark => Action::Benchmark,
         AlignAction::Attack => Action::Attack,
         AlignAction::Booster => Action::Booster,
         AlignAction::Vaccine => Action::Vaccine,
         AlignAction::Lisa => Action::Lisa,
+    };
+    let report = attack::run(action, args, data_dir)?;
+    if action != Action::Benchmark {
+        // The same files as the benchmark's, for the rows this action measured.
+        write_benchmark(out, &report)?;
     }
+    Ok(serde_json::from_value(serde_json::to_value(
+        &report.results,
+    )?)?)
 }
 
 /// A failure the user sees as "`what` failed" while the log gets the details.

@@ -124,8 +124,12 @@ impl Checked for SummaryConfig {
                 self.members.len()
             ));
         }
-        range::count("outputs_per_member", self.outputs_per_member, 0..=MAX_OUTPUTS)
-            .map_err(fail)?;
+        range::count(
+            "outputs_per_member",
+            self.outputs_per_member,
+            0..=MAX_OUTPUTS,
+        )
+        .map_err(fail)?;
         range::count("patience", self.patience, 1..=range::MAX_EPOCHS).map_err(fail)?;
         range::count(
             "eval.max_new_tokens",

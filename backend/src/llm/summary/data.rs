@@ -8,8 +8,7 @@ use fuselab_ml::llm::model::IGNORE;
 use fuselab_ml::llm::train::{Codec, Encoded, SpecialIds};
 use fuselab_shared::ensemble::Split;
 use fuselab_shared::topla::summary::{
-    BOA, FusionQuestions, fusion_prompt, parse_fusion_questions, question_text,
-    target_text,
+    BOA, FusionQuestions, fusion_prompt, parse_fusion_questions, question_text, target_text,
 };
 use fuselab_shared::topla::{AnswerSet, canonical_splits, parse_answer_set};
 
@@ -39,7 +38,11 @@ pub struct StudyData {
 /// # Errors
 /// Unreadable or invalid files (named with the line and field), an unknown or missing member,
 /// a question a member did not answer, too few questions.
-pub fn load(config: &SummaryConfig, questions_file: &Path, answers_dir: &Path) -> anyhow::Result<StudyData> {
+pub fn load(
+    config: &SummaryConfig,
+    questions_file: &Path,
+    answers_dir: &Path,
+) -> anyhow::Result<StudyData> {
     let file = questions_file.display().to_string();
     let text = std::fs::read_to_string(questions_file)
         .with_context(|| format!("cannot read the questions {file}"))?;
@@ -78,8 +81,8 @@ pub fn load(config: &SummaryConfig, questions_file: &Path, answers_dir: &Path) -
             );
         };
         let answer_file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {answer_file}"))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {answer_file}"))?;
         let set = parse_answer_set(&answer_file, name, &text)?;
         if let Some(q) = questions
             .questions
@@ -124,7 +127,11 @@ impl StudyData {
     pub fn outputs(&self, m: usize, q: usize, limit: usize) -> &[String] {
         let id = &self.questions.questions[q].id;
         let samples = &self.members[m].records[id].samples;
-        let n = if limit == 0 { samples.len() } else { limit.min(samples.len()) };
+        let n = if limit == 0 {
+            samples.len()
+        } else {
+            limit.min(samples.len())
+        };
         &samples[..n]
     }
 

@@ -113,7 +113,11 @@ pub fn fit(
         if state.best_epoch.is_some() {
             best = named(&read_tensors(&dir.join(BEST))?, &trainer)?;
         }
-        tracing::info!(step = trainer.state.step, epochs = state.history.len(), "resuming");
+        tracing::info!(
+            step = trainer.state.step,
+            epochs = state.history.len(),
+            "resuming"
+        );
     }
     let metrics_path = dir.join("metrics.jsonl");
     let mut metrics = OpenOptions::new()
@@ -138,7 +142,13 @@ pub fn fit(
         tokens += report.tokens;
         state.epoch_losses.push(report.loss);
         let elapsed = started.elapsed().as_secs_f64();
-        log_step(&mut metrics, &metrics_path, &report, tokens as f64 / elapsed.max(1e-9), elapsed)?;
+        log_step(
+            &mut metrics,
+            &metrics_path,
+            &report,
+            tokens as f64 / elapsed.max(1e-9),
+            elapsed,
+        )?;
         let epoch_done = report.step.is_multiple_of(options.steps_per_epoch) || trainer.finished();
         if epoch_done {
             let epoch = state.history.len() + 1;
@@ -159,14 +169,23 @@ pub fn fit(
                 best = trainer.trainable_weights();
                 write_atomic(&dir.join(BEST), &write_safetensors(&host_all(&best)))?;
             }
-            tracing::info!(epoch, train_loss, val_score, best = state.best_epoch, "epoch");
+            tracing::info!(
+                epoch,
+                train_loss,
+                val_score,
+                best = state.best_epoch,
+                "epoch"
+            );
             let since_best = epoch - state.best_epoch.unwrap_or(epoch);
             state.stopped_early = since_best >= options.patience && !trainer.finished();
             state.finished = trainer.finished() || state.stopped_early;
         }
         if epoch_done || report.step.is_multiple_of(every) {
             state.train = trainer.state.clone();
-            write_atomic(&dir.join(CHECKPOINT), &write_safetensors(&trainer.checkpoint()))?;
+            write_atomic(
+                &dir.join(CHECKPOINT),
+                &write_safetensors(&trainer.checkpoint()),
+            )?;
             write_atomic(&dir.join(STATE), &serde_json::to_vec_pretty(&state)?)?;
             observe::checkpoint();
         }
@@ -214,7 +233,10 @@ fn named(saved: &NamedTensors, trainer: &Trainer) -> anyhow::Result<Named> {
             bail!("{BEST}: `{name}` is missing");
         };
         if shape.as_slice() != tensor.dims() {
-            bail!("{BEST}: `{name}` has shape {shape:?}, expected {:?}", tensor.dims());
+            bail!(
+                "{BEST}: `{name}` has shape {shape:?}, expected {:?}",
+                tensor.dims()
+            );
         }
         out.insert(
             name.clone(),

@@ -57,7 +57,11 @@ struct FusionModel {
 ///
 /// # Errors
 /// A bad configuration or data file, or a failed run.
-pub fn command(args: &ConfigArgs, compat: Option<SummaryCompat>, data_dir: &Path) -> anyhow::Result<()> {
+pub fn command(
+    args: &ConfigArgs,
+    compat: Option<SummaryCompat>,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let report = run(args, compat, data_dir)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -86,18 +90,35 @@ pub fn run(
     let resolve = |p: &Path| crate::align::relative_to(&args.config, p);
     let out = resolve(&config.out);
     crate::align::ensure_out(&out)?;
-    let study = data::load(&config, &resolve(&config.questions), &resolve(&config.answers))?;
+    let study = data::load(
+        &config,
+        &resolve(&config.questions),
+        &resolve(&config.answers),
+    )?;
     let device = crate::align::run::device(config.device, args.device)?;
     let fusion = fusion_model(&config, &study, &out, data_dir, &device)?;
     let limit = config.outputs_per_member;
     let max_len = config.model.train.max_len;
     let encode = |q: usize| {
-        encode_question(&study, &fusion.codec, fusion.special, fusion.boa, q, limit, max_len)
+        encode_question(
+            &study,
+            &fusion.codec,
+            fusion.special,
+            fusion.boa,
+            q,
+            limit,
+            max_len,
+        )
     };
     let train: Vec<FusionExample> = study.train.iter().map(|&q| encode(q)).collect();
     let val: Vec<FusionExample> = study.val.iter().map(|&q| encode(q)).collect();
     let test: Vec<FusionExample> = study.test.iter().map(|&q| encode(q)).collect();
-    let truncated = train.iter().chain(&val).chain(&test).filter(|e| e.truncated).count();
+    let truncated = train
+        .iter()
+        .chain(&val)
+        .chain(&test)
+        .filter(|e| e.truncated)
+        .count();
     if truncated > 0 {
         tracing::warn!(truncated, max_len, "prompts cut to fit model.train.max_len");
     }
@@ -119,7 +140,11 @@ pub fn run(
         .len()
         .div_ceil(config.model.train.batch_size)
         .div_ceil(config.model.train.optim.gradient_accumulation);
-    let rules = if reference { Rules::Reference } else { Rules::Fuselab };
+    let rules = if reference {
+        Rules::Reference
+    } else {
+        Rules::Fuselab
+    };
     let evaluator = Evaluator {
         study: &study,
         fusion: &fusion,
@@ -256,7 +281,14 @@ fn fusion_model(
                 llama.hidden_size, llama.num_hidden_layers, llama.vocab_size
             );
             let eos = special.eos.into_iter().collect();
-            (model, tokenizer, special, eos, description, all_parameters as fn(&str) -> bool)
+            (
+                model,
+                tokenizer,
+                special,
+                eos,
+                description,
+                all_parameters as fn(&str) -> bool,
+            )
         } else {
             let loaded = super::load(&config.model.name, data_dir, device)?;
             let pad = loaded.eos.first().copied().unwrap_or(0);
@@ -283,7 +315,11 @@ fn fusion_model(
         };
     // A model trained from scratch gets markers as random as its other tokens; a trained one
     // gets them near the mean, so they do not dominate its first outputs.
-    let spread = if config.model.name == "tiny" { 1.0 } else { 0.01 };
+    let spread = if config.model.name == "tiny" {
+        1.0
+    } else {
+        0.01
+    };
     let ids = add_markers(&mut tokenizer, &mut model, &marker_names, seed, spread)?;
     if config.model.name != "tiny" {
         lora::attach(&mut model, &config.model.lora, seed, &|_| true)?;
@@ -301,7 +337,11 @@ fn fusion_model(
 
 /// The tiny model's byte-level BPE, trained on the run's prompts and targets and kept in `out`
 /// so a resumed run reads the same one.
-fn tiny_tokenizer(config: &SummaryConfig, study: &StudyData, out: &Path) -> anyhow::Result<Tokenizer> {
+fn tiny_tokenizer(
+    config: &SummaryConfig,
+    study: &StudyData,
+    out: &Path,
+) -> anyhow::Result<Tokenizer> {
     let path = out.join("tokenizer.json");
     if path.is_file() {
         return Tokenizer::from_file(&path)
@@ -331,7 +371,11 @@ struct Evaluator<'a> {
 
 impl Evaluator<'_> {
     /// Greedy answers to `examples`, each stopped at the end-of-sequence token.
-    fn generate_all(&self, model: &Llama, examples: &[FusionExample]) -> anyhow::Result<Vec<String>> {
+    fn generate_all(
+        &self,
+        model: &Llama,
+        examples: &[FusionExample],
+    ) -> anyhow::Result<Vec<String>> {
         // Generation runs on a copy with the markers folded in and the adapters merged.
         let mut merged = model.with_tokens_folded();
         lora::merge(&mut merged);
@@ -398,7 +442,13 @@ fn baselines(
     let Some(task) = config.task.closed() else {
         return Ok((text_baselines(study, rules), None));
     };
-    let loaded = load_from(&study.answers_dir, &study.questions_file, task, false, config.split_seed)?;
+    let loaded = load_from(
+        &study.answers_dir,
+        &study.questions_file,
+        task,
+        false,
+        config.split_seed,
+    )?;
     let training = Training {
         epochs: 300,
         batch: 64,
@@ -425,8 +475,16 @@ fn baselines(
         .iter()
         .filter(|b| b.member || b.name == "plurality")
         .map(|b| ResultRow {
-            name: if b.member { b.name.clone() } else { "majority vote (plurality)".to_owned() },
-            kind: if b.member { RowKind::Member } else { RowKind::Vote },
+            name: if b.member {
+                b.name.clone()
+            } else {
+                "majority vote (plurality)".to_owned()
+            },
+            kind: if b.member {
+                RowKind::Member
+            } else {
+                RowKind::Vote
+            },
             scores: accuracy(b.scores.accuracy),
         })
         .collect();
@@ -492,7 +550,12 @@ fn text_baselines(study: &StudyData, rules: Rules) -> Vec<ResultRow> {
             let outputs: Vec<&String> = (0..study.members.len())
                 .map(|m| &study.outputs(m, q, 1)[0])
                 .collect();
-            let key = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            let key = |s: &str| {
+                s.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase()
+            };
             let mut best = outputs[0];
             let mut best_count = 0;
             for candidate in &outputs {

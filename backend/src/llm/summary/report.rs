@@ -129,7 +129,9 @@ type Column = (&'static str, fn(&AnswerScores) -> Option<f64>);
 
 fn columns(task: FusionTask) -> Vec<Column> {
     match task {
-        FusionTask::Gsm8k | FusionTask::Mmlu => vec![("accuracy %", |s| s.correct.map(|v| 100.0 * v))],
+        FusionTask::Gsm8k | FusionTask::Mmlu => {
+            vec![("accuracy %", |s| s.correct.map(|v| 100.0 * v))]
+        }
         FusionTask::Open => vec![
             ("BLEU-1", |s| s.open.map(|o| o.bleu1)),
             ("EM", |s| s.open.map(|o| o.exact)),
@@ -209,18 +211,22 @@ fn html(report: &SummaryReport) -> String {
              generated answers.</p>",
         );
     }
-    let _ = write!(
-        page,
-        "<h2>Test questions</h2>{}",
-        table_html(report)
-    );
+    let _ = write!(page, "<h2>Test questions</h2>{}", table_html(report));
     if let Some(focal) = report.focal_diversity {
         let _ = write!(page, "<p>The team's focal diversity (val): {focal:.3}.</p>");
     }
     page.push_str("<h2>Training</h2><table><tr><th>epoch</th><th>train loss</th>");
-    let _ = write!(page, "<th>val {}</th></tr>", escape(&report.selection_metric));
+    let _ = write!(
+        page,
+        "<th>val {}</th></tr>",
+        escape(&report.selection_metric)
+    );
     for e in &report.history {
-        let mark = if Some(e.epoch) == report.best_epoch { " (best)" } else { "" };
+        let mark = if Some(e.epoch) == report.best_epoch {
+            " (best)"
+        } else {
+            ""
+        };
         let _ = write!(
             page,
             "<tr><td>{}{mark}</td><td>{:.4}</td><td>{:.4}</td></tr>",
@@ -233,7 +239,11 @@ fn html(report: &SummaryReport) -> String {
         "</table><p>Evaluated with epoch {}'s weights{}. {} of {} parameters trained, {} steps per epoch, \
          {:.0} tokens/s, {:.0} s; {} prompts cut to fit.</p>",
         report.kept_epoch,
-        if report.stopped_early { "; early stopping ended training" } else { "" },
+        if report.stopped_early {
+            "; early stopping ended training"
+        } else {
+            ""
+        },
         t.trainable_parameters,
         t.parameters,
         t.steps_per_epoch,

@@ -42,13 +42,14 @@ use crate::align::job::{AlignJobConfig, AlignJobResult, KIND, check_config, fold
 use crate::jobs::{Capability, Filter, Job, NewJob, Status, StoreError};
 
 /// The files a run serves, with their content types.
-const FILES: [(&str, &str); 7] = [
+const FILES: [(&str, &str); 8] = [
     ("hs.svg", "image/svg+xml"),
     ("fa.svg", "image/svg+xml"),
     ("report.html", "text/html; charset=utf-8"),
     ("results.csv", "text/csv; charset=utf-8"),
     ("results.md", "text/markdown; charset=utf-8"),
     ("results.json", "application/json"),
+    ("report.json", "application/json"),
     ("metrics.jsonl", "application/x-ndjson"),
 ];
 /// Largest result file served (tables, charts and reports are far smaller).
@@ -189,7 +190,7 @@ pub async fn create(
     actor.require_training()?;
     let Json(request) = body.map_err(|r| AppError::json(&r, state.max_body_bytes))?;
     let queue = queue(&state)?;
-    let (config, device) = check_config(&request.config)
+    let (config, device) = check_config(request.action, &request.config)
         .map_err(|e| AppError::client(StatusCode::BAD_REQUEST, e.message))?;
     admit(queue, &actor).await?;
     let config = AlignJobConfig {
