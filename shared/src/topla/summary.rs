@@ -2,6 +2,8 @@
 //! and every member's outputs between marker tokens, the target text of each task, the
 //! questions of open-ended and summary tasks, and how a fused answer is scored.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use super::extract::{LETTERS, Rules, gsm8k_number, mmlu_choice};
@@ -186,7 +188,7 @@ pub fn question_text(question: &Question) -> String {
         Some(choices) => {
             let mut text = question.question.clone();
             for (letter, choice) in LETTERS.iter().zip(choices) {
-                text.push_str(&format!("\n{letter}. {choice}"));
+                let _ = write!(text, "\n{letter}. {choice}");
             }
             text
         }
@@ -322,6 +324,7 @@ pub fn mean_scores(scores: &[AnswerScores]) -> AnswerScores {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // scores of 0 and 1 are exact
 mod tests {
     use super::*;
 

@@ -44,9 +44,9 @@ pub fn load(
     answers_dir: &Path,
 ) -> anyhow::Result<StudyData> {
     let file = questions_file.display().to_string();
-    let text = std::fs::read_to_string(questions_file)
+    let contents = std::fs::read_to_string(questions_file)
         .with_context(|| format!("cannot read the questions {file}"))?;
-    let questions = parse_fusion_questions(&file, &text, config.task)?;
+    let questions = parse_fusion_questions(&file, &contents, config.task)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(answers_dir)
         .with_context(|| format!("cannot read the answer folder {}", answers_dir.display()))?
         .filter_map(Result::ok)

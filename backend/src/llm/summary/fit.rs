@@ -95,30 +95,7 @@ pub fn fit(
     evaluate: &mut dyn FnMut(&Llama) -> anyhow::Result<f64>,
 ) -> anyhow::Result<Fitted> {
     crate::align::ensure_out(dir)?;
-    let mut state = FitState {
-        train: trainer.state.clone(),
-        history: Vec::new(),
-        best_epoch: None,
-        epoch_losses: Vec::new(),
-        stopped_early: false,
-        finished: false,
-    };
-    let mut best: Named = trainer.trainable_weights();
-    if dir.join(STATE).is_file() {
-        state = serde_json::from_slice(&std::fs::read(dir.join(STATE))?)
-            .with_context(|| format!("{} is not a fuselab fit state", dir.join(STATE).display()))?;
-        trainer
-            .restore(&read_tensors(&dir.join(CHECKPOINT))?, state.train.clone())
-            .with_context(|| format!("cannot resume from {}", dir.display()))?;
-        if state.best_epoch.is_some() {
-            best = named(&read_tensors(&dir.join(BEST))?, &trainer)?;
-        }
-        tracing::info!(
-            step = trainer.state.step,
-            epochs = state.history.len(),
-            "resuming"
-        );
-    }
+    let (mut state, mut best) = start(dir, &mut trainer)?;
     let metrics_path = dir.join("metrics.jsonl");
     let mut metrics = OpenOptions::new()
         .create(true)
@@ -151,34 +128,11 @@ pub fn fit(
         )?;
         let epoch_done = report.step.is_multiple_of(options.steps_per_epoch) || trainer.finished();
         if epoch_done {
-            let epoch = state.history.len() + 1;
             let val_score = evaluate(&trainer.model)?;
-            let train_loss =
-                state.epoch_losses.iter().sum::<f64>() / state.epoch_losses.len().max(1) as f64;
-            state.epoch_losses.clear();
-            let improved = state
-                .best_epoch
-                .is_none_or(|b| val_score > state.history[b - 1].val_score);
-            state.history.push(EpochRecord {
-                epoch,
-                train_loss,
-                val_score,
-            });
-            if improved {
-                state.best_epoch = Some(epoch);
+            if state.end_epoch(val_score, trainer.finished(), options.patience) {
                 best = trainer.trainable_weights();
                 write_atomic(&dir.join(BEST), &write_safetensors(&host_all(&best)))?;
             }
-            tracing::info!(
-                epoch,
-                train_loss,
-                val_score,
-                best = state.best_epoch,
-                "epoch"
-            );
-            let since_best = epoch - state.best_epoch.unwrap_or(epoch);
-            state.stopped_early = since_best >= options.patience && !trainer.finished();
-            state.finished = trainer.finished() || state.stopped_early;
         }
         if epoch_done || report.step.is_multiple_of(every) {
             state.train = trainer.state.clone();
@@ -214,6 +168,74 @@ pub fn fit(
             tokens as f64 / started.elapsed().as_secs_f64().max(1e-9)
         },
     })
+}
+
+impl FitState {
+    /// Records an epoch scored `val_score`; whether it is the best so far. Sets whether the
+    /// run is over (every step done, or `patience` epochs without a better score).
+    fn end_epoch(&mut self, val_score: f64, all_steps_done: bool, patience: usize) -> bool {
+        let epoch = self.history.len() + 1;
+        let train_loss =
+            self.epoch_losses.iter().sum::<f64>() / self.epoch_losses.len().max(1) as f64;
+        self.epoch_losses.clear();
+        let improved = self
+            .best_epoch
+            .is_none_or(|b| val_score > self.history[b - 1].val_score);
+        self.history.push(EpochRecord {
+            epoch,
+            train_loss,
+            val_score,
+        });
+        if improved {
+            self.best_epoch = Some(epoch);
+        }
+        tracing::info!(
+            epoch,
+            train_loss,
+            val_score,
+            best = self.best_epoch,
+            "epoch"
+        );
+        let since_best = epoch - self.best_epoch.unwrap_or(epoch);
+        self.stopped_early = since_best >= patience && !all_steps_done;
+        self.finished = all_steps_done || self.stopped_early;
+        improved
+    }
+}
+
+/// A fresh state, or the one a checkpoint in `dir` holds (the trainer restored to it), and the
+/// best weights so far.
+fn start(dir: &Path, trainer: &mut Trainer) -> anyhow::Result<(FitState, Named)> {
+    let path = dir.join(STATE);
+    if !path.is_file() {
+        let state = FitState {
+            train: trainer.state.clone(),
+            history: Vec::new(),
+            best_epoch: None,
+            epoch_losses: Vec::new(),
+            stopped_early: false,
+            finished: false,
+        };
+        return Ok((state, trainer.trainable_weights()));
+    }
+    let state: FitState = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a fuselab fit state", path.display()))?;
+    trainer
+        .restore(&read_tensors(&dir.join(CHECKPOINT))?, state.train.clone())
+        .with_context(|| format!("cannot resume from {}", dir.display()))?;
+    let best = if state.best_epoch.is_some() {
+        named(&read_tensors(&dir.join(BEST))?, trainer)?
+    } else {
+        trainer.trainable_weights()
+    };
+    tracing::info!(
+        step = trainer.state.step,
+        epochs = state.history.len(),
+        "resuming"
+    );
+    Ok((state, best))
 }
 
 fn host_all(weights: &Named) -> NamedTensors {

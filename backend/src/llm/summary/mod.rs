@@ -12,7 +12,7 @@ mod data;
 mod fit;
 mod report;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -81,46 +81,19 @@ pub fn run(
     data_dir: &Path,
 ) -> anyhow::Result<SummaryReport> {
     let started = Instant::now();
-    let mut config: SummaryConfig = crate::align::read_config(&args.config)?;
-    if compat.is_some() {
-        config.compat = compat;
-    }
+    let (config, out, study) = setup(args, compat)?;
     let reference = config.compat == Some(SummaryCompat::LlmTopla);
-    config.model.train.pad_in_loss = reference;
-    let resolve = |p: &Path| crate::align::relative_to(&args.config, p);
-    let out = resolve(&config.out);
-    crate::align::ensure_out(&out)?;
-    let study = data::load(
-        &config,
-        &resolve(&config.questions),
-        &resolve(&config.answers),
-    )?;
     let device = crate::align::run::device(config.device, args.device)?;
     let fusion = fusion_model(&config, &study, &out, data_dir, &device)?;
     let limit = config.outputs_per_member;
-    let max_len = config.model.train.max_len;
-    let encode = |q: usize| {
-        encode_question(
-            &study,
-            &fusion.codec,
-            fusion.special,
-            fusion.boa,
-            q,
-            limit,
-            max_len,
-        )
-    };
-    let train: Vec<FusionExample> = study.train.iter().map(|&q| encode(q)).collect();
-    let val: Vec<FusionExample> = study.val.iter().map(|&q| encode(q)).collect();
-    let test: Vec<FusionExample> = study.test.iter().map(|&q| encode(q)).collect();
-    let truncated = train
+    let [train, val, test] = encode_parts(&study, &fusion, limit, config.model.train.max_len);
+    let truncated = [&train, &val, &test]
         .iter()
-        .chain(&val)
-        .chain(&test)
+        .flat_map(|part| part.iter())
         .filter(|e| e.truncated)
         .count();
     if truncated > 0 {
-        tracing::warn!(truncated, max_len, "prompts cut to fit model.train.max_len");
+        tracing::warn!(truncated, "prompts cut to fit model.train.max_len");
     }
     let parameters = fusion.model.parameter_count();
     let trainer = Trainer::new(
@@ -167,43 +140,15 @@ pub fn run(
     )?;
     let generated = evaluator.generate_all(&fitted.model, &test)?;
     let forced = reference.then(|| evaluator.teacher_forced_all(&fitted.model, &test));
-    let mut rows = baselines(&config, &study, rules)?;
-    let focal_diversity = rows.1;
-    let oracle = rows.0.pop();
-    rows.0.push(ResultRow {
-        name: "TOPLA-Summary (generated)".to_owned(),
-        kind: RowKind::SummaryGenerated,
-        scores: evaluator.mean(&test, &generated),
-    });
-    if let Some(forced) = &forced {
-        rows.0.push(ResultRow {
-            name: "TOPLA-Summary (teacher-forced, as the reference scores)".to_owned(),
-            kind: RowKind::SummaryTeacherForced,
-            scores: evaluator.mean(&test, forced),
-        });
-    }
-    rows.0.extend(oracle);
-    let examples = test
-        .iter()
-        .take(config.eval.examples)
-        .enumerate()
-        .map(|(i, e)| {
-            let q = &study.questions.questions[e.question];
-            ExampleRow {
-                id: q.id.clone(),
-                question: question_text(q),
-                gold: study.prompt_and_target(e.question, 1).1,
-                fused: generated[i].clone(),
-                teacher_forced: forced.as_ref().map(|f| f[i].clone()),
-                members: study
-                    .members
-                    .iter()
-                    .enumerate()
-                    .map(|(m, set)| (set.name.clone(), study.outputs(m, e.question, 1)[0].clone()))
-                    .collect(),
-            }
-        })
-        .collect();
+    let (rows, focal_diversity) = baselines(&config, &study, rules)?;
+    let rows = with_fused(rows, &evaluator, &test, &generated, forced.as_deref());
+    let examples = example_rows(
+        &study,
+        &test,
+        config.eval.examples,
+        &generated,
+        forced.as_deref(),
+    );
     let report = SummaryReport {
         schema: SUMMARY_SCHEMA.to_owned(),
         task: config.task,
@@ -214,7 +159,7 @@ pub fn run(
         members: study.members.iter().map(|m| m.name.clone()).collect(),
         outputs_per_member: limit,
         questions: [study.train.len(), study.val.len(), study.test.len()],
-        rows: rows.0,
+        rows,
         focal_diversity,
         history: fitted.history,
         best_epoch: fitted.best_epoch,
@@ -233,6 +178,107 @@ pub fn run(
     report::write(&out, &report)?;
     tracing::info!(out = %out.display(), seconds = format!("{:.0}", started.elapsed().as_secs_f64()), "report written");
     Ok(report)
+}
+
+/// The configuration (`compat` from the flag overriding the file's), the run folder and the
+/// data.
+fn setup(
+    args: &ConfigArgs,
+    compat: Option<SummaryCompat>,
+) -> anyhow::Result<(SummaryConfig, PathBuf, StudyData)> {
+    let mut config: SummaryConfig = crate::align::read_config(&args.config)?;
+    if compat.is_some() {
+        config.compat = compat;
+    }
+    config.model.train.pad_in_loss = config.compat == Some(SummaryCompat::LlmTopla);
+    let resolve = |p: &Path| crate::align::relative_to(&args.config, p);
+    let out = resolve(&config.out);
+    crate::align::ensure_out(&out)?;
+    let study = data::load(
+        &config,
+        &resolve(&config.questions),
+        &resolve(&config.answers),
+    )?;
+    Ok((config, out, study))
+}
+
+/// The train, val and test questions as token ids.
+fn encode_parts(
+    study: &StudyData,
+    fusion: &FusionModel,
+    limit: usize,
+    max_len: usize,
+) -> [Vec<FusionExample>; 3] {
+    [&study.train, &study.val, &study.test].map(|part| {
+        part.iter()
+            .map(|&q| {
+                encode_question(
+                    study,
+                    &fusion.codec,
+                    fusion.special,
+                    fusion.boa,
+                    q,
+                    limit,
+                    max_len,
+                )
+            })
+            .collect()
+    })
+}
+
+/// The baseline rows with the fused model's inserted before the oracle (the last row).
+fn with_fused(
+    mut rows: Vec<ResultRow>,
+    evaluator: &Evaluator<'_>,
+    test: &[FusionExample],
+    generated: &[String],
+    forced: Option<&[String]>,
+) -> Vec<ResultRow> {
+    let oracle = rows.pop();
+    rows.push(ResultRow {
+        name: "TOPLA-Summary (generated)".to_owned(),
+        kind: RowKind::SummaryGenerated,
+        scores: evaluator.mean(test, generated),
+    });
+    if let Some(forced) = forced {
+        rows.push(ResultRow {
+            name: "TOPLA-Summary (teacher-forced, as the reference scores)".to_owned(),
+            kind: RowKind::SummaryTeacherForced,
+            scores: evaluator.mean(test, forced),
+        });
+    }
+    rows.extend(oracle);
+    rows
+}
+
+/// The first `count` test questions with the fused and the members' answers.
+fn example_rows(
+    study: &StudyData,
+    test: &[FusionExample],
+    count: usize,
+    generated: &[String],
+    forced: Option<&[String]>,
+) -> Vec<ExampleRow> {
+    test.iter()
+        .take(count)
+        .enumerate()
+        .map(|(i, e)| {
+            let q = &study.questions.questions[e.question];
+            ExampleRow {
+                id: q.id.clone(),
+                question: question_text(q),
+                gold: study.prompt_and_target(e.question, 1).1,
+                fused: generated[i].clone(),
+                teacher_forced: forced.map(|f| f[i].clone()),
+                members: study
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(m, set)| (set.name.clone(), study.outputs(m, e.question, 1)[0].clone()))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 fn provenance(study: &StudyData) -> String {
