@@ -4,70 +4,22 @@
 //! the report's rows; `--compat llm-topla`'s teacher-forced row; SIGKILL, then the same command
 //! resumes and finishes.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::write_fusion_study;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
-const QUESTIONS: usize = 600;
-const COLOURS: [&str; 3] = ["red", "green", "blue"];
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fuselab-summary-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("answers")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Splitmix64, so the data are the same on every machine.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// 150 GSM8K-format questions; member j answers right exactly when the question names colour j,
-/// otherwise another number. Two outputs per member.
-fn write_study(dir: &Path) {
-    let mut state = 7;
-    let mut questions = String::new();
-    let mut answers = vec![String::new(); 3];
-    for i in 0..QUESTIONS {
-        let colour = (next(&mut state) % 3) as usize;
-        let gold = 1 + next(&mut state) % 9;
-        let id = format!("q{i}");
-        questions.push_str(
-            &json!({
-                "id": id,
-                "question": format!("Trust {}.", COLOURS[colour]),
-                "answer": format!("#### {gold}"),
-            })
-            .to_string(),
-        );
-        questions.push('\n');
-        for (j, out) in answers.iter_mut().enumerate() {
-            let value = if j == colour {
-                gold
-            } else {
-                1 + (gold + next(&mut state) % 8) % 9
-            };
-            let sample = format!("The answer is {value}.");
-            out.push_str(&json!({"id": id, "samples": [sample, sample]}).to_string());
-            out.push('\n');
-        }
-    }
-    std::fs::write(dir.join("questions.jsonl"), questions).unwrap();
-    for (j, text) in answers.iter().enumerate() {
-        std::fs::write(
-            dir.join("answers").join(format!("{}.jsonl", COLOURS[j])),
-            text,
-        )
-        .unwrap();
-    }
 }
 
 fn config(epochs: usize) -> String {
@@ -129,7 +81,7 @@ fn accuracy(row: &Value) -> f64 {
 #[test]
 fn the_fused_model_beats_every_member_on_held_out_questions() {
     let dir = scratch("beats");
-    write_study(&dir);
+    write_fusion_study(&dir, "questions.jsonl", "answers");
     std::fs::write(dir.join("config.toml"), config(40)).unwrap();
     let (_, report) = run(&dir, &[]);
     assert_eq!(report["schema"], "fuselab.topla.summary/v1");
@@ -169,7 +121,7 @@ fn the_fused_model_beats_every_member_on_held_out_questions() {
 #[test]
 fn compat_adds_the_teacher_forced_score_and_keeps_the_last_epoch() {
     let dir = scratch("compat");
-    write_study(&dir);
+    write_fusion_study(&dir, "questions.jsonl", "answers");
     std::fs::write(dir.join("config.toml"), config(3)).unwrap();
     let (_, report) = run(&dir, &["--compat", "llm-topla"]);
     assert_eq!(report["compat"], true);
@@ -184,7 +136,7 @@ fn compat_adds_the_teacher_forced_score_and_keeps_the_last_epoch() {
 #[test]
 fn a_killed_run_resumes_with_the_same_command() {
     let dir = scratch("kill");
-    write_study(&dir);
+    write_fusion_study(&dir, "questions.jsonl", "answers");
     std::fs::write(dir.join("config.toml"), config(6)).unwrap();
     let mut child = command(&dir, &[])
         .stdout(Stdio::null())

@@ -353,6 +353,76 @@ async fn a_benchmark_streams_its_metrics_and_serves_its_results_table_and_charts
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// An LLM-ensemble run: LLM-TOPLA-Summary on the tiny model over a study in `align-data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_ensemble_run_trains_as_a_job_and_serves_its_report() {
+    let data = scratch("summary");
+    support::write_fusion_study(&data.join("align-data/study"), "questions.jsonl", "answers");
+    let (app, _worker) = server(&data).await;
+    let config = r#"device = "cpu"
+seed = 5
+task = "gsm8k"
+questions = "study/questions.jsonl"
+answers = "study/answers"
+outputs_per_member = 1
+
+[model]
+name = "tiny"
+lora = { rank = 4, alpha = 8, dropout = 0.0, targets = ["q_proj"] }
+train = { batch_size = 8, epochs = 2, max_len = 96, seed = 5, optim = { learning_rate = 3e-3, schedule = "linear", weight_decay = 0.0 } }
+
+[eval]
+max_new_tokens = 8
+"#;
+    let id = start(&app, "topla-summary", config).await.id;
+    let events = follow(&app, &id, None).await;
+    let lines = metrics(&events);
+    assert_eq!(
+        lines.len(),
+        2 * 42,
+        "one metrics event per step of 2 epochs"
+    );
+    assert!(lines.iter().all(|(_, l)| l.stage == "topla-summary"));
+    let done = last_summary(&events, "done");
+    assert_eq!(done.status, AlignRunStatus::Done, "{:?}", done.error);
+    assert!(done.results.is_empty());
+    let (status, _, body) = send(
+        &app,
+        get(&format!("/api/align/runs/{id}/files/report.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["schema"], "fuselab.topla.summary/v1");
+    assert_eq!(report["history"].as_array().unwrap().len(), 2);
+    let (status, _, body) = send(
+        &app,
+        get(&format!("/api/align/runs/{id}/files/report.html")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("LLM-TOPLA-Summary"));
+    let (_, _, body) = send(&app, get("/api/align/runs")).await;
+    let runs: Vec<AlignRunSummary> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        runs[0].action,
+        fuselab_shared::api::AlignAction::ToplaSummary
+    );
+    // A path outside the data folder is refused before anything is queued.
+    let outside = config.replace("study/answers", "../answers");
+    let (status, _, body) = send(
+        &app,
+        post_json(
+            "/api/align/runs",
+            &json!({"action": "topla-summary", "config": outside}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_of(&body).contains("answers"));
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 #[tokio::test]
 async fn bad_configurations_are_refused_naming_the_line_and_key() {
     let data = scratch("bad");

@@ -1,6 +1,7 @@
 //! Helpers the integration tests share: waiting for a condition, listing a folder's files,
 //! multipart bodies, scratch folders, running the `fuselab` binary, and talking to a real
-//! `fuselab serve` (its address, one HTTP exchange). Each test binary uses some of them.
+//! `fuselab serve` (its address, one HTTP exchange), and a fusion study (questions and a
+//! team's answer sets). Each test binary uses some of them.
 #![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
@@ -125,5 +126,59 @@ pub fn fuselab(args: &[&str]) -> Output {
         code: output.status.code(),
         stdout: String::from_utf8(output.stdout).unwrap(),
         stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Splitmix64, so the data are the same on every machine.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// 600 GSM8K-format questions (`dir/questions_file`) and three members' answer sets (in
+/// `dir/answers_dir/`, named after colours): member j answers right exactly when the question
+/// names colour j, otherwise another number; two outputs per member. Only a model that reads
+/// the question and the right member's answer beats every member.
+pub fn write_fusion_study(dir: &Path, questions_file: &str, answers_dir: &str) {
+    const QUESTIONS: usize = 600;
+    const COLOURS: [&str; 3] = ["red", "green", "blue"];
+    std::fs::create_dir_all(dir.join(answers_dir)).unwrap();
+    let mut state = 7;
+    let mut questions = String::new();
+    let mut answers = vec![String::new(); 3];
+    for i in 0..QUESTIONS {
+        let colour = (splitmix(&mut state) % 3) as usize;
+        let gold = 1 + splitmix(&mut state) % 9;
+        let id = format!("q{i}");
+        questions.push_str(
+            &serde_json::json!({
+                "id": id,
+                "question": format!("Trust {}.", COLOURS[colour]),
+                "answer": format!("#### {gold}"),
+            })
+            .to_string(),
+        );
+        questions.push('\n');
+        for (j, out) in answers.iter_mut().enumerate() {
+            let value = if j == colour {
+                gold
+            } else {
+                1 + (gold + splitmix(&mut state) % 8) % 9
+            };
+            let sample = format!("The answer is {value}.");
+            out.push_str(&serde_json::json!({"id": id, "samples": [sample, sample]}).to_string());
+            out.push('\n');
+        }
+    }
+    std::fs::write(dir.join(questions_file), questions).unwrap();
+    for (j, text) in answers.iter().enumerate() {
+        std::fs::write(
+            dir.join(answers_dir).join(format!("{}.jsonl", COLOURS[j])),
+            text,
+        )
+        .unwrap();
     }
 }
