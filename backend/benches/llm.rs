@@ -1,8 +1,11 @@
 //! LLM timings on the CPU (burn's `flex`): training tokens per second of the tiny Llama
 //! (`LlamaConfig::tiny`, vocab 512; batch 16 × 64 random tokens; AdamW; full parameters and
 //! `LoRA` on every projection), the shapes `tests/bench/llama_train_torch.py` runs in PyTorch;
-//! and SmolLM2-135M greedy generation tokens per second (when `fuselab models fetch` has cached
-//! it under `$FUSELAB_DATA_DIR`). Prints figures; asserts nothing about time.
+//! and SmolLM2-135M greedy generation tokens per second, and its LoRA fine-tuning as
+//! `llm topla summary` trains it (batch 4 × 192 random tokens, r 8 on q/k/v/o, 11 marker tokens
+//! trained; the shapes `tests/bench/topla_summary_peft.py` runs in PyTorch + PEFT), when
+//! `fuselab models fetch` has cached it under `$FUSELAB_DATA_DIR`. Prints figures; asserts
+//! nothing about time.
 //!
 //! `FUSELAB_DATA_DIR=… cargo bench -p fuselab-shared -p fuselab-shaders -p fuselab-ml -p fuselab
 //! --bench llm`
@@ -37,42 +40,137 @@ fn random_batch() -> Vec<Encoded> {
         .collect()
 }
 
-fn time_training(name: &str, model: Llama, trainable: fn(&str) -> bool) -> anyhow::Result<()> {
+/// Shapes of one timed run: `batch` rows of `seq` random ids below `vocab`, `steps` timed after
+/// `warmup`.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    warmup: usize,
+    steps: usize,
+}
+
+const TINY: Shape = Shape {
+    batch: BATCH,
+    seq: SEQ,
+    vocab: 512,
+    warmup: 5,
+    steps: STEPS,
+};
+
+fn random_rows(shape: Shape) -> Vec<Encoded> {
+    let mut rng = SplitMix64(0);
+    (0..shape.batch)
+        .map(|_| {
+            let ids: Vec<u32> = (0..shape.seq)
+                .map(|_| rng.below(shape.vocab) as u32)
+                .collect();
+            Encoded {
+                labels: ids.iter().map(|&i| i64::from(i)).collect(),
+                ids,
+                task: 0,
+            }
+        })
+        .collect()
+}
+
+fn time_training(
+    name: &str,
+    model: Llama,
+    trainable: fn(&str) -> bool,
+    shape: Shape,
+    lr: f64,
+) -> anyhow::Result<()> {
     let config = TrainConfig {
         optim: OptimConfig {
             schedule: Schedule::Constant,
-            ..OptimConfig::adamw(1e-3)
+            ..OptimConfig::adamw(lr)
         },
-        batch_size: BATCH,
+        batch_size: shape.batch,
         epochs: 1,
-        max_steps: STEPS + 5,
-        max_len: SEQ,
+        max_steps: shape.steps + shape.warmup,
+        max_len: shape.seq,
         pad_to_dataset: false,
         pad_in_loss: false,
         seed: 0,
     };
-    let mut trainer = Trainer::new(model, Objective::Lm, config, random_batch(), trainable, 0)?;
-    for _ in 0..5 {
+    let rows = if shape.vocab == 512 {
+        random_batch()
+    } else {
+        random_rows(shape)
+    };
+    let mut trainer = Trainer::new(model, Objective::Lm, config, rows, trainable, 0)?;
+    for _ in 0..shape.warmup {
         trainer.step();
     }
     let started = Instant::now();
     let mut loss = 0.0;
-    for _ in 0..STEPS {
+    for _ in 0..shape.steps {
         loss = trainer.step().loss;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{name:>28}: {:>8.0} tokens/s ({:.1} ms/step, {STEPS} steps of {BATCH}×{SEQ}, loss {loss:.3})",
-        (STEPS * BATCH * SEQ) as f64 / seconds,
-        1000.0 * seconds / STEPS as f64
+        "{name:>28}: {:>8.0} tokens/s ({:.1} ms/step, {} steps of {}×{}, loss {loss:.3})",
+        (shape.steps * shape.batch * shape.seq) as f64 / seconds,
+        1000.0 * seconds / shape.steps as f64,
+        shape.steps,
+        shape.batch,
+        shape.seq
     );
     Ok(())
+}
+
+/// SmolLM2 as `llm topla summary` fine-tunes it: 11 markers (a team of 4) added and trained,
+/// LoRA r 8 / alpha 16 on q, k, v, o.
+fn time_summary_training(model: &Llama, tokenizer: &tokenizers::Tokenizer) -> anyhow::Result<()> {
+    let mut model = model.clone();
+    let mut tokenizer = tokenizer.clone();
+    fuselab_ml::llm::fusion::add_markers(
+        &mut tokenizer,
+        &mut model,
+        &fuselab_shared::topla::summary::markers(4),
+        9,
+        0.01,
+    )?;
+    lora::attach(
+        &mut model,
+        &LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: ["q_proj", "k_proj", "v_proj", "o_proj"]
+                .map(str::to_owned)
+                .to_vec(),
+        },
+        9,
+        &|_| true,
+    )?;
+    time_training(
+        "SmolLM2 LoRA (summary)",
+        model,
+        fuselab_ml::llm::train::lora_and_added_tokens,
+        Shape {
+            batch: 4,
+            seq: 192,
+            vocab: 49152,
+            warmup: 2,
+            steps: 6,
+        },
+        3e-4,
+    )
 }
 
 fn main() -> anyhow::Result<()> {
     let device = Device::flex();
     let tiny = LlamaConfig::tiny(512).init(&device, 0)?;
-    time_training("tiny Llama, full parameters", tiny.clone(), all_parameters)?;
+    time_training(
+        "tiny Llama, full parameters",
+        tiny.clone(),
+        all_parameters,
+        TINY,
+        1e-3,
+    )?;
     let mut adapted = tiny;
     lora::attach(
         &mut adapted,
@@ -87,7 +185,7 @@ fn main() -> anyhow::Result<()> {
         1,
         &|_| true,
     )?;
-    time_training("tiny Llama, LoRA r 8", adapted, lora_only)?;
+    time_training("tiny Llama, LoRA r 8", adapted, lora_only, TINY, 1e-3)?;
 
     let Some(data_dir) = std::env::var_os("FUSELAB_DATA_DIR").map(PathBuf::from) else {
         println!("SmolLM2 generation: skipped (set FUSELAB_DATA_DIR after `fuselab models fetch`)");
@@ -156,5 +254,5 @@ fn main() -> anyhow::Result<()> {
         batched as f64 / batch,
         alone / batch
     );
-    Ok(())
+    time_summary_training(&loaded.model, &loaded.tokenizer)
 }
