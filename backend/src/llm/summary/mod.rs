@@ -113,11 +113,8 @@ pub fn run(
         .len()
         .div_ceil(config.model.train.batch_size)
         .div_ceil(config.model.train.optim.gradient_accumulation);
-    let rules = if reference {
-        Rules::Reference
-    } else {
-        Rules::Fuselab
-    };
+    // Every row reads closed answers by fuselab's rules, so the rows compare.
+    let rules = Rules::Fuselab;
     let evaluator = Evaluator {
         study: &study,
         fusion: &fusion,
