@@ -2,11 +2,12 @@
 // benchmark (examples/attack-small.toml, prefilled) on the real server, shows its training
 // progress live (stage, step, loss), then the run's results table, both charts and its report;
 // after a reload the run is still listed with its results. Delete removes a finished run, and
-// Cancel stops a training one and deletes it with its folder. The browser is signed in as the
+// Cancel stops a training one and deletes it with its folder. An LLM-ensemble run
+// (LLM-TOPLA-Summary on the tiny model) starts from its own example and lists its report. The browser is signed in as the
 // administrator (tests/e2e/auth.test.mjs covers anonymous visitors and users who may not train).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ADMIN, assertText, startApp } from "./harness.mjs";
 
@@ -116,5 +117,60 @@ test("a training run can be cancelled, and a finished one deleted, with their fo
   await page.locator(`#run-${finished} button.delete`).click();
   await page.locator("#align-empty").waitFor();
   assert.ok(!existsSync(join(app.dataDir, "artifacts", "align", finished)), "the deleted run's folder is gone");
+  assert.deepEqual(app.problems, []);
+});
+
+/** A small fusion study under the server's align-data: three members, each right when the
+ * question names its colour. */
+function writeStudy(dir) {
+  const colours = ["red", "green", "blue"];
+  mkdirSync(join(dir, "answers"), { recursive: true });
+  const questions = [];
+  const answers = [[], [], []];
+  for (let i = 0; i < 60; i++) {
+    const colour = i % 3;
+    const gold = 1 + ((i * 7) % 9);
+    questions.push(JSON.stringify({ id: `q${i}`, question: `Trust ${colours[colour]}.`, answer: `#### ${gold}` }));
+    colours.forEach((_, j) => {
+      // 1 + (gold + j) % 9 never equals gold for j < 8.
+      const value = j === colour ? gold : 1 + ((gold + j) % 9);
+      answers[j].push(JSON.stringify({ id: `q${i}`, samples: [`The answer is ${value}.`] }));
+    });
+  }
+  writeFileSync(join(dir, "questions.jsonl"), questions.join("\n") + "\n");
+  colours.forEach((c, j) => writeFileSync(join(dir, "answers", `${c}.jsonl`), answers[j].join("\n") + "\n"));
+}
+
+test("an LLM-ensemble run starts from its example and lists its report", async () => {
+  writeStudy(join(app.dataDir, "align-data", "study"));
+  await page.selectOption("#align-action", "topla-summary");
+  assert.match(await page.locator("#align-config").inputValue(), /task = "gsm8k"[^]*name = "smollm2"/);
+  await page.locator("#align-config").fill(`device = "cpu"
+seed = 5
+task = "gsm8k"
+questions = "study/questions.jsonl"
+answers = "study/answers"
+
+[model]
+name = "tiny"
+lora = { rank = 4, alpha = 8, dropout = 0.0, targets = ["q_proj"] }
+train = { batch_size = 8, epochs = 2, max_len = 96, seed = 5, optim = { learning_rate = 3e-3, schedule = "linear" } }
+
+[eval]
+max_new_tokens = 8
+`);
+  await page.click("#align-start");
+  await assertText(page, "#align-feedback", /^Run [0-9a-f]{32} started\.$/);
+  const id = (await page.locator("#align-feedback").innerText()).match(/Run ([0-9a-f]{32})/)[1];
+  const run = page.locator(`#run-${id}`);
+  await run.locator(".files a", { hasText: "Report" }).waitFor({ timeout: 120_000 });
+  assert.equal(await run.getAttribute("data-status"), "done");
+  assert.match(await run.locator("h4").innerText(), /^LLM ensemble · topla-summary · /);
+  assert.equal(await run.locator("table.align-results").count(), 0);
+  const report = await page.request.get(app.baseUrl + (await run.getByRole("link", { name: "Report" }).getAttribute("href")));
+  assert.equal(report.status(), 200);
+  assert.match(await report.text(), /LLM-TOPLA-Summary[^]*TOPLA-Summary \(generated\)/);
+  const json = await page.request.get(app.baseUrl + (await run.getByRole("link", { name: "JSON" }).getAttribute("href")));
+  assert.equal((await json.json()).schema, "fuselab.topla.summary/v1");
   assert.deepEqual(app.problems, []);
 });
