@@ -124,6 +124,14 @@ impl Checked for SummaryConfig {
                 self.members.len()
             ));
         }
+        if let Some((_, twice)) = self
+            .members
+            .iter()
+            .enumerate()
+            .find(|(i, m)| self.members[..*i].contains(m))
+        {
+            return Err(format!("members: `{twice}` is named twice"));
+        }
         range::count(
             "outputs_per_member",
             self.outputs_per_member,
