@@ -2,7 +2,7 @@
 //! members where each is right on a different third of the questions (the question names which
 //! one), so only a model that reads the question and the right member's answer beats them all;
 //! the report's rows; `--compat llm-topla`'s teacher-forced row; SIGKILL, then the same command
-//! resumes and finishes.
+//! resumes and finishes; bad data is refused naming the file, line and field.
 
 mod support;
 
@@ -174,5 +174,38 @@ fn a_killed_run_resumes_with_the_same_command() {
     assert_eq!(history.len(), 6);
     assert_eq!(history[0]["epoch"], 1);
     assert!(dir.join("run/report.html").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_data_is_refused_naming_the_file_line_and_field() {
+    let dir = scratch("bad");
+    write_fusion_study(&dir, "questions.jsonl", "answers");
+    std::fs::write(dir.join("config.toml"), config(1)).unwrap();
+    let questions = dir.join("questions.jsonl");
+    let good = std::fs::read_to_string(&questions).unwrap();
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines[3] = r#"{"id": "q3", "question": "Trust red.", "answer": "no number"}"#;
+    std::fs::write(&questions, lines.join("\n")).unwrap();
+    let output = command(&dir, &[]).output().unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("questions.jsonl, line 4") && message.contains("field `answer` of `q3`"),
+        "{message}"
+    );
+    // A member that did not answer every question.
+    std::fs::write(&questions, &good).unwrap();
+    let red = dir.join("answers/red.jsonl");
+    let answers = std::fs::read_to_string(&red).unwrap();
+    std::fs::write(&red, answers.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    let output = command(&dir, &[]).output().unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("red.jsonl: no answers for question `q0`"),
+        "{message}"
+    );
+    assert!(!dir.join("run/report.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
