@@ -135,13 +135,7 @@ pub(super) fn load_from(
     let text = std::fs::read_to_string(gold)
         .with_context(|| format!("cannot read the gold answers {gold_file}"))?;
     let questions = parse_questions(&gold_file, &text, task)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(answers)
-        .with_context(|| format!("cannot read the answer folder {}", answers.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
+    let files = answer_files(answers)?;
     if files.len() < 2 {
         bail!(
             "{}: found {} answer set(s) (*.jsonl); a team needs at least 2",
@@ -170,6 +164,18 @@ pub(super) fn load_from(
         splits,
         reference,
     })
+}
+
+/// The answer sets (`*.jsonl`) of a folder, sorted by name.
+pub(super) fn answer_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the answer folder {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 pub(super) fn pool_of(loaded: &Loaded) -> PoolInput {

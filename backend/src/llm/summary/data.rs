@@ -47,13 +47,7 @@ pub fn load(
     let contents = std::fs::read_to_string(questions_file)
         .with_context(|| format!("cannot read the questions {file}"))?;
     let questions = parse_fusion_questions(&file, &contents, config.task)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(answers_dir)
-        .with_context(|| format!("cannot read the answer folder {}", answers_dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
+    let files = super::super::topla::answer_files(answers_dir)?;
     let stem = |p: &PathBuf| {
         p.file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
