@@ -7,6 +7,7 @@
 pub mod align;
 pub mod api;
 pub mod cofailure;
+pub mod ctr;
 pub mod ensemble;
 pub mod mask;
 pub mod npy;
