@@ -4,6 +4,7 @@
 //! (Vulkan, Metal, DX12; Mesa's lavapipe on machines without one). Models built on this crate
 //! take a [`Device`] and run unchanged on either.
 
+pub mod ctr;
 pub mod digits;
 pub mod face;
 pub mod llm;
