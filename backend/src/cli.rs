@@ -1,5 +1,5 @@
 //! Command-line interface: `fuselab serve`, `users`, `devices`, `ensemble`, `face`, `mask`,
-//! `models`, `llm`, `align`.
+//! `models`, `llm`, `align`, `ctr`.
 
 use std::{
     io::Write as _,
@@ -17,7 +17,7 @@ use crate::{
     accounts::{AccountError, Accounts},
     align,
     artifacts::ArtifactStore,
-    db, devices, ensemble, face, jobs, llm, mask, models,
+    ctr, db, devices, ensemble, face, jobs, llm, mask, models,
     reports::{ReportLimits, ReportStore},
     server::{self, AuthMode},
     users,
@@ -78,6 +78,10 @@ pub enum Command {
     /// LLM alignment runs: supervised fine-tuning, H3Fusion
     #[command(subcommand)]
     Align(align::AlignCommand),
+    /// Click-through-rate prediction: DIN, DIN + trigger and CCN on your logs, the MovieLens
+    /// proxy or the synthetic benchmark
+    #[command(subcommand)]
+    Ctr(ctr::CtrCommand),
     /// The job queue: list, show, cancel, delete and retry jobs
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -308,6 +312,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Align(command) => {
             align::run(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ctr(command) => {
+            ctr::command(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs(command) => {

@@ -5,6 +5,7 @@ pub mod align;
 pub mod artifacts;
 pub mod assets;
 pub mod cli;
+pub mod ctr;
 pub mod db;
 pub mod devices;
 pub mod ensemble;

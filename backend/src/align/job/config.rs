@@ -7,10 +7,11 @@
 use std::path::{Component, Path};
 
 use fuselab_shared::api::AlignAction;
-use toml_edit::{Document, DocumentMut, Item, Table, value};
+use toml_edit::{Document, DocumentMut, Item, Table, TableLike, value};
 
 use super::DATA_DIR;
 use crate::align::{Checked, attack::AttackConfig};
+use crate::ctr::RunConfig;
 use crate::llm::summary::SummaryConfig;
 
 /// Largest configuration accepted.
@@ -18,7 +19,7 @@ pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 /// The line put before a configuration without `out`, so that it parses as a run's.
 const OUT_LINE: &str = "out = \"out\"\n";
 /// Configuration keys that name a file or folder to read: `(table, key)`, `""` for the root.
-const PATH_KEYS: [(&str, &str); 10] = [
+const PATH_KEYS: [(&str, &str); 13] = [
     ("base", "model"),
     ("data", "refusals"),
     ("data", "beavertails_train"),
@@ -29,6 +30,9 @@ const PATH_KEYS: [(&str, &str); 10] = [
     ("", "questions"),
     ("", "answers"),
     ("model", "name"),
+    ("data.files", "train"),
+    ("data.files", "valid"),
+    ("data.files", "test"),
 ];
 
 /// A configuration a run cannot take; the message names the line and key.
@@ -75,10 +79,18 @@ pub fn check_config(
         })
     })?;
     let root = document.as_table();
-    let device = if action == AlignAction::ToplaSummary {
-        parsed::<SummaryConfig>(text, root)?.device
-    } else {
-        parsed::<AttackConfig>(text, root)?.device
+    let device = match action {
+        AlignAction::ToplaSummary => parsed::<SummaryConfig>(text, root)?.device,
+        AlignAction::CtrBenchmark => {
+            let config = parsed::<RunConfig>(text, root)?;
+            if config.benchmark.is_none() {
+                return Err(rejected(
+                    "a CTR benchmark needs a [benchmark] table (models, seeds, lambdas)",
+                ));
+            }
+            config.device
+        }
+        _ => parsed::<AttackConfig>(text, root)?.device,
     };
     for (table, key) in PATH_KEYS {
         let Some(item) = lookup(root, table, key) else {
@@ -132,13 +144,13 @@ fn key_name(table: &str, key: &str) -> String {
     }
 }
 
-/// `key` of `table` (`""`: the root).
+/// `key` of `table` (`""`: the root; `a.b`: table `b` inside `a`).
 fn lookup<'a>(root: &'a Table, table: &str, key: &str) -> Option<&'a Item> {
-    if table.is_empty() {
-        root.get(key)
-    } else {
-        root.get(table).and_then(|t| t.get(key))
+    let mut at: &dyn TableLike = root;
+    for part in table.split('.').filter(|p| !p.is_empty()) {
+        at = at.get(part)?.as_table_like()?;
     }
+    at.get(key)
 }
 
 /// The configuration a worker trains with: `stored` (from [`check_config`]) writing into
@@ -153,12 +165,13 @@ pub fn resolve_config(stored: &str, out: &Path, align_data: &Path) -> Result<Str
         .map_err(|e| rejected(format!("the stored configuration does not parse: {e}")))?;
     document.insert("out", value(out.display().to_string()));
     for (table, key) in PATH_KEYS {
-        let item = if table.is_empty() {
-            document.get_mut(key)
-        } else {
-            document.get_mut(table).and_then(|t| t.get_mut(key))
-        };
-        let Some(item) = item else {
+        let mut at: Option<&mut dyn TableLike> = Some(document.as_table_mut());
+        for part in table.split('.').filter(|p| !p.is_empty()) {
+            at = at
+                .and_then(|t| t.get_mut(part))
+                .and_then(Item::as_table_like_mut);
+        }
+        let Some(item) = at.and_then(|t| t.get_mut(key)) else {
             continue;
         };
         let Some(path) = item.as_str().map(str::to_owned) else {
@@ -304,6 +317,37 @@ mod tests {
             .unwrap_err()
             .message;
         assert!(message.contains("does not fit"), "{message}");
+    }
+
+    #[test]
+    fn a_ctr_benchmark_reads_its_files_inside_the_data_folder() {
+        let (stored, _) = check_config(
+            AlignAction::CtrBenchmark,
+            include_str!("../../../../examples/ctr-server.toml"),
+        )
+        .unwrap();
+        assert!(!stored.contains("out ="));
+        let files = "seed = 1\n\n[data.files]\ntrain = \"logs/train.csv\"\nvalid = \"logs/valid.csv\"\ntest = \"logs/test.parquet\"\n\n[schema]\nlabel = \"click\"\nuser = \"u\"\ntarget = [\"i\"]\nsequence = [\"h\"]\nfeatures = [{ name = \"i\", type = \"categorical\" }, { name = \"h\", type = \"sequence\", splitter = \"^\", max_len = 5, share_embedding = \"i\" }]\n\n[benchmark]\nmodels = [\"din\"]\nseeds = [1]\n";
+        let (stored, _) = check_config(AlignAction::CtrBenchmark, files).unwrap();
+        let resolved =
+            resolve_config(&stored, Path::new("/w/out"), Path::new("/srv/align-data")).unwrap();
+        let config: RunConfig = toml::from_str(&resolved).unwrap();
+        let crate::ctr::config::DataConfig::Files(data) = config.data else {
+            panic!("files expected");
+        };
+        assert_eq!(data.test, Path::new("/srv/align-data/logs/test.parquet"));
+        let outside = files.replace("\"logs/valid.csv\"", "\"/etc/passwd\"");
+        let message = check_config(AlignAction::CtrBenchmark, &outside)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("[data.files] valid"), "{message}");
+        let message = check_config(
+            AlignAction::CtrBenchmark,
+            &files.replace("[benchmark]\nmodels = [\"din\"]\nseeds = [1]\n", ""),
+        )
+        .unwrap_err()
+        .message;
+        assert!(message.contains("[benchmark]"), "{message}");
     }
 
     #[test]

@@ -230,7 +230,8 @@ impl AlignHandler {
 }
 
 /// Runs `action`'s command on the resolved configuration; the rows of an attack's results
-/// (none for LLM-TOPLA-Summary, whose report is its folder's `report.json`).
+/// (none for LLM-TOPLA-Summary, whose report is its folder's `report.json`, nor for a CTR
+/// benchmark, whose report is `results.json`).
 fn run_action(
     action: AlignAction,
     args: &ConfigArgs,
@@ -240,6 +241,15 @@ fn run_action(
     let action = match action {
         AlignAction::ToplaSummary => {
             crate::llm::summary::run(args, None, data_dir)?;
+            return Ok(Vec::new());
+        }
+        AlignAction::CtrBenchmark => {
+            let args = crate::ctr::RunArgs {
+                config: args.config.clone(),
+                device: args.device,
+                json: false,
+            };
+            crate::ctr::benchmark(&args, data_dir)?;
             return Ok(Vec::new());
         }
         AlignAction::Benchmark => Action::Benchmark,
