@@ -42,8 +42,20 @@ extern "C" {
     fn follow_align_run(id: &str, on_event: JsValue) -> js_sys::Function;
 }
 
+/// The runs this page shows: every kind but CTR benchmarks (the CTR page lists those).
 async fn list() -> Result<Vec<AlignRunSummary>, Failure> {
-    call(Request::get("/api/align/runs").build()).await
+    let runs: Vec<AlignRunSummary> = call(Request::get("/api/align/runs").build()).await?;
+    Ok(runs
+        .into_iter()
+        .filter(|r| r.action != AlignAction::CtrBenchmark)
+        .collect())
+}
+
+/// The actions this page starts.
+fn actions() -> impl Iterator<Item = AlignAction> {
+    AlignAction::ALL
+        .into_iter()
+        .filter(|a| *a != AlignAction::CtrBenchmark)
 }
 
 /// Cancels the run if it trains, and deletes it.
@@ -79,6 +91,7 @@ fn what(action: AlignAction) -> &'static str {
         AlignAction::Booster => "align with Booster and measure HS and FA",
         AlignAction::Vaccine => "align with Vaccine and measure HS and FA",
         AlignAction::Lisa => "one attack on the SFT-aligned model, fine-tuned with Lisa",
+        AlignAction::CtrBenchmark => "a CTR benchmark (started from the CTR page)",
         AlignAction::ToplaSummary => {
             "an LLM-ensemble run: LLM-TOPLA-Summary fine-tunes a model that reads every member's \
              answers and writes the fused one; its report sets it beside the members, the votes, \
@@ -294,7 +307,7 @@ fn Runs() -> impl IntoView {
             <label for="align-action">"Action"</label>
             <select id="align-action" on:change=move |e| {
                 let name = event_target_value(&e);
-                if let Some(a) = AlignAction::ALL.into_iter().find(|a| a.name() == name) {
+                if let Some(a) = actions().find(|a| a.name() == name) {
                     // Switching between kinds of run starts from that kind's example.
                     if (a == AlignAction::ToplaSummary) != (action.get_untracked() == AlignAction::ToplaSummary) {
                         config.set(example(a).to_owned());
@@ -302,7 +315,7 @@ fn Runs() -> impl IntoView {
                     action.set(a);
                 }
             }>
-                {AlignAction::ALL.into_iter().map(|a| view! {
+                {actions().map(|a| view! {
                     <option value=a.name() selected=move || action.get() == a>{a.name()}</option>
                 }).collect_view()}
             </select>

@@ -16,6 +16,8 @@ mod api;
 #[cfg(target_arch = "wasm32")]
 mod cofailure;
 #[cfg(target_arch = "wasm32")]
+mod ctr;
+#[cfg(target_arch = "wasm32")]
 mod ensembles;
 #[cfg(target_arch = "wasm32")]
 mod faces;

@@ -15,6 +15,8 @@ pub enum Page {
     Protect,
     /// `/align`: harmful fine-tuning runs on the server.
     Align,
+    /// `/ctr`: click-through-rate benchmarks on the server.
+    Ctr,
     /// `/signin`: the sign-in form.
     SignIn,
     /// `/account`: the signed-in user's password and API tokens.
@@ -33,6 +35,7 @@ impl Page {
             "/faces" => Self::Faces,
             "/protect" => Self::Protect,
             "/align" => Self::Align,
+            "/ctr" => Self::Ctr,
             SIGN_IN => Self::SignIn,
             "/account" => Self::Account,
             _ => Self::Ensembles,
@@ -108,6 +111,7 @@ mod tests {
         assert_eq!(Page::of("/faces"), Page::Faces);
         assert_eq!(Page::of("/protect/"), Page::Protect);
         assert_eq!(Page::of("/align"), Page::Align);
+        assert_eq!(Page::of("/ctr/"), Page::Ctr);
         assert_eq!(Page::of("/signin"), Page::SignIn);
         assert_eq!(Page::of("/account"), Page::Account);
         assert_eq!(Page::of("/reports/ab12/"), Page::Saved("ab12".into()));

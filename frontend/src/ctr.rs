@@ -1,0 +1,426 @@
+//! The CTR page (`/ctr`): click-through-rate benchmarks on the server (DIN, DIN + trigger and
+//! CCN over seeds, `fuselab ctr benchmark`). Start one from an example configuration, follow
+//! each epoch live, read each finished run's summary table and report; resume, cancel or delete
+//! a run. Runs are `ctr-benchmark` runs of the server's training-run queue (`/api/align/runs`),
+//! so they need a signed-in user, and starting one needs the right to train.
+
+use fuselab_shared::api::{
+    AlignAction, AlignRunCreated, AlignRunStatus, AlignRunSummary, CtrProgress, StartAlignRun,
+};
+use gloo_net::http::Request;
+use leptos::prelude::*;
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use crate::{
+    access::{Access, Failure, Training},
+    api::{call, local_time, send},
+    session::{SignedIn, use_auth},
+};
+
+/// The examples the form offers: a name and the configuration.
+const EXAMPLES: [(&str, &str); 2] = [
+    (
+        "synthetic (about 2 minutes)",
+        include_str!("../../examples/ctr-server.toml"),
+    ),
+    (
+        "MovieLens-100K proxy",
+        include_str!("../../examples/ctr-movielens-server.toml"),
+    ),
+];
+
+#[wasm_bindgen(module = "/align.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = followAlignRun)]
+    fn follow_run(id: &str, on_event: JsValue) -> js_sys::Function;
+}
+
+async fn list() -> Result<Vec<AlignRunSummary>, Failure> {
+    let runs: Vec<AlignRunSummary> = call(Request::get("/api/align/runs").build()).await?;
+    Ok(runs
+        .into_iter()
+        .filter(|r| r.action == AlignAction::CtrBenchmark)
+        .collect())
+}
+
+/// `{"status": …}` of a `status` event.
+#[derive(Debug, Deserialize)]
+struct StatusEvent {
+    status: AlignRunStatus,
+}
+
+/// Mean and deviation over seeds (`results.json`'s summary).
+#[derive(Debug, Clone, Deserialize)]
+struct Spread {
+    mean: f64,
+    std: f64,
+}
+
+/// One row of `results.json`'s summary.
+#[derive(Debug, Clone, Deserialize)]
+struct SummaryRow {
+    model: String,
+    lambda: Option<(f64, f64)>,
+    seeds: usize,
+    auc: Spread,
+    gauc: Spread,
+    logloss: Spread,
+}
+
+/// What the page reads of `results.json`.
+#[derive(Debug, Clone, Deserialize)]
+struct Results {
+    data: String,
+    ceiling: Option<f64>,
+    summary: Vec<SummaryRow>,
+}
+
+/// The run the page follows.
+#[derive(Debug, Clone, PartialEq)]
+struct Live {
+    id: String,
+    status: AlignRunStatus,
+    progress: Option<CtrProgress>,
+    note: Option<String>,
+}
+
+/// The live line of a progress event.
+fn progress_text(p: &CtrProgress) -> String {
+    format!(
+        "Run {}/{} ({}) · epoch {}/{} · training BCE {:.4} · validation AUC {:.4}, GAUC {:.4}",
+        p.run_index, p.runs, p.run, p.epoch, p.epochs, p.bce, p.valid_auc, p.valid_gauc
+    )
+}
+
+/// The share of the grid done after a progress event (epochs of runs that stop early count as
+/// done once the next run starts).
+fn fraction(p: &CtrProgress) -> f64 {
+    let within = p.epoch as f64 / p.epochs.max(1) as f64;
+    ((p.run_index.saturating_sub(1)) as f64 + within) / p.runs.max(1) as f64
+}
+
+/// The page.
+#[component]
+pub fn CtrPage() -> impl IntoView {
+    view! {
+        <section id="ctr" class="tool" aria-labelledby="ctr-title">
+            <h2 id="ctr-title">"Click-through-rate prediction"</h2>
+            <p>
+                "Compare DIN, DIN with a trigger attention, and CCN (same-page contrastive
+                learning: items clicked together are pulled together, a clicked and an unclicked
+                item of one page pushed apart) on the synthetic benchmark, whose true click
+                probabilities give a ceiling, or on the MovieLens-100K proxy. Each model trains
+                per seed with early stopping on validation AUC; the report gives test AUC, GAUC
+                and logloss. The configuration is the one "<code>"fuselab ctr benchmark --config FILE"</code>
+                " reads; CCN's collaborative module is fuselab's reading of the paper (see the report)."
+            </p>
+            <SignedIn what="start and follow CTR benchmarks">
+                <Runs />
+            </SignedIn>
+        </section>
+    }
+}
+
+/// The form, the followed run and the list.
+// One page's wiring: the form, the followed run and the list.
+#[allow(clippy::too_many_lines)]
+#[component]
+fn Runs() -> impl IntoView {
+    let auth = use_auth();
+    let access = auth.access_untracked();
+    let may_train = access.as_ref().map(Access::training) == Some(Training::Allowed);
+    let owners = access.as_ref().is_some_and(Access::sees_owners);
+    let config = RwSignal::new(EXAMPLES[0].1.to_owned());
+    let starting = RwSignal::new(false);
+    let feedback = RwSignal::new(None::<Result<String, String>>);
+    let live = RwSignal::new(None::<Live>);
+    let stop = StoredValue::new_local(None::<js_sys::Function>);
+    let version = RwSignal::new(0_u32);
+    let runs = LocalResource::new(move || {
+        version.track();
+        async move { auth.watch(list().await) }
+    });
+    let changed = move || version.update(|v| *v += 1);
+    let unfollow = move || {
+        stop.with_value(|close| {
+            if let Some(close) = close {
+                let _ = close.call0(&JsValue::NULL);
+            }
+        });
+        stop.set_value(None);
+    };
+    let follow = move |id: String| {
+        unfollow();
+        live.set(Some(Live {
+            id: id.clone(),
+            status: AlignRunStatus::Queued,
+            progress: None,
+            note: None,
+        }));
+        let update = move |f: &dyn Fn(&mut Live)| {
+            live.update(|l| {
+                if let Some(l) = l {
+                    f(l);
+                }
+            });
+        };
+        let on_event =
+            Closure::<dyn FnMut(String, String)>::new(move |kind: String, data: String| match kind
+                .as_str()
+            {
+                "status" => {
+                    if let Ok(event) = serde_json::from_str::<StatusEvent>(&data) {
+                        update(&|l| {
+                            l.status = event.status;
+                            l.note = None;
+                        });
+                        changed();
+                    }
+                }
+                "metrics" => {
+                    if let Ok(progress) = serde_json::from_str::<CtrProgress>(&data) {
+                        update(&|l| {
+                            l.status = AlignRunStatus::Running;
+                            l.progress = Some(progress.clone());
+                            l.note = None;
+                        });
+                    }
+                }
+                "done" | "error" => {
+                    if let Ok(run) = serde_json::from_str::<AlignRunSummary>(&data) {
+                        update(&|l| {
+                            l.status = run.status;
+                            l.note.clone_from(&run.error);
+                        });
+                    }
+                    changed();
+                }
+                _ => update(&|l| {
+                    l.note =
+                        Some("The connection to the server was lost; reconnecting…".to_owned());
+                }),
+            });
+        stop.set_value(Some(follow_run(&id, on_event.into_js_value())));
+    };
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = runs.get()
+            && live.get_untracked().is_none()
+            && let Some(run) = list.iter().find(|r| !r.status.finished())
+        {
+            follow(run.id.clone());
+        }
+    });
+    let start = move |_| {
+        let body = StartAlignRun {
+            action: AlignAction::CtrBenchmark,
+            config: config.get_untracked(),
+        };
+        starting.set(true);
+        feedback.set(None);
+        leptos::task::spawn_local(async move {
+            let created: Result<AlignRunCreated, Failure> =
+                auth.watch(call(Request::post("/api/align/runs").json(&body)).await);
+            match created {
+                Ok(created) => {
+                    feedback.set(Some(Ok(format!("Benchmark {} started.", created.id))));
+                    follow(created.id);
+                    changed();
+                }
+                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
+            }
+            starting.set(false);
+        });
+    };
+    let resume = move |id: String| {
+        leptos::task::spawn_local(async move {
+            let resumed: Result<AlignRunCreated, Failure> = auth
+                .watch(call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await);
+            match resumed {
+                Ok(resumed) => follow(resumed.id),
+                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
+            }
+            changed();
+        });
+    };
+    let remove = move |id: String| {
+        if live.with_untracked(|l| l.as_ref().is_some_and(|l| l.id == id)) {
+            unfollow();
+            live.set(None);
+        }
+        leptos::task::spawn_local(async move {
+            let deleted = send(Request::delete(&format!("/api/align/runs/{id}")).build()).await;
+            feedback.set(Some(match auth.watch(deleted.map(drop)) {
+                Ok(()) => Ok(format!("Benchmark {id} deleted.")),
+                Err(failure) => Err(failure.to_string()),
+            }));
+            changed();
+        });
+    };
+    let progress = move || {
+        live.get().map(|l| {
+            let (value, line) = l.progress.as_ref().map_or_else(
+                || (0.0, "Waiting for the first epoch…".to_owned()),
+                |p| (fraction(p), progress_text(p)),
+            );
+            view! {
+                <div id="ctr-live" data-status=l.status.name()>
+                    <p id="ctr-run-status">{format!("Benchmark {}: {}", l.id, l.status.name())}</p>
+                    <p id="ctr-stage">{line}</p>
+                    <progress id="ctr-progress" max="1" prop:value=value></progress>
+                    {l.note.map(|note| view! { <p class="note" role="status">{note}</p> })}
+                </div>
+            }
+        })
+    };
+    let form = if may_train {
+        view! {
+            <label for="ctr-example">"Start from"</label>
+            <select id="ctr-example" on:change=move |e| {
+                let name = event_target_value(&e);
+                if let Some((_, text)) = EXAMPLES.iter().find(|(n, _)| *n == name) {
+                    config.set((*text).to_owned());
+                }
+            }>
+                {EXAMPLES.iter().map(|(name, _)| view! { <option value=*name>{*name}</option> }).collect_view()}
+            </select>
+            <label for="ctr-config">"Configuration (TOML)"</label>
+            <textarea id="ctr-config" rows="18" spellcheck="false" prop:value=move || config.get()
+                on:input=move |e| config.set(event_target_value(&e))></textarea>
+            <div class="actions">
+                <button id="ctr-start" prop:disabled=move || starting.get() on:click=start>"Start"</button>
+            </div>
+        }
+        .into_any()
+    } else {
+        view! {
+            <p id="ctr-not-allowed" class="note">
+                "Your account may not start training runs: ask this server's administrator to
+                allow it. Your earlier benchmarks are listed below."
+            </p>
+        }
+        .into_any()
+    };
+    view! {
+        {form}
+        {move || feedback.get().map(|f| match f {
+            Ok(text) => view! { <p id="ctr-feedback" role="status">{text}</p> }.into_any(),
+            Err(text) => view! { <p id="ctr-feedback" class="error" role="alert">{text}</p> }.into_any(),
+        })}
+        {progress}
+        <h3>"Benchmarks"</h3>
+        <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
+            {move || runs.get().map(|result| match result {
+                Err(failure) => view! { <p class="note">{format!("Benchmarks are unavailable: {failure}")}</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="note" id="ctr-empty">"None yet."</p> }.into_any(),
+                Ok(list) => view! {
+                    <div id="ctr-runs">
+                        {list.into_iter().map(|run| view! {
+                            <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
+                        }).collect_view()}
+                    </div>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+/// One benchmark of the list; once done, its summary table and files.
+#[component]
+fn RunView(
+    run: AlignRunSummary,
+    owners: bool,
+    may_train: bool,
+    resume: impl Fn(String) + Copy + 'static,
+    follow: impl Fn(String) + Copy + 'static,
+    remove: impl Fn(String) + Copy + 'static,
+) -> impl IntoView {
+    let id = run.id.clone();
+    let files = format!("/api/align/runs/{id}/files");
+    let step = if run.status.resumable() {
+        may_train.then(|| {
+            let id = id.clone();
+            view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
+                .into_any()
+        })
+    } else if run.status.finished() {
+        None
+    } else {
+        let id = id.clone();
+        Some(view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }.into_any())
+    };
+    let label = if run.status.finished() {
+        "Delete"
+    } else {
+        "Cancel"
+    };
+    let delete = {
+        let id = id.clone();
+        view! { <button class="secondary delete" on:click=move |_| remove(id.clone())>{label}</button> }
+    };
+    let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
+    let done = (run.status == AlignRunStatus::Done).then(|| {
+        let url = format!("{files}/results.json");
+        let results = LocalResource::new(move || {
+            let url = url.clone();
+            async move { call::<Results>(Request::get(&url).build()).await }
+        });
+        view! {
+            <Suspense fallback=|| view! { <p class="note">"Loading the results…"</p> }>
+                {move || results.get().map(|r| match r {
+                    Ok(results) => view! { <SummaryTable results=results /> }.into_any(),
+                    Err(failure) => view! { <p class="note">{format!("The results are unavailable: {failure}")}</p> }.into_any(),
+                })}
+            </Suspense>
+            <p class="files">
+                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
+                <a href=format!("{files}/results.csv") download="results.csv">"CSV"</a>" · "
+                <a href=format!("{files}/results.json") download="results.json">"JSON"</a>" · "
+                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+            </p>
+        }
+    });
+    view! {
+        <article class="align-run ctr-run" id=format!("run-{id}") data-status=run.status.name()>
+            <h4>
+                {format!("CTR benchmark · {} · ", local_time(run.created))}
+                <span class="run-status">{run.status.name()}</span>
+                <span class="note">{format!(" · {id}")}</span>
+                {owner.map(|o| view! { <span class="owner">{o}</span> })}
+            </h4>
+            {run.error.map(|e| view! { <p class="error">{e}</p> })}
+            <div class="actions">{step}{delete}</div>
+            {done}
+        </article>
+    }
+}
+
+/// Test AUC, GAUC and logloss per model, over seeds; the ceiling on synthetic data.
+#[component]
+fn SummaryTable(results: Results) -> impl IntoView {
+    let label = |row: &SummaryRow| match row.lambda {
+        Some((a, r)) if (a - r).abs() < f64::EPSILON => format!("{} (λ = {a})", row.model),
+        Some((a, r)) => format!("{} (λa = {a}, λr = {r})", row.model),
+        None => row.model.clone(),
+    };
+    view! {
+        <p class="note">{format!("Data: {}", results.data)}</p>
+        <table class="ctr-results">
+            <thead><tr><th>"model"</th><th>"seeds"</th><th>"test AUC"</th><th>"test GAUC"</th><th>"test logloss"</th></tr></thead>
+            <tbody>
+                {results.summary.iter().map(|row| view! {
+                    <tr>
+                        <td>{label(row)}</td>
+                        <td class="number">{row.seeds}</td>
+                        <td class="number">{format!("{:.4} ± {:.4}", row.auc.mean, row.auc.std)}</td>
+                        <td class="number">{format!("{:.4} ± {:.4}", row.gauc.mean, row.gauc.std)}</td>
+                        <td class="number">{format!("{:.4} ± {:.4}", row.logloss.mean, row.logloss.std)}</td>
+                    </tr>
+                }).collect_view()}
+                {results.ceiling.map(|c| view! {
+                    <tr class="ceiling"><td>"true click probabilities (ceiling)"</td><td></td><td class="number">{format!("{c:.4}")}</td><td></td><td></td></tr>
+                })}
+            </tbody>
+        </table>
+    }
+}
