@@ -21,9 +21,10 @@ const WARMUP: usize = 10;
 const STEPS: usize = 100;
 
 fn main() -> anyhow::Result<()> {
+    // The default size: every user and item appears in training, so the embedding tables (and
+    // Adam's dense updates of them) have the PyTorch twin's sizes.
     let dataset = generate(&SyntheticConfig {
         seed: 1,
-        pages: 2000,
         ..SyntheticConfig::default()
     })?;
     let table = csv_table(&dataset.csv(Split::Train))?;
