@@ -423,6 +423,82 @@ max_new_tokens = 8
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// A CTR benchmark: DIN and CCN on generated synthetic data, one progress event per epoch,
+/// the report's files served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ctr_benchmark_trains_as_a_job_and_serves_its_results() {
+    let data = scratch("ctr");
+    let (app, _worker) = server(&data).await;
+    let config = r#"seed = 1
+
+[data.synthetic]
+seed = 3
+pages = 400
+trigger_weight = 0.5
+
+[model]
+mlp = [32, 16]
+
+[train]
+epochs = 2
+patience = 0
+
+[benchmark]
+models = ["din", "ccn"]
+seeds = [1]
+"#;
+    let id = start(&app, "ctr-benchmark", config).await.id;
+    let events = follow(&app, &id, None).await;
+    let progress: Vec<fuselab_shared::api::CtrProgress> = events
+        .iter()
+        .filter(|e| e.event == "metrics")
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    assert_eq!(progress.len(), 4, "one event per epoch of 2 runs");
+    assert_eq!(
+        (
+            progress[3].run.as_str(),
+            progress[3].run_index,
+            progress[3].runs,
+            progress[3].epoch
+        ),
+        ("ccn-seed1", 2, 2, 2)
+    );
+    let done = last_summary(&events, "done");
+    assert_eq!(done.status, AlignRunStatus::Done, "{:?}", done.error);
+    let (status, _, body) = send(
+        &app,
+        get(&format!("/api/align/runs/{id}/files/results.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["schema"], "fuselab.ctr.report/v1");
+    assert_eq!(report["summary"].as_array().unwrap().len(), 2);
+    assert!(report["ceiling"].as_f64().unwrap() > 0.5);
+    for file in ["report.html", "results.csv", "results.md"] {
+        let (status, _, _) = send(&app, get(&format!("/api/align/runs/{id}/files/{file}"))).await;
+        assert_eq!(status, StatusCode::OK, "{file}");
+    }
+    // Files a server run would read from outside its data folder are refused up front.
+    let outside = "[data.files]\ntrain = \"/etc/passwd\"\nvalid = \"v.csv\"\ntest = \"t.csv\"\n";
+    let (status, _, body) = send(
+        &app,
+        post_json(
+            "/api/align/runs",
+            &json!({"action": "ctr-benchmark", "config": outside}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_of(&body).contains("schema") || error_of(&body).contains("train"),
+        "{}",
+        error_of(&body)
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 #[tokio::test]
 async fn bad_configurations_are_refused_naming_the_line_and_key() {
     let data = scratch("bad");
