@@ -13,6 +13,7 @@
 //! with its `[[bin]]` in `fuzz/Cargo.toml`, and a corpus folder.
 
 pub mod csv;
+pub mod ctr_data;
 pub mod dlib;
 pub mod gguf;
 pub mod image;
@@ -33,6 +34,7 @@ pub type Target = fn(&[u8]);
 /// Every target by name: the name is its `fuzz_targets/` binary and its `corpus/` folder.
 pub const TARGETS: &[(&str, Target)] = &[
     ("csv", csv::run),
+    ("ctr_data", ctr_data::run),
     ("dlib", dlib::run),
     ("gguf", gguf::run),
     ("image", image::run),

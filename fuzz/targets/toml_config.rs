@@ -1,7 +1,7 @@
 //! The alignment runs' TOML configurations (`fuselab align … --config FILE`, the server's
 //! `/api/align/runs`): [`parse_config`] (the schema, then the range checks) for each of the
-//! four configuration types (the three alignment runs' and LLM-TOPLA-Summary's), the server's
-//! [`check_config`] for an attack and for a summary run (`out` dropped, data paths checked
+//! five configuration types (the three alignment runs', LLM-TOPLA-Summary's and a CTR run's), the
+//! server's [`check_config`] for an attack, a summary run and a CTR benchmark (`out` dropped, data paths checked
 //! relative) and the worker's [`resolve_config`] (its `out` and data folder put in with
 //! `toml_edit`). What the worker resolves must parse and check again as the run reads it, or
 //! the server would queue a run that fails at its start (a finding here).
@@ -13,6 +13,7 @@ use fuselab::align::h3fusion::H3FusionConfig;
 use fuselab::align::job::{check_config, resolve_config};
 use fuselab::align::parse_config;
 use fuselab::align::run::SftConfig;
+use fuselab::ctr::RunConfig;
 use fuselab::llm::summary::SummaryConfig;
 use fuselab_shared::api::AlignAction;
 
@@ -25,8 +26,10 @@ pub fn run(data: &[u8]) {
     let _ = parse_config::<H3FusionConfig>(text, "fuzz.toml");
     let _ = parse_config::<AttackConfig>(text, "fuzz.toml");
     let _ = parse_config::<SummaryConfig>(text, "fuzz.toml");
+    let _ = parse_config::<RunConfig>(text, "fuzz.toml");
     checked_then_resolved::<AttackConfig>(AlignAction::Attack, text);
     checked_then_resolved::<SummaryConfig>(AlignAction::ToplaSummary, text);
+    checked_then_resolved::<RunConfig>(AlignAction::CtrBenchmark, text);
 }
 
 fn checked_then_resolved<T: fuselab::align::Checked>(action: AlignAction, text: &str) {
