@@ -7,17 +7,14 @@
 //! to train.
 
 use fuselab_shared::api::{
-    AlignAction, AlignMetrics, AlignResultRow, AlignRunCreated, AlignRunStatus, AlignRunSummary,
-    StartAlignRun,
+    AlignAction, AlignMetrics, AlignResultRow, AlignRunStatus, AlignRunSummary, StartAlignRun,
 };
-use gloo_net::http::Request;
 use leptos::prelude::*;
-use serde::Deserialize;
-use wasm_bindgen::prelude::*;
 
 use crate::{
-    access::{Access, Failure, Training},
-    api::{call, local_time, send},
+    access::{Access, Training},
+    api::local_time,
+    runs::{self, Tracker},
     session::{SignedIn, use_auth},
 };
 
@@ -36,52 +33,14 @@ fn example(action: AlignAction) -> &'static str {
     }
 }
 
-#[wasm_bindgen(module = "/align.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = followAlignRun)]
-    fn follow_align_run(id: &str, on_event: JsValue) -> js_sys::Function;
-}
-
-/// The runs this page shows: every kind but CTR benchmarks (the CTR page lists those).
-async fn list() -> Result<Vec<AlignRunSummary>, Failure> {
-    let runs: Vec<AlignRunSummary> = call(Request::get("/api/align/runs").build()).await?;
-    Ok(runs
-        .into_iter()
-        .filter(|r| r.action != AlignAction::CtrBenchmark)
-        .collect())
+/// Every kind of run but CTR benchmarks (the CTR page lists those).
+fn shown(action: AlignAction) -> bool {
+    action != AlignAction::CtrBenchmark
 }
 
 /// The actions this page starts.
 fn actions() -> impl Iterator<Item = AlignAction> {
-    AlignAction::ALL
-        .into_iter()
-        .filter(|a| *a != AlignAction::CtrBenchmark)
-}
-
-/// Cancels the run if it trains, and deletes it.
-async fn delete(id: &str) -> Result<(), Failure> {
-    send(Request::delete(&format!("/api/align/runs/{id}")).build())
-        .await
-        .map(drop)
-}
-
-/// `{"status": …}` of a `status` event.
-#[derive(Debug, Deserialize)]
-struct StatusEvent {
-    status: AlignRunStatus,
-}
-
-/// The run the page follows.
-#[derive(Debug, Clone, PartialEq)]
-struct Live {
-    id: String,
-    status: AlignRunStatus,
-    /// The last training step.
-    metrics: Option<AlignMetrics>,
-    /// Training steps seen.
-    steps: usize,
-    /// Why it stopped, or a connection note.
-    note: Option<String>,
+    AlignAction::ALL.into_iter().filter(|a| shown(*a))
 }
 
 fn what(action: AlignAction) -> &'static str {
@@ -135,82 +94,13 @@ fn Runs() -> impl IntoView {
     let action = RwSignal::new(AlignAction::Benchmark);
     let config = RwSignal::new(EXAMPLE.to_owned());
     let starting = RwSignal::new(false);
-    let feedback = RwSignal::new(None::<Result<String, String>>);
-    let live = RwSignal::new(None::<Live>);
-    let stop = StoredValue::new_local(None::<js_sys::Function>);
-    // Counts changes, so the list reloads after one.
-    let version = RwSignal::new(0_u32);
+    let state = Tracker::<AlignMetrics>::new(auth, "Run");
+    let (live, feedback, version) = (state.live, state.feedback, state.version);
     let runs = LocalResource::new(move || {
         version.track();
-        async move { auth.watch(list().await) }
+        async move { auth.watch(runs::list(shown).await) }
     });
-    let changed = move || version.update(|v| *v += 1);
-
-    let unfollow = move || {
-        stop.with_value(|close| {
-            if let Some(close) = close {
-                let _ = close.call0(&JsValue::NULL);
-            }
-        });
-        stop.set_value(None);
-    };
-    let follow = move |id: String| {
-        unfollow();
-        live.set(Some(Live {
-            id: id.clone(),
-            status: AlignRunStatus::Queued,
-            metrics: None,
-            steps: 0,
-            note: None,
-        }));
-        let on_event =
-            Closure::<dyn FnMut(String, String)>::new(move |kind: String, data: String| match kind
-                .as_str()
-            {
-                "status" => {
-                    if let Ok(event) = serde_json::from_str::<StatusEvent>(&data) {
-                        live.update(|l| {
-                            if let Some(l) = l {
-                                l.status = event.status;
-                                l.note = None;
-                            }
-                        });
-                        changed();
-                    }
-                }
-                "metrics" => {
-                    if let Ok(metrics) = serde_json::from_str::<AlignMetrics>(&data) {
-                        live.update(|l| {
-                            if let Some(l) = l {
-                                l.status = AlignRunStatus::Running;
-                                l.metrics = Some(metrics);
-                                l.steps += 1;
-                                l.note = None;
-                            }
-                        });
-                    }
-                }
-                "done" | "error" => {
-                    if let Ok(run) = serde_json::from_str::<AlignRunSummary>(&data) {
-                        live.update(|l| {
-                            if let Some(l) = l {
-                                l.status = run.status;
-                                l.note = run.error;
-                            }
-                        });
-                    }
-                    changed();
-                }
-                _ => live.update(|l| {
-                    if let Some(l) = l {
-                        l.note =
-                            Some("The connection to the server was lost; reconnecting…".to_owned());
-                    }
-                }),
-            });
-        stop.set_value(Some(follow_align_run(&id, on_event.into_js_value())));
-    };
-
+    let follow = move |id: String| state.follow(&id);
     // A run already training when the page opens is followed.
     Effect::new(move |_| {
         if let Some(Ok(list)) = runs.get()
@@ -220,56 +110,20 @@ fn Runs() -> impl IntoView {
             follow(run.id.clone());
         }
     });
-
     let start = move |_| {
+        starting.set(true);
         let body = StartAlignRun {
             action: action.get_untracked(),
             config: config.get_untracked(),
         };
-        starting.set(true);
-        feedback.set(None);
-        leptos::task::spawn_local(async move {
-            let created: Result<AlignRunCreated, Failure> =
-                auth.watch(call(Request::post("/api/align/runs").json(&body)).await);
-            match created {
-                Ok(created) => {
-                    feedback.set(Some(Ok(format!("Run {} started.", created.id))));
-                    follow(created.id);
-                    changed();
-                }
-                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
-            }
-            starting.set(false);
-        });
+        state.start(body, move || starting.set(false));
     };
-    let resume = move |id: String| {
-        leptos::task::spawn_local(async move {
-            let resumed: Result<AlignRunCreated, Failure> = auth
-                .watch(call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await);
-            match resumed {
-                Ok(resumed) => follow(resumed.id),
-                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
-            }
-            changed();
-        });
-    };
-    let remove = move |id: String| {
-        if live.with_untracked(|l| l.as_ref().is_some_and(|l| l.id == id)) {
-            unfollow();
-            live.set(None);
-        }
-        leptos::task::spawn_local(async move {
-            feedback.set(Some(match auth.watch(delete(&id).await) {
-                Ok(()) => Ok(format!("Run {id} deleted.")),
-                Err(failure) => Err(failure.to_string()),
-            }));
-            changed();
-        });
-    };
+    let resume = move |id: String| state.resume(id);
+    let remove = move |id: String| state.remove(id);
 
     let progress = move || {
         live.get().map(|l| {
-            let (fraction, stage) = match &l.metrics {
+            let (fraction, stage) = match &l.progress {
                 Some(m) => (
                     m.step as f64 / m.total_steps.max(1) as f64,
                     format!(
@@ -291,7 +145,7 @@ fn Runs() -> impl IntoView {
                     <p id="align-run-status">{format!(
                         "Run {}: {status} ({} training steps{})",
                         l.id,
-                        l.steps,
+                        l.lines,
                         if l.status.finished() { "" } else { " so far" }
                     )}</p>
                     <p id="align-stage">{stage}</p>

@@ -5,16 +5,16 @@
 //! so they need a signed-in user, and starting one needs the right to train.
 
 use fuselab_shared::api::{
-    AlignAction, AlignRunCreated, AlignRunStatus, AlignRunSummary, CtrProgress, StartAlignRun,
+    AlignAction, AlignRunStatus, AlignRunSummary, CtrProgress, StartAlignRun,
 };
 use gloo_net::http::Request;
 use leptos::prelude::*;
 use serde::Deserialize;
-use wasm_bindgen::prelude::*;
 
 use crate::{
-    access::{Access, Failure, Training},
-    api::{call, local_time, send},
+    access::{Access, Training},
+    api::{call, local_time},
+    runs::{self, Tracker},
     session::{SignedIn, use_auth},
 };
 
@@ -30,24 +30,9 @@ const EXAMPLES: [(&str, &str); 2] = [
     ),
 ];
 
-#[wasm_bindgen(module = "/align.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = followAlignRun)]
-    fn follow_run(id: &str, on_event: JsValue) -> js_sys::Function;
-}
-
-async fn list() -> Result<Vec<AlignRunSummary>, Failure> {
-    let runs: Vec<AlignRunSummary> = call(Request::get("/api/align/runs").build()).await?;
-    Ok(runs
-        .into_iter()
-        .filter(|r| r.action == AlignAction::CtrBenchmark)
-        .collect())
-}
-
-/// `{"status": …}` of a `status` event.
-#[derive(Debug, Deserialize)]
-struct StatusEvent {
-    status: AlignRunStatus,
+/// The runs this page lists.
+fn shown(action: AlignAction) -> bool {
+    action == AlignAction::CtrBenchmark
 }
 
 /// Mean and deviation over seeds (`results.json`'s summary).
@@ -74,15 +59,6 @@ struct Results {
     data: String,
     ceiling: Option<f64>,
     summary: Vec<SummaryRow>,
-}
-
-/// The run the page follows.
-#[derive(Debug, Clone, PartialEq)]
-struct Live {
-    id: String,
-    status: AlignRunStatus,
-    progress: Option<CtrProgress>,
-    note: Option<String>,
 }
 
 /// The live line of a progress event.
@@ -133,76 +109,14 @@ fn Runs() -> impl IntoView {
     let owners = access.as_ref().is_some_and(Access::sees_owners);
     let config = RwSignal::new(EXAMPLES[0].1.to_owned());
     let starting = RwSignal::new(false);
-    let feedback = RwSignal::new(None::<Result<String, String>>);
-    let live = RwSignal::new(None::<Live>);
-    let stop = StoredValue::new_local(None::<js_sys::Function>);
-    let version = RwSignal::new(0_u32);
+    let state = Tracker::<CtrProgress>::new(auth, "Benchmark");
+    let (live, feedback, version) = (state.live, state.feedback, state.version);
     let runs = LocalResource::new(move || {
         version.track();
-        async move { auth.watch(list().await) }
+        async move { auth.watch(runs::list(shown).await) }
     });
-    let changed = move || version.update(|v| *v += 1);
-    let unfollow = move || {
-        stop.with_value(|close| {
-            if let Some(close) = close {
-                let _ = close.call0(&JsValue::NULL);
-            }
-        });
-        stop.set_value(None);
-    };
-    let follow = move |id: String| {
-        unfollow();
-        live.set(Some(Live {
-            id: id.clone(),
-            status: AlignRunStatus::Queued,
-            progress: None,
-            note: None,
-        }));
-        let update = move |f: &dyn Fn(&mut Live)| {
-            live.update(|l| {
-                if let Some(l) = l {
-                    f(l);
-                }
-            });
-        };
-        let on_event =
-            Closure::<dyn FnMut(String, String)>::new(move |kind: String, data: String| match kind
-                .as_str()
-            {
-                "status" => {
-                    if let Ok(event) = serde_json::from_str::<StatusEvent>(&data) {
-                        update(&|l| {
-                            l.status = event.status;
-                            l.note = None;
-                        });
-                        changed();
-                    }
-                }
-                "metrics" => {
-                    if let Ok(progress) = serde_json::from_str::<CtrProgress>(&data) {
-                        update(&|l| {
-                            l.status = AlignRunStatus::Running;
-                            l.progress = Some(progress.clone());
-                            l.note = None;
-                        });
-                    }
-                }
-                "done" | "error" => {
-                    if let Ok(run) = serde_json::from_str::<AlignRunSummary>(&data) {
-                        update(&|l| {
-                            l.status = run.status;
-                            l.note.clone_from(&run.error);
-                        });
-                    }
-                    changed();
-                }
-                _ => update(&|l| {
-                    l.note =
-                        Some("The connection to the server was lost; reconnecting…".to_owned());
-                }),
-            });
-        stop.set_value(Some(follow_run(&id, on_event.into_js_value())));
-    };
+    let follow = move |id: String| state.follow(&id);
+    // A benchmark already training when the page opens is followed.
     Effect::new(move |_| {
         if let Some(Ok(list)) = runs.get()
             && live.get_untracked().is_none()
@@ -212,51 +126,15 @@ fn Runs() -> impl IntoView {
         }
     });
     let start = move |_| {
+        starting.set(true);
         let body = StartAlignRun {
             action: AlignAction::CtrBenchmark,
             config: config.get_untracked(),
         };
-        starting.set(true);
-        feedback.set(None);
-        leptos::task::spawn_local(async move {
-            let created: Result<AlignRunCreated, Failure> =
-                auth.watch(call(Request::post("/api/align/runs").json(&body)).await);
-            match created {
-                Ok(created) => {
-                    feedback.set(Some(Ok(format!("Benchmark {} started.", created.id))));
-                    follow(created.id);
-                    changed();
-                }
-                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
-            }
-            starting.set(false);
-        });
+        state.start(body, move || starting.set(false));
     };
-    let resume = move |id: String| {
-        leptos::task::spawn_local(async move {
-            let resumed: Result<AlignRunCreated, Failure> = auth
-                .watch(call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await);
-            match resumed {
-                Ok(resumed) => follow(resumed.id),
-                Err(failure) => feedback.set(Some(Err(failure.to_string()))),
-            }
-            changed();
-        });
-    };
-    let remove = move |id: String| {
-        if live.with_untracked(|l| l.as_ref().is_some_and(|l| l.id == id)) {
-            unfollow();
-            live.set(None);
-        }
-        leptos::task::spawn_local(async move {
-            let deleted = send(Request::delete(&format!("/api/align/runs/{id}")).build()).await;
-            feedback.set(Some(match auth.watch(deleted.map(drop)) {
-                Ok(()) => Ok(format!("Benchmark {id} deleted.")),
-                Err(failure) => Err(failure.to_string()),
-            }));
-            changed();
-        });
-    };
+    let resume = move |id: String| state.resume(id);
+    let remove = move |id: String| state.remove(id);
     let progress = move || {
         live.get().map(|l| {
             let (value, line) = l.progress.as_ref().map_or_else(

@@ -26,6 +26,8 @@ mod gpu;
 #[cfg(target_arch = "wasm32")]
 mod protect;
 #[cfg(target_arch = "wasm32")]
+mod runs;
+#[cfg(target_arch = "wasm32")]
 mod session;
 #[cfg(target_arch = "wasm32")]
 mod shell;

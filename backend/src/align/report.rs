@@ -11,7 +11,9 @@ use fuselab_shared::align::{SYNTHETIC_LABEL, Task};
 use super::results::{BenchmarkReport, H3FusionReport, SummaryRow};
 use super::run::write_atomic;
 
-fn escape(text: &str) -> String {
+/// `text` safe inside HTML text and attribute values (every report's writer uses it).
+#[must_use]
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

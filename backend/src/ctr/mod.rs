@@ -22,6 +22,7 @@ pub use report::{CTR_SCHEMA, CtrReport};
 
 use self::report::SplitSize;
 use self::run::{Prepared, RunResult};
+use crate::align::ConfigArgs;
 use crate::align::run::write_atomic;
 
 /// `fuselab ctr …`.
@@ -31,25 +32,11 @@ pub enum CtrCommand {
     #[command(subcommand)]
     Data(datasets::DataCommand),
     /// Train one model of a configuration (checkpoints every epoch; rerun to resume)
-    Train(RunArgs),
+    Train(ConfigArgs),
     /// Train models × λ × seeds of a configuration's `[benchmark]` and write the report
-    Benchmark(RunArgs),
+    Benchmark(ConfigArgs),
     /// Score a CSV or Parquet file with a trained model
     Predict(PredictArgs),
-}
-
-/// `ctr train|benchmark`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The TOML configuration (see examples/ctr-*.toml)
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Override the configuration's `device`
-    #[arg(long, value_name = "cpu|wgpu")]
-    pub device: Option<fuselab_ml::Compute>,
-    /// Print the report as JSON on stdout
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `ctr predict`.
@@ -203,7 +190,7 @@ fn report_of(
 ///
 /// # Errors
 /// Bad configuration or data, or a failed run.
-pub fn train(args: &RunArgs, data_dir: &Path) -> anyhow::Result<CtrReport> {
+pub fn train(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<CtrReport> {
     let started = Instant::now();
     let (config, out, prepared) = prepare(&args.config, data_dir)?;
     let device = crate::align::run::device(config.device, args.device)?;
@@ -232,7 +219,7 @@ pub fn train(args: &RunArgs, data_dir: &Path) -> anyhow::Result<CtrReport> {
 ///
 /// # Errors
 /// Bad configuration or data, no `[benchmark]` table, or a failed run.
-pub fn benchmark(args: &RunArgs, data_dir: &Path) -> anyhow::Result<CtrReport> {
+pub fn benchmark(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<CtrReport> {
     let started = Instant::now();
     let (config, out, prepared) = prepare(&args.config, data_dir)?;
     let grid = config.benchmark.clone().with_context(|| {

@@ -9,6 +9,7 @@ use fuselab_ml::ctr::ModelKind;
 use serde::{Deserialize, Serialize};
 
 use super::run::RunResult;
+use crate::align::report::escape;
 use crate::align::run::write_atomic;
 
 /// The report's schema name.
@@ -191,13 +192,6 @@ fn csv(report: &CtrReport) -> String {
         ]);
     }
     fuselab_shared::table::write(rows)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Okabe–Ito: distinguishable with the common colour-vision deficiencies.

@@ -244,12 +244,7 @@ fn run_action(
             return Ok(Vec::new());
         }
         AlignAction::CtrBenchmark => {
-            let args = crate::ctr::RunArgs {
-                config: args.config.clone(),
-                device: args.device,
-                json: false,
-            };
-            crate::ctr::benchmark(&args, data_dir)?;
+            crate::ctr::benchmark(args, data_dir)?;
             return Ok(Vec::new());
         }
         AlignAction::Benchmark => Action::Benchmark,

@@ -9,6 +9,7 @@ use fuselab_shared::topla::summary::{AnswerScores, FusionTask};
 use serde::{Deserialize, Serialize};
 
 use super::fit::EpochRecord;
+use crate::align::report::escape;
 use crate::align::run::write_atomic;
 
 /// The report's schema name.
@@ -115,13 +116,6 @@ pub struct SummaryReport {
     pub training: TrainingSummary,
     /// Sample test questions.
     pub examples: Vec<ExampleRow>,
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The score columns of a task: name and reader.
