@@ -139,9 +139,9 @@ fn contrastive_losses_match_hand_computed_values() {
         pair(1, 2, PairKind::MonoClick, 1.0),
         pair(0, 1, PairKind::MonoClick, 3.0),
     ];
-    // Attraction: (1·0 + 2·2) / 3.
+    // Attraction: the co-click pair's 0 and the co-non-click pair's 2, each kind weighing alike.
     let att = scalar(attraction(&z, &pairs).unwrap());
-    assert!((att - 4.0 / 3.0).abs() < 1e-6, "{att}");
+    assert!((att - 1.0).abs() < 1e-6, "{att}");
     // Repulsion at margin 1.5: both mono-click pairs are √2 apart → (1.5 − √2)².
     let rep = scalar(repulsion(&z, &pairs, 1.5).unwrap());
     assert!((rep - (1.5 - 2f64.sqrt()).powi(2)).abs() < 1e-6, "{rep}");
@@ -159,18 +159,22 @@ fn objective(z: &[[f64; 3]], pairs: &[Pair], margin: f64) -> f64 {
             .map(|k| (z[p.i as usize][k] - z[p.j as usize][k]).powi(2))
             .sum()
     };
-    let (mut att, mut att_w, mut rep, mut rep_w) = (0.0, 0.0, 0.0, 0.0);
+    let (mut co_click, mut co_non_click, mut rep) = ([0.0; 2], [0.0; 2], [0.0; 2]);
     for p in pairs {
         let w = f64::from(p.weight);
-        if p.kind.is_attractive() {
-            att += w * distance2(p);
-            att_w += w;
-        } else {
-            rep += w * (margin - (distance2(p) + 1e-12).sqrt()).max(0.0).powi(2);
-            rep_w += w;
-        }
+        let (sum, value) = match p.kind {
+            PairKind::CoClick => (&mut co_click, distance2(p)),
+            PairKind::CoNonClick => (&mut co_non_click, distance2(p)),
+            PairKind::MonoClick => (
+                &mut rep,
+                (margin - (distance2(p) + 1e-12).sqrt()).max(0.0).powi(2),
+            ),
+        };
+        sum[0] += w * value;
+        sum[1] += w;
     }
-    0.3 * att / att_w + 0.7 * rep / rep_w
+    let att = 0.5 * (co_click[0] / co_click[1] + co_non_click[0] / co_non_click[1]);
+    0.3 * att + 0.7 * rep[0] / rep[1]
 }
 
 #[test]

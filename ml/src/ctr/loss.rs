@@ -1,14 +1,16 @@
 //! The objective: `L = BCE + λ_a·L_att + λ_r·L_rep` (spec §3.4; the formulas are fuselab's
 //! reading [D]). With `z` unit-length and `w` each pair's importance weight:
 //!
-//! - `L_att = Σ w·‖z_i − z_j‖² / Σ w` over co-click and co-non-click pairs;
+//! - `L_att`: the mean of `Σ w·‖z_i − z_j‖² / Σ w` over the co-click pairs and the same over the
+//!   co-non-click pairs (each kind weighs alike: at a few percent of clicks, co-non-click pairs
+//!   are most of a page's pairs and would otherwise only pull unclicked items together);
 //! - `L_rep = Σ w·max(0, m − ‖z_i − z_j‖)² / Σ w` over mono-click pairs (zero gradient beyond
 //!   the margin).
 //!
 //! A kind with no pair in the batch contributes nothing.
 
 use burn::tensor::{Int, Tensor, TensorData};
-use fuselab_shared::ctr::pairs::Pair;
+use fuselab_shared::ctr::pairs::{Pair, PairKind};
 
 /// Mean binary cross-entropy of logits against 0/1 labels, computed stably as
 /// `max(x, 0) − x·y + log(1 + e^{−|x|})`.
@@ -36,19 +38,31 @@ fn squared_distances(z: &Tensor<2>, pairs: &[&Pair]) -> (Tensor<1>, Tensor<1>) {
     (squared, weights)
 }
 
-/// The attraction loss over the attractive pairs of `pairs` (none: `None`).
+/// The attraction loss over the attractive pairs of `pairs`: the mean over the kinds present of
+/// each kind's weighted mean squared distance (none: `None`).
 ///
 /// # Shapes
 /// `z`: `[b, D]` → `[1]`.
 #[must_use]
 pub fn attraction(z: &Tensor<2>, pairs: &[Pair]) -> Option<Tensor<1>> {
-    let chosen: Vec<&Pair> = pairs.iter().filter(|p| p.kind.is_attractive()).collect();
-    if chosen.is_empty() {
-        return None;
-    }
-    let total: f32 = chosen.iter().map(|p| p.weight).sum();
-    let (squared, weights) = squared_distances(z, &chosen);
-    Some((squared * weights).sum().div_scalar(total))
+    let kinds = [PairKind::CoClick, PairKind::CoNonClick];
+    let terms: Vec<Tensor<1>> = kinds
+        .iter()
+        .filter_map(|kind| {
+            let chosen: Vec<&Pair> = pairs.iter().filter(|p| p.kind == *kind).collect();
+            if chosen.is_empty() {
+                return None;
+            }
+            let total: f32 = chosen.iter().map(|p| p.weight).sum();
+            let (squared, weights) = squared_distances(z, &chosen);
+            Some((squared * weights).sum().div_scalar(total))
+        })
+        .collect();
+    let n = terms.len();
+    terms
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .map(|t| t.div_scalar(n as f64))
 }
 
 /// The repulsion loss with margin `margin` over the mono-click pairs of `pairs` (none: `None`).

@@ -20,7 +20,7 @@
 //!   last drawn the most recent). A user's behaviour sequence is the same on all of the user's
 //!   pages; the negative sequence (`neg_item_id`) is the exposure log: the user's unclicked
 //!   candidates on the user's earlier pages (page ids are the time order), the last
-//!   `history_len` of them, whatever split those pages fell in.
+//!   `history_len` of them (earlier pages are earlier in time, and in the same or an earlier split).
 //! - **Pages**: a user and a scenario, each uniform; a trigger `t` drawn with probability
 //!   `∝ exp(τ · ⟨u, v_i⟩)` among the items of the themed categories `T_σ`; the driver
 //!   `~ Bernoulli(trigger_weight)`. The page's intent is
@@ -36,11 +36,12 @@
 //!   `c = intent_weight`; `click ~ Bernoulli(p)`. With the defaults (seed 0), `trigger_weight` 0.2
 //!   gives a click rate of 13.5 % and an AUC of the true `p` against the clicks of 0.80; 0.8 gives
 //!   15.6 % and 0.84.
-//! - **Splits**: whole pages, shuffled, `split[0]` of them train, `split[1]` valid, the rest test;
-//!   each split keeps its pages in page order.
+//! - **Splits**: by time, whole pages: the first `split[0]` of the pages train, the next
+//!   `split[1]` valid, the rest test, so no row's features (its unclicked exposures) come from a
+//!   later split's pages.
 //!
 //! Each stage draws from its own [`SplitMix64`] stream derived from `seed` (world, pages,
-//! drivers, clicks, splits), so changing `trigger_weight` changes only the drivers (coupled: a
+//! drivers, clicks), so changing `trigger_weight` changes only the drivers (coupled: a
 //! page trigger-driven at weight `w` stays so at every weight above `w`), the intents, the clicks
 //! and the negative sequences made of them; the users, behaviour sequences, triggers and
 //! candidates stay the same. Transcendental functions come from `libm`, so the same
@@ -287,10 +288,10 @@ impl SyntheticConfig {
 pub fn generate(config: &SyntheticConfig) -> Result<Dataset, SyntheticError> {
     config.validate()?;
     let mut seeds = SplitMix64(config.seed);
-    let mut streams = [(); 5].map(|()| SplitMix64(seeds.next_u64()));
-    let [world_rng, page_rng, driver_rng, click_rng, split_rng] = &mut streams;
+    let mut streams = [(); 4].map(|()| SplitMix64(seeds.next_u64()));
+    let [world_rng, page_rng, driver_rng, click_rng] = &mut streams;
     let world = World::new(config, world_rng);
-    let labels = page_splits(config, split_rng);
+    let labels = page_splits(config);
     let mut splits: [Vec<Exposure>; 3] = Default::default();
     let mut drivers = [0_u64; 2];
     // Each user's unclicked candidates so far (pages in page order), the most recent last.
@@ -334,20 +335,12 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset, SyntheticError> {
     })
 }
 
-/// Each page's split (0 train, 1 valid, 2 test), from a seeded shuffle of the pages.
-fn page_splits(config: &SyntheticConfig, rng: &mut SplitMix64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..config.pages).collect();
-    shuffle(&mut order, rng);
+/// Each page's split (0 train, 1 valid, 2 test), in time order.
+fn page_splits(config: &SyntheticConfig) -> Vec<usize> {
     let (n_train, n_valid) = split_sizes(config.pages, config.split);
-    let mut labels = vec![2; config.pages];
-    for (rank, &page) in order.iter().enumerate() {
-        if rank < n_train {
-            labels[page] = 0;
-        } else if rank < n_train + n_valid {
-            labels[page] = 1;
-        }
-    }
-    labels
+    (0..config.pages)
+        .map(|page| usize::from(page >= n_train) + usize::from(page >= n_train + n_valid))
+        .collect()
 }
 
 fn shuffle<T>(values: &mut [T], rng: &mut SplitMix64) {
