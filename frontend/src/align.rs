@@ -14,7 +14,7 @@ use leptos::prelude::*;
 use crate::{
     access::{Access, Training},
     api::local_time,
-    runs::{self, Tracker},
+    runs::{self, RunActions, Tracker},
     session::{SignedIn, use_auth},
 };
 
@@ -233,30 +233,6 @@ fn RunView(
 ) -> impl IntoView {
     let id = run.id.clone();
     let files = format!("/api/align/runs/{id}/files");
-    let step = if run.status.resumable() {
-        may_train.then(|| {
-            let id = id.clone();
-            view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
-                .into_any()
-        })
-    } else if run.status.finished() {
-        None
-    } else {
-        let id = id.clone();
-        Some(
-            view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }
-                .into_any(),
-        )
-    };
-    let (label, hint) = if run.status.finished() {
-        ("Delete", "Delete the run and its files")
-    } else {
-        ("Cancel", "Stop the run and delete it with its files")
-    };
-    let delete = {
-        let id = id.clone();
-        view! { <button class="secondary delete" title=hint on:click=move |_| remove(id.clone())>{label}</button> }
-    };
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
     let fusion = run.action == AlignAction::ToplaSummary;
@@ -297,7 +273,7 @@ fn RunView(
                 {owner.map(|o| view! { <span class="owner">{o}</span> })}
             </h4>
             {run.error.map(|e| view! { <p class="error">{e}</p> })}
-            <div class="actions">{step}{delete}</div>
+            <RunActions id=id.clone() status=run.status may_train=may_train resume=resume follow=follow remove=remove />
             {done}
         </article>
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::{
     access::{Access, Training},
     api::{call, local_time},
-    runs::{self, Tracker},
+    runs::{self, RunActions, Tracker},
     session::{SignedIn, use_auth},
 };
 
@@ -215,27 +215,6 @@ fn RunView(
 ) -> impl IntoView {
     let id = run.id.clone();
     let files = format!("/api/align/runs/{id}/files");
-    let step = if run.status.resumable() {
-        may_train.then(|| {
-            let id = id.clone();
-            view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
-                .into_any()
-        })
-    } else if run.status.finished() {
-        None
-    } else {
-        let id = id.clone();
-        Some(view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }.into_any())
-    };
-    let label = if run.status.finished() {
-        "Delete"
-    } else {
-        "Cancel"
-    };
-    let delete = {
-        let id = id.clone();
-        view! { <button class="secondary delete" on:click=move |_| remove(id.clone())>{label}</button> }
-    };
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let done = (run.status == AlignRunStatus::Done).then(|| {
         let url = format!("{files}/results.json");
@@ -267,7 +246,7 @@ fn RunView(
                 {owner.map(|o| view! { <span class="owner">{o}</span> })}
             </h4>
             {run.error.map(|e| view! { <p class="error">{e}</p> })}
-            <div class="actions">{step}{delete}</div>
+            <RunActions id=id.clone() status=run.status may_train=may_train resume=resume follow=follow remove=remove />
             {done}
         </article>
     }

@@ -213,3 +213,45 @@ impl<P: Clone + Send + Sync + for<'de> Deserialize<'de> + 'static> Tracker<P> {
         });
     }
 }
+
+/// A listed run's buttons: Resume (a failed or interrupted run, for a user who may train) or
+/// Follow (a queued or training one), and Delete (Cancel while it is queued or training).
+#[component]
+pub fn RunActions(
+    /// The run.
+    id: String,
+    /// Its state.
+    status: AlignRunStatus,
+    /// Whether interrupted and failed runs may be resumed.
+    may_train: bool,
+    resume: impl Fn(String) + Copy + 'static,
+    follow: impl Fn(String) + Copy + 'static,
+    remove: impl Fn(String) + Copy + 'static,
+) -> impl IntoView {
+    let step = if status.resumable() {
+        may_train.then(|| {
+            let id = id.clone();
+            view! { <button class="resume" on:click=move |_| resume(id.clone())>"Resume"</button> }
+                .into_any()
+        })
+    } else if status.finished() {
+        None
+    } else {
+        let id = id.clone();
+        Some(
+            view! { <button class="secondary" on:click=move |_| follow(id.clone())>"Follow"</button> }
+                .into_any(),
+        )
+    };
+    let (label, hint) = if status.finished() {
+        ("Delete", "Delete the run and its files")
+    } else {
+        ("Cancel", "Stop the run and delete it with its files")
+    };
+    view! {
+        <div class="actions">
+            {step}
+            <button class="secondary delete" title=hint on:click=move |_| remove(id.clone())>{label}</button>
+        </div>
+    }
+}
