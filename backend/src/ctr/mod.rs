@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use fuselab_ml::ctr::ModelKind;
+use fuselab_ml::ctr::train;
 use fuselab_shared::ctr::encode::{Encoded, Preprocessor};
 
 pub use config::RunConfig;
@@ -285,16 +286,21 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     let (model, preprocessor) = run::load_model(&args.model, &device)?;
     let mut table = data::read_table(&args.data, &preprocessor.schema)?;
     let label = &preprocessor.schema.label;
+    // A file to score may lack the label: a stand-in column is encoded and taken out again.
     let unlabelled = !table.columns.contains(label);
-    let mut input = table.clone();
     if unlabelled {
-        input.columns.push(label.clone());
-        for row in &mut input.rows {
-            row.cells.push("0".into());
-        }
+        table.columns.push(label.clone());
+        table
+            .rows
+            .iter_mut()
+            .for_each(|row| row.cells.push("0".into()));
     }
-    let encoded = data::encode(&preprocessor, &input, &args.data)?;
-    let probabilities = run::scores(&model, &encoded);
+    let encoded = data::encode(&preprocessor, &table, &args.data)?;
+    let probabilities = train::predict(&model, &encoded, 4096);
+    if unlabelled {
+        table.columns.pop();
+        table.rows.iter_mut().for_each(|row| drop(row.cells.pop()));
+    }
     table.columns.push("probability".into());
     for (row, p) in table.rows.iter_mut().zip(&probabilities) {
         row.cells.push(p.to_string());

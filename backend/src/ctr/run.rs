@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use burn::tensor::Device;
 use fuselab_ml::ctr::train::{
-    Control, EpochRecord, Hooks, StateMeta, TrainOptions, TrainState, evaluate, predict,
+    Control, EpochRecord, Hooks, StateMeta, TrainOptions, TrainState, evaluate,
 };
 use fuselab_ml::ctr::{CtrConfig, CtrModel, Layout, ModelKind};
 use fuselab_ml::tensors::{read_safetensors, write_safetensors};
@@ -307,12 +307,6 @@ pub fn load_model(folder: &Path, device: &Device) -> anyhow::Result<(CtrModel, P
         );
     }
     Ok((model, saved.preprocessor))
-}
-
-/// Probabilities for `encoded`'s rows.
-#[must_use]
-pub fn scores(model: &CtrModel, encoded: &Encoded) -> Vec<f64> {
-    predict(model, encoded, 4096)
 }
 
 /// The name of one benchmark run (its folder under `runs/`).

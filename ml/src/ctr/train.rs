@@ -431,8 +431,9 @@ impl TrainState {
             co_non_click_keep: self.model.config.collaborative.co_non_click_keep,
         };
         let uses_pairs = self.model.config.model == ModelKind::Ccn;
+        let pages = train.page_groups();
         while !self.stopped && self.epochs_done() < options.epochs {
-            let mut groups = train.page_groups();
+            let mut groups = pages.clone();
             shuffle(&mut groups, &mut self.rng);
             let mut sums = StepLoss::default();
             let mut steps = 0;

@@ -5,7 +5,7 @@
 //! together. Mono-click pairs (exactly one clicked) are non-collaborative: the repulsion loss
 //! pushes them apart. Co-non-click pairs vastly outnumber the others when few items are
 //! clicked, so they can be subsampled with a keep probability and re-weighted by its inverse
-//! (our reading of the summaries' "importance sampling", §3.4 [D]).
+//! (our reading of the summaries' "importance sampling", §3.4 \[D\]).
 //!
 //! A batch's rows carry a page id each; the rows of one page need not be contiguous. Pages are
 //! visited in ascending id order and each page's rows in ascending row order, so the output is
