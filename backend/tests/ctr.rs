@@ -1,8 +1,9 @@
 //! `fuselab ctr` as a process: the synthetic data is seeded and its knob works (a model without
 //! the trigger attention loses AUC when entries follow the trigger); a training killed with SIGKILL
 //! resumes with the same command to the numbers of an uninterrupted one; `predict` scores a
-//! file without labels; bad rows are refused naming the file, line and column; the MovieLens
-//! proxy trains when the data directory holds RecBole's files.
+//! file without labels; a changed setting is refused rather than reusing the folder; bad rows
+//! are refused naming the file, line and column; the MovieLens proxy trains when the data
+//! directory holds RecBole's files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -286,6 +287,34 @@ fn a_killed_training_resumes_with_the_same_command_to_the_same_numbers() {
     for line in scored.lines().skip(1) {
         let p: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
         assert!((0.0..=1.0).contains(&p), "{line}");
+    }
+}
+
+#[test]
+fn a_changed_setting_is_refused_rather_than_reusing_the_folder() {
+    let dir = scratch("changed");
+    let config = synthetic_config(0.5, 200, r#"["din"]"#, "[1]", 1);
+    std::fs::write(dir.join("config.toml"), &config).unwrap();
+    ok(&fuselab(&dir, &["ctr", "train", "--config", "config.toml"])
+        .output()
+        .unwrap());
+    for (changed, section) in [
+        (
+            config.replace("trigger_weight = 0.5", "trigger_weight = 0.6"),
+            "[data]",
+        ),
+        (config.replace("epochs = 1", "epochs = 2"), "[train]"),
+    ] {
+        std::fs::write(dir.join("config.toml"), changed).unwrap();
+        let output = fuselab(&dir, &["ctr", "train", "--config", "config.toml"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "a changed {section} was accepted");
+        assert!(
+            stderr.contains("was made with other settings") && stderr.contains(section),
+            "{stderr}"
+        );
     }
 }
 

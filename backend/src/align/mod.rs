@@ -354,3 +354,36 @@ pub fn ensure_out(out: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
 }
+
+/// Records the settings a run or stage folder was made with, or checks that they are unchanged: a
+/// finished run or stage is reused, so a changed setting must not silently reuse it.
+///
+/// # Errors
+/// The folder was made with other settings (the message names the sections that differ).
+pub fn check_settings(dir: &Path, settings: &serde_json::Value) -> anyhow::Result<()> {
+    ensure_out(dir)?;
+    let path = dir.join("settings.json");
+    if path.is_file() {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let saved: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        if &saved != settings {
+            let changed: Vec<String> = settings
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| saved.get(k.as_str()) != Some(*v))
+                .map(|(k, _)| format!("[{k}]"))
+                .collect();
+            bail!(
+                "{} was made with other settings ({} changed); give the run a new `out` folder, \
+                 or delete that folder to redo the stage",
+                dir.display(),
+                changed.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    run::write_atomic(&path, &serde_json::to_vec_pretty(settings)?)
+}

@@ -163,7 +163,7 @@ pub fn schema_of(extra: ExtraKind) -> Schema {
 /// (once: a folder with its `dataset.json` is reused), and the schema to read them with.
 ///
 /// # Errors
-/// A failed build or download.
+/// A failed build or download, or an `out/data` built from other `[data]` settings.
 pub fn materialise(
     data: &DataConfig,
     schema: Option<&Schema>,
@@ -189,6 +189,8 @@ pub fn materialise(
         DataConfig::Movielens(_) => (ExtraKind::Movielens, None),
     };
     let folder = out.join("data");
+    // A rerun with another generator setting must not train on the data built before.
+    crate::align::check_settings(&folder, &serde_json::json!({ "data": data }))?;
     if !folder.join("dataset.json").is_file() {
         let dataset = match data {
             DataConfig::Synthetic(config) => build_synthetic(config)?,

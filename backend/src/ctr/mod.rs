@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use fuselab_ml::ctr::ModelKind;
 use fuselab_ml::ctr::train;
+use fuselab_ml::ctr::{CtrConfig, ModelKind};
 use fuselab_shared::ctr::encode::{Encoded, Preprocessor};
 
 pub use config::RunConfig;
@@ -200,6 +200,7 @@ pub fn train(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<CtrReport> {
         index: 1,
         runs: 1,
     };
+    crate::align::check_settings(&out, &run_settings(&config, &config.model, config.seed))?;
     let result = run::train(
         &prepared,
         &config.model,
@@ -262,6 +263,7 @@ pub fn benchmark(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<CtrReport
             runs: planned.len(),
         };
         let folder = out.join("runs").join(name);
+        crate::align::check_settings(&folder, &run_settings(&config, model_config, *seed))?;
         runs.push(run::train(
             &prepared,
             model_config,
@@ -275,6 +277,18 @@ pub fn benchmark(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<CtrReport
     let report = report_of(&config, &prepared, runs, started);
     report::write(&out, &report)?;
     Ok(report)
+}
+
+/// What a run's result depends on: a finished or interrupted run folder is reused only with
+/// these unchanged (the device is left out: a run may resume on another).
+fn run_settings(config: &RunConfig, model: &CtrConfig, seed: u64) -> serde_json::Value {
+    serde_json::json!({
+        "data": config.data,
+        "schema": config.schema,
+        "model": model,
+        "train": config.train,
+        "seed": seed,
+    })
 }
 
 /// `fuselab ctr predict`.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use fuselab_ml::llm::generate::{StopRule, generate};
 use fuselab_ml::llm::judge::NeuralJudge;
 use fuselab_ml::llm::lora;
@@ -20,7 +20,7 @@ use crate::align::results::{Alignment, CellResult, Defence, Measured};
 use crate::align::run::{
     Adapters, Base, LoraRun, TinyCorpus, base_model, encode_all, generate_options, write_atomic,
 };
-use crate::align::{ConfigArgs, StageConfig, ensure_out};
+use crate::align::{ConfigArgs, StageConfig, check_settings, ensure_out};
 
 /// A run in progress: the configuration, the base model, the data and the judge.
 pub struct Session {
@@ -361,39 +361,6 @@ impl Session {
             seconds: started.elapsed().as_secs_f64(),
         }
     }
-}
-
-/// Records the settings a stage folder was made with, or checks that they are unchanged: a
-/// finished stage is reused, so a changed setting must not silently reuse it.
-///
-/// # Errors
-/// The folder was made with other settings (the message names the sections that differ).
-fn check_settings(dir: &Path, settings: &serde_json::Value) -> anyhow::Result<()> {
-    ensure_out(dir)?;
-    let path = dir.join("settings.json");
-    if path.is_file() {
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let saved: serde_json::Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
-        if &saved != settings {
-            let changed: Vec<String> = settings
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, v)| saved.get(k.as_str()) != Some(*v))
-                .map(|(k, _)| format!("[{k}]"))
-                .collect();
-            bail!(
-                "{} was made with other settings ({} changed); give the run a new `out` folder, \
-                 or delete that folder to redo the stage",
-                dir.display(),
-                changed.join(", ")
-            );
-        }
-        return Ok(());
-    }
-    write_atomic(&path, &serde_json::to_vec_pretty(settings)?)
 }
 
 /// Whether a saved measurement was made with these evaluation settings.
