@@ -1,5 +1,6 @@
 //! Chameleon's P3-Mask with the real face models: the generator's invariants (the L∞ bound,
-//! determinism, resuming, the DSSIM hinge), and the CLI's key, apply, remove and verify on the
+//! determinism, resuming, the DSSIM hinge, a step budget whatever the photo count, every update
+//! rule), and the CLI's key, apply, remove and verify on the
 //! test photos. Needs the files `fuselab models fetch` caches under `$FUSELAB_DATA_DIR`.
 
 mod support;
@@ -13,7 +14,7 @@ use fuselab::{
 };
 use fuselab_ml::{
     face::{FaceEmbedder, FaceStack},
-    mask::{MaskConfig, MaskState, MaskTrainer, TrainingFace},
+    mask::{MaskConfig, MaskState, MaskTrainer, Objective, TrainingFace, Update},
 };
 use serde_json::Value;
 
@@ -117,6 +118,64 @@ fn the_generator_is_bounded_deterministic_and_resumable() {
     assert_eq!(half.epoch, 3);
     let (resumed, _) = run(&config, vec![&stack.dlib], &faces, Some(half), 10);
     assert_eq!(resumed, whole);
+}
+
+#[test]
+fn a_step_budget_does_not_depend_on_the_photo_count_and_every_update_is_bounded_and_seeded() {
+    let stack = stack();
+    let one = faces(&stack, &["obama.jpg"]);
+    let three = faces(&stack, &["obama.jpg", "obama2.jpg", "obama3.jpg"]);
+    for (update, objective, diversity) in [
+        (Update::Sign, Objective::Chameleon, 0.0),
+        (Update::Momentum, Objective::Centre, 0.0),
+        (Update::Adam, Objective::Centre, 0.5),
+    ] {
+        let config = MaskConfig {
+            steps: Some(12),
+            batch: 2,
+            step: 2.0,
+            epsilon: 8.0,
+            update,
+            objective,
+            diversity,
+            ..MaskConfig::default()
+        };
+        for faces in [&one, &three] {
+            let device = burn::tensor::Device::flex();
+            let mut trainer = MaskTrainer::new(
+                config.clone(),
+                vec![&stack.dlib],
+                faces,
+                None,
+                None,
+                &device,
+            )
+            .unwrap();
+            assert_eq!((trainer.rounds(), trainer.total_steps()), (2, 12));
+            let mut steps = 0;
+            let mut rounds = Vec::new();
+            while !trainer.finished() {
+                rounds.push(trainer.epoch(&mut |_| steps += 1));
+            }
+            // 10 + 2 steps for one photo as for three.
+            assert_eq!(steps, 12, "{update:?}, {} photos", faces.len());
+            assert_eq!(
+                rounds.iter().map(|r| r.steps_done).collect::<Vec<_>>(),
+                [10, 12]
+            );
+            let state = trainer.state().clone();
+            let worst = state.delta.iter().fold(0.0_f32, |m, d| m.max(d.abs()));
+            assert!(worst <= config.epsilon, "{update:?}: ‖δ‖∞ = {worst}");
+            assert!(
+                worst > 0.5 * config.epsilon,
+                "{update:?} hardly moved: {worst}"
+            );
+            let last = rounds.last().unwrap().angles[0];
+            assert!(last > 0.05, "{update:?}: the angle stayed at {last}");
+            let (again, _) = run(&config, vec![&stack.dlib], faces, None, 2);
+            assert_eq!(again, state, "{update:?} is not reproducible from its seed");
+        }
+    }
 }
 
 #[test]

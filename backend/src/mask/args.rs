@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use fuselab_ml::mask::{Augment, MaskConfig};
+use fuselab_ml::mask::{Augment, MAX_STEPS, MaskConfig, Objective, Update};
 use zeroize::Zeroizing;
 
 use super::TrainOptions;
@@ -64,9 +64,37 @@ pub struct TrainArgs {
     /// Where to write the mask key
     #[arg(long, value_name = "ME.p3m")]
     pub out: PathBuf,
-    /// Passes over the photos (1 to 10000)
+    /// Passes over the photos (1 to 10000), the reference's budget: the steps it gives grow with
+    /// the number of photos
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub epochs: u32,
+    /// Train for this many steps instead of --epochs, each on a batch drawn with replacement
+    /// (1 to 1000000): the same budget however many photos you give
+    #[arg(long, value_parser = parse_steps)]
+    pub steps: Option<usize>,
+    /// Change of a pixel value per step, on the 0..255 scale (above 0, at most --epsilon)
+    #[arg(long, default_value_t = MaskConfig::default().step, value_parser = parse_epsilon)]
+    pub step: f32,
+    /// How a step moves the mask: sign (the reference), momentum (MI-FGSM) or adam
+    #[arg(long, default_value = "sign", value_parser = parse_update)]
+    pub update: Update,
+    /// What each face is pushed away from: chameleon (its own clean embedding, the reference)
+    /// or centre (the mean of all your faces' embeddings, OPOM's class centre)
+    #[arg(long, default_value = "chameleon", value_parser = parse_objective)]
+    pub objective: Objective,
+    /// Input diversity (DI-FGSM): the probability (0 to 1) that a face reaches the models
+    /// shrunk and shifted at random, for masks that carry over to other models
+    #[arg(long, default_value_t = 0.0, value_parser = parse_strength)]
+    pub diversity: f32,
+    /// Train exactly as Chameleon's reference code does (epochs, signed steps, each face
+    /// pushed from its own embedding, no input diversity); refuses the options that differ
+    #[arg(
+        long,
+        value_name = "chameleon",
+        value_parser = ["chameleon"],
+        conflicts_with_all = ["steps", "update", "objective", "diversity"]
+    )]
+    pub compat: Option<String>,
     /// DSSIM the mask may cost before the perceptibility penalty starts (0 to 1)
     #[arg(long, default_value_t = 0.03, value_parser = parse_tau)]
     pub tau: f32,
@@ -89,10 +117,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "LO-HI", value_parser = parse_rescale_range)]
     pub augment_rescale: Option<[f32; 2]>,
     /// Augmentation: Gaussian blur with σ (pixels of the 112×112 face) in this range (within
-    /// 0-10), e.g. 0-1.5
+    /// 0-5), e.g. 0-1.5
     #[arg(long, value_name = "LO-HI", value_parser = parse_blur_range)]
     pub augment_blur: Option<[f32; 2]>,
-    /// Augmentation: rotation by up to ± this many degrees (0 to 180), e.g. 10
+    /// Augmentation: rotation by up to ± this many degrees (above 0, at most 30), e.g. 10
     #[arg(long, value_name = "DEGREES", value_parser = parse_rotate)]
     pub augment_rotate: Option<f32>,
     /// Where burn trains: cpu (flex), or wgpu (a GPU through Vulkan, Metal or DX12)
@@ -112,9 +140,13 @@ impl TrainArgs {
         TrainOptions {
             config: MaskConfig {
                 epsilon: self.epsilon,
-                step: MaskConfig::default().step,
+                step: self.step,
                 batch: self.batch as usize,
                 epochs: self.epochs as usize,
+                steps: self.steps,
+                update: self.update,
+                objective: self.objective,
+                diversity: self.diversity,
                 tau: self.tau,
                 seed: self.seed,
                 augment: Augment {
@@ -211,7 +243,30 @@ fn parse_strength(text: &str) -> Result<f32, String> {
 }
 
 fn parse_rotate(text: &str) -> Result<f32, String> {
-    bounded(text, 0.0, 180.0, false)
+    bounded(text, 0.0, 30.0, true)
+}
+
+fn parse_steps(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_STEPS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {MAX_STEPS}, got `{text}`"
+        )),
+    }
+}
+
+fn parse_update(text: &str) -> Result<Update, String> {
+    Update::ALL
+        .into_iter()
+        .find(|u| u.name() == text.trim())
+        .ok_or_else(|| format!("expected sign, momentum or adam, got `{text}`"))
+}
+
+fn parse_objective(text: &str) -> Result<Objective, String> {
+    Objective::ALL
+        .into_iter()
+        .find(|o| o.name() == text.trim())
+        .ok_or_else(|| format!("expected chameleon or centre, got `{text}`"))
 }
 
 /// `LO-HI` with both ends within `lo..=hi` and LO ≤ HI.
@@ -231,7 +286,7 @@ fn parse_rescale_range(text: &str) -> Result<[f32; 2], String> {
 }
 
 fn parse_blur_range(text: &str) -> Result<[f32; 2], String> {
-    parse_range(text, 0.0, 10.0)
+    parse_range(text, 0.0, 5.0)
 }
 
 fn parse_jpeg_range(text: &str) -> Result<[u8; 2], String> {

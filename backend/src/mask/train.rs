@@ -164,10 +164,12 @@ impl TrainHooks for CliHooks<'_> {
             .zip(&report.angles)
             .map(|(m, a)| format!("{m} {a:.3}"))
             .collect();
+        let at = match self.options.config.steps {
+            Some(total) => format!("steps {}/{total}", report.steps_done),
+            None => format!("epoch {}/{}", report.epoch, self.options.config.epochs),
+        };
         eprintln!(
-            "epoch {}/{}: DSSIM {:.4}, angle (rad) {}, λ {}, {seconds:.1} s",
-            report.epoch,
-            self.options.config.epochs,
+            "{at}: DSSIM {:.4}, angle (rad) {}, λ {}, {seconds:.1} s",
             report.dssim,
             angles.join(", "),
             report.lambda
@@ -239,11 +241,16 @@ pub(super) fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyho
 
     let checkpoint_file = checkpoint_path(&args.out);
     let resumed = resume(&checkpoint_file, &options, &photos, passphrase.as_ref())?;
+    let budget = match options.config.steps {
+        Some(steps) => format!("{steps} step(s) of {} photo(s)", options.config.batch),
+        None => format!("{} epoch(s)", options.config.epochs),
+    };
     eprintln!(
-        "training a mask on {} photo(s) against {} for {} epoch(s)",
+        "training a mask on {} photo(s) against {} for {budget} ({} update, {} objective)",
         faces.len(),
         options.models.join(" + "),
-        options.config.epochs
+        options.config.update.name(),
+        options.config.objective.name(),
     );
     let mut hooks = CliHooks {
         options: &options,
@@ -401,6 +408,8 @@ mod tests {
                 delta: vec![1.5; 12],
                 lambda: 0.5,
                 rng: 7,
+                steps: 3,
+                moments: fuselab_ml::mask::Moments::default(),
             },
         }
     }

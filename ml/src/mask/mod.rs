@@ -24,6 +24,10 @@ use thiserror::Error;
 
 use crate::face::{FaceEmbedder, l2_normalize};
 
+mod update;
+
+pub use update::{Moments, Update};
+
 /// Robustness augmentations, each applied to a masked face with probability ½ per step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Augment {
@@ -40,6 +44,39 @@ pub struct Augment {
     pub rotate: Option<f32>,
 }
 
+/// What each masked face is pushed away from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Its own clean embedding (Chameleon's reference).
+    #[default]
+    Chameleon,
+    /// The person's class centre: the normalised mean of every training face's clean embedding,
+    /// per model (OPOM's class-centre subspace, Zhong & Deng 2022), so the mask moves every face
+    /// away from the identity rather than each photo away from itself.
+    Centre,
+}
+
+impl Objective {
+    /// Every objective, in the order the CLI lists them.
+    pub const ALL: [Self; 2] = [Self::Chameleon, Self::Centre];
+
+    /// The name the CLI and the configuration use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chameleon => "chameleon",
+            Self::Centre => "centre",
+        }
+    }
+}
+
+/// Steps per round when training for a number of steps: the cadence of reports and checkpoints.
+pub const ROUND_STEPS: usize = 10;
+
+/// Most steps a training may ask for.
+pub const MAX_STEPS: usize = 1_000_000;
+
 /// The generator's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaskConfig {
@@ -49,8 +86,23 @@ pub struct MaskConfig {
     pub step: f32,
     /// Faces per step.
     pub batch: usize,
-    /// Passes over the faces.
+    /// Passes over the reshuffled faces (the reference's budget; used when `steps` is `None`).
     pub epochs: usize,
+    /// Steps in all, each on `batch` faces drawn with replacement: a budget that does not
+    /// depend on how many photos there are. `None`: `epochs` passes.
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// How a step moves δ.
+    #[serde(default)]
+    pub update: Update,
+    /// What each face is pushed away from.
+    #[serde(default)]
+    pub objective: Objective,
+    /// Input diversity (DI-FGSM, Xie et al. 2019): the probability that a face reaches the
+    /// models shrunk by a random factor in [0.9, 1] and placed at a random offset on a black
+    /// 112×112 canvas, for masks that transfer to other models. 0: off.
+    #[serde(default)]
+    pub diversity: f32,
     /// DSSIM allowed before the perceptibility hinge costs anything.
     pub tau: f32,
     /// Seeds δ's initialisation, the shuffles and the augmentations.
@@ -67,6 +119,10 @@ impl Default for MaskConfig {
             step: 0.255,
             batch: 4,
             epochs: 50,
+            steps: None,
+            update: Update::Sign,
+            objective: Objective::Chameleon,
+            diversity: 0.0,
             tau: 0.03,
             seed: 2023,
             augment: Augment::default(),
@@ -127,6 +183,12 @@ pub struct MaskState {
     pub lambda: f32,
     /// The random generator's state.
     pub rng: u64,
+    /// Steps taken.
+    #[serde(default)]
+    pub steps: usize,
+    /// The update rule's memory.
+    #[serde(default)]
+    pub moments: Moments,
 }
 
 /// The figures of one step.
@@ -146,11 +208,14 @@ pub struct StepReport {
     pub lambda: f32,
 }
 
-/// The figures of one epoch: means over its steps.
+/// The figures of one epoch (or round of [`ROUND_STEPS`] steps): means over its steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
-    /// 1-based epoch.
+    /// 1-based epoch or round.
     pub epoch: usize,
+    /// Steps taken so far.
+    #[serde(default)]
+    pub steps_done: usize,
     /// Mean DSSIM.
     pub dssim: f32,
     /// Per model, the mean angle, radians.
@@ -184,8 +249,51 @@ struct Prepared {
     /// The clean face through the same round trip, `[1, 3, 112, 112]`: what the masked face is
     /// compared with.
     reference: Tensor<4>,
-    /// Per model, the reference face's unit embedding, `[1, d]`.
-    embeddings: Vec<Tensor<2>>,
+    /// Per model, what the masked face is pushed away from (its own clean embedding, or the
+    /// class centre), unit length, `[1, d]`.
+    targets: Vec<Tensor<2>>,
+}
+
+impl Prepared {
+    /// A face's clean tensor, round-trip maps and, per model, its clean embedding.
+    fn new(
+        face: &TrainingFace,
+        models: &[&dyn FaceEmbedder],
+        inputs: &[(Tensor<4>, Tensor<4>)],
+        device: &Device,
+    ) -> Self {
+        let clean = planar(&face.clean, device);
+        let [rows, cols, full] = face.canvas.round_trip();
+        let rows = matrix(rows, MASK_SIDE, MASK_SIDE, device);
+        let cols_t = matrix(
+            transposed(&cols, MASK_SIDE, MASK_SIDE),
+            MASK_SIDE,
+            MASK_SIDE,
+            device,
+        );
+        let full_t = matrix(
+            transposed(&full, MASK_SIDE, MASK_SIDE),
+            MASK_SIDE,
+            MASK_SIDE,
+            device,
+        );
+        let full = matrix(full, MASK_SIDE, MASK_SIDE, device);
+        let reference = separable(clean.clone(), &full, &full_t);
+        let constant = reference.clone() - separable(clean.clone(), &rows, &cols_t);
+        let targets = models
+            .iter()
+            .zip(inputs)
+            .map(|(m, (r, c))| m.embed(separable(reference.clone(), r, c)))
+            .collect();
+        Prepared {
+            clean,
+            rows,
+            cols_t,
+            constant,
+            reference,
+            targets,
+        }
+    }
 }
 
 /// The generator: faces, models and state.
@@ -397,42 +505,18 @@ impl<'a> MaskTrainer<'a> {
                 )
             })
             .collect();
-        let prepared = faces
+        let mut prepared: Vec<Prepared> = faces
             .iter()
-            .map(|face| {
-                let clean = planar(&face.clean, device);
-                let [rows, cols, full] = face.canvas.round_trip();
-                let rows = matrix(rows, MASK_SIDE, MASK_SIDE, device);
-                let cols_t = matrix(
-                    transposed(&cols, MASK_SIDE, MASK_SIDE),
-                    MASK_SIDE,
-                    MASK_SIDE,
-                    device,
-                );
-                let full_t = matrix(
-                    transposed(&full, MASK_SIDE, MASK_SIDE),
-                    MASK_SIDE,
-                    MASK_SIDE,
-                    device,
-                );
-                let full = matrix(full, MASK_SIDE, MASK_SIDE, device);
-                let reference = separable(clean.clone(), &full, &full_t);
-                let constant = reference.clone() - separable(clean.clone(), &rows, &cols_t);
-                let embeddings = models
-                    .iter()
-                    .zip(&inputs)
-                    .map(|(m, (r, c))| m.embed(separable(reference.clone(), r, c)))
-                    .collect();
-                Prepared {
-                    clean,
-                    rows,
-                    cols_t,
-                    constant,
-                    reference,
-                    embeddings,
-                }
-            })
+            .map(|face| Prepared::new(face, &models, &inputs, device))
             .collect();
+        if config.objective == Objective::Centre {
+            for k in 0..models.len() {
+                let centre = class_centre(prepared.iter().map(|p| p.targets[k].clone()).collect());
+                for face in &mut prepared {
+                    face.targets[k] = centre.clone();
+                }
+            }
+        }
         let state = match state {
             Some(state) if state.delta.len() != MASK_LEN => {
                 return Err(MaskError::State {
@@ -450,6 +534,8 @@ impl<'a> MaskTrainer<'a> {
                     delta,
                     lambda: 1.0,
                     rng: rng.0,
+                    steps: 0,
+                    moments: Moments::default(),
                 }
             }
         };
@@ -477,9 +563,26 @@ impl<'a> MaskTrainer<'a> {
         &self.state
     }
 
-    /// Whether every epoch has run.
+    /// Whether every epoch (or step) has run.
     pub fn finished(&self) -> bool {
-        self.state.epoch >= self.config.epochs
+        match self.config.steps {
+            Some(total) => self.state.steps >= total,
+            None => self.state.epoch >= self.config.epochs,
+        }
+    }
+
+    /// Epochs, or rounds of [`ROUND_STEPS`] steps, in the whole training.
+    pub fn rounds(&self) -> usize {
+        self.config
+            .steps
+            .map_or(self.config.epochs, |total| total.div_ceil(ROUND_STEPS))
+    }
+
+    /// Steps in the whole training.
+    pub fn total_steps(&self) -> usize {
+        self.config
+            .steps
+            .unwrap_or_else(|| self.config.epochs * self.faces.len().div_ceil(self.config.batch))
     }
 
     /// The settings.
@@ -487,17 +590,34 @@ impl<'a> MaskTrainer<'a> {
         &self.config
     }
 
-    /// One pass over the reshuffled faces; `on_step` sees every step's figures.
+    /// One pass over the reshuffled faces, or with `steps` set, a round of up to
+    /// [`ROUND_STEPS`] steps on batches drawn with replacement; `on_step` sees every step's
+    /// figures.
     pub fn epoch(&mut self, on_step: &mut dyn FnMut(&StepReport)) -> EpochReport {
         let mut rng = Rng(self.state.rng);
-        let mut order: Vec<usize> = (0..self.faces.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i + 1));
-        }
-        let steps = order.len().div_ceil(self.config.batch);
+        let n = self.faces.len();
+        let batches: Vec<Vec<usize>> = match self.config.steps {
+            None => {
+                let mut order: Vec<usize> = (0..n).collect();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, rng.below(i + 1));
+                }
+                order
+                    .chunks(self.config.batch)
+                    .map(<[usize]>::to_vec)
+                    .collect()
+            }
+            Some(total) => {
+                let round = ROUND_STEPS.min(total.saturating_sub(self.state.steps));
+                (0..round)
+                    .map(|_| (0..self.config.batch).map(|_| rng.below(n)).collect())
+                    .collect()
+            }
+        };
+        let steps = batches.len();
         let epoch = self.state.epoch + 1;
         let mut sums = (0.0_f32, vec![0.0_f32; self.models.len()]);
-        for (step, batch) in order.chunks(self.config.batch).enumerate() {
+        for (step, batch) in batches.iter().enumerate() {
             let (dssim, angles) = self.step(batch, &mut rng);
             self.adapt_lambda(dssim);
             sums.0 += dssim;
@@ -516,9 +636,10 @@ impl<'a> MaskTrainer<'a> {
         self.state.epoch = epoch;
         self.state.rng = rng.0;
         #[allow(clippy::cast_precision_loss)]
-        let n = steps as f32;
+        let n = steps.max(1) as f32;
         EpochReport {
             epoch,
+            steps_done: self.state.steps,
             dssim: sums.0 / n,
             angles: sums.1.iter().map(|s| s / n).collect(),
             lambda: self.state.lambda,
@@ -621,15 +742,9 @@ impl<'a> MaskTrainer<'a> {
             .sum();
         let mut angles = Vec::with_capacity(self.models.len());
         for (k, (model, (r, c))) in self.models.iter().zip(&self.inputs).enumerate() {
-            let clean_embeddings =
-                Tensor::cat(faces.iter().map(|p| p.embeddings[k].clone()).collect(), 0);
+            let targets = Tensor::cat(faces.iter().map(|p| p.targets[k].clone()).collect(), 0);
             let u = l2_normalize(model.forward(separable(attacked.clone(), r, c)));
-            let chord = (u - clean_embeddings)
-                .square()
-                .sum_dim(1)
-                .add_scalar(1e-12)
-                .sqrt();
-            let angle = chord.div_scalar(2.0).clamp_max(1.0).asin().mul_scalar(2.0);
+            let angle = angles_between(u, targets);
             angles.push(angle.clone().detach().mean().into_scalar::<f32>());
             loss = loss - angle.sum();
         }
@@ -637,27 +752,26 @@ impl<'a> MaskTrainer<'a> {
         let gradient = delta
             .grad(&gradients)
             .map_or_else(|| vec![0.0; MASK_LEN], interleaved);
-        let (step, epsilon) = (self.config.step, self.config.epsilon);
-        for (d, g) in self.state.delta.iter_mut().zip(&gradient) {
-            let sign = if *g > 0.0 {
-                1.0
-            } else if *g < 0.0 {
-                -1.0
-            } else {
-                0.0
-            };
-            *d = (*d - step * sign).clamp(-epsilon, epsilon);
-        }
+        update::apply(
+            self.config.update,
+            &mut self.state.moments,
+            &mut self.state.delta,
+            &gradient,
+            self.config.step,
+            self.config.epsilon,
+        );
+        self.state.steps += 1;
         (dssim.detach().mean().into_scalar::<f32>(), angles)
     }
 
-    /// The configured augmentations, each with probability ½ per face.
+    /// The configured augmentations, each with probability ½ per face, then input diversity
+    /// with its own probability.
     ///
     /// # Shapes
     /// - `faces`: `[b, 3, 112, 112]`; returns the same
     fn augment(&self, faces: &Tensor<4>, rng: &mut Rng) -> Tensor<4> {
         let augment = &self.config.augment;
-        if *augment == Augment::default() {
+        if *augment == Augment::default() && self.config.diversity <= 0.0 {
             return faces.clone();
         }
         let device = &self.device;
@@ -733,10 +847,61 @@ impl<'a> MaskTrainer<'a> {
                 let change = planar(&decoded, device) - face.clone().detach();
                 face = face + change;
             }
+            if self.config.diversity > 0.0 && rng.unit_f32() < self.config.diversity {
+                face = diverse(face, rng, device);
+            }
             out.push(face);
         }
         Tensor::cat(out, 0)
     }
+}
+
+/// The angle between unit rows, `2·asin(‖u − v‖/2)` (differentiable where the rows meet, unlike
+/// `acos` of the dot product).
+///
+/// # Shapes
+/// - `u`, `v`: `[b, d]`; returns `[b]`
+fn angles_between(u: Tensor<2>, v: Tensor<2>) -> Tensor<1> {
+    let [b, _] = u.dims();
+    let chord = (u - v).square().sum_dim(1).add_scalar(1e-12).sqrt();
+    chord
+        .div_scalar(2.0)
+        .clamp_max(1.0)
+        .asin()
+        .mul_scalar(2.0)
+        .reshape([b])
+}
+
+/// The class centre of unit embeddings: their mean, scaled to unit length.
+///
+/// # Shapes
+/// - `embeddings`: n × `[1, d]`; returns `[1, d]`
+fn class_centre(embeddings: Vec<Tensor<2>>) -> Tensor<2> {
+    l2_normalize(Tensor::cat(embeddings, 0).mean_dim(0))
+}
+
+/// DI-FGSM's transform: the face shrunk to a random side in [0.9·112, 112] and placed at a
+/// random offset on a black 112×112 canvas (bilinear, as two matrices).
+///
+/// # Shapes
+/// - `face`: `[1, 3, 112, 112]`; returns the same
+fn diverse(face: Tensor<4>, rng: &mut Rng, device: &Device) -> Tensor<4> {
+    const LEAST: usize = MASK_SIDE * 9 / 10;
+    let side = LEAST + rng.below(MASK_SIDE - LEAST + 1);
+    let placed = |offset: usize| {
+        let shrink = bilinear_matrix(side, MASK_SIDE);
+        let mut m = vec![0.0_f32; MASK_SIDE * MASK_SIDE];
+        m[offset * MASK_SIDE..(offset + side) * MASK_SIDE].copy_from_slice(&shrink);
+        m
+    };
+    let rows = placed(rng.below(MASK_SIDE - side + 1));
+    let cols = placed(rng.below(MASK_SIDE - side + 1));
+    let cols_t = transposed(&cols, MASK_SIDE, MASK_SIDE);
+    separable(
+        face,
+        &matrix(rows, MASK_SIDE, MASK_SIDE, device),
+        &matrix(cols_t, MASK_SIDE, MASK_SIDE, device),
+    )
 }
 
 fn validate(config: &MaskConfig) -> Result<(), MaskError> {
@@ -762,6 +927,18 @@ fn validate(config: &MaskConfig) -> Result<(), MaskError> {
     }
     if config.batch == 0 {
         return bad("batch", "at least 1", "0".to_owned());
+    }
+    if let Some(steps) = config.steps
+        && !(1..=MAX_STEPS).contains(&steps)
+    {
+        return bad("steps", "from 1 to 1000000", steps.to_string());
+    }
+    if !(0.0..=1.0).contains(&config.diversity) {
+        return bad(
+            "diversity",
+            "a probability in [0, 1]",
+            config.diversity.to_string(),
+        );
     }
     let a = &config.augment;
     if let Some([lo, hi]) = a.rescale
@@ -848,6 +1025,62 @@ mod tests {
         assert!(gradient.iter().any(|g| g.abs() > 1e-6));
     }
 
+    fn rows(values: &[[f32; 2]], device: &Device) -> Tensor<2> {
+        let flat: Vec<f32> = values.iter().flatten().copied().collect();
+        Tensor::from_data(TensorData::new(flat, [values.len(), 2]), device)
+    }
+
+    #[test]
+    fn the_centre_objective_measures_angles_from_the_class_centre() {
+        let device = Device::flex();
+        // Two training faces at (1, 0) and (0, 1): the centre is (1, 1)/√2.
+        let centre = class_centre(vec![
+            rows(&[[1.0, 0.0]], &device),
+            rows(&[[0.0, 1.0]], &device),
+        ]);
+        let c: Vec<f32> = centre.clone().into_data().iter::<f32>().collect();
+        let half = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(
+            (c[0] - half).abs() < 1e-6 && (c[1] - half).abs() < 1e-6,
+            "{c:?}"
+        );
+        // A masked face at (−1, 0) is 135° from the centre but 180° from its own (1, 0), and
+        // one at (1, 0) is 45° from the centre, 0° from itself.
+        let masked = rows(&[[-1.0, 0.0], [1.0, 0.0]], &device);
+        let from_centre: Vec<f32> =
+            angles_between(masked.clone(), Tensor::cat(vec![centre.clone(), centre], 0))
+                .into_data()
+                .iter::<f32>()
+                .collect();
+        let from_self: Vec<f32> = angles_between(masked, rows(&[[1.0, 0.0], [1.0, 0.0]], &device))
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let pi = std::f32::consts::PI;
+        assert!((from_centre[0] - 0.75 * pi).abs() < 1e-4, "{from_centre:?}");
+        assert!((from_centre[1] - 0.25 * pi).abs() < 1e-4, "{from_centre:?}");
+        assert!((from_self[0] - pi).abs() < 1e-4, "{from_self:?}");
+        assert!(from_self[1].abs() < 1e-3, "{from_self:?}");
+    }
+
+    #[test]
+    fn input_diversity_shrinks_the_face_onto_a_black_canvas() {
+        let device = Device::flex();
+        let face = Tensor::<4>::ones([1, 3, MASK_SIDE, MASK_SIDE], &device).mul_scalar(200.0);
+        let mut rng = Rng(7);
+        let mut shrunk = 0;
+        for _ in 0..20 {
+            let out = interleaved(diverse(face.clone(), &mut rng, &device));
+            let lit = out.iter().filter(|v| (**v - 200.0).abs() < 1e-3).count();
+            let dark = out.iter().filter(|v| v.abs() < 1e-6).count();
+            // Every pixel is the face or the canvas; at least 0.9² of the face survives.
+            assert_eq!(lit + dark, MASK_LEN);
+            assert!(lit >= MASK_LEN * 81 / 100, "{lit}");
+            shrunk += usize::from(dark > 0);
+        }
+        assert!(shrunk >= 15, "only {shrunk} of 20 draws shrank the face");
+    }
+
     #[test]
     fn settings_out_of_range_are_named() {
         let bad = |augment: Augment| {
@@ -878,5 +1111,20 @@ mod tests {
         })
         .unwrap_err();
         assert!(error.to_string().starts_with("epsilon must be"), "{error}");
+        let error = validate(&MaskConfig {
+            steps: Some(0),
+            ..MaskConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(error.to_string(), "steps must be from 1 to 1000000, not 0");
+        let error = validate(&MaskConfig {
+            diversity: 1.5,
+            ..MaskConfig::default()
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("diversity must be"),
+            "{error}"
+        );
     }
 }
