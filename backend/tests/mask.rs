@@ -275,10 +275,15 @@ fn s(path: &Path) -> &str {
 #[test]
 fn cli_trains_an_encrypted_key_applies_removes_and_verifies_it() {
     let dir = temp_dir("cli");
-    let me = dir.join("me");
+    // Trained on two photos; the third is held out for verify.
+    let (me, all) = (dir.join("me"), dir.join("all"));
     std::fs::create_dir_all(&me).unwrap();
+    std::fs::create_dir_all(&all).unwrap();
     for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
-        std::fs::copy(photo_path(name), me.join(name)).unwrap();
+        if name != "obama3.jpg" {
+            std::fs::copy(photo_path(name), me.join(name)).unwrap();
+        }
+        std::fs::copy(photo_path(name), all.join(name)).unwrap();
     }
     let passphrase = dir.join("passphrase.txt");
     std::fs::write(&passphrase, "correct horse battery staple\n").unwrap();
@@ -360,7 +365,7 @@ fn cli_trains_an_encrypted_key_applies_removes_and_verifies_it() {
     assert_eq!(out.status.code(), Some(2));
 
     apply_and_remove(&dir, &key, &passphrase, &obama_png);
-    verify(&dir, &key, &passphrase, &me);
+    verify(&dir, &key, &passphrase, &me, &all);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -432,37 +437,71 @@ fn apply_and_remove(dir: &Path, key: &Path, passphrase: &Path, obama_png: &Path)
 }
 
 /// Verify: angles and the identification test run and report per model.
-fn verify(dir: &Path, key: &Path, passphrase: &Path, me: &Path) {
+/// Verify judges only the photo the key was not trained on, and refuses a folder of training
+/// photos alone.
+fn verify(dir: &Path, key: &Path, passphrase: &Path, me: &Path, all: &Path) {
     let others = dir.join("others");
     std::fs::create_dir_all(&others).unwrap();
-    for name in ["biden.jpg", "astronaut.png"] {
-        std::fs::copy(photo_path(name), others.join(name)).unwrap();
-    }
-    let out = fuselab(&[
-        "mask",
-        "verify",
-        "--mask",
-        s(key),
-        "--photos",
-        s(me),
-        "--others",
-        s(&others),
-        "--passphrase-file",
-        s(passphrase),
-        "--json",
-    ]);
-    let verify: Value = serde_json::from_str(&ok(&out)).unwrap();
-    let ids = verify["identification"].as_array().unwrap();
-    assert_eq!(ids.len(), 2);
-    assert_eq!(ids[0]["probes"], 3);
-    // Unprotected, dlib recognises every Obama photo among Biden and the astronaut.
-    assert_eq!(ids[0]["recognised_unprotected"], 3, "{verify}");
-    for shift in verify["shifts"].as_array().unwrap() {
-        assert!(
-            shift["models"][0]["angle"].as_f64().unwrap() > 0.0,
-            "{shift}"
-        );
-    }
+    std::fs::copy(photo_path("biden.jpg"), others.join("joe.jpg")).unwrap();
+    let run = |photos: &Path| {
+        fuselab(&[
+            "mask",
+            "verify",
+            "--mask",
+            s(key),
+            "--photos",
+            s(photos),
+            "--others",
+            s(&others),
+            "--passphrase-file",
+            s(passphrase),
+            "--json",
+        ])
+    };
+    let refused = run(me);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("every photo here trained this key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let verify: Value = serde_json::from_str(&ok(&run(all))).unwrap();
+    assert_eq!(verify["training_photos_known"], true);
+    let held: Vec<&str> = verify["held_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(held.len(), 1, "{verify}");
+    assert!(held[0].ends_with("obama3.jpg"), "{held:?}");
+    let ssim = verify["quality"][0]["ssim"].as_f64().unwrap();
+    assert!(ssim > 0.5 && ssim < 1.0, "face SSIM {ssim}");
+    // The gallery: Biden and the astronaut (offline), joe.jpg (--others), and their variants.
+    let gallery = verify["gallery"].as_array().unwrap();
+    assert!(
+        gallery
+            .iter()
+            .any(|g| g.as_str().unwrap().ends_with("joe.jpg"))
+    );
+    assert!(
+        gallery
+            .iter()
+            .any(|g| g.as_str().unwrap().contains("(mirrored)"))
+    );
+    let models = verify["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2, "{verify}");
+    let dlib = &models[0];
+    assert_eq!(dlib["judge"]["model"], "dlib");
+    assert!((dlib["judge"]["threshold"].as_f64().unwrap() - 0.6).abs() < 1e-6);
+    assert_eq!(models[1]["judge"]["source"]["kind"], "calibrated");
+    let probe = &dlib["probes"][0];
+    // Measured against every clean photo of the owner, its own original included.
+    assert_eq!(probe["to_owner"].as_array().unwrap().len(), 3, "{probe}");
+    // Unprotected, dlib recognises the held-out photo among the gallery.
+    assert_eq!(dlib["identified_rate_unprotected"], 1.0, "{verify}");
+    assert!(verify["note"].as_str().unwrap().contains("millions"));
 }
 
 #[test]

@@ -23,9 +23,9 @@ pub(super) struct FaceChange {
     /// MTCNN's score.
     score: f32,
     /// SSIM of the face rectangle, after vs before.
-    ssim: Option<f64>,
+    pub(super) ssim: Option<f64>,
     /// PSNR of the face rectangle, dB.
-    psnr: Option<f64>,
+    pub(super) psnr: Option<f64>,
     /// The largest change of a pixel value.
     max_change: u8,
     /// Channel values clipped at 0 or 255.

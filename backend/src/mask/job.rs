@@ -24,6 +24,7 @@ use fuselab_ml::{
 };
 use fuselab_shared::api::MaskJobStatus;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
@@ -57,6 +58,14 @@ pub struct MaskJobConfig {
     /// The seal key of its artifacts (hex), under [`crate::jobs::SECRET_FIELD`] so that
     /// `fuselab jobs` masks it.
     pub seal: String,
+}
+
+/// What a job trains from.
+struct Inputs {
+    faces: Vec<TrainingFace>,
+    /// SHA-256 of each photo's file, hex.
+    hashes: Vec<String>,
+    passphrase: Option<Zeroizing<String>>,
 }
 
 impl MaskJobConfig {
@@ -178,7 +187,11 @@ impl MaskHandler {
             .map_err(|e| internal("opening the compute device", &e, true))?;
         let stack = load_stack(&self.data_dir, device)
             .map_err(|e| internal("loading the face models", &format!("{e:#}"), true))?;
-        let (faces, passphrase) = self.read_inputs(&runtime, &job.id, &config, &seal, &stack)?;
+        let Inputs {
+            faces,
+            hashes,
+            passphrase,
+        } = self.read_inputs(&runtime, &job.id, &config, &seal, &stack)?;
         let resumed = self.resumed(&runtime, job, &config, &seal);
         let started = Instant::now();
         let mut hooks = JobHooks {
@@ -198,7 +211,7 @@ impl MaskHandler {
         let key = key_bytes(
             &config.options.config,
             &config.options.models,
-            faces.len(),
+            &hashes,
             handed.delta,
             passphrase.as_deref().map(String::as_str),
         )
@@ -223,7 +236,8 @@ impl MaskHandler {
         ))
     }
 
-    /// The training faces of the job's photos, and the key's passphrase if it has one.
+    /// The training faces of the job's photos, their hashes, and the key's passphrase if it
+    /// has one.
     fn read_inputs(
         &self,
         runtime: &Handle,
@@ -231,12 +245,13 @@ impl MaskHandler {
         config: &MaskJobConfig,
         seal: &SealKey,
         stack: &FaceStack,
-    ) -> Result<(Vec<TrainingFace>, Option<Zeroizing<String>>), Failure> {
+    ) -> Result<Inputs, Failure> {
         let stored = |e: ArtifactError| {
             let retry = matches!(e, ArtifactError::Storage { .. });
             internal(job, "reading the job's photos", &e, retry)
         };
         let mut faces = Vec::new();
+        let mut hashes = Vec::new();
         let mut problems = Vec::new();
         for (index, name) in config.photos.iter().enumerate() {
             let path = config.photo(index);
@@ -245,7 +260,10 @@ impl MaskHandler {
                 .map_err(stored)?;
             let bytes = seal.open(&path, &sealed).map_err(stored)?;
             match training_face(&stack.mtcnn, &stack.device, &bytes, name) {
-                Ok((face, _)) => faces.push(face),
+                Ok((face, _)) => {
+                    faces.push(face);
+                    hashes.push(super::hex(&Sha256::digest(&bytes)));
+                }
                 Err(PhotoError { path, what }) => problems.push(format!("{path}: {what}")),
             }
         }
@@ -271,7 +289,11 @@ impl MaskHandler {
         } else {
             None
         };
-        Ok((faces, passphrase))
+        Ok(Inputs {
+            faces,
+            hashes,
+            passphrase,
+        })
     }
 
     /// The checkpoint of an earlier attempt, if it opens; else training starts afresh.

@@ -10,6 +10,7 @@
 mod apply;
 mod args;
 pub mod job;
+mod judge;
 mod team;
 mod train;
 mod verify;
@@ -201,36 +202,36 @@ pub(super) fn salt_and_nonce() -> anyhow::Result<([u8; 16], [u8; 24])> {
     Ok((salt, nonce))
 }
 
-/// The key file of a trained mask, encrypted when a passphrase is given.
+/// The key file of a trained mask, encrypted when a passphrase is given. `trained_on`: the
+/// SHA-256 of each training photo's file.
 ///
 /// # Errors
 /// No randomness for the salt and nonce, or a mask the key format refuses.
 pub fn key_bytes(
     config: &MaskConfig,
     models: &[String],
-    photos: usize,
+    trained_on: &[String],
     delta: Vec<f32>,
     passphrase: Option<&str>,
 ) -> anyhow::Result<Vec<u8>> {
-    let key = MaskKey {
-        header: MaskHeader::new(
-            CropConvention {
-                detector: "mtcnn (facenet-pytorch 2.6.0 weights), largest face".to_owned(),
-                margin: u32::try_from(MARGIN)?,
-                canvas: "square, side max(w, h) + margin, face centred, mean-colour fill"
-                    .to_owned(),
-                size: u32::try_from(MASK_SIDE)?,
-                resample: "bilinear, half-pixel centres".to_owned(),
-            },
-            config.epsilon,
-            config.tau,
-            models.to_vec(),
-            config.seed,
-            u32::try_from(config.epochs)?,
-            u32::try_from(photos)?,
-        ),
-        delta,
-    };
+    let mut header = MaskHeader::new(
+        CropConvention {
+            detector: "mtcnn (facenet-pytorch 2.6.0 weights), largest face".to_owned(),
+            margin: u32::try_from(MARGIN)?,
+            canvas: "square, side max(w, h) + margin, face centred, mean-colour fill".to_owned(),
+            size: u32::try_from(MASK_SIDE)?,
+            resample: "bilinear, half-pixel centres".to_owned(),
+        },
+        config.epsilon,
+        config.tau,
+        models.to_vec(),
+        config.seed,
+        u32::try_from(config.epochs)?,
+        u32::try_from(trained_on.len())?,
+    );
+    header.steps = config.steps.map(u32::try_from).transpose()?;
+    header.trained_on = trained_on.to_vec();
+    let key = MaskKey { header, delta };
     let protection = match passphrase {
         Some(p) => {
             let (salt, nonce) = salt_and_nonce()?;

@@ -262,10 +262,11 @@ pub(super) fn train(args: &TrainArgs, data_dir: &Path, device: &Device) -> anyho
     let handed = train_mask(&stack, &options, &faces, resumed, &mut hooks)?
         .context("the training stopped before its last epoch")?;
     let epochs = hooks.epochs;
+    let hashes: Vec<String> = photos.iter().map(|(_, hash)| hash.clone()).collect();
     let bytes = key_bytes(
         &options.config,
         &options.models,
-        faces.len(),
+        &hashes,
         handed.delta.clone(),
         passphrase.as_ref().map(|p| p.as_str()),
     )?;

@@ -137,6 +137,14 @@ pub struct MaskHeader {
     pub epochs: u32,
     /// How many photos trained the mask.
     pub photos: u32,
+    /// Training's steps, when it ran for a number of steps rather than `epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    /// SHA-256 of each training photo's file (64 lower-case hex digits each), so that checking
+    /// the protection can leave out the photos the mask was trained on; empty in keys that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trained_on: Vec<String>,
     /// SHA-256 of the plain payload, 64 lower-case hex digits: the mask's identity.
     pub sha256: String,
     /// How the payload is encrypted; `None` for a plain file.
@@ -165,6 +173,8 @@ impl MaskHeader {
             seed,
             epochs,
             photos,
+            steps: None,
+            trained_on: Vec::new(),
             sha256: String::new(),
             encryption: None,
         }
