@@ -1,6 +1,6 @@
 //! Chameleon's P3-Mask with the real face models: the generator's invariants (the L∞ bound,
 //! determinism, resuming, the DSSIM hinge, a step budget whatever the photo count, every update
-//! rule), and the CLI's key, apply, remove and verify on the
+//! rule), the study command, and the CLI's key, apply, remove and verify on the
 //! test photos. Needs the files `fuselab models fetch` caches under `$FUSELAB_DATA_DIR`.
 
 mod support;
@@ -502,6 +502,83 @@ fn verify(dir: &Path, key: &Path, passphrase: &Path, me: &Path, all: &Path) {
     // Unprotected, dlib recognises the held-out photo among the gallery.
     assert_eq!(dlib["identified_rate_unprotected"], 1.0, "{verify}");
     assert!(verify["note"].as_str().unwrap().contains("millions"));
+}
+
+#[test]
+fn the_study_command_judges_every_fold_on_a_photo_it_did_not_train_on() {
+    let dir = temp_dir("study");
+    let me = dir.join("me");
+    std::fs::create_dir_all(&me).unwrap();
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
+        std::fs::copy(photo_path(name), me.join(name)).unwrap();
+    }
+    let grid = dir.join("grid.toml");
+    std::fs::write(
+        &grid,
+        "models = [\"dlib\"]\nbatch = 2\n[grid]\nsteps = [3]\nepsilon = [8.0, 16.0]\n\
+         tau = [0.03]\nphotos = [2]\nstep = [2.0]\n",
+    )
+    .unwrap();
+    let out = dir.join("study");
+    let args = [
+        "mask",
+        "study",
+        "--photos",
+        s(&me),
+        "--grid",
+        s(&grid),
+        "--out",
+        s(&out),
+        "--json",
+    ];
+    let cells: Value = serde_json::from_str(&ok(&fuselab(&args))).unwrap();
+    assert_eq!(cells.as_array().unwrap().len(), 2);
+    for cell in cells.as_array().unwrap() {
+        assert_eq!(cell["folds"], 3, "{cell}");
+        let ssim = cell["ssim"].as_f64().unwrap();
+        assert!(ssim > 0.5 && ssim < 1.0, "{cell}");
+        assert_eq!(cell["models"][0][0], "dlib");
+    }
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for run in runs {
+        let held = run["held_out"].as_str().unwrap();
+        let trained: Vec<&str> = run["trained_on"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(trained.len(), 2);
+        assert!(!trained.contains(&held), "{run}");
+    }
+    for file in ["results.csv", "results.md", "frontier.svg"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    assert!(!results["frontier"].as_array().unwrap().is_empty());
+
+    // A second run reads every finished fold back: the same figures.
+    let again: Value = serde_json::from_str(&ok(&fuselab(&args))).unwrap();
+    assert_eq!(again, cells);
+
+    // Too few photos for the grid is named before anything trains.
+    std::fs::write(
+        &grid,
+        std::fs::read_to_string(&grid)
+            .unwrap()
+            .replace("photos = [2]", "photos = [3]"),
+    )
+    .unwrap();
+    let refused = fuselab(&args);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("at least 4"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub enum MaskCommand {
     Remove(ApplyArgs),
     /// Measure the protection: how far the mask turns each model away, and who is recognised
     Verify(VerifyArgs),
+    /// Measure protection against image quality over a grid of training settings, each mask
+    /// judged on a photo it was not trained on (leave-one-out)
+    Study(StudyArgs),
     /// Choose the face-recognition team: each model's identification outcomes on a labelled
     /// face set, analysed for focal diversity by the ensemble engine
     Team(TeamArgs),
@@ -208,6 +211,31 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
     /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fuselab mask study`.
+#[derive(Debug, Args)]
+pub struct StudyArgs {
+    /// Photos of one person (at least one more than the most training photos the grid asks for)
+    #[arg(long, value_name = "DIR")]
+    pub photos: PathBuf,
+    /// The grid (TOML): `[grid]` with lists `steps`, `epsilon`, `tau`, `photos` and optionally
+    /// `objective`, `update`, `diversity`, `step`; top-level `seed`, `batch`, `models`,
+    /// `reference`
+    #[arg(long, value_name = "FILE")]
+    pub grid: PathBuf,
+    /// Where the results go (finished runs in it are reused)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Photos of other people for the identification gallery, one identity per file
+    #[arg(long, value_name = "DIR")]
+    pub others: Option<PathBuf>,
+    /// Where burn trains: cpu (flex), or wgpu
+    #[arg(long, value_name = "cpu|wgpu", default_value_t = fuselab_ml::Compute::Cpu)]
+    pub device: fuselab_ml::Compute,
+    /// Print the cells as JSON instead of a table
     #[arg(long)]
     pub json: bool,
 }

@@ -11,6 +11,9 @@ mod apply;
 mod args;
 pub mod job;
 mod judge;
+mod protection;
+mod study;
+mod study_report;
 mod team;
 mod train;
 mod verify;
@@ -36,7 +39,9 @@ use fuselab_shared::mask::{
 
 use crate::face::{PhotoError, decode_photo, detect_faces};
 
-pub use args::{ApplyArgs, MaskCommand, PassphraseArgs, TeamArgs, TrainArgs, VerifyArgs};
+pub use args::{
+    ApplyArgs, MaskCommand, PassphraseArgs, StudyArgs, TeamArgs, TrainArgs, VerifyArgs,
+};
 pub use train::{JpegCodec, TrainHooks, TrainOptions, train_mask};
 
 /// Runs `fuselab mask …`.
@@ -46,6 +51,7 @@ pub use train::{JpegCodec, TrainHooks, TrainOptions, train_mask};
 pub fn run(command: &MaskCommand, data_dir: &Path) -> anyhow::Result<()> {
     let compute = match command {
         MaskCommand::Train(args) => args.device,
+        MaskCommand::Study(args) => args.device,
         _ => fuselab_ml::Compute::Cpu,
     };
     let device = fuselab_ml::open(compute)?;
@@ -54,6 +60,7 @@ pub fn run(command: &MaskCommand, data_dir: &Path) -> anyhow::Result<()> {
         MaskCommand::Apply(args) => apply::transform(args, data_dir, &device, 1.0),
         MaskCommand::Remove(args) => apply::transform(args, data_dir, &device, -1.0),
         MaskCommand::Verify(args) => verify::verify(args, data_dir, device),
+        MaskCommand::Study(args) => study::study(args, data_dir, &device),
         MaskCommand::Team(args) => team::team(args, data_dir, device),
     }
 }

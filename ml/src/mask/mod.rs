@@ -111,6 +111,16 @@ pub struct MaskConfig {
     pub augment: Augment,
 }
 
+impl MaskConfig {
+    /// Checks every setting's range, as the trainer does before it starts.
+    ///
+    /// # Errors
+    /// The first setting out of range, named.
+    pub fn validate(&self) -> Result<(), MaskError> {
+        validate(self)
+    }
+}
+
 impl Default for MaskConfig {
     /// The official code's baseline, without augmentations.
     fn default() -> Self {
