@@ -222,8 +222,8 @@ pub struct StudyArgs {
     #[arg(long, value_name = "DIR")]
     pub photos: PathBuf,
     /// The grid (TOML): `[grid]` with lists `steps`, `epsilon`, `tau`, `photos` and optionally
-    /// `objective`, `update`, `diversity`, `step`; top-level `seed`, `batch`, `models`,
-    /// `reference`
+    /// `objective`, `update`, `diversity`, `step`, `augment` (inline tables); top-level `seed`,
+    /// `batch`, `models`, `reference`
     #[arg(long, value_name = "FILE")]
     pub grid: PathBuf,
     /// Where the results go (finished runs in it are reused)

@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use fuselab_ml::face::FaceStack;
 use fuselab_ml::mask::{
-    EpochReport, MAX_STEPS, MaskConfig, MaskState, Objective, StepReport, TrainingFace, Update,
+    Augment, EpochReport, MAX_STEPS, MaskConfig, MaskState, Objective, StepReport, TrainingFace,
+    Update,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +78,16 @@ pub struct Axes {
     /// Change per step, 0..255 scale.
     #[serde(default = "default_step")]
     pub step: Vec<f32>,
+    /// Augmentation sets, as inline tables (`{}`: none; e.g. `{ rotate = 10.0, rescale =
+    /// [0.7, 1.0] }`).
+    #[serde(default = "default_augment")]
+    pub augment: Vec<Augment>,
     /// Training photos per fold.
     pub photos: Vec<usize>,
+}
+
+fn default_augment() -> Vec<Augment> {
+    vec![Augment::default()]
 }
 
 fn default_objective() -> Vec<Objective> {
@@ -105,6 +114,7 @@ impl Checked for StudyGrid {
             ("grid.update", a.update.is_empty()),
             ("grid.diversity", a.diversity.is_empty()),
             ("grid.step", a.step.is_empty()),
+            ("grid.augment", a.augment.is_empty()),
             ("grid.photos", a.photos.is_empty()),
         ];
         if let Some((key, _)) = empty.iter().find(|(_, e)| *e) {
@@ -128,6 +138,7 @@ impl Checked for StudyGrid {
             * a.update.len()
             * a.diversity.len()
             * a.step.len()
+            * a.augment.len()
             * a.photos.len();
         if cells > MAX_RUNS {
             return Err(format!(
@@ -165,41 +176,24 @@ impl StudyGrid {
         let a = &self.grid;
         let mut cells = Vec::new();
         for &photos in &a.photos {
-            for &steps in &a.steps {
-                for &epsilon in &a.epsilon {
-                    for &tau in &a.tau {
-                        for &objective in &a.objective {
-                            for &update in &a.update {
-                                for &diversity in &a.diversity {
-                                    for &step in &a.step {
-                                        let config = MaskConfig {
-                                            epsilon,
-                                            step,
-                                            batch: self.batch,
-                                            steps: Some(steps),
-                                            update,
-                                            objective,
-                                            diversity,
-                                            tau,
-                                            seed: self.seed,
-                                            ..MaskConfig::default()
-                                        };
-                                        cells.push(Cell {
-                                            name: format!(
-                                                "n{photos}-s{steps}-e{epsilon}-t{tau}-{}-{}-d{diversity}-a{step}",
-                                                objective.name(),
-                                                update.name()
-                                            ),
-                                            config,
-                                            photos,
-                                            reference: false,
-                                        });
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+            for base in self.configs() {
+                let c = &base.0;
+                cells.push(Cell {
+                    name: format!(
+                        "n{photos}-s{}-e{}-t{}-{}-{}-d{}-a{}-g{}",
+                        c.steps.unwrap_or_default(),
+                        c.epsilon,
+                        c.tau,
+                        c.objective.name(),
+                        c.update.name(),
+                        c.diversity,
+                        c.step,
+                        base.1
+                    ),
+                    config: base.0,
+                    photos,
+                    reference: false,
+                });
             }
             if self.reference {
                 cells.push(Cell {
@@ -214,6 +208,44 @@ impl StudyGrid {
             }
         }
         cells
+    }
+
+    /// Every combination of the training axes, with the index of its augmentation set.
+    fn configs(&self) -> Vec<(MaskConfig, usize)> {
+        let a = &self.grid;
+        let base = MaskConfig {
+            batch: self.batch,
+            seed: self.seed,
+            ..MaskConfig::default()
+        };
+        let mut configs = vec![(base, 0)];
+        let mut cross = |set: &dyn Fn(&mut (MaskConfig, usize), usize), n: usize| {
+            configs = configs
+                .iter()
+                .flat_map(|c| {
+                    (0..n).map(move |k| {
+                        let mut c = c.clone();
+                        set(&mut c, k);
+                        c
+                    })
+                })
+                .collect();
+        };
+        cross(&|c, k| c.0.steps = Some(a.steps[k]), a.steps.len());
+        cross(&|c, k| c.0.epsilon = a.epsilon[k], a.epsilon.len());
+        cross(&|c, k| c.0.tau = a.tau[k], a.tau.len());
+        cross(&|c, k| c.0.objective = a.objective[k], a.objective.len());
+        cross(&|c, k| c.0.update = a.update[k], a.update.len());
+        cross(&|c, k| c.0.diversity = a.diversity[k], a.diversity.len());
+        cross(&|c, k| c.0.step = a.step[k], a.step.len());
+        cross(
+            &|c, k| {
+                c.0.augment = a.augment[k].clone();
+                c.1 = k;
+            },
+            a.augment.len(),
+        );
+        configs
     }
 }
 
@@ -530,13 +562,20 @@ steps = [10, 20]
 epsilon = [8.0, 16.0]
 tau = [0.03]
 objective = ["chameleon", "centre"]
+augment = [{}, { rotate = 10.0, rescale = [0.7, 1.0] }]
 photos = [2]
 "#;
         let grid: StudyGrid = crate::align::config::parse_config(text, "grid.toml").unwrap();
         let cells = grid.cells();
-        assert_eq!(cells.len(), 2 * 2 * 2 + 1);
+        assert_eq!(cells.len(), 2 * 2 * 2 * 2 + 1);
         assert!(cells.last().unwrap().reference);
         assert_eq!(cells[0].config.steps, Some(10));
+        assert_eq!(cells[0].config.augment, Augment::default());
+        assert_eq!(cells[1].config.augment.rotate, Some(10.0));
+        assert!(cells[1].name.ends_with("-g1"), "{}", cells[1].name);
+        let names: std::collections::BTreeSet<&str> =
+            cells.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names.len(), cells.len(), "cell names are unique");
         let bad = text.replace("epsilon = [8.0, 16.0]", "epsilon = [300.0]");
         let error = crate::align::config::parse_config::<StudyGrid>(&bad, "grid.toml").unwrap_err();
         assert!(error.to_string().contains("epsilon"), "{error}");

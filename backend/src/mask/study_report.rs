@@ -12,7 +12,28 @@ use crate::align::run::write_atomic;
 const DLIB_THRESHOLD: f64 = 0.6;
 const SSIM_GOAL: f64 = 0.95;
 
-fn settings(s: &CellSummary) -> [String; 8] {
+fn augmentation(a: &fuselab_ml::mask::Augment) -> String {
+    let mut parts = Vec::new();
+    if let Some([lo, hi]) = a.rescale {
+        parts.push(format!("rescale {lo}–{hi}"));
+    }
+    if let Some([lo, hi]) = a.blur {
+        parts.push(format!("blur {lo}–{hi}"));
+    }
+    if let Some(d) = a.rotate {
+        parts.push(format!("rotate ±{d}°"));
+    }
+    if let Some([lo, hi]) = a.jpeg {
+        parts.push(format!("JPEG {lo}–{hi}"));
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn settings(s: &CellSummary) -> [String; 9] {
     let c = &s.cell.config;
     if s.cell.reference {
         return [
@@ -24,6 +45,7 @@ fn settings(s: &CellSummary) -> [String; 8] {
             c.update.name().to_owned(),
             "0".to_owned(),
             c.step.to_string(),
+            augmentation(&c.augment),
         ];
     }
     [
@@ -35,6 +57,7 @@ fn settings(s: &CellSummary) -> [String; 8] {
         c.update.name().to_owned(),
         c.diversity.to_string(),
         c.step.to_string(),
+        augmentation(&c.augment),
     ]
 }
 
@@ -51,7 +74,7 @@ pub fn markdown(summaries: &[CellSummary]) -> String {
         let _ = write!(out, " {m} evades | {m} nearest |");
     }
     out.push_str(" face SSIM | PSNR (dB) | folds | s per mask |\n|");
-    for _ in 0..8 + 2 * models.len() + 4 {
+    for _ in 0..9 + 2 * models.len() + 4 {
         out.push_str("---|");
     }
     out.push('\n');
