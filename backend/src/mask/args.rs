@@ -67,12 +67,13 @@ pub struct TrainArgs {
     /// Where to write the mask key
     #[arg(long, value_name = "ME.p3m")]
     pub out: PathBuf,
-    /// Passes over the photos (1 to 10000), the reference's budget: the steps it gives grow with
-    /// the number of photos
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub epochs: u32,
-    /// Train for this many steps instead of --epochs, each on a batch drawn with replacement
-    /// (1 to 1000000): the same budget however many photos you give
+    /// Passes over the photos (1 to 10000), the reference's budget (its steps grow with the
+    /// number of photos; no augmentation unless asked for)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000), conflicts_with = "steps")]
+    pub epochs: Option<u32>,
+    /// Steps, each on a batch drawn with replacement (1 to 1000000): the same budget however
+    /// many photos you give. The default when --epochs is not given, with input diversity 0.7
+    /// and the augmentations rotate 10, rescale 0.7-1 (the study's choice)
     #[arg(long, value_parser = parse_steps)]
     pub steps: Option<usize>,
     /// Change of a pixel value per step, on the 0..255 scale (above 0, at most --epsilon)
@@ -86,9 +87,10 @@ pub struct TrainArgs {
     #[arg(long, default_value = "chameleon", value_parser = parse_objective)]
     pub objective: Objective,
     /// Input diversity (DI-FGSM): the probability (0 to 1) that a face reaches the models
-    /// shrunk and shifted at random, for masks that carry over to other models
-    #[arg(long, default_value_t = 0.0, value_parser = parse_strength)]
-    pub diversity: f32,
+    /// shrunk and shifted at random, for masks that carry over to other photos and models
+    /// (default: 0.7 by steps, 0 by --epochs)
+    #[arg(long, value_parser = parse_strength)]
+    pub diversity: Option<f32>,
     /// Train exactly as Chameleon's reference code does (epochs, signed steps, each face
     /// pushed from its own embedding, no input diversity); refuses the options that differ
     #[arg(
@@ -123,7 +125,7 @@ pub struct TrainArgs {
     /// 0-5), e.g. 0-1.5
     #[arg(long, value_name = "LO-HI", value_parser = parse_blur_range)]
     pub augment_blur: Option<[f32; 2]>,
-    /// Augmentation: rotation by up to ± this many degrees (above 0, at most 30), e.g. 10
+    /// Augmentation: rotation by up to ± this many degrees (at most 30; 0: none), e.g. 10
     #[arg(long, value_name = "DEGREES", value_parser = parse_rotate)]
     pub augment_rotate: Option<f32>,
     /// Where burn trains: cpu (flex), or wgpu (a GPU through Vulkan, Metal or DX12)
@@ -137,26 +139,56 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+/// The training the study chose as the default (see `docs/protection.md`): a budget of steps,
+/// input diversity, and the augmentations the held-out photos differ by.
+pub const DEFAULT_STEPS: usize = 300;
+/// Input diversity by default.
+pub const DEFAULT_DIVERSITY: f32 = 0.7;
+/// Rotation (degrees) and rescale range by default.
+pub const DEFAULT_ROTATE: f32 = 10.0;
+/// See [`DEFAULT_ROTATE`].
+pub const DEFAULT_RESCALE: [f32; 2] = [0.7, 1.0];
+
 impl TrainArgs {
-    /// The typed options the training takes.
+    /// The typed options the training takes: the reference's budget with `--epochs` or
+    /// `--compat chameleon`, otherwise steps with the study's defaults for what is not given.
     pub fn options(&self) -> TrainOptions {
+        let by_epochs = self.compat.is_some() || self.epochs.is_some();
+        let (steps, diversity, rotate, rescale) = if by_epochs {
+            (
+                None,
+                self.diversity.unwrap_or(0.0),
+                self.augment_rotate,
+                self.augment_rescale,
+            )
+        } else {
+            (
+                Some(self.steps.unwrap_or(DEFAULT_STEPS)),
+                self.diversity.unwrap_or(DEFAULT_DIVERSITY),
+                self.augment_rotate.or(Some(DEFAULT_ROTATE)),
+                self.augment_rescale.or(Some(DEFAULT_RESCALE)),
+            )
+        };
         TrainOptions {
             config: MaskConfig {
                 epsilon: self.epsilon,
                 step: self.step,
                 batch: self.batch as usize,
-                epochs: self.epochs as usize,
-                steps: self.steps,
+                epochs: self
+                    .epochs
+                    .map_or(MaskConfig::default().epochs, |e| e as usize),
+                steps,
                 update: self.update,
                 objective: self.objective,
-                diversity: self.diversity,
+                diversity,
                 tau: self.tau,
                 seed: self.seed,
                 augment: Augment {
-                    rescale: self.augment_rescale,
+                    rescale,
                     blur: self.augment_blur,
                     jpeg: self.augment_jpeg,
-                    rotate: self.augment_rotate,
+                    // `--augment-rotate 0` turns the default rotation off.
+                    rotate: rotate.filter(|d| *d > 0.0),
                 },
             },
             models: self.models.clone(),
@@ -271,7 +303,7 @@ fn parse_strength(text: &str) -> Result<f32, String> {
 }
 
 fn parse_rotate(text: &str) -> Result<f32, String> {
-    bounded(text, 0.0, 30.0, true)
+    bounded(text, 0.0, 30.0, false)
 }
 
 fn parse_steps(text: &str) -> Result<usize, String> {
@@ -347,4 +379,55 @@ pub(super) fn passphrase(args: &PassphraseArgs) -> anyhow::Result<Option<Zeroizi
         .ok()
         .filter(|p| !p.is_empty())
         .map(Zeroizing::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    fn options(flags: &[&str]) -> Result<MaskConfig, clap::Error> {
+        let mut argv = vec!["fuselab", "--photos", "me", "--out", "me.p3m"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).map(|cli| cli.train.options().config)
+    }
+
+    #[test]
+    fn without_epochs_training_runs_the_studys_default_steps() {
+        let c = options(&[]).unwrap();
+        assert_eq!(c.steps, Some(DEFAULT_STEPS));
+        assert!((c.diversity - DEFAULT_DIVERSITY).abs() < 1e-6);
+        assert_eq!(c.augment.rotate, Some(DEFAULT_ROTATE));
+        assert_eq!(c.augment.rescale, Some(DEFAULT_RESCALE));
+        let c = options(&["--steps", "40", "--augment-rotate", "0", "--diversity", "0"]).unwrap();
+        assert_eq!(
+            (c.steps, c.augment.rotate, c.diversity),
+            (Some(40), None, 0.0)
+        );
+    }
+
+    #[test]
+    fn epochs_and_compat_keep_the_reference() {
+        for flags in [&["--epochs", "5"][..], &["--compat", "chameleon"][..]] {
+            let c = options(flags).unwrap();
+            assert_eq!(c.steps, None, "{flags:?}");
+            assert!(c.diversity.abs() < f32::EPSILON);
+            assert_eq!(c.augment, Augment::default());
+            assert_eq!(
+                (c.update, c.objective),
+                (Update::Sign, Objective::Chameleon)
+            );
+        }
+        assert_eq!(options(&["--epochs", "5"]).unwrap().epochs, 5);
+        assert!(options(&["--epochs", "5", "--steps", "3"]).is_err());
+        assert!(options(&["--compat", "chameleon", "--update", "adam"]).is_err());
+        assert!(options(&["--compat", "other"]).is_err());
+    }
 }

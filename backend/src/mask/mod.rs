@@ -233,7 +233,12 @@ pub fn key_bytes(
         config.tau,
         models.to_vec(),
         config.seed,
-        u32::try_from(config.epochs)?,
+        // A run by steps has no epochs: the header says which budget it had.
+        if config.steps.is_some() {
+            0
+        } else {
+            u32::try_from(config.epochs)?
+        },
         u32::try_from(trained_on.len())?,
     );
     header.steps = config.steps.map(u32::try_from).transpose()?;

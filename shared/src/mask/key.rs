@@ -133,7 +133,7 @@ pub struct MaskHeader {
     pub models: Vec<String>,
     /// Training's random seed.
     pub seed: u64,
-    /// Training's epochs.
+    /// Training's epochs (0 when it ran for `steps`).
     pub epochs: u32,
     /// How many photos trained the mask.
     pub photos: u32,
