@@ -69,7 +69,7 @@ pub fn markdown(summaries: &[CellSummary]) -> String {
         .map(|s| s.models.iter().map(|m| m.0.clone()).collect())
         .unwrap_or_default();
     let mut out =
-        String::from("| photos | steps | ε | τ | objective | update | diversity | step |");
+        String::from("| photos | steps | ε | τ | objective | update | diversity | step | augment |");
     for m in &models {
         let _ = write!(out, " {m} evades | {m} nearest |");
     }
@@ -291,6 +291,31 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_markdown_row_has_the_headers_columns() {
+        let summary = CellSummary {
+            cell: super::super::study::Cell {
+                name: "n2-reference".to_owned(),
+                config: fuselab_ml::mask::MaskConfig::default(),
+                photos: 2,
+                reference: true,
+            },
+            folds: 3,
+            ssim: 0.95,
+            psnr: 31.0,
+            models: vec![
+                ("dlib".to_owned(), "distance".to_owned(), 0.0, 0.3),
+                ("faceres".to_owned(), "angle".to_owned(), 1.0 / 3.0, 0.6),
+            ],
+            seconds: 33.0,
+        };
+        let table = markdown(&[summary]);
+        let columns: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();
+        assert_eq!(columns.len(), 3);
+        assert!(columns.iter().all(|c| *c == columns[0]), "{table}");
+        assert!(table.contains("| 33 % |"), "{table}");
+    }
 
     #[test]
     fn the_frontier_keeps_the_cells_no_other_beats_on_both_axes() {
