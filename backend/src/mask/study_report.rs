@@ -68,8 +68,9 @@ pub fn markdown(summaries: &[CellSummary]) -> String {
         .first()
         .map(|s| s.models.iter().map(|m| m.0.clone()).collect())
         .unwrap_or_default();
-    let mut out =
-        String::from("| photos | steps | ε | τ | objective | update | diversity | step | augment |");
+    let mut out = String::from(
+        "| photos | steps | ε | τ | objective | update | diversity | step | augment |",
+    );
     for m in &models {
         let _ = write!(out, " {m} evades | {m} nearest |");
     }
