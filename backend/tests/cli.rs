@@ -159,6 +159,11 @@ fn mask_settings_out_of_range_exit_2_naming_the_flag() {
         ("--augment-rotate", "-5"),
         ("--augment-blur", "2-1"),
         ("--augment-jpeg", "0-101"),
+        ("--steps", "0"),
+        ("--diversity", "2"),
+        ("--update", "sgd"),
+        ("--objective", "affine"),
+        ("--compat", "fawkes"),
     ] {
         let output = Command::new(BIN)
             .args(base)
