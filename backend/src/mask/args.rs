@@ -72,8 +72,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000), conflicts_with = "steps")]
     pub epochs: Option<u32>,
     /// Steps, each on a batch drawn with replacement (1 to 1000000): the same budget however
-    /// many photos you give. The default when --epochs is not given, with input diversity 0.7
-    /// and the augmentations rotate 10, rescale 0.7-1 (the study's choice)
+    /// many photos you give. The default when --epochs is not given, with epsilon 32, input
+    /// diversity 0.7 and the augmentations rotate 10, rescale 0.7-1 (the study's choice)
     #[arg(long, value_parser = parse_steps)]
     pub steps: Option<usize>,
     /// Change of a pixel value per step, on the 0..255 scale (above 0, at most --epsilon)
@@ -103,9 +103,10 @@ pub struct TrainArgs {
     /// DSSIM the mask may cost before the perceptibility penalty starts (0 to 1)
     #[arg(long, default_value_t = 0.03, value_parser = parse_tau)]
     pub tau: f32,
-    /// Largest change of a pixel value, on the 0..255 scale (above 0, at most 255)
-    #[arg(long, default_value_t = 16.0, value_parser = parse_epsilon)]
-    pub epsilon: f32,
+    /// Largest change of a pixel value, on the 0..255 scale (above 0, at most 255; default: 32
+    /// by steps, the study's choice, and 16 by --epochs, the reference's)
+    #[arg(long, value_parser = parse_epsilon)]
+    pub epsilon: Option<f32>,
     /// Photos per step (1 to 1024)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch: u32,
@@ -140,8 +141,10 @@ pub struct TrainArgs {
 }
 
 /// The training the study chose as the default (see `docs/protection.md`): a budget of steps,
-/// input diversity, and the augmentations the held-out photos differ by.
+/// a wider L∞ bound, input diversity, and the augmentations the held-out photos differ by.
 pub const DEFAULT_STEPS: usize = 300;
+/// The L∞ bound by default: the study's largest protection at a face SSIM of at least 0.95.
+pub const DEFAULT_EPSILON: f32 = 32.0;
 /// Input diversity by default.
 pub const DEFAULT_DIVERSITY: f32 = 0.7;
 /// Rotation (degrees) and rescale range by default.
@@ -154,9 +157,10 @@ impl TrainArgs {
     /// `--compat chameleon`, otherwise steps with the study's defaults for what is not given.
     pub fn options(&self) -> TrainOptions {
         let by_epochs = self.compat.is_some() || self.epochs.is_some();
-        let (steps, diversity, rotate, rescale) = if by_epochs {
+        let (steps, epsilon, diversity, rotate, rescale) = if by_epochs {
             (
                 None,
+                self.epsilon.unwrap_or(MaskConfig::default().epsilon),
                 self.diversity.unwrap_or(0.0),
                 self.augment_rotate,
                 self.augment_rescale,
@@ -164,6 +168,7 @@ impl TrainArgs {
         } else {
             (
                 Some(self.steps.unwrap_or(DEFAULT_STEPS)),
+                self.epsilon.unwrap_or(DEFAULT_EPSILON),
                 self.diversity.unwrap_or(DEFAULT_DIVERSITY),
                 self.augment_rotate.or(Some(DEFAULT_ROTATE)),
                 self.augment_rescale.or(Some(DEFAULT_RESCALE)),
@@ -171,7 +176,7 @@ impl TrainArgs {
         };
         TrainOptions {
             config: MaskConfig {
-                epsilon: self.epsilon,
+                epsilon,
                 step: self.step,
                 batch: self.batch as usize,
                 epochs: self
@@ -403,6 +408,7 @@ mod tests {
     fn without_epochs_training_runs_the_studys_default_steps() {
         let c = options(&[]).unwrap();
         assert_eq!(c.steps, Some(DEFAULT_STEPS));
+        assert!((c.epsilon - DEFAULT_EPSILON).abs() < f32::EPSILON);
         assert!((c.diversity - DEFAULT_DIVERSITY).abs() < 1e-6);
         assert_eq!(c.augment.rotate, Some(DEFAULT_ROTATE));
         assert_eq!(c.augment.rescale, Some(DEFAULT_RESCALE));
@@ -418,6 +424,7 @@ mod tests {
         for flags in [&["--epochs", "5"][..], &["--compat", "chameleon"][..]] {
             let c = options(flags).unwrap();
             assert_eq!(c.steps, None, "{flags:?}");
+            assert!((c.epsilon - 16.0).abs() < f32::EPSILON);
             assert!(c.diversity.abs() < f32::EPSILON);
             assert_eq!(c.augment, Augment::default());
             assert_eq!(
