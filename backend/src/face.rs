@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use fuselab_ml::{
     face::{
         Face, FaceStack, FaceWeights, RgbImage,
+        mobileface::MobileFace,
         mtcnn::{Detection, Mtcnn},
     },
     tensors::NamedTensors,
@@ -249,6 +250,24 @@ pub fn load_stack(data_dir: &Path, device: Device) -> anyhow::Result<FaceStack> 
         faceres_weights: &bytes("faceres.bin")?,
     };
     Ok(FaceStack::from_weights(&weights, device)?)
+}
+
+/// mobileface, the model that judges masks without training them, from the data directory.
+///
+/// # Errors
+/// A missing file (with the command that fetches it) or a file that is not the model.
+pub fn load_mobileface(data_dir: &Path, device: &Device) -> anyhow::Result<MobileFace> {
+    let read = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let path = require(data_dir, &format!("face/{name}"))?;
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let manifest =
+        String::from_utf8(read("mobileface.json")?).context("mobileface.json is not UTF-8")?;
+    Ok(MobileFace::from_files(
+        &manifest,
+        &read("mobileface.bin")?,
+        device,
+    )?)
 }
 
 /// Runs `fuselab face …`.

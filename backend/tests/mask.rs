@@ -490,12 +490,15 @@ fn verify(dir: &Path, key: &Path, passphrase: &Path, me: &Path, all: &Path) {
             .iter()
             .any(|g| g.as_str().unwrap().contains("(mirrored)"))
     );
+    // dlib and faceres, which trained the mask, and mobileface, which never saw it.
     let models = verify["models"].as_array().unwrap();
-    assert_eq!(models.len(), 2, "{verify}");
+    assert_eq!(models.len(), 3, "{verify}");
     let dlib = &models[0];
     assert_eq!(dlib["judge"]["model"], "dlib");
     assert!((dlib["judge"]["threshold"].as_f64().unwrap() - 0.6).abs() < 1e-6);
     assert_eq!(models[1]["judge"]["source"]["kind"], "calibrated");
+    assert_eq!(models[2]["judge"]["model"], "mobileface");
+    assert_eq!(models[2]["judge"]["source"]["kind"], "calibrated");
     let probe = &dlib["probes"][0];
     // Measured against every clean photo of the owner, its own original included.
     assert_eq!(probe["to_owner"].as_array().unwrap().len(), 3, "{probe}");
@@ -538,6 +541,8 @@ fn the_study_command_judges_every_fold_on_a_photo_it_did_not_train_on() {
         let ssim = cell["ssim"].as_f64().unwrap();
         assert!(ssim > 0.5 && ssim < 1.0, "{cell}");
         assert_eq!(cell["models"][0][0], "dlib");
+        // Judged by the unseen model too, though only dlib trained the masks.
+        assert_eq!(cell["models"][2][0], "mobileface", "{cell}");
     }
     let results: Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
@@ -562,6 +567,16 @@ fn the_study_command_judges_every_fold_on_a_photo_it_did_not_train_on() {
     // A second run reads every finished fold back: the same figures.
     let again: Value = serde_json::from_str(&ok(&fuselab(&args))).unwrap();
     assert_eq!(again, cells);
+
+    // Outcomes lost (or judged by fewer models): judged again from the saved masks, not
+    // retrained (the training seconds would differ).
+    for run in std::fs::read_dir(out.join("runs")).unwrap() {
+        let run = run.unwrap().path();
+        assert!(run.join("mask.json").is_file(), "{}", run.display());
+        std::fs::remove_file(run.join("outcome.json")).unwrap();
+    }
+    let rejudged: Value = serde_json::from_str(&ok(&fuselab(&args))).unwrap();
+    assert_eq!(rejudged, cells);
 
     // Too few photos for the grid is named before anything trains.
     std::fs::write(

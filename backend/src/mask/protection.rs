@@ -1,11 +1,14 @@
 //! Judging a mask on held-out photos, for `mask verify` and `mask study`: the owner's photos
 //! described once, the gallery of every other face at hand, and each held-out photo protected,
-//! measured (face SSIM, PSNR) and judged by every model ([`super::judge`]).
+//! measured (face SSIM, PSNR) and judged by every model ([`super::judge`]): the face stack's
+//! two, which masks train against, and mobileface, which no mask ever sees.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use fuselab_ml::face::{Face, FaceStack, RgbImage};
+use burn::tensor::Device;
+use fuselab_ml::face::mobileface::{self, MobileFace};
+use fuselab_ml::face::{Face, FaceEmbedder as _, FaceStack, RgbImage};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -31,6 +34,40 @@ pub(super) struct Described {
     pub identity: String,
     /// Its face.
     pub face: Face,
+    /// mobileface's embedding of it (`None` when its landmarks coincide).
+    pub mobileface: Option<Vec<f32>>,
+}
+
+/// Every model that judges, in the order of the results.
+pub(super) const JUDGES: [&str; 3] = ["dlib", "faceres", "mobileface"];
+
+/// The models that judge: the face stack and mobileface.
+#[derive(Clone, Copy)]
+pub(super) struct Judges<'a> {
+    /// MTCNN, dlib and faceres.
+    pub stack: &'a FaceStack,
+    /// The model no mask trains against.
+    pub mobileface: &'a MobileFace,
+}
+
+impl Judges<'_> {
+    /// `face` of `image` with mobileface's embedding (`ArcFace`'s alignment from MTCNN's landmarks).
+    fn describe(self, image: &RgbImage, face: Face, name: String, identity: String) -> Described {
+        let device: &Device = &self.stack.device;
+        let mobileface = mobileface::align(image, &face.detection.landmarks).map(|chip| {
+            self.mobileface
+                .forward(chip.to_tensor(device))
+                .into_data()
+                .iter::<f32>()
+                .collect()
+        });
+        Described {
+            name,
+            identity,
+            face,
+            mobileface,
+        }
+    }
 }
 
 /// The largest face of an image, or an error naming the photo.
@@ -70,7 +107,7 @@ fn centre_crop(image: &RgbImage, keep: f32) -> RgbImage {
 /// Every other person's face at hand: the offline photos and `others`, each also mirrored and
 /// cropped to its centre (labelled as such; a variant whose face is lost is left out).
 pub(super) fn gallery(
-    stack: &FaceStack,
+    judges: Judges<'_>,
     data_dir: &Path,
     others: &[PathBuf],
 ) -> anyhow::Result<Vec<Described>> {
@@ -88,21 +125,15 @@ pub(super) fn gallery(
     for (path, identity) in paths {
         let image = load_photo(&path)?;
         let name = path.display().to_string();
-        faces.push(Described {
-            face: largest_face(stack, &image, &name)?,
-            name: name.clone(),
-            identity: identity.clone(),
-        });
+        let face = largest_face(judges.stack, &image, &name)?;
+        faces.push(judges.describe(&image, face, name.clone(), identity.clone()));
         for (variant, image) in [
             ("mirrored", mirrored(&image)),
             ("cropped", centre_crop(&image, 0.8)),
         ] {
-            if let Some(face) = stack.faces(&image).into_iter().next() {
-                faces.push(Described {
-                    name: format!("{name} ({variant})"),
-                    identity: identity.clone(),
-                    face,
-                });
+            if let Some(face) = judges.stack.faces(&image).into_iter().next() {
+                let name = format!("{name} ({variant})");
+                faces.push(judges.describe(&image, face, name, identity.clone()));
             }
         }
     }
@@ -132,7 +163,7 @@ pub(super) struct Owner {
 
 impl Owner {
     /// Reads and describes `paths`; every photo must show a face.
-    pub fn read(stack: &FaceStack, paths: &[PathBuf]) -> anyhow::Result<Self> {
+    pub fn read(judges: Judges<'_>, paths: &[PathBuf]) -> anyhow::Result<Self> {
         let mut owner = Self {
             faces: Vec::new(),
             images: Vec::new(),
@@ -143,11 +174,10 @@ impl Owner {
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             let name = path.display().to_string();
             let image = decode_photo(&bytes, &name)?;
-            owner.faces.push(Described {
-                face: largest_face(stack, &image, &name)?,
-                name,
-                identity: "owner".to_owned(),
-            });
+            let face = largest_face(judges.stack, &image, &name)?;
+            owner
+                .faces
+                .push(judges.describe(&image, face, name, "owner".to_owned()));
             owner.images.push(image);
             owner.hashes.push(hex(&Sha256::digest(&bytes)));
         }
@@ -170,7 +200,7 @@ pub(super) struct Judged {
 /// # Errors
 /// A failed JPEG round trip.
 pub(super) fn judge_held_out(
-    stack: &FaceStack,
+    judges: Judges<'_>,
     owner: &Owner,
     held_out: &[usize],
     others: &[Described],
@@ -197,34 +227,42 @@ pub(super) fn judge_held_out(
             psnr: change.first().and_then(|c| c.psnr),
         });
         // A protected copy with no face found evades every model: it is judged as missing.
-        protected.push((index, stack.faces(&masked).into_iter().next()));
+        let found = judges.stack.faces(&masked).into_iter().next();
+        protected.push((
+            index,
+            found.map(|f| judges.describe(&masked, f, face.name.clone(), face.identity.clone())),
+        ));
     }
     Ok(Judged {
         quality,
-        models: judge_all(stack, &owner.faces, others, &protected),
+        models: judge_all(judges, &owner.faces, others, &protected),
     })
 }
 
 /// Each model's verdicts on the protected copies (`None`: no face found in the copy).
 fn judge_all(
-    stack: &FaceStack,
+    judges: Judges<'_>,
     owner: &[Described],
     others: &[Described],
-    protected: &[(usize, Option<Face>)],
+    protected: &[(usize, Option<Described>)],
 ) -> Vec<ModelVerdicts> {
     let mut verdicts = Vec::new();
-    for model in ["dlib", "faceres"] {
-        let pick = |f: &Face| -> Vec<f32> {
-            if model == "dlib" {
-                f.dlib.clone()
-            } else {
-                f.faceres.clone()
+    for model in JUDGES {
+        let pick = |d: &Described| -> Vec<f32> {
+            match model {
+                "dlib" => d.face.dlib.clone(),
+                "faceres" => d.face.faceres.clone(),
+                // Not alignable: as far from everyone as can be.
+                _ => d
+                    .mobileface
+                    .clone()
+                    .unwrap_or_else(|| vec![f32::INFINITY; 256]),
             }
         };
-        let owner_d: Vec<Vec<f32>> = owner.iter().map(|d| pick(&d.face)).collect();
-        let others_d: Vec<Vec<f32>> = others.iter().map(|d| pick(&d.face)).collect();
+        let owner_d: Vec<Vec<f32>> = owner.iter().map(pick).collect();
+        let others_d: Vec<Vec<f32>> = others.iter().map(pick).collect();
         let (owner_faces, other_faces) = (labelled(owner, &owner_d), labelled(others, &others_d));
-        let judge = if let Some(t) = stack_threshold(stack, model) {
+        let judge = if let Some(t) = threshold(judges, model) {
             Judge::with_threshold(model, Measure::Distance, t)
         } else {
             let all: Vec<Labelled<'_>> = owner_faces.iter().chain(&other_faces).cloned().collect();
@@ -261,10 +299,10 @@ fn labelled<'a>(set: &'a [Described], descriptors: &'a [Vec<f32>]) -> Vec<Labell
         .collect()
 }
 
-fn stack_threshold(stack: &FaceStack, model: &str) -> Option<f32> {
-    use fuselab_ml::face::FaceEmbedder as _;
+fn threshold(judges: Judges<'_>, model: &str) -> Option<f32> {
     match model {
-        "dlib" => stack.dlib.info().same_person_below,
-        _ => stack.faceres.info().same_person_below,
+        "dlib" => judges.stack.dlib.info().same_person_below,
+        "faceres" => judges.stack.faceres.info().same_person_below,
+        _ => judges.mobileface.info().same_person_below,
     }
 }

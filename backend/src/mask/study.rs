@@ -8,19 +8,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use fuselab_ml::face::FaceStack;
 use fuselab_ml::mask::{
     Augment, EpochReport, MAX_STEPS, MaskConfig, MaskState, Objective, StepReport, TrainingFace,
     Update,
 };
 use serde::{Deserialize, Serialize};
 
-use super::protection::{Described, GALLERY_NOTE, Owner, gallery, judge_held_out};
+use super::protection::{Described, GALLERY_NOTE, JUDGES, Judges, Owner, gallery, judge_held_out};
 use super::train::{TrainHooks, TrainOptions, train_mask};
 use super::{args::StudyArgs, photos_in, training_face};
 use crate::align::config::{Checked, read_config};
 use crate::align::{check_settings, ensure_out, run::write_atomic};
-use crate::face::load_stack;
+use crate::face::{load_mobileface, load_stack};
 
 /// Most runs (cells × folds) a grid may ask for.
 const MAX_RUNS: usize = 10_000;
@@ -283,6 +282,18 @@ pub struct RunOutcome {
     pub models: Vec<ModelOutcome>,
     /// Training time, seconds.
     pub seconds: f64,
+    /// The models that judged it (an outcome judged by fewer is judged again).
+    #[serde(default)]
+    pub judged_by: Vec<String>,
+}
+
+/// A fold's trained mask, kept so that a new judge does not cost a new training.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedMask {
+    /// Training time, seconds.
+    seconds: f64,
+    /// The mask, 0..255 scale, as the key holds it.
+    delta: Vec<f32>,
 }
 
 /// A cell's means over its folds.
@@ -346,7 +357,12 @@ pub(super) fn study(
     }
     ensure_out(&args.out)?;
     let stack = load_stack(data_dir, device.clone())?;
-    let owner = Owner::read(&stack, &paths)?;
+    let mobileface = load_mobileface(data_dir, device)?;
+    let judges = Judges {
+        stack: &stack,
+        mobileface: &mobileface,
+    };
+    let owner = Owner::read(judges, &paths)?;
     let training: Vec<TrainingFace> = paths
         .iter()
         .map(|path| {
@@ -360,7 +376,7 @@ pub(super) fn study(
         Some(dir) => photos_in(dir)?,
         None => Vec::new(),
     };
-    let others = gallery(&stack, data_dir, &others)?;
+    let others = gallery(judges, data_dir, &others)?;
     let cells = grid.cells();
     let runs_dir = args.out.join("runs");
     let mut outcomes = Vec::new();
@@ -368,7 +384,7 @@ pub(super) fn study(
     for cell in &cells {
         for (held, trained) in folds(paths.len(), cell.photos) {
             let context = Fold {
-                stack: &stack,
+                judges,
                 owner: &owner,
                 training: &training,
                 others: &others,
@@ -408,7 +424,7 @@ pub(super) fn study(
 
 /// What every fold shares.
 struct Fold<'a> {
-    stack: &'a FaceStack,
+    judges: Judges<'a>,
     owner: &'a Owner,
     training: &'a [TrainingFace],
     others: &'a [Described],
@@ -435,24 +451,39 @@ fn run_fold(
     let path = dir.join("outcome.json");
     if let Ok(bytes) = std::fs::read(&path)
         && let Ok(done) = serde_json::from_slice::<RunOutcome>(&bytes)
+        && done.judged_by == JUDGES
     {
         return Ok(done);
     }
-    let faces: Vec<TrainingFace> = trained.iter().map(|&i| fold.training[i].clone()).collect();
-    let options = TrainOptions {
-        config: cell.config.clone(),
-        models: fold.models.to_vec(),
+    let saved_path = dir.join("mask.json");
+    let saved = if let Some(saved) = std::fs::read(&saved_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<SavedMask>(&bytes).ok())
+    {
+        saved
+    } else {
+        let faces: Vec<TrainingFace> = trained.iter().map(|&i| fold.training[i].clone()).collect();
+        let options = TrainOptions {
+            config: cell.config.clone(),
+            models: fold.models.to_vec(),
+        };
+        let started = Instant::now();
+        let mask = train_mask(fold.judges.stack, &options, &faces, None, &mut Quiet)?
+            .context("the training stopped before its end")?;
+        let saved = SavedMask {
+            seconds: started.elapsed().as_secs_f64(),
+            delta: mask.delta,
+        };
+        write_atomic(&saved_path, &serde_json::to_vec(&saved)?)?;
+        saved
     };
-    let started = Instant::now();
-    let mask = train_mask(fold.stack, &options, &faces, None, &mut Quiet)?
-        .context("the training stopped before its end")?;
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = saved.seconds;
     let judged = judge_held_out(
-        fold.stack,
+        fold.judges,
         fold.owner,
         &[held],
         fold.others,
-        &mask.delta,
+        &saved.delta,
         None,
     )?;
     let quality = judged.quality.first();
@@ -484,6 +515,7 @@ fn run_fold(
             })
             .collect(),
         seconds,
+        judged_by: JUDGES.map(str::to_owned).to_vec(),
     };
     write_atomic(&path, &serde_json::to_vec_pretty(&outcome)?)?;
     Ok(outcome)

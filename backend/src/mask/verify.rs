@@ -11,15 +11,20 @@ use anyhow::{Context as _, bail};
 use burn::tensor::Device;
 use fuselab_ml::face::RgbImage;
 
-use super::protection::{GALLERY_NOTE, Owner, gallery, judge_held_out};
+use super::protection::{GALLERY_NOTE, Judges, Owner, gallery, judge_held_out};
 use super::{args::VerifyArgs, load_key, photos_in};
-use crate::face::{PhotoError, load_stack};
+use crate::face::{PhotoError, load_mobileface, load_stack};
 
 pub(super) fn verify(args: &VerifyArgs, data_dir: &Path, device: Device) -> anyhow::Result<()> {
     let key = load_key(&args.mask, &args.passphrase)?;
+    let mobileface = load_mobileface(data_dir, &device)?;
     let stack = load_stack(data_dir, device)?;
+    let judges = Judges {
+        stack: &stack,
+        mobileface: &mobileface,
+    };
     let known = !key.header.trained_on.is_empty();
-    let owner = Owner::read(&stack, &photos_in(&args.photos)?)?;
+    let owner = Owner::read(judges, &photos_in(&args.photos)?)?;
     let held_out: Vec<usize> = (0..owner.faces.len())
         .filter(|&i| !key.header.trained_on.contains(&owner.hashes[i]))
         .collect();
@@ -35,9 +40,9 @@ pub(super) fn verify(args: &VerifyArgs, data_dir: &Path, device: Device) -> anyh
         Some(dir) => photos_in(dir)?,
         None => Vec::new(),
     };
-    let others = gallery(&stack, data_dir, &others)?;
-    let judged = judge_held_out(
-        &stack,
+    let others = gallery(judges, data_dir, &others)?;
+    let verdicts = judge_held_out(
+        judges,
         &owner,
         &held_out,
         &others,
@@ -49,8 +54,8 @@ pub(super) fn verify(args: &VerifyArgs, data_dir: &Path, device: Device) -> anyh
         "training_photos_known": known,
         "held_out": held_out.iter().map(|&i| owner.faces[i].name.clone()).collect::<Vec<_>>(),
         "jpeg_quality": args.jpeg_quality,
-        "quality": judged.quality,
-        "models": judged.models,
+        "quality": verdicts.quality,
+        "models": verdicts.models,
         "gallery": others.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
         "note": GALLERY_NOTE,
     });

@@ -53,7 +53,8 @@ fn f16_to_f32(bits: u16) -> f32 {
     f32::from_bits(value)
 }
 
-/// Reads the float weights of a tfjs graph model (one manifest group, shards concatenated).
+/// Reads the weights of a tfjs graph model (one manifest group, shards concatenated); `int32`
+/// constants (paddings, shapes, axes) come back as exact `f32`s.
 ///
 /// # Errors
 /// A malformed manifest, an unsupported dtype or quantisation, or a size mismatch.
@@ -79,40 +80,36 @@ pub fn read_tfjs(manifest: &str, weights: &[u8]) -> Result<NamedTensors, Faceres
             .map(|d| d.as_u64().map(|d| d as usize))
             .collect::<Option<_>>()
             .ok_or_else(|| bad(&format!("`{name}` has a non-integer dimension")))?;
-        let count: usize = shape.iter().product();
+        let count = shape
+            .iter()
+            .try_fold(1_usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| bad(&format!("`{name}` has more values than memory can hold")))?;
         let quantised = spec["quantization"]["dtype"].as_str();
-        let (width, is_float) = match (spec["dtype"].as_str(), quantised) {
-            (Some("float32"), Some("float16")) => (2, true),
-            (Some("float32"), None) => (4, true),
-            (Some("int32"), None) => (4, false),
+        // Bytes per value, and how to read one.
+        let (width, read): (usize, fn(&[u8]) -> f32) = match (spec["dtype"].as_str(), quantised) {
+            (Some("float32"), Some("float16")) => {
+                (2, |c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            }
+            (Some("float32"), None) => (4, |c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            // Paddings, shapes and axes: small integers, exact in f32.
+            #[allow(clippy::cast_precision_loss)]
+            (Some("int32"), None) => (4, |c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
             (dtype, q) => {
                 return Err(bad(&format!(
                     "`{name}` is {dtype:?} quantised as {q:?}; expected float32, float16 or int32"
                 )));
             }
         };
-        let end = at + count * width;
-        if end > weights.len() {
-            return Err(FaceresError::Size {
+        let end = count
+            .checked_mul(width)
+            .and_then(|n| n.checked_add(at))
+            .filter(|&end| end <= weights.len())
+            .ok_or(FaceresError::Size {
                 found: weights.len(),
-                expected: end,
-            });
-        }
-        if is_float {
-            let bytes = &weights[at..end];
-            let values = if width == 2 {
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                    .collect()
-            } else {
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
-            };
-            out.insert(name.to_owned(), (shape, values));
-        }
+                expected: at.saturating_add(count.saturating_mul(width)),
+            })?;
+        let values = weights[at..end].chunks_exact(width).map(read).collect();
+        out.insert(name.to_owned(), (shape, values));
         at = end;
     }
     if at != weights.len() {

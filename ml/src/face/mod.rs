@@ -15,10 +15,12 @@
 pub mod chip;
 pub mod dlib;
 pub mod faceres;
+pub mod mobileface;
 pub mod mtcnn;
 pub mod resnet;
 pub mod shape;
 pub mod stack;
+pub mod tfjs_graph;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
