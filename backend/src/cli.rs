@@ -1,5 +1,5 @@
 //! Command-line interface: `fuselab serve`, `users`, `devices`, `ensemble`, `face`, `mask`,
-//! `models`, `llm`, `align`, `ctr`.
+//! `models`, `llm`, `align`, `ctr`, `pose`.
 
 use std::{
     io::Write as _,
@@ -17,7 +17,7 @@ use crate::{
     accounts::{AccountError, Accounts},
     align,
     artifacts::ArtifactStore,
-    ctr, db, devices, ensemble, face, jobs, llm, mask, models,
+    ctr, db, devices, ensemble, face, jobs, llm, mask, models, pose,
     reports::{ReportLimits, ReportStore},
     server::{self, AuthMode},
     users,
@@ -82,6 +82,9 @@ pub enum Command {
     /// proxy or the synthetic benchmark
     #[command(subcommand)]
     Ctr(ctr::CtrCommand),
+    /// Video human-pose estimation (JM-Pose): the synthetic video benchmark
+    #[command(subcommand)]
+    Pose(pose::PoseCommand),
     /// The job queue: list, show, cancel, delete and retry jobs
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -316,6 +319,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ctr(command) => {
             ctr::command(&command, &data_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pose(command) => {
+            pose::command(&command, &data_dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs(command) => {

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod llm;
 pub mod mask;
 pub mod models;
+pub mod pose;
 pub mod reports;
 pub mod server;
 pub mod users;

@@ -11,6 +11,7 @@ pub mod ctr;
 pub mod ensemble;
 pub mod mask;
 pub mod npy;
+pub mod pose;
 pub mod predictions;
 pub mod rng;
 pub mod table;

@@ -1,5 +1,6 @@
 //! Reading NumPy arrays: `.npy` files and `.npz` archives (stored or deflated, read with the
-//! `zip` crate), from bytes.
+//! `zip` crate), from bytes; and the header of a `.npy` file to write, so that a writer can
+//! stream the data after it.
 //!
 //! Pure parsing, so the browser and the CLI read the same files the same way. Integer and
 //! boolean arrays become `i64`, floating-point arrays `f64`; Fortran-ordered arrays are
@@ -520,6 +521,41 @@ pub fn npz_shapes(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>)>, NpyError> {
     Ok(shapes)
 }
 
+/// The element types [`npy_header`] describes, little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyDtype {
+    /// `uint8` (`|u1`: byte order does not apply).
+    U8,
+    /// `float32` (`<f4`).
+    F32,
+}
+
+/// The header of a C-ordered `.npy` file (format 1.0) of `shape` and `dtype`: the data, as
+/// little-endian values in row-major order, follows it directly. The header is padded to a
+/// multiple of 64 bytes, as NumPy writes it. `None` when the shape has more dimensions than a
+/// format-1.0 header can describe (its length must fit in 16 bits).
+pub fn npy_header(dtype: NpyDtype, shape: &[usize]) -> Option<Vec<u8>> {
+    let descr = match dtype {
+        NpyDtype::U8 => "|u1",
+        NpyDtype::F32 => "<f4",
+    };
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let length = u16::try_from(header.len()).ok()?;
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    Some(bytes)
+}
+
 /// Hand-made `.npy` files and `.npz` archives for the tests of this reader and of the pool's.
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -694,5 +730,25 @@ mod tests {
             error.to_string(),
             "array `labels` in the .npz archive: malformed .npy header: the header is longer than 64 KiB"
         );
+    }
+
+    #[test]
+    fn written_headers_read_back_with_their_data() {
+        let mut bytes = npy_header(NpyDtype::U8, &[2, 3]).unwrap();
+        assert_eq!(bytes.len() % 64, 0);
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 255]);
+        let array = parse_npy(&bytes).unwrap();
+        assert_eq!(array.shape, [2, 3]);
+        assert_eq!(array.data, NpyData::Int(vec![1, 2, 3, 4, 5, 255]));
+
+        let mut bytes = npy_header(NpyDtype::F32, &[2]).unwrap();
+        for v in [0.5_f32, -2.0] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        let array = parse_npy(&bytes).unwrap();
+        assert_eq!(array.shape, [2]);
+        assert_eq!(array.data, NpyData::Float(vec![0.5, -2.0]));
+
+        assert!(npy_header(NpyDtype::U8, &vec![1; 30_000]).is_none());
     }
 }

@@ -44,7 +44,13 @@ impl Channel {
         let centre = rng.between([lo + amp, hi - amp]);
         let weights = [(); TERMS].map(|()| rng.between([0.2, 1.0]));
         let total: f32 = weights.iter().sum();
-        let terms = weights.map(|w| [amp * w / total, rng.between([0.15, 1.0]), rng.between([0.0, TAU])]);
+        let terms = weights.map(|w| {
+            [
+                amp * w / total,
+                rng.between([0.15, 1.0]),
+                rng.between([0.0, TAU]),
+            ]
+        });
         Self { centre, terms }
     }
 
@@ -200,7 +206,10 @@ impl Figure {
         let knee_sign = [(); 2].map(|()| if rng.chance(0.5) { 1.0 } else { -1.0 });
         let heading = rng.between([0.0, TAU]);
         let root_speed = speed * rng.between([0.2, 0.8]);
-        let velocity = [root_speed * libm::cosf(heading), root_speed * libm::sinf(heading)];
+        let velocity = [
+            root_speed * libm::cosf(heading),
+            root_speed * libm::sinf(heading),
+        ];
         let mut figure = Self {
             body,
             root,
@@ -247,36 +256,40 @@ impl Figure {
 
     /// The pose at time `t` (frames).
     pub(super) fn pose(&self, t: f32) -> Pose {
-        let b = &self.body;
-        let c = |i: usize| self.channels[i].at(t);
+        let body = &self.body;
+        let ch = |i: usize| self.channels[i].at(t);
         let root = along(self.root, t, self.velocity);
-        let lean = c(LEAN);
+        let lean = ch(LEAN);
         let up = dir(PI + lean);
         // The image's right, perpendicular to the torso.
         let right = [-up[1], up[0]];
-        let shoulder_centre = along(root, b.torso, up);
-        let head_centre = along(shoulder_centre, b.neck + b.head, up);
+        let shoulder_centre = along(root, body.torso, up);
+        let head_centre = along(shoulder_centre, body.neck + body.head, up);
         let mut keypoints = [[0.0; 2]; NUM_KEYPOINTS];
-        let yaw = c(YAW);
+        let yaw = ch(YAW);
         let mut face_front = [false; 5];
-        for (k, &(azimuth, height, reach)) in FACE.iter().enumerate() {
-            let a = azimuth + yaw;
-            let p = along(head_centre, b.head * reach * libm::sinf(a), right);
-            keypoints[NOSE + k] = along(p, b.head * height, up);
-            face_front[k] = libm::cosf(a) > 0.0;
+        for (f, &(azimuth, height, reach)) in FACE.iter().enumerate() {
+            let turn = azimuth + yaw;
+            let across = along(head_centre, body.head * reach * libm::sinf(turn), right);
+            keypoints[NOSE + f] = along(across, body.head * height, up);
+            face_front[f] = libm::cosf(turn) > 0.0;
         }
         for side in 0..2 {
             // The person's left (side 0) is on the image's right.
             let s = if side == 0 { 1.0 } else { -1.0 };
-            let shoulder = along(shoulder_centre, s * b.shoulder, right);
-            let upper = lean + s * c(SHOULDER + side);
-            let elbow = along(shoulder, b.upper_arm, dir(upper));
-            let wrist = along(elbow, b.forearm, dir(upper + s * c(ELBOW + side)));
-            let hip = along(root, s * b.hip, [1.0, 0.0]);
-            let thigh = s * c(HIP + side);
-            let knee = along(hip, b.thigh, dir(thigh));
-            let ankle = along(knee, b.shin, dir(thigh + self.knee_sign[side] * c(KNEE + side)));
-            for (k, p) in [
+            let shoulder = along(shoulder_centre, s * body.shoulder, right);
+            let upper = lean + s * ch(SHOULDER + side);
+            let elbow = along(shoulder, body.upper_arm, dir(upper));
+            let wrist = along(elbow, body.forearm, dir(upper + s * ch(ELBOW + side)));
+            let hip = along(root, s * body.hip, [1.0, 0.0]);
+            let thigh = s * ch(HIP + side);
+            let knee = along(hip, body.thigh, dir(thigh));
+            let ankle = along(
+                knee,
+                body.shin,
+                dir(thigh + self.knee_sign[side] * ch(KNEE + side)),
+            );
+            for (joint, point) in [
                 (LEFT_SHOULDER, shoulder),
                 (LEFT_ELBOW, elbow),
                 (LEFT_WRIST, wrist),
@@ -284,7 +297,7 @@ impl Figure {
                 (LEFT_KNEE, knee),
                 (LEFT_ANKLE, ankle),
             ] {
-                keypoints[k + side] = p;
+                keypoints[joint + side] = point;
             }
         }
         debug_assert_eq!(LEFT_EYE, NOSE + 1);
@@ -296,10 +309,10 @@ impl Figure {
             head_centre,
             face_front,
             limb_depth: [
-                c(ARM_DEPTH),
-                c(ARM_DEPTH + 1),
-                c(LEG_DEPTH),
-                c(LEG_DEPTH + 1),
+                ch(ARM_DEPTH),
+                ch(ARM_DEPTH + 1),
+                ch(LEG_DEPTH),
+                ch(LEG_DEPTH + 1),
             ],
         }
     }

@@ -66,7 +66,12 @@ impl Shape {
                 centre[1] + radius,
             ],
             Shape::Polygon(points) => points.iter().fold(
-                [f32::INFINITY, f32::INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY],
+                [
+                    f32::INFINITY,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    f32::NEG_INFINITY,
+                ],
                 |[x0, y0, x1, y1], p| [x0.min(p[0]), y0.min(p[1]), x1.max(p[0]), y1.max(p[1])],
             ),
         }
@@ -93,21 +98,21 @@ impl Shape {
                 (d - radius, (d / radius).min(1.0))
             }
             Shape::Polygon(points) => {
-                let n = points.len();
-                let area: f32 = (0..n)
+                let count = points.len();
+                let area: f32 = (0..count)
                     .map(|i| {
-                        let (u, v) = (points[i], points[(i + 1) % n]);
-                        u[0] * v[1] - v[0] * u[1]
+                        let (from, to) = (points[i], points[(i + 1) % count]);
+                        from[0] * to[1] - to[0] * from[1]
                     })
                     .sum();
                 let sign = if area < 0.0 { -1.0 } else { 1.0 };
-                let d = (0..n)
+                let d = (0..count)
                     .map(|i| {
-                        let (u, v) = (points[i], points[(i + 1) % n]);
-                        let e = sub(v, u);
-                        let len = norm(e);
+                        let (from, to) = (points[i], points[(i + 1) % count]);
+                        let edge = sub(to, from);
+                        let len = norm(edge);
                         if len > 0.0 {
-                            sign * dot(sub(p, u), [e[1], -e[0]]) / len
+                            sign * dot(sub(p, from), [edge[1], -edge[0]]) / len
                         } else {
                             f32::NEG_INFINITY
                         }
@@ -137,10 +142,10 @@ pub(super) fn random_colour(rng: &mut SplitMix64, lo: f32, hi: f32) -> [f32; 3] 
 }
 
 impl Paint {
-    /// A random texture on `base`: a darker or lighter stripe colour, a stripe period of 2–8
-    /// pixels, noise of up to ±10.
-    pub(super) fn random(rng: &mut SplitMix64, base: [f32; 3]) -> Self {
-        let k = rng.between([0.45, 1.35]);
+    /// A random texture on `base`: a stripe colour `base × k` with `k` within `contrast` of 1,
+    /// a stripe period of 2–8 pixels, noise of up to ±10.
+    pub(super) fn random(rng: &mut SplitMix64, base: [f32; 3], contrast: f32) -> Self {
+        let k = rng.between([1.0 - contrast, 1.0 + contrast]);
         let alt = base.map(|c| (c * k).min(255.0));
         Self {
             base,
@@ -150,6 +155,12 @@ impl Paint {
             noise: rng.between([0.0, 10.0]),
             seed: (rng.next_u64() >> 32) as u32,
         }
+    }
+
+    /// A random texture on a random colour (channels in 20..235).
+    pub(super) fn any(rng: &mut SplitMix64, contrast: f32) -> Self {
+        let base = random_colour(rng, 20.0, 235.0);
+        Self::random(rng, base, contrast)
     }
 
     /// A flat colour.
@@ -202,7 +213,13 @@ pub(super) struct Part {
 
 impl Part {
     /// A part whose stripes run along `axis` from `origin`.
-    pub(super) fn new(shape: Shape, paint: Paint, depth: f32, origin: [f32; 2], axis: [f32; 2]) -> Self {
+    pub(super) fn new(
+        shape: Shape,
+        paint: Paint,
+        depth: f32,
+        origin: [f32; 2],
+        axis: [f32; 2],
+    ) -> Self {
         Self {
             shape,
             paint,
@@ -226,13 +243,21 @@ impl Part {
 
     /// A disc.
     pub(super) fn disc(centre: [f32; 2], radius: f32, paint: Paint, depth: f32) -> Self {
-        Self::new(Shape::Disc { centre, radius }, paint, depth, centre, [0.0, 1.0])
+        Self::new(
+            Shape::Disc { centre, radius },
+            paint,
+            depth,
+            centre,
+            [0.0, 1.0],
+        )
     }
 
     /// The part's colour at world point `p`.
+    #[cfg(test)]
     pub(super) fn colour_at(&self, p: [f32; 2]) -> [f32; 3] {
         let (_, edge) = self.shape.distance(p);
-        self.paint.colour(dot(sub(p, self.origin), self.axis), edge, p)
+        self.paint
+            .colour(dot(sub(p, self.origin), self.axis), edge, p)
     }
 }
 
@@ -265,7 +290,10 @@ impl Background {
         let blobs = (0..3 + rng.below(6))
             .map(|_| {
                 (
-                    [rng.between([-0.2 * w, 1.2 * w]), rng.between([-0.2 * h, 1.2 * h])],
+                    [
+                        rng.between([-0.2 * w, 1.2 * w]),
+                        rng.between([-0.2 * h, 1.2 * h]),
+                    ],
                     size * rng.between([0.05, 0.3]),
                     random_colour(rng, 10.0, 245.0),
                     rng.between([0.3, 0.9]),
@@ -285,21 +313,21 @@ impl Background {
 
     /// The colour at world point `p`.
     pub(super) fn at(&self, p: [f32; 2]) -> [f32; 3] {
-        let q = sub(p, self.origin);
-        let g = (0.5 + dot(q, self.gradient)).clamp(0.0, 1.0);
-        let s = self.stripe_amp * libm::sinf(TAU * dot(p, self.stripe) + self.stripe_phase);
+        let rel = sub(p, self.origin);
+        let mix = (0.5 + dot(rel, self.gradient)).clamp(0.0, 1.0);
+        let stripes = self.stripe_amp * libm::sinf(TAU * dot(p, self.stripe) + self.stripe_phase);
         let [c0, c1] = self.colours;
-        let mut c = [0, 1, 2].map(|i| c0[i] + (c1[i] - c0[i]) * g + s);
+        let mut colour_at = [0, 1, 2].map(|i| c0[i] + (c1[i] - c0[i]) * mix + stripes);
         for &(centre, radius, colour, opacity) in &self.blobs {
             let d = norm(sub(p, centre));
             let alpha = opacity * ((radius - d) / (0.3 * radius)).clamp(0.0, 1.0);
             if alpha > 0.0 {
                 for i in 0..3 {
-                    c[i] += (colour[i] - c[i]) * alpha;
+                    colour_at[i] += (colour[i] - colour_at[i]) * alpha;
                 }
             }
         }
-        c
+        colour_at
     }
 }
 
@@ -314,7 +342,12 @@ pub(super) struct Canvas {
 
 impl Canvas {
     /// The background seen through a camera translated by `offset`.
-    pub(super) fn new(width: usize, height: usize, background: &Background, offset: [f32; 2]) -> Self {
+    pub(super) fn new(
+        width: usize,
+        height: usize,
+        background: &Background,
+        offset: [f32; 2],
+    ) -> Self {
         let mut rgb = Vec::with_capacity(width * height * 3);
         for y in 0..height {
             for x in 0..width {
@@ -346,8 +379,10 @@ impl Canvas {
     /// centre); it is on top where it covers the centre.
     fn draw(&mut self, index: u16, part: &Part, offset: [f32; 2]) {
         let [x0, y0, x1, y1] = part.shape.bounds();
-        let xs = clamp_index(x0 + offset[0] - 1.0, self.width)..clamp_index(x1 + offset[0] + 2.0, self.width);
-        let ys = clamp_index(y0 + offset[1] - 1.0, self.height)..clamp_index(y1 + offset[1] + 2.0, self.height);
+        let xs = clamp_index(x0 + offset[0] - 1.0, self.width)
+            ..clamp_index(x1 + offset[0] + 2.0, self.width);
+        let ys = clamp_index(y0 + offset[1] - 1.0, self.height)
+            ..clamp_index(y1 + offset[1] + 2.0, self.height);
         for y in ys {
             for x in xs.clone() {
                 let p = [x as f32 + 0.5 - offset[0], y as f32 + 0.5 - offset[1]];
@@ -361,7 +396,11 @@ impl Canvas {
                     .colour(dot(sub(p, part.origin), part.axis), edge, p);
                 let at = y * self.width + x;
                 for (c, v) in self.rgb[3 * at..3 * at + 3].iter_mut().zip(colour) {
-                    *c += (v - *c) * cover;
+                    *c = if cover >= 1.0 {
+                        v
+                    } else {
+                        *c + (v - *c) * cover
+                    };
                 }
                 if d <= 0.0 {
                     self.top[at] = index;
@@ -415,7 +454,9 @@ pub(super) fn defocus(rgb: &[f32], width: usize, height: usize, radius: f32) -> 
 pub(super) fn quantise(rgb: &[f32]) -> Vec<u8> {
     // Clamped to [0, 255.5) first.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    rgb.iter().map(|&v| (v.clamp(0.0, 255.0) + 0.5) as u8).collect()
+    rgb.iter()
+        .map(|&v| (v.clamp(0.0, 255.0) + 0.5) as u8)
+        .collect()
 }
 
 #[cfg(test)]
@@ -428,14 +469,18 @@ mod tests {
         let background = Background::new(&mut rng, 40, 30);
         let mut canvas = Canvas::new(40, 30, &background, [0.0, 0.0]);
         let before = canvas.rgb.clone();
-        let red = Paint::random(&mut rng, [220.0, 20.0, 20.0]);
+        let red = Paint::random(&mut rng, [220.0, 20.0, 20.0], 0.4);
         let limb = Part::capsule([10.0, 10.0], [20.0, 12.0], 2.5, red, 0.0);
         canvas.draw_all(std::slice::from_ref(&limb), [0.0, 0.0]);
         // The midpoint (15, 11) lies in pixel (14, 10) or (15, 11): take the pixel it is in.
         let at = (11 * 40 + 15) * 3;
         let expected = limb.colour_at([15.5, 11.5]);
         assert_eq!(&canvas.rgb[at..at + 3], &expected);
-        assert!(canvas.rgb[at] > canvas.rgb[at + 1] + 40.0, "{:?}", &canvas.rgb[at..at + 3]);
+        assert!(
+            canvas.rgb[at] > canvas.rgb[at + 1] + 40.0,
+            "{:?}",
+            &canvas.rgb[at..at + 3]
+        );
         assert_eq!(canvas.top[11 * 40 + 15], 0);
         // Far from the limb nothing changed.
         let far = (25 * 40 + 35) * 3;
@@ -458,7 +503,11 @@ mod tests {
     #[test]
     fn defocus_keeps_flat_images_and_spreads_a_dot() {
         let flat = vec![100.0; 8 * 6 * 3];
-        assert!(defocus(&flat, 8, 6, 2.0).iter().all(|&v| (v - 100.0).abs() < 1e-3));
+        assert!(
+            defocus(&flat, 8, 6, 2.0)
+                .iter()
+                .all(|&v| (v - 100.0).abs() < 1e-3)
+        );
         let mut dot = vec![0.0; 8 * 6 * 3];
         dot[(3 * 8 + 4) * 3] = 255.0;
         let out = defocus(&dot, 8, 6, 1.5);

@@ -1,0 +1,150 @@
+//! `fuselab pose data synthetic` as a process: the arrays NumPy reads, with the shapes and
+//! ground truth of the generator; the same seed gives the same bytes; a folder made with other
+//! settings is refused; a bad setting is refused naming it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fuselab_shared::npy::{NpyData, parse_npy};
+use fuselab_shared::pose::{Split, SyntheticConfig, generate_clip};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fuselab");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fuselab-pose-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fuselab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("FUSELAB_DATA_DIR", dir.join("data-dir"))
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "fuselab failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const SMALL: &str = "width = 48\nheight = 32\nframes = 3\ndistractor_probability = 0.5\n";
+
+// The keypoints must come back bit for bit.
+#[allow(clippy::float_cmp)]
+#[test]
+fn the_synthetic_benchmark_is_written_as_arrays_with_the_generators_ground_truth() {
+    let dir = scratch("data");
+    std::fs::write(dir.join("small.toml"), SMALL).unwrap();
+    let args = [
+        "pose",
+        "data",
+        "synthetic",
+        "--out",
+        "bench",
+        "--config",
+        "small.toml",
+        "--seed",
+        "7",
+        "--train",
+        "3",
+        "--val",
+        "1",
+        "--test",
+        "2",
+    ];
+    ok(&fuselab(&dir, &args));
+    let out = dir.join("bench");
+    let dataset: Value =
+        serde_json::from_slice(&std::fs::read(out.join("dataset.json")).unwrap()).unwrap();
+    assert_eq!(dataset["format"], "fuselab.pose.synthetic/v1");
+    assert_eq!(dataset["keypoints"][0], "nose");
+    let config: SyntheticConfig = serde_json::from_value(dataset["config"].clone()).unwrap();
+    assert_eq!((config.seed, config.width, config.train_clips), (7, 48, 3));
+
+    for (split, clips) in [(Split::Train, 3), (Split::Val, 1), (Split::Test, 2)] {
+        let read = |file: &str| {
+            parse_npy(&std::fs::read(out.join(split.name()).join(file)).unwrap()).unwrap()
+        };
+        let frames = read("frames.npy");
+        assert_eq!(frames.shape, [clips, 3, 32, 48, 3]);
+        let keypoints = read("keypoints.npy");
+        assert_eq!(keypoints.shape, [clips, 3, 17, 2]);
+        let visibility = read("visibility.npy");
+        assert_eq!(visibility.shape, [clips, 3, 17]);
+        let (NpyData::Int(pixels), NpyData::Float(xy), NpyData::Int(v)) =
+            (&frames.data, &keypoints.data, &visibility.data)
+        else {
+            panic!("unexpected dtypes");
+        };
+        // Every clip is the generator's, byte for byte.
+        for index in 0..clips {
+            let clip = generate_clip(&config, split, index).unwrap();
+            let per_clip = 3 * 32 * 48 * 3;
+            let written: Vec<u8> = pixels[index * per_clip..(index + 1) * per_clip]
+                .iter()
+                .map(|&p| u8::try_from(p).unwrap())
+                .collect();
+            let expected: Vec<u8> = clip.frames.iter().flat_map(|f| f.pixels.clone()).collect();
+            assert_eq!(written, expected, "{split} clip {index}");
+            for (t, label) in clip.labels.iter().enumerate() {
+                for k in 0..17 {
+                    let at = ((index * 3 + t) * 17 + k) * 2;
+                    assert_eq!(xy[at], f64::from(label.keypoints[k][0]));
+                    assert_eq!(xy[at + 1], f64::from(label.keypoints[k][1]));
+                    assert_eq!(v[(index * 3 + t) * 17 + k], i64::from(label.visibility[k]));
+                }
+            }
+        }
+        let tags = std::fs::read_to_string(out.join(split.name()).join("clips.csv")).unwrap();
+        assert_eq!(tags.lines().count(), clips + 1, "{tags}");
+        assert!(
+            tags.starts_with("clip,speed,mean_speed,blur_length"),
+            "{tags}"
+        );
+    }
+    assert!(out.join("preview.png").is_file());
+
+    // The same command again: the folder holds this dataset already.
+    let before = std::fs::read(out.join("train/frames.npy")).unwrap();
+    ok(&fuselab(&dir, &args));
+    assert_eq!(std::fs::read(out.join("train/frames.npy")).unwrap(), before);
+
+    // Another seed into the same folder is refused.
+    let mut other = args.to_vec();
+    other[8] = "8";
+    let refused = fuselab(&dir, &other);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("other settings"));
+
+    // A bad setting is named.
+    std::fs::write(dir.join("bad.toml"), "width = 100000\n").unwrap();
+    let refused = fuselab(
+        &dir,
+        &[
+            "pose",
+            "data",
+            "synthetic",
+            "--out",
+            "b2",
+            "--config",
+            "bad.toml",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("width"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
