@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use fuselab_ml::ctr::train::Adam;
 use fuselab_ml::ctr::train::gradients;
 use fuselab_ml::ctr::{CtrConfig, CtrModel, Layout, ModelKind};
+use fuselab_ml::optim::Adam;
 use fuselab_shared::ctr::encode::{Preprocessor, csv_table};
 use fuselab_shared::ctr::exposure::Split;
 use fuselab_shared::ctr::pairs::{PairOptions, page_pairs};

@@ -148,3 +148,124 @@ fn the_synthetic_benchmark_is_written_as_arrays_with_the_generators_ground_truth
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A configuration that trains in seconds: 48×32 frames, a width-8 model, three epochs.
+fn train_config(out: &str) -> String {
+    format!(
+        "out = \"{out}\"\nseed = 3\ntest_clips = 6\n\
+         [data]\nwidth = 48\nheight = 32\nframes = 3\ntrain_clips = 40\nval_clips = 4\ntest_clips = 6\n\
+         [model]\nwidth = 8\noffset_groups = 2\njmml_blocks = 1\n\
+         [train]\nepochs = 3\nclips_per_epoch = 8\nbatch_size = 4\nval_clips = 4\n\
+         [benchmark]\nrungs = [\"single_frame\", \"io\"]\nseeds = [1]\n"
+    )
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("FUSELAB_DATA_DIR", dir.join("data-dir"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `pose train` writes checkpoints, the model and the report (tables, per-bucket scores, the
+/// paper's numbers labelled, sample frames); killed with SIGKILL after its first checkpoint,
+/// a rerun resumes and ends exactly where an uninterrupted run does.
+#[test]
+fn pose_train_reports_and_resumes_after_sigkill() {
+    let straight = scratch("straight");
+    std::fs::write(straight.join("config.toml"), train_config("run")).unwrap();
+    let args = ["pose", "train", "--json", "--config", "config.toml"];
+    let expected: Value = serde_json::from_str(&ok(&fuselab(&straight, &args))).unwrap();
+    for file in [
+        "model.safetensors",
+        "model.json",
+        "metrics.jsonl",
+        "results.md",
+        "report.html",
+        "samples.png",
+    ] {
+        assert!(
+            straight.join("run").join(file).exists(),
+            "{file} is missing"
+        );
+    }
+    let markdown = std::fs::read_to_string(straight.join("run/results.md")).unwrap();
+    assert!(
+        markdown.contains("AP blur") && markdown.contains("not reproducible here"),
+        "{markdown}"
+    );
+    let run = &expected["runs"][0];
+    assert_eq!(run["epochs"], 3);
+    let buckets: Vec<&str> = run["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(buckets, ["all", "blur", "occlusion", "fast", "clean"]);
+    assert_eq!(run["test"][0]["scores"]["frames"], 6);
+
+    let dir = scratch("kill");
+    std::fs::write(dir.join("config.toml"), train_config("run")).unwrap();
+    let mut child = spawn(&dir, &args);
+    let state = dir.join("run/checkpoint.json");
+    let started = std::time::Instant::now();
+    while !state.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_mins(5),
+            "no checkpoint in 5 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !dir.join("run/result.json").exists(),
+        "the run finished before it was killed"
+    );
+    let resumed: Value = serde_json::from_str(&ok(&fuselab(&dir, &args))).unwrap();
+    let (a, b) = (&expected["runs"][0], &resumed["runs"][0]);
+    assert_eq!(a["history"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        a["history"], b["history"],
+        "the resumed run's epochs differ"
+    );
+    assert_eq!(a["test"], b["test"]);
+}
+
+/// `pose benchmark` trains each rung of the ladder and tables them by name.
+#[test]
+fn pose_benchmark_tables_the_rungs() {
+    let dir = scratch("bench");
+    std::fs::write(dir.join("config.toml"), train_config("bench")).unwrap();
+    let report: Value = serde_json::from_str(&ok(&fuselab(
+        &dir,
+        &["pose", "benchmark", "--json", "--config", "config.toml"],
+    )))
+    .unwrap();
+    let labels: Vec<&str> = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["single frame", "+ IO (JM-Pose)"]);
+    assert!(dir.join("bench/runs/io-seed1/model.safetensors").exists());
+    let bad = fuselab(&dir, &["pose", "train", "--config", "missing.toml"]);
+    assert!(!bad.status.success());
+    std::fs::write(dir.join("bad.toml"), "out = \"x\"\n[model]\nwidth = 30\n").unwrap();
+    let bad = fuselab(&dir, &["pose", "train", "--config", "bad.toml"]);
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && message.contains("offset_groups"),
+        "{message}"
+    );
+}

@@ -9,6 +9,8 @@ pub mod digits;
 pub mod face;
 pub mod llm;
 pub mod mask;
+pub mod optim;
+pub mod pose;
 pub mod tensors;
 
 pub use burn::tensor::Device;

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Tensor, TensorData};
 use fuselab_shared::ctr::encode::Encoded;
 use fuselab_shared::ctr::metrics::{self, MetricError, Metrics};
 use fuselab_shared::ctr::pairs::{PairOptions, page_pairs};
@@ -18,6 +18,7 @@ use super::batch::Batch;
 use super::config::ModelKind;
 use super::loss::{attraction, bce_with_logits, repulsion};
 use super::model::CtrModel;
+use crate::optim::{Adam, put_named, take_named};
 use crate::tensors::NamedTensors;
 
 /// How to train.
@@ -98,51 +99,6 @@ impl TrainOptions {
             return value("max_page", "expected 2..=4096");
         }
         Ok(())
-    }
-}
-
-/// Adam (PyTorch's defaults: β = (0.9, 0.999), ε = 10⁻⁸, no weight decay).
-#[derive(Debug, Clone, Default)]
-pub struct Adam {
-    moments: BTreeMap<String, (Tensor<2>, Tensor<2>)>,
-    /// Updates applied.
-    pub updates: usize,
-}
-
-impl Adam {
-    const BETA1: f64 = 0.9;
-    const BETA2: f64 = 0.999;
-    const EPSILON: f64 = 1e-8;
-
-    /// Applies one update.
-    pub fn update(
-        &mut self,
-        params: &mut BTreeMap<String, Tensor<2>>,
-        gradients: &BTreeMap<String, Tensor<2>>,
-        learning_rate: f64,
-    ) {
-        self.updates += 1;
-        let t = self.updates as f64;
-        let correction1 = 1.0 - Self::BETA1.powf(t);
-        let correction2 = 1.0 - Self::BETA2.powf(t);
-        for (name, param) in params.iter_mut() {
-            let Some(gradient) = gradients.get(name) else {
-                continue;
-            };
-            let (m, v) = self
-                .moments
-                .entry(name.clone())
-                .or_insert_with(|| (param.zeros_like(), param.zeros_like()));
-            *m = m.clone().mul_scalar(Self::BETA1) + gradient.clone().mul_scalar(1.0 - Self::BETA1);
-            *v = v.clone().mul_scalar(Self::BETA2)
-                + gradient.clone().square().mul_scalar(1.0 - Self::BETA2);
-            let step = m.clone().div_scalar(correction1)
-                / v.clone()
-                    .div_scalar(correction2)
-                    .sqrt()
-                    .add_scalar(Self::EPSILON);
-            *param = param.clone() - step.mul_scalar(learning_rate);
-        }
     }
 }
 
@@ -317,26 +273,11 @@ impl TrainState {
     #[must_use]
     pub fn save(&self) -> (NamedTensors, StateMeta) {
         let mut tensors = NamedTensors::new();
-        let mut put = |prefix: &str, map: &BTreeMap<String, Tensor<2>>| {
-            for (name, t) in map {
-                tensors.insert(
-                    format!("{prefix}/{name}"),
-                    (t.dims().to_vec(), crate::llm::values(t.clone())),
-                );
-            }
-        };
-        put("param", &self.model.params);
+        put_named(&mut tensors, "param", &self.model.params);
         if let Some((_, best)) = &self.best {
-            put("best", best);
+            put_named(&mut tensors, "best", best);
         }
-        let (m, v): (BTreeMap<_, _>, BTreeMap<_, _>) = self
-            .adam
-            .moments
-            .iter()
-            .map(|(k, (m, v))| ((k.clone(), m.clone()), (k.clone(), v.clone())))
-            .unzip();
-        put("adam.m", &m);
-        put("adam.v", &v);
+        self.adam.save(&mut tensors);
         let meta = StateMeta {
             updates: self.adam.updates,
             rng: self.rng.0,
@@ -357,45 +298,21 @@ impl TrainState {
         meta: StateMeta,
     ) -> Result<Self, TrainError> {
         let device = model.device();
-        let take = |prefix: &str, like: &BTreeMap<String, Tensor<2>>| {
-            like.iter()
-                .map(|(name, p)| {
-                    let key = format!("{prefix}/{name}");
-                    let (shape, values) = tensors
-                        .get(&key)
-                        .ok_or_else(|| TrainError::Checkpoint(format!("`{key}` is missing")))?;
-                    if shape.as_slice() != p.dims() {
-                        return Err(TrainError::Checkpoint(format!(
-                            "`{key}` has shape {shape:?}, the model {:?}",
-                            p.dims()
-                        )));
-                    }
-                    let t = Tensor::from_data(TensorData::new(values.clone(), p.dims()), &device);
-                    Ok((name.clone(), t))
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()
+        let take = |prefix: &str| {
+            take_named(tensors, prefix, &model.params, &device).map_err(TrainError::Checkpoint)
         };
-        let params = take("param", &model.params)?;
+        let params = take("param")?;
         let best = match meta.best_epoch {
-            Some(epoch) => Some((epoch, take("best", &model.params)?)),
+            Some(epoch) => Some((epoch, take("best")?)),
             None => None,
         };
-        let mut moments = BTreeMap::new();
-        if meta.updates > 0 {
-            let m = take("adam.m", &model.params)?;
-            let v = take("adam.v", &model.params)?;
-            for (name, m) in m {
-                moments.insert(name.clone(), (m, v[&name].clone()));
-            }
-        }
+        let adam = Adam::load(tensors, &model.params, meta.updates, &device)
+            .map_err(TrainError::Checkpoint)?;
         let mut model = model;
         model.params = params;
         Ok(Self {
             model,
-            adam: Adam {
-                moments,
-                updates: meta.updates,
-            },
+            adam,
             rng: SplitMix64(meta.rng),
             history: meta.history,
             best,

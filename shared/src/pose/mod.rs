@@ -52,9 +52,11 @@
 
 mod config;
 pub mod eval;
+pub mod heatmap;
 mod motion;
 mod render;
 mod scene;
+pub mod score;
 mod sheet;
 pub mod skeleton;
 #[cfg(test)]

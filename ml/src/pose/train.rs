@@ -1,0 +1,758 @@
+//! Training and evaluation of the pose models: batches of clip windows centred on each clip's
+//! middle frame, the joint-weighted heatmap MSE (spec §4) on the key frame plus the initial
+//! heatmaps of every frame and the information-orthogonality term, Adam, validation AP after
+//! each epoch with the best epoch kept, and a state that round-trips through named tensors and
+//! JSON for checkpoints. No I/O: the caller saves what [`Hooks`] hands it.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use fuselab_shared::pose::eval::Prediction;
+use fuselab_shared::pose::heatmap::{HeatmapSpec, decode, encode};
+use fuselab_shared::pose::score::{Scores, person, score};
+use fuselab_shared::pose::{
+    Clip, NUM_KEYPOINTS, PoseDataError, Split, SyntheticConfig, generate_clip,
+};
+use fuselab_shared::rng::SplitMix64;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::config::{PoseConfig, STRIDE};
+use super::model::PoseModel;
+use crate::optim::{Adam, put_named, take_named};
+use crate::tensors::NamedTensors;
+
+/// Where clips come from.
+pub trait ClipSource {
+    /// Clips in `split`.
+    fn count(&self, split: Split) -> usize;
+    /// Clip `index` of `split`.
+    ///
+    /// # Errors
+    /// When the clip cannot be produced.
+    fn clip(&self, split: Split, index: usize) -> Result<Clip, PoseDataError>;
+}
+
+/// The synthetic benchmark, generated on demand (deterministic, so no copy is kept).
+impl ClipSource for SyntheticConfig {
+    fn count(&self, split: Split) -> usize {
+        self.clips(split)
+    }
+
+    fn clip(&self, split: Split, index: usize) -> Result<Clip, PoseDataError> {
+        generate_clip(self, split, index)
+    }
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainOptions {
+    /// Most epochs.
+    pub epochs: usize,
+    /// Training clips per epoch, drawn without replacement (0: all of them).
+    pub clips_per_epoch: usize,
+    /// Clips per batch.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Validation clips scored after each epoch (0: all of them).
+    pub val_clips: usize,
+    /// Epochs without a better validation AP before stopping (0: never stop early).
+    pub patience: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            clips_per_epoch: 0,
+            batch_size: 8,
+            learning_rate: 1e-3,
+            val_clips: 200,
+            patience: 0,
+        }
+    }
+}
+
+/// Why training stopped with an error.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TrainError {
+    /// A value is out of range.
+    #[error("`{key}`: {message}")]
+    Value {
+        /// The key under `[train]`.
+        key: &'static str,
+        /// What was expected.
+        message: String,
+    },
+    /// The clips do not suit the model.
+    #[error("{0}")]
+    Data(String),
+    /// A clip could not be produced.
+    #[error("{0}")]
+    Clip(#[from] PoseDataError),
+    /// A checkpoint does not fit this model.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+}
+
+impl TrainOptions {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`TrainError::Value`] naming the key.
+    pub fn check(&self) -> Result<(), TrainError> {
+        let value = |key, message: &str| {
+            Err(TrainError::Value {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if !(1..=10_000).contains(&self.epochs) {
+            return value("epochs", "expected 1..=10000");
+        }
+        if !(1..=1024).contains(&self.batch_size) {
+            return value("batch_size", "expected 1..=1024");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return value("learning_rate", "expected (0, 1]");
+        }
+        if self.patience > 10_000 {
+            return value("patience", "expected 0..=10000");
+        }
+        Ok(())
+    }
+}
+
+/// A batch on the device.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[n, t, 3, H, W]`, RGB in `[0, 1]`.
+    pub frames: Tensor<5>,
+    /// Gaussian targets of every frame, `[n, t, 17, H/4, W/4]`.
+    pub targets: Tensor<5>,
+    /// 1 for a labelled joint whose peak is on the heatmap, `[n, t, 17]`.
+    pub weights: Tensor<3>,
+}
+
+/// The heatmap layout of frames `width × height` for `config`.
+///
+/// # Errors
+/// [`TrainError::Data`] when a side is not a multiple of the stride.
+pub fn heatmap_spec(
+    config: &PoseConfig,
+    width: usize,
+    height: usize,
+) -> Result<HeatmapSpec, TrainError> {
+    if !width.is_multiple_of(STRIDE) || !height.is_multiple_of(STRIDE) || width == 0 || height == 0
+    {
+        return Err(TrainError::Data(format!(
+            "frames are {width}×{height} pixels; the model needs sides that are positive multiples of {STRIDE}"
+        )));
+    }
+    #[allow(clippy::cast_precision_loss)] // the stride is 4
+    let stride = STRIDE as f32;
+    Ok(HeatmapSpec {
+        width: width / STRIDE,
+        height: height / STRIDE,
+        stride,
+        sigma: config.sigma,
+    })
+}
+
+/// The frames a model reads from `clip`: a window of `config.frames()` centred on the clip's
+/// middle frame (the key frame).
+///
+/// # Errors
+/// [`TrainError::Data`] when the clip is shorter than the window.
+pub fn window(clip: &Clip, config: &PoseConfig) -> Result<std::ops::Range<usize>, TrainError> {
+    let (len, need) = (clip.frames.len(), config.frames());
+    if len < need {
+        return Err(TrainError::Data(format!(
+            "clip {} of {} has {len} frames; the model reads {need}",
+            clip.index, clip.split
+        )));
+    }
+    let start = len / 2 - need / 2;
+    Ok(start..start + need)
+}
+
+/// Frames as `[t, 3, H, W]` values in `[0, 1]`, appended to `out`.
+fn push_frames(out: &mut Vec<f32>, clip: &Clip, range: std::ops::Range<usize>) {
+    for frame in &clip.frames[range] {
+        for channel in 0..3 {
+            out.extend(
+                frame
+                    .pixels
+                    .iter()
+                    .skip(channel)
+                    .step_by(3)
+                    .map(|&v| f32::from(v) / 255.0),
+            );
+        }
+    }
+}
+
+/// Frames of `clips` as a `[n, t, 3, H, W]` tensor.
+///
+/// # Errors
+/// [`TrainError::Data`] when the clips are too short or of different sizes.
+pub fn frames_tensor(
+    clips: &[Clip],
+    config: &PoseConfig,
+    device: &Device,
+) -> Result<Tensor<5>, TrainError> {
+    let first = clips
+        .first()
+        .ok_or_else(|| TrainError::Data("an empty batch".to_owned()))?;
+    let (width, height) = (first.frames[0].width, first.frames[0].height);
+    let t = config.frames();
+    let mut values = Vec::with_capacity(clips.len() * t * 3 * width * height);
+    for clip in clips {
+        if clip
+            .frames
+            .iter()
+            .any(|f| f.width != width || f.height != height)
+        {
+            return Err(TrainError::Data(format!(
+                "clip {} of {} is not {width}×{height} like the rest of its batch",
+                clip.index, clip.split
+            )));
+        }
+        push_frames(&mut values, clip, window(clip, config)?);
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(values, [clips.len(), t, 3, height, width]),
+        device,
+    ))
+}
+
+/// A training batch: frames, targets and weights.
+///
+/// # Errors
+/// [`TrainError::Data`] when the clips do not suit the model.
+pub fn batch(clips: &[Clip], config: &PoseConfig, device: &Device) -> Result<Batch, TrainError> {
+    let frames = frames_tensor(clips, config, device)?;
+    let [n, t, _, height, width] = frames.dims();
+    let spec = heatmap_spec(config, width, height)?;
+    let mut targets = Vec::with_capacity(n * t * NUM_KEYPOINTS * spec.cells());
+    let mut weights = Vec::with_capacity(n * t * NUM_KEYPOINTS);
+    for clip in clips {
+        for label in &clip.labels[window(clip, config)?] {
+            let (maps, w) = encode(&spec, &label.keypoints, &label.visibility);
+            targets.extend(maps);
+            weights.extend(w);
+        }
+    }
+    Ok(Batch {
+        frames,
+        targets: Tensor::from_data(
+            TensorData::new(targets, [n, t, NUM_KEYPOINTS, spec.height, spec.width]),
+            device,
+        ),
+        weights: Tensor::from_data(TensorData::new(weights, [n, t, NUM_KEYPOINTS]), device),
+    })
+}
+
+/// `½ · mean(w · (pred − target)²)` over samples, joints and cells (the usual `JointsMSELoss`).
+///
+/// # Shapes
+/// - `pred`, `target`: `[n, k, h, w]`; `weights`: `[n, k]` → `[1]`
+pub fn joint_mse(pred: Tensor<4>, target: Tensor<4>, weights: Tensor<2>) -> Tensor<1> {
+    let [n, k, _, _] = pred.dims();
+    let weights = weights.reshape([n, k, 1, 1]);
+    ((pred - target).square() * weights).mean().mul_scalar(0.5)
+}
+
+/// The loss terms of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepLoss {
+    /// The key frame's heatmap MSE.
+    pub heatmap: f64,
+    /// The initial heatmaps' MSE over every frame (before `lambda_initial`).
+    pub initial: f64,
+    /// The information-orthogonality terms summed over blocks (before `lambda_io`).
+    pub orthogonality: f64,
+}
+
+fn scalar(t: &Tensor<1>) -> f64 {
+    f64::from(
+        crate::llm::values(t.clone())
+            .first()
+            .copied()
+            .unwrap_or(f32::NAN),
+    )
+}
+
+/// The objective on `batch` (built on the model's device) and its terms.
+pub fn objective(model: &PoseModel, batch: &Batch) -> (Tensor<1>, StepLoss) {
+    let [n, t, k, h, w] = batch.targets.dims();
+    let key = t / 2;
+    let forward = model.forward(batch.frames.clone());
+    let key_target = batch
+        .targets
+        .clone()
+        .narrow(1, key, 1)
+        .reshape([n, k, h, w]);
+    let key_weights = batch.weights.clone().narrow(1, key, 1).reshape([n, k]);
+    let heatmap = joint_mse(forward.heatmaps, key_target, key_weights);
+    let initial = joint_mse(
+        forward.initial.reshape([n * t, k, h, w]),
+        batch.targets.clone().reshape([n * t, k, h, w]),
+        batch.weights.clone().reshape([n * t, k]),
+    );
+    let mut loss = StepLoss {
+        heatmap: scalar(&heatmap),
+        initial: scalar(&initial),
+        orthogonality: 0.0,
+    };
+    let mut total = heatmap + initial.mul_scalar(model.config.lambda_initial);
+    for term in forward.orthogonality {
+        loss.orthogonality += scalar(&term);
+        if model.config.lambda_io > 0.0 {
+            total = total + term.mul_scalar(model.config.lambda_io);
+        }
+    }
+    (total, loss)
+}
+
+/// Gradients of the objective on `clips`, and its terms.
+///
+/// # Errors
+/// [`TrainError::Data`] when the clips do not suit the model.
+pub fn gradients(
+    model: &PoseModel,
+    clips: &[Clip],
+) -> Result<(BTreeMap<String, Tensor<2>>, StepLoss), TrainError> {
+    let mut tracked = model.clone();
+    for param in tracked.params.values_mut() {
+        *param = param.clone().inner().autodiff().require_grad();
+    }
+    let batch = batch(clips, &model.config, &tracked.device())?;
+    let (total, loss) = objective(&tracked, &batch);
+    let grads = total.backward();
+    let out = tracked
+        .params
+        .iter()
+        .filter_map(|(name, leaf)| Some((name.clone(), leaf.grad(&grads)?)))
+        .collect();
+    Ok((out, loss))
+}
+
+/// The key frame's keypoints of each clip: decoded heatmaps, scored by the mean peak.
+///
+/// # Errors
+/// [`TrainError::Data`] when the clips do not suit the model.
+pub fn predict(model: &PoseModel, clips: &[Clip]) -> Result<Vec<Prediction>, TrainError> {
+    let frames = frames_tensor(clips, &model.config, &model.device())?;
+    let [n, _, _, height, width] = frames.dims();
+    let spec = heatmap_spec(&model.config, width, height)?;
+    let maps = crate::llm::values(model.forward(frames).heatmaps);
+    let cells = spec.cells();
+    Ok((0..n)
+        .map(|i| {
+            let mut peaks = 0.0;
+            let keypoints = std::array::from_fn(|k| {
+                let at = (i * NUM_KEYPOINTS + k) * cells;
+                let ([x, y], peak) = decode(&spec, &maps[at..at + cells]);
+                peaks += f64::from(peak);
+                [f64::from(x), f64::from(y)]
+            });
+            #[allow(clippy::cast_precision_loss)] // 17
+            let score = peaks / NUM_KEYPOINTS as f64;
+            Prediction { keypoints, score }
+        })
+        .collect())
+}
+
+/// Each clip's key-frame prediction beside its label, in batches of `batch_size`.
+///
+/// # Errors
+/// A clip that cannot be produced or does not suit the model.
+pub fn predict_split(
+    model: &PoseModel,
+    source: &dyn ClipSource,
+    split: Split,
+    indices: &[usize],
+    batch_size: usize,
+) -> Result<Vec<(Clip, Prediction)>, TrainError> {
+    let mut out = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let clips = chunk
+            .iter()
+            .map(|&i| source.clip(split, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let predictions = predict(model, &clips)?;
+        out.extend(clips.into_iter().zip(predictions));
+    }
+    Ok(out)
+}
+
+/// Scores of key-frame predictions against their clips' labels.
+pub fn score_clips(pairs: &[(Clip, Prediction)]) -> Scores {
+    let scored: Vec<_> = pairs
+        .iter()
+        .map(|(clip, prediction)| {
+            let key = clip.labels.len() / 2;
+            (person(&clip.labels[key]), prediction.clone())
+        })
+        .collect();
+    score(&scored)
+}
+
+/// One epoch's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean loss terms over the epoch's steps.
+    pub loss: StepLoss,
+    /// Steps taken.
+    pub steps: usize,
+    /// Validation scores.
+    pub valid: Scores,
+}
+
+/// Everything needed to go on training.
+#[derive(Debug, Clone)]
+pub struct TrainState {
+    /// The model being trained.
+    pub model: PoseModel,
+    /// The optimiser.
+    pub adam: Adam,
+    /// Draws the epochs' clips.
+    pub rng: SplitMix64,
+    /// Finished epochs.
+    pub history: Vec<EpochRecord>,
+    /// The best epoch so far and its parameters.
+    pub best: Option<(usize, BTreeMap<String, Tensor<2>>)>,
+    /// Early stopping fired.
+    pub stopped: bool,
+}
+
+/// The JSON side of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateMeta {
+    /// Adam's updates.
+    pub updates: usize,
+    /// The generator's state.
+    pub rng: u64,
+    /// Finished epochs.
+    pub history: Vec<EpochRecord>,
+    /// The best epoch.
+    pub best_epoch: Option<usize>,
+    /// Early stopping fired.
+    pub stopped: bool,
+}
+
+/// What the caller decides after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop now (cancelled); the state stays resumable.
+    Stop,
+}
+
+/// Called during training.
+pub trait Hooks {
+    /// A step is done (`step` of `steps` in this epoch).
+    fn step(&mut self, epoch: usize, step: usize, steps: usize, loss: &StepLoss);
+    /// The epoch is done; save `state` if wanted.
+    fn epoch(&mut self, record: &EpochRecord, state: &TrainState) -> Control;
+}
+
+impl TrainState {
+    /// A fresh state for `model`, drawing clips from `seed`.
+    pub fn new(model: PoseModel, seed: u64) -> Self {
+        Self {
+            model,
+            adam: Adam::default(),
+            rng: SplitMix64(seed ^ 0x9053_5EED),
+            history: Vec::new(),
+            best: None,
+            stopped: false,
+        }
+    }
+
+    /// Epochs done.
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    /// The state as named tensors (`param/…`, `best/…`, `adam.m/…`, `adam.v/…`) and JSON.
+    pub fn save(&self) -> (NamedTensors, StateMeta) {
+        let mut tensors = NamedTensors::new();
+        put_named(&mut tensors, "param", &self.model.params);
+        if let Some((_, best)) = &self.best {
+            put_named(&mut tensors, "best", best);
+        }
+        self.adam.save(&mut tensors);
+        let meta = StateMeta {
+            updates: self.adam.updates,
+            rng: self.rng.0,
+            history: self.history.clone(),
+            best_epoch: self.best.as_ref().map(|(e, _)| *e),
+            stopped: self.stopped,
+        };
+        (tensors, meta)
+    }
+
+    /// Restores a saved state into a model of the same configuration.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] when a tensor is missing or of another shape.
+    pub fn load(
+        model: PoseModel,
+        tensors: &NamedTensors,
+        meta: StateMeta,
+    ) -> Result<Self, TrainError> {
+        let device = model.device();
+        let take = |prefix: &str| {
+            take_named(tensors, prefix, &model.params, &device).map_err(TrainError::Checkpoint)
+        };
+        let params = take("param")?;
+        let best = match meta.best_epoch {
+            Some(epoch) => Some((epoch, take("best")?)),
+            None => None,
+        };
+        let adam = Adam::load(tensors, &model.params, meta.updates, &device)
+            .map_err(TrainError::Checkpoint)?;
+        let mut model = model;
+        model.params = params;
+        Ok(Self {
+            model,
+            adam,
+            rng: SplitMix64(meta.rng),
+            history: meta.history,
+            best,
+            stopped: meta.stopped,
+        })
+    }
+
+    /// The model with the best epoch's parameters (the current ones before any epoch).
+    pub fn best_model(&self) -> PoseModel {
+        let mut model = self.model.clone();
+        if let Some((_, best)) = &self.best {
+            model.params = best.clone();
+        }
+        model
+    }
+
+    /// Trains until `options.epochs`, early stopping or a hook's [`Control::Stop`]; resumes
+    /// from wherever the state is. Returns whether training finished.
+    ///
+    /// # Errors
+    /// [`TrainError`] on bad options or clips that do not suit the model.
+    pub fn fit(
+        &mut self,
+        options: &TrainOptions,
+        source: &dyn ClipSource,
+        hooks: &mut dyn Hooks,
+    ) -> Result<bool, TrainError> {
+        options.check()?;
+        let available = source.count(Split::Train);
+        if available == 0 {
+            return Err(TrainError::Data(
+                "the training split has no clips".to_owned(),
+            ));
+        }
+        let per_epoch = if options.clips_per_epoch == 0 {
+            available
+        } else {
+            options.clips_per_epoch.min(available)
+        };
+        let val_count = source.count(Split::Val);
+        let val_count = if options.val_clips == 0 {
+            val_count
+        } else {
+            options.val_clips.min(val_count)
+        };
+        if val_count == 0 {
+            return Err(TrainError::Data(
+                "the validation split has no clips".to_owned(),
+            ));
+        }
+        let val_indices: Vec<usize> = (0..val_count).collect();
+        while !self.stopped && self.epochs_done() < options.epochs {
+            let epoch = self.epochs_done() + 1;
+            let mut order: Vec<usize> = (0..available).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, self.rng.below(i + 1));
+            }
+            order.truncate(per_epoch);
+            let steps = order.len().div_ceil(options.batch_size);
+            let mut sums = StepLoss::default();
+            for (step, chunk) in order.chunks(options.batch_size).enumerate() {
+                let clips = chunk
+                    .iter()
+                    .map(|&i| source.clip(Split::Train, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (grads, loss) = gradients(&self.model, &clips)?;
+                self.adam
+                    .update(&mut self.model.params, &grads, options.learning_rate);
+                sums.heatmap += loss.heatmap;
+                sums.initial += loss.initial;
+                sums.orthogonality += loss.orthogonality;
+                hooks.step(epoch, step + 1, steps, &loss);
+            }
+            #[allow(clippy::cast_precision_loss)] // step counts
+            let n = steps.max(1) as f64;
+            let pairs = predict_split(
+                &self.model,
+                source,
+                Split::Val,
+                &val_indices,
+                options.batch_size,
+            )?;
+            let record = EpochRecord {
+                epoch,
+                loss: StepLoss {
+                    heatmap: sums.heatmap / n,
+                    initial: sums.initial / n,
+                    orthogonality: sums.orthogonality / n,
+                },
+                steps,
+                valid: score_clips(&pairs),
+            };
+            let best_ap = self
+                .best
+                .as_ref()
+                .and_then(|(e, _)| self.history.get(e - 1))
+                .map_or(f64::NEG_INFINITY, |r| r.valid.ap);
+            if record.valid.ap > best_ap {
+                self.best = Some((epoch, self.model.params.clone()));
+            }
+            let since_best = epoch - self.best.as_ref().map_or(0, |(e, _)| *e);
+            self.stopped = options.patience > 0 && since_best >= options.patience;
+            self.history.push(record.clone());
+            if hooks.epoch(&record, self) == Control::Stop {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pose::config::PoseVariant;
+
+    struct Quiet;
+
+    impl Hooks for Quiet {
+        fn step(&mut self, _: usize, _: usize, _: usize, _: &StepLoss) {}
+        fn epoch(&mut self, _: &EpochRecord, _: &TrainState) -> Control {
+            Control::Continue
+        }
+    }
+
+    fn tiny_data() -> SyntheticConfig {
+        SyntheticConfig {
+            width: 48,
+            height: 64,
+            frames: 3,
+            train_clips: 1,
+            val_clips: 1,
+            test_clips: 1,
+            ..SyntheticConfig::default()
+        }
+    }
+
+    /// One clip, learnt by heart: the key frame's keypoints come out within a few pixels.
+    #[test]
+    fn one_clip_is_overfit() {
+        let data = tiny_data();
+        let config = PoseConfig {
+            variant: PoseVariant::JmPose,
+            width: 16,
+            offset_groups: 2,
+            jmml_blocks: 1,
+            ..PoseConfig::default()
+        };
+        let device = Device::flex();
+        let model = PoseModel::init(&config, &device, 3).unwrap();
+        let clip = data.clip(Split::Train, 0).unwrap();
+        let first = gradients(&model, std::slice::from_ref(&clip)).unwrap().1;
+        let mut state = TrainState::new(model, 5);
+        let options = TrainOptions {
+            epochs: 150,
+            batch_size: 1,
+            learning_rate: 3e-3,
+            val_clips: 1,
+            ..TrainOptions::default()
+        };
+        state.fit(&options, &data, &mut Quiet).unwrap();
+        let last = state.history.last().unwrap().loss;
+        assert!(last.heatmap < first.heatmap / 5.0, "{first:?} → {last:?}");
+        let prediction = &predict(&state.model, std::slice::from_ref(&clip)).unwrap()[0];
+        let label = &clip.labels[1];
+        let mut errors: Vec<f64> = (0..NUM_KEYPOINTS)
+            .filter(|&k| label.visibility[k] > 0)
+            .map(|k| {
+                let [x, y] = label.keypoints[k];
+                let [px, py] = prediction.keypoints[k];
+                (px - f64::from(x)).hypot(py - f64::from(y))
+            })
+            .collect();
+        errors.sort_by(f64::total_cmp);
+        let median = errors[errors.len() / 2];
+        assert!(median < 4.0, "median error {median:.2} px: {errors:?}");
+    }
+
+    #[test]
+    fn a_state_round_trips_through_its_checkpoint() {
+        let data = tiny_data();
+        let config = PoseConfig {
+            variant: PoseVariant::Fusion,
+            width: 8,
+            ..PoseConfig::default()
+        };
+        let device = Device::flex();
+        let mut state = TrainState::new(PoseModel::init(&config, &device, 1).unwrap(), 2);
+        let options = TrainOptions {
+            epochs: 1,
+            batch_size: 1,
+            ..TrainOptions::default()
+        };
+        state.fit(&options, &data, &mut Quiet).unwrap();
+        let (tensors, meta) = state.save();
+        let fresh = PoseModel::init(&config, &device, 9).unwrap();
+        let loaded = TrainState::load(fresh, &tensors, meta.clone()).unwrap();
+        assert_eq!(loaded.save().1, meta);
+        for (name, p) in &state.model.params {
+            assert_eq!(
+                crate::llm::values(p.clone()),
+                crate::llm::values(loaded.model.params[name].clone()),
+                "{name}"
+            );
+        }
+        let other = PoseConfig {
+            width: 16,
+            ..config
+        };
+        let err = TrainState::load(PoseModel::init(&other, &device, 0).unwrap(), &tensors, meta)
+            .unwrap_err();
+        assert!(err.to_string().contains("shape"), "{err}");
+    }
+
+    #[test]
+    fn short_clips_and_odd_sizes_are_refused() {
+        let data = SyntheticConfig {
+            width: 50,
+            ..tiny_data()
+        };
+        let clip = data.clip(Split::Train, 0).unwrap();
+        let config = PoseConfig::default();
+        let err = batch(std::slice::from_ref(&clip), &config, &Device::flex()).unwrap_err();
+        assert!(err.to_string().contains("multiples of 4"), "{err}");
+        let long = PoseConfig {
+            radius: 2,
+            ..config
+        };
+        let err = window(&clip, &long).unwrap_err();
+        assert!(err.to_string().contains("reads 5"), "{err}");
+    }
+}
