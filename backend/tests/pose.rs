@@ -269,3 +269,113 @@ fn pose_benchmark_tables_the_rungs() {
         "{message}"
     );
 }
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("FUSELAB_DATA_DIR").expect(
+        "FUSELAB_DATA_DIR is not set: run `fuselab --data-dir DIR models fetch` and point \
+         FUSELAB_DATA_DIR at DIR (scripts/test.sh does both)",
+    );
+    PathBuf::from(dir)
+}
+
+/// `pose predict` on sports2d's real demo clip (ffmpeg decodes it) writes keypoints for every
+/// frame, inside the frame's coordinates' range, and an annotated video; a folder of frames
+/// gives annotated PNGs; a file that is not a video is refused by name.
+#[test]
+fn pose_predict_writes_keypoints_for_every_frame_of_a_real_clip() {
+    let video = fuselab::models::require(&models_dir(), "pose/sports2d-demo.mp4")
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = scratch("predict");
+    std::fs::write(dir.join("config.toml"), train_config("model")).unwrap();
+    ok(&fuselab(
+        &dir,
+        &["pose", "train", "--config", "config.toml"],
+    ));
+    let video = video.to_str().unwrap();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+        ])
+        .args(["stream=nb_read_frames", "-of", "csv=p=0", video])
+        .output()
+        .unwrap();
+    let frames: usize = String::from_utf8_lossy(&probe.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let args = [
+        "pose", "predict", video, "--model", "model", "--out", "clip",
+    ];
+    ok(&fuselab(&dir, &args));
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("clip/keypoints.json")).unwrap()).unwrap();
+    let list = written["frames"].as_array().unwrap();
+    assert_eq!(list.len(), frames, "one entry per frame of the clip");
+    let [width, height] = [0, 1].map(|i| written["frame_size"][i].as_f64().unwrap());
+    for (i, frame) in list.iter().enumerate() {
+        assert_eq!(frame["index"], i);
+        let points = frame["keypoints"].as_array().unwrap();
+        assert_eq!(points.len(), 17);
+        for p in points {
+            let [x, y, c] = [0, 1, 2].map(|j| p[j].as_f64().unwrap());
+            assert!(
+                (0.0..=width).contains(&x) && (0.0..=height).contains(&y),
+                "{p}"
+            );
+            assert!(c.is_finite());
+        }
+    }
+    assert!(
+        std::fs::metadata(dir.join("clip/annotated.mp4"))
+            .unwrap()
+            .len()
+            > 10_000
+    );
+
+    let stills = dir.join("stills");
+    std::fs::create_dir_all(&stills).unwrap();
+    for i in 0..3_u8 {
+        let image = image::RgbImage::from_fn(64, 40, |x, y| {
+            image::Rgb([x as u8 * 3, y as u8 * 5, i * 60])
+        });
+        image.save(stills.join(format!("f{i}.png"))).unwrap();
+    }
+    ok(&fuselab(
+        &dir,
+        &[
+            "pose",
+            "predict",
+            "stills",
+            "--model",
+            "model",
+            "--out",
+            "still-out",
+        ],
+    ));
+    for i in 0..3 {
+        assert!(dir.join(format!("still-out/annotated/{i:06}.png")).exists());
+    }
+    std::fs::write(dir.join("notes.txt"), "not a video").unwrap();
+    let bad = fuselab(
+        &dir,
+        &[
+            "pose",
+            "predict",
+            "notes.txt",
+            "--model",
+            "model",
+            "--out",
+            "x",
+        ],
+    );
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && message.contains("notes.txt"),
+        "{message}"
+    );
+}

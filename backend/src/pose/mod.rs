@@ -1,9 +1,11 @@
 //! `fuselab pose`: video human-pose estimation (JM-Pose, spec `pose.md`). `data synthetic`
 //! writes the synthetic video benchmark with exact ground truth; `train` and `benchmark` train
-//! the models of the ablation ladder on it (clips generated on demand) and write the report.
+//! the models of the ablation ladder on it (clips generated on demand) and write the report;
+//! `predict` runs a trained model over a real clip.
 
 pub mod config;
 pub mod data;
+pub mod predict;
 pub mod report;
 pub mod run;
 
@@ -29,6 +31,8 @@ pub enum PoseCommand {
     Train(ConfigArgs),
     /// Train every rung × seed of the configuration's `[benchmark]` (the ablation) and report
     Benchmark(ConfigArgs),
+    /// Keypoints for every frame of a video or a folder of frames, with a trained model
+    Predict(predict::PredictArgs),
 }
 
 /// Runs a `pose` command.
@@ -38,6 +42,7 @@ pub enum PoseCommand {
 pub fn command(command: &PoseCommand, _data_dir: &Path) -> anyhow::Result<()> {
     let report = match command {
         PoseCommand::Data(data) => return data::command(data),
+        PoseCommand::Predict(args) => return predict::predict(args),
         PoseCommand::Train(args) => (train(args)?, args.json),
         PoseCommand::Benchmark(args) => (benchmark(args)?, args.json),
     };

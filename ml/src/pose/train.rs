@@ -11,7 +11,7 @@ use fuselab_shared::pose::eval::Prediction;
 use fuselab_shared::pose::heatmap::{HeatmapSpec, decode, encode};
 use fuselab_shared::pose::score::{Scores, person, score};
 use fuselab_shared::pose::{
-    Clip, NUM_KEYPOINTS, PoseDataError, Split, SyntheticConfig, generate_clip,
+    Clip, Frame, NUM_KEYPOINTS, PoseDataError, Split, SyntheticConfig, generate_clip,
 };
 use fuselab_shared::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
@@ -179,8 +179,8 @@ pub fn window(clip: &Clip, config: &PoseConfig) -> Result<std::ops::Range<usize>
 }
 
 /// Frames as `[t, 3, H, W]` values in `[0, 1]`, appended to `out`.
-fn push_frames(out: &mut Vec<f32>, clip: &Clip, range: std::ops::Range<usize>) {
-    for frame in &clip.frames[range] {
+fn push_frames(out: &mut Vec<f32>, frames: &[&Frame]) {
+    for frame in frames {
         for channel in 0..3 {
             out.extend(
                 frame
@@ -203,27 +203,39 @@ pub fn frames_tensor(
     config: &PoseConfig,
     device: &Device,
 ) -> Result<Tensor<5>, TrainError> {
-    let first = clips
+    let windows = clips
+        .iter()
+        .map(|clip| Ok(clip.frames[window(clip, config)?].iter().collect()))
+        .collect::<Result<Vec<Vec<&Frame>>, TrainError>>()?;
+    windows_tensor(&windows, device)
+}
+
+/// Windows of frames (each `t` frames, key frame in the middle) as a `[n, t, 3, H, W]` tensor.
+///
+/// # Errors
+/// [`TrainError::Data`] when there is no window, or the windows differ in length or frame size.
+pub fn windows_tensor(windows: &[Vec<&Frame>], device: &Device) -> Result<Tensor<5>, TrainError> {
+    let first = windows
         .first()
+        .and_then(|w| w.first())
         .ok_or_else(|| TrainError::Data("an empty batch".to_owned()))?;
-    let (width, height) = (first.frames[0].width, first.frames[0].height);
-    let t = config.frames();
-    let mut values = Vec::with_capacity(clips.len() * t * 3 * width * height);
-    for clip in clips {
-        if clip
-            .frames
-            .iter()
-            .any(|f| f.width != width || f.height != height)
+    let (width, height) = (first.width, first.height);
+    let t = windows[0].len();
+    let mut values = Vec::with_capacity(windows.len() * t * 3 * width * height);
+    for (i, window) in windows.iter().enumerate() {
+        if window.len() != t
+            || window
+                .iter()
+                .any(|f| f.width != width || f.height != height)
         {
             return Err(TrainError::Data(format!(
-                "clip {} of {} is not {width}×{height} like the rest of its batch",
-                clip.index, clip.split
+                "window {i} of its batch is not {t} frames of {width}×{height} like the first"
             )));
         }
-        push_frames(&mut values, clip, window(clip, config)?);
+        push_frames(&mut values, window);
     }
     Ok(Tensor::from_data(
-        TensorData::new(values, [clips.len(), t, 3, height, width]),
+        TensorData::new(values, [windows.len(), t, 3, height, width]),
         device,
     ))
 }
@@ -346,22 +358,53 @@ pub fn gradients(
 /// [`TrainError::Data`] when the clips do not suit the model.
 pub fn predict(model: &PoseModel, clips: &[Clip]) -> Result<Vec<Prediction>, TrainError> {
     let frames = frames_tensor(clips, &model.config, &model.device())?;
+    Ok(decode_all(model, frames)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// The key frame's keypoints of each window, and each joint's heatmap peak (its confidence).
+///
+/// # Errors
+/// [`TrainError::Data`] when the windows do not suit the model.
+pub fn predict_windows(
+    model: &PoseModel,
+    windows: &[Vec<&Frame>],
+) -> Result<Vec<(Prediction, [f32; NUM_KEYPOINTS])>, TrainError> {
+    if windows
+        .first()
+        .is_some_and(|w| w.len() != model.config.frames())
+    {
+        return Err(TrainError::Data(format!(
+            "windows of {} frames; the model reads {}",
+            windows[0].len(),
+            model.config.frames()
+        )));
+    }
+    decode_all(model, windows_tensor(windows, &model.device())?)
+}
+
+fn decode_all(
+    model: &PoseModel,
+    frames: Tensor<5>,
+) -> Result<Vec<(Prediction, [f32; NUM_KEYPOINTS])>, TrainError> {
     let [n, _, _, height, width] = frames.dims();
     let spec = heatmap_spec(&model.config, width, height)?;
     let maps = crate::llm::values(model.forward(frames).heatmaps);
     let cells = spec.cells();
     Ok((0..n)
         .map(|i| {
-            let mut peaks = 0.0;
+            let mut peaks = [0.0_f32; NUM_KEYPOINTS];
             let keypoints = std::array::from_fn(|k| {
                 let at = (i * NUM_KEYPOINTS + k) * cells;
                 let ([x, y], peak) = decode(&spec, &maps[at..at + cells]);
-                peaks += f64::from(peak);
+                peaks[k] = peak;
                 [f64::from(x), f64::from(y)]
             });
             #[allow(clippy::cast_precision_loss)] // 17
-            let score = peaks / NUM_KEYPOINTS as f64;
-            Prediction { keypoints, score }
+            let score = peaks.iter().map(|&p| f64::from(p)).sum::<f64>() / NUM_KEYPOINTS as f64;
+            (Prediction { keypoints, score }, peaks)
         })
         .collect())
 }
