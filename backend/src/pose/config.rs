@@ -185,3 +185,29 @@ impl Checked for RunConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::parse_config;
+
+    #[test]
+    fn the_example_configuration_passes_its_checks() {
+        let text = include_str!("../../../examples/pose-synthetic.toml");
+        let config: RunConfig =
+            parse_config(text, "pose-synthetic.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.benchmark.unwrap().rungs, Rung::ALL);
+    }
+
+    #[test]
+    fn each_rung_adds_its_part() {
+        let model = PoseConfig::default();
+        let [single, fusion, cjl, jmml, io] = Rung::ALL.map(|r| r.apply(&model));
+        assert_eq!(single.variant, PoseVariant::SingleFrame);
+        assert_eq!(fusion.variant, PoseVariant::Fusion);
+        assert_eq!((cjl.variant, cjl.jmml_blocks), (PoseVariant::JmPose, 0));
+        assert_eq!(jmml.jmml_blocks, model.jmml_blocks);
+        assert!(jmml.lambda_io.abs() < f64::EPSILON && model.lambda_io > 0.0);
+        assert_eq!(io, model);
+    }
+}
