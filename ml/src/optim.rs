@@ -53,17 +53,27 @@ impl Adam {
     }
 }
 
-/// Adds `map`'s tensors to `out` as `prefix/name`.
+/// `name` under `prefix` (`prefix/name`; the bare name for an empty prefix).
+fn key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// Adds `map`'s tensors to `out` as `prefix/name` (as `name` for an empty prefix).
 pub fn put_named(out: &mut NamedTensors, prefix: &str, map: &BTreeMap<String, Tensor<2>>) {
     for (name, t) in map {
         out.insert(
-            format!("{prefix}/{name}"),
+            key(prefix, name),
             (t.dims().to_vec(), crate::llm::values(t.clone())),
         );
     }
 }
 
-/// Reads `prefix/name` for every parameter of `like`, checking its shape.
+/// Reads `prefix/name` (`name` for an empty prefix) for every parameter of `like`, checking
+/// its shape.
 ///
 /// # Errors
 /// A message naming the tensor that is missing or of another shape.
@@ -75,7 +85,7 @@ pub fn take_named(
 ) -> Result<BTreeMap<String, Tensor<2>>, String> {
     like.iter()
         .map(|(name, p)| {
-            let key = format!("{prefix}/{name}");
+            let key = key(prefix, name);
             let (shape, values) = tensors
                 .get(&key)
                 .ok_or_else(|| format!("`{key}` is missing"))?;
@@ -125,4 +135,40 @@ impl Adam {
         }
         Ok(Self { moments, updates })
     }
+}
+
+/// Best-epoch parameters: the epoch (1-based) and the parameters after it.
+pub type Best = Option<(usize, BTreeMap<String, Tensor<2>>)>;
+
+/// A training state's tensors: `param/…`, `best/…` (when a best epoch is kept), `adam.m/…` and
+/// `adam.v/…`.
+pub fn save_state(params: &BTreeMap<String, Tensor<2>>, best: &Best, adam: &Adam) -> NamedTensors {
+    let mut tensors = NamedTensors::new();
+    put_named(&mut tensors, "param", params);
+    if let Some((_, best)) = best {
+        put_named(&mut tensors, "best", best);
+    }
+    adam.save(&mut tensors);
+    tensors
+}
+
+/// The parameters, best epoch and optimiser of [`save_state`]'s tensors, for parameters shaped
+/// like `like`.
+///
+/// # Errors
+/// A message naming a tensor that is missing or of another shape.
+pub fn load_state(
+    tensors: &NamedTensors,
+    like: &BTreeMap<String, Tensor<2>>,
+    best_epoch: Option<usize>,
+    updates: usize,
+    device: &Device,
+) -> Result<(BTreeMap<String, Tensor<2>>, Best, Adam), String> {
+    let params = take_named(tensors, "param", like, device)?;
+    let best = match best_epoch {
+        Some(epoch) => Some((epoch, take_named(tensors, "best", like, device)?)),
+        None => None,
+    };
+    let adam = Adam::load(tensors, like, updates, device)?;
+    Ok((params, best, adam))
 }

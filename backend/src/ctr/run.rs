@@ -243,16 +243,8 @@ pub fn train(
 }
 
 fn save_model(folder: &Path, model: &CtrModel, preprocessor: &Preprocessor) -> anyhow::Result<()> {
-    let tensors = model
-        .params
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                (t.dims().to_vec(), fuselab_ml::llm::values(t.clone())),
-            )
-        })
-        .collect();
+    let mut tensors = fuselab_ml::tensors::NamedTensors::new();
+    fuselab_ml::optim::put_named(&mut tensors, "", &model.params);
     write_atomic(
         &folder.join("model.safetensors"),
         &write_safetensors(&tensors),
@@ -291,21 +283,8 @@ pub fn load_model(folder: &Path, device: &Device) -> anyhow::Result<(CtrModel, P
     let path = folder.join("model.safetensors");
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let tensors = read_safetensors(&bytes, &path.display().to_string())?;
-    for (name, param) in &mut model.params {
-        let (shape, values) = tensors
-            .get(name)
-            .with_context(|| format!("{}: tensor `{name}` is missing", path.display()))?;
-        anyhow::ensure!(
-            shape.as_slice() == param.dims(),
-            "{}: tensor `{name}` has shape {shape:?}, expected {:?}",
-            path.display(),
-            param.dims()
-        );
-        *param = burn::tensor::Tensor::from_data(
-            burn::tensor::TensorData::new(values.clone(), param.dims()),
-            device,
-        );
-    }
+    model.params = fuselab_ml::optim::take_named(&tensors, "", &model.params, device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((model, saved.preprocessor))
 }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
+use fuselab_ml::optim::{put_named, take_named};
 use fuselab_ml::pose::config::PoseConfig;
 use fuselab_ml::pose::model::PoseModel;
 use fuselab_ml::pose::train::{
@@ -317,16 +318,8 @@ pub fn train(
 }
 
 fn save_model(folder: &Path, model: &PoseModel, frame_size: [usize; 2]) -> anyhow::Result<()> {
-    let tensors = model
-        .params
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                (t.dims().to_vec(), fuselab_ml::llm::values(t.clone())),
-            )
-        })
-        .collect();
+    let mut tensors = fuselab_ml::tensors::NamedTensors::new();
+    put_named(&mut tensors, "", &model.params);
     write_atomic(
         &folder.join("model.safetensors"),
         &write_safetensors(&tensors),
@@ -371,17 +364,7 @@ pub fn load_model(folder: &Path, device: &Device) -> anyhow::Result<(PoseModel, 
     let path = folder.join("model.safetensors");
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let tensors = read_safetensors(&bytes, &path.display().to_string())?;
-    for (name, param) in &mut model.params {
-        let (shape, values) = tensors
-            .get(name)
-            .with_context(|| format!("{}: tensor `{name}` is missing", path.display()))?;
-        anyhow::ensure!(
-            shape.as_slice() == param.dims(),
-            "{}: tensor `{name}` has shape {shape:?}, expected {:?}",
-            path.display(),
-            param.dims()
-        );
-        *param = Tensor::from_data(TensorData::new(values.clone(), param.dims()), device);
-    }
+    model.params = take_named(&tensors, "", &model.params, device)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((model, saved.frame_size))
 }

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use super::config::{PoseConfig, STRIDE};
 use super::model::PoseModel;
-use crate::optim::{Adam, put_named, take_named};
+use crate::optim::{Adam, Best, load_state, save_state};
 use crate::tensors::NamedTensors;
 
 /// Where clips come from.
@@ -469,7 +469,7 @@ pub struct TrainState {
     /// Finished epochs.
     pub history: Vec<EpochRecord>,
     /// The best epoch so far and its parameters.
-    pub best: Option<(usize, BTreeMap<String, Tensor<2>>)>,
+    pub best: Best,
     /// Early stopping fired.
     pub stopped: bool,
 }
@@ -526,12 +526,7 @@ impl TrainState {
 
     /// The state as named tensors (`param/…`, `best/…`, `adam.m/…`, `adam.v/…`) and JSON.
     pub fn save(&self) -> (NamedTensors, StateMeta) {
-        let mut tensors = NamedTensors::new();
-        put_named(&mut tensors, "param", &self.model.params);
-        if let Some((_, best)) = &self.best {
-            put_named(&mut tensors, "best", best);
-        }
-        self.adam.save(&mut tensors);
+        let tensors = save_state(&self.model.params, &self.best, &self.adam);
         let meta = StateMeta {
             updates: self.adam.updates,
             rng: self.rng.0,
@@ -551,17 +546,14 @@ impl TrainState {
         tensors: &NamedTensors,
         meta: StateMeta,
     ) -> Result<Self, TrainError> {
-        let device = model.device();
-        let take = |prefix: &str| {
-            take_named(tensors, prefix, &model.params, &device).map_err(TrainError::Checkpoint)
-        };
-        let params = take("param")?;
-        let best = match meta.best_epoch {
-            Some(epoch) => Some((epoch, take("best")?)),
-            None => None,
-        };
-        let adam = Adam::load(tensors, &model.params, meta.updates, &device)
-            .map_err(TrainError::Checkpoint)?;
+        let (params, best, adam) = load_state(
+            tensors,
+            &model.params,
+            meta.best_epoch,
+            meta.updates,
+            &model.device(),
+        )
+        .map_err(TrainError::Checkpoint)?;
         let mut model = model;
         model.params = params;
         Ok(Self {
