@@ -771,3 +771,83 @@ async fn a_run_whose_server_was_killed_resumes_from_its_checkpoint_on_the_next_o
     );
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A pose ablation as a job: two rungs on tiny synthetic clips, one progress event per epoch,
+/// the report's files (tables and sample frames) served; a configuration without
+/// `[benchmark]` is refused before anything is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pose_benchmark_trains_as_a_job_and_serves_its_results() {
+    let data = scratch("pose");
+    let (app, _worker) = server(&data).await;
+    let config = r#"seed = 1
+test_clips = 4
+
+[data]
+width = 48
+height = 32
+frames = 3
+train_clips = 16
+val_clips = 4
+test_clips = 4
+
+[model]
+width = 8
+offset_groups = 2
+jmml_blocks = 1
+
+[train]
+epochs = 2
+clips_per_epoch = 8
+batch_size = 4
+val_clips = 4
+
+[benchmark]
+rungs = ["single_frame", "io"]
+seeds = [2]
+"#;
+    let id = start(&app, "pose-benchmark", config).await.id;
+    let events = follow(&app, &id, None).await;
+    let epochs: Vec<Value> = events
+        .iter()
+        .filter(|e| e.event == "metrics")
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), 4, "one event per epoch of 2 runs");
+    assert_eq!(epochs[3]["run"], "io-seed2");
+    let done = last_summary(&events, "done");
+    assert_eq!(done.status, AlignRunStatus::Done, "{:?}", done.error);
+    let (status, _, body) = send(
+        &app,
+        get(&format!("/api/align/runs/{id}/files/results.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    let labels: Vec<&str> = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["single frame", "+ IO (JM-Pose)"]);
+    for file in ["report.html", "results.md", "samples.png"] {
+        let (status, _, _) = send(&app, get(&format!("/api/align/runs/{id}/files/{file}"))).await;
+        assert_eq!(status, StatusCode::OK, "{file}");
+    }
+    let without = config.split("[benchmark]").next().unwrap();
+    let (status, _, body) = send(
+        &app,
+        post_json(
+            "/api/align/runs",
+            &json!({"action": "pose-benchmark", "config": without}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_of(&body).contains("[benchmark]"),
+        "{}",
+        error_of(&body)
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}

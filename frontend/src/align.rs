@@ -33,9 +33,13 @@ fn example(action: AlignAction) -> &'static str {
     }
 }
 
-/// Every kind of run but CTR benchmarks (the CTR page lists those).
+/// Every kind of run but CTR benchmarks (the CTR page lists those) and pose benchmarks
+/// (started from the API or `fuselab pose benchmark` until a Pose page exists).
 fn shown(action: AlignAction) -> bool {
-    action != AlignAction::CtrBenchmark
+    !matches!(
+        action,
+        AlignAction::CtrBenchmark | AlignAction::PoseBenchmark
+    )
 }
 
 /// The actions this page starts.
@@ -51,6 +55,7 @@ fn what(action: AlignAction) -> &'static str {
         AlignAction::Vaccine => "align with Vaccine and measure HS and FA",
         AlignAction::Lisa => "one attack on the SFT-aligned model, fine-tuned with Lisa",
         AlignAction::CtrBenchmark => "a CTR benchmark (started from the CTR page)",
+        AlignAction::PoseBenchmark => "a JM-Pose ablation on the synthetic video benchmark",
         AlignAction::ToplaSummary => {
             "an LLM-ensemble run: LLM-TOPLA-Summary fine-tunes a model that reads every member's \
              answers and writes the fused one; its report sets it beside the members, the votes, \

@@ -144,11 +144,15 @@ pub enum AlignAction {
     /// (`fuselab ctr benchmark`).
     #[serde(rename = "ctr-benchmark")]
     CtrBenchmark,
+    /// A video-pose ablation: JM-Pose's rungs over seeds on the synthetic benchmark
+    /// (`fuselab pose benchmark`).
+    #[serde(rename = "pose-benchmark")]
+    PoseBenchmark,
 }
 
 impl AlignAction {
     /// Every action, in the order the page offers them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Benchmark,
         Self::Attack,
         Self::Booster,
@@ -156,6 +160,7 @@ impl AlignAction {
         Self::Lisa,
         Self::ToplaSummary,
         Self::CtrBenchmark,
+        Self::PoseBenchmark,
     ];
 
     /// The subcommand's name.
@@ -168,6 +173,7 @@ impl AlignAction {
             Self::Lisa => "lisa",
             Self::ToplaSummary => "topla-summary",
             Self::CtrBenchmark => "ctr-benchmark",
+            Self::PoseBenchmark => "pose-benchmark",
         }
     }
 }

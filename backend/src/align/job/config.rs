@@ -90,6 +90,15 @@ pub fn check_config(
             }
             config.device
         }
+        AlignAction::PoseBenchmark => {
+            let config = parsed::<crate::pose::RunConfig>(text, root)?;
+            if config.benchmark.is_none() {
+                return Err(rejected(
+                    "a pose benchmark needs a [benchmark] table (rungs, seeds)",
+                ));
+            }
+            config.device
+        }
         _ => parsed::<AttackConfig>(text, root)?.device,
     };
     for (table, key) in PATH_KEYS {

@@ -230,8 +230,8 @@ impl AlignHandler {
 }
 
 /// Runs `action`'s command on the resolved configuration; the rows of an attack's results
-/// (none for LLM-TOPLA-Summary, whose report is its folder's `report.json`, nor for a CTR
-/// benchmark, whose report is `results.json`).
+/// (none for LLM-TOPLA-Summary, whose report is its folder's `report.json`, nor for a CTR or
+/// pose benchmark, whose report is `results.json`).
 fn run_action(
     action: AlignAction,
     args: &ConfigArgs,
@@ -245,6 +245,10 @@ fn run_action(
         }
         AlignAction::CtrBenchmark => {
             crate::ctr::benchmark(args, data_dir)?;
+            return Ok(Vec::new());
+        }
+        AlignAction::PoseBenchmark => {
+            crate::pose::benchmark(args)?;
             return Ok(Vec::new());
         }
         AlignAction::Benchmark => Action::Benchmark,

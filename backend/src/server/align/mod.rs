@@ -11,7 +11,8 @@
 //! - `GET /api/align/runs/{id}`: one run with its configuration and files.
 //! - `GET /api/align/runs/{id}/events`: Server-Sent Events (see [`events`]).
 //! - `GET /api/align/runs/{id}/files/{name}`: `hs.svg`, `fa.svg`, `report.html`, `results.csv`,
-//!   `results.md`, `results.json`, `metrics.jsonl` (every stage's lines, in order).
+//!   `results.md`, `results.json`, `metrics.jsonl` (every stage's lines, in order),
+//!   `samples.png` (a pose benchmark's frames with true and predicted skeletons).
 //! - `POST /api/align/runs/{id}/resume`: queues a failed or interrupted run again; it continues
 //!   from its last checkpoint.
 //! - `DELETE /api/align/runs/{id}`: cancels a queued or running run (training stops after its
@@ -42,7 +43,7 @@ use crate::align::job::{AlignJobConfig, AlignJobResult, KIND, check_config, fold
 use crate::jobs::{Capability, Filter, Job, NewJob, Status, StoreError};
 
 /// The files a run serves, with their content types.
-const FILES: [(&str, &str); 8] = [
+const FILES: [(&str, &str); 9] = [
     ("hs.svg", "image/svg+xml"),
     ("fa.svg", "image/svg+xml"),
     ("report.html", "text/html; charset=utf-8"),
@@ -51,6 +52,7 @@ const FILES: [(&str, &str); 8] = [
     ("results.json", "application/json"),
     ("report.json", "application/json"),
     ("metrics.jsonl", "application/x-ndjson"),
+    ("samples.png", "image/png"),
 ];
 /// Largest result file served (tables, charts and reports are far smaller).
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
