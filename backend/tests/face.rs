@@ -682,7 +682,7 @@ async fn the_server_hands_the_browser_the_same_weights() {
 /// photo's own pixels: the obama photo enlarged five times gives five times its boxes.
 #[test]
 fn large_photos_are_detected_scaled_down_with_boxes_in_full_size_pixels() {
-    let device = Device::default();
+    let device = Device::flex();
     let mtcnn = fuselab::face::load_mtcnn(&data_dir(), &device).unwrap();
     let small = photo("obama.jpg");
     let buffer = image::RgbImage::from_raw(

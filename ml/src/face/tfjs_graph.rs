@@ -736,7 +736,7 @@ mod tests {
 
     #[test]
     fn a_tiny_graph_runs_as_written_out_by_hand() {
-        let device = Device::default();
+        let device = Device::flex();
         let input: [f32; 16] = std::array::from_fn(|i| ((i * 7) % 11) as f32 - 5.0);
         let x = Tensor::<4>::from_data(TensorData::new(input.to_vec(), [1, 1, 4, 4]), &device);
         let (manifest, bytes) = tiny("_FusedConv2D");
@@ -748,7 +748,7 @@ mod tests {
 
     #[test]
     fn unsupported_or_broken_graphs_are_refused_naming_the_node() {
-        let device = Device::default();
+        let device = Device::flex();
         let (manifest, bytes) = tiny("Conv3D");
         let err = Graph::new("tiny.json", &manifest, &bytes, "out", &device).unwrap_err();
         assert_eq!(

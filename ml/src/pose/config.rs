@@ -61,7 +61,7 @@ impl Default for PoseConfig {
             width: 32,
             offset_groups: 4,
             jmml_blocks: 2,
-            lambda_io: 0.1,
+            lambda_io: 0.01,
             lambda_initial: 0.5,
             sigma: 1.5,
         }
