@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use fuselab_ml::pose::model::PoseModel;
-use fuselab_ml::pose::train::predict_windows;
+use fuselab_ml::pose::predict::predict_windows;
 use fuselab_shared::pose::{Frame, KEYPOINT_NAMES, NUM_KEYPOINTS, draw_skeleton};
 use image::RgbImage;
 use serde::Serialize;

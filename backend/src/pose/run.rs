@@ -13,9 +13,9 @@ use burn::tensor::Device;
 use fuselab_ml::optim::{put_named, take_named};
 use fuselab_ml::pose::config::PoseConfig;
 use fuselab_ml::pose::model::PoseModel;
+use fuselab_ml::pose::predict::{predict_split, score_clips};
 use fuselab_ml::pose::train::{
     ClipSource, Control, EpochRecord, Hooks, StateMeta, StepLoss, TrainOptions, TrainState,
-    predict_split, score_clips,
 };
 use fuselab_ml::tensors::{read_safetensors, write_safetensors};
 use fuselab_shared::pose::eval::Prediction;

@@ -1,24 +1,20 @@
-//! Training and evaluation of the pose models: batches of clip windows centred on each clip's
-//! middle frame, the joint-weighted heatmap MSE (spec §4) on the key frame plus the initial
-//! heatmaps of every frame and the information-orthogonality term, Adam, validation AP after
-//! each epoch with the best epoch kept, and a state that round-trips through named tensors and
-//! JSON for checkpoints. No I/O: the caller saves what [`Hooks`] hands it.
+//! Training of the pose models: the joint-weighted heatmap MSE (spec §4) on the key frame plus
+//! the initial heatmaps of every frame and the information-orthogonality term, Adam, validation
+//! AP after each epoch with the best epoch kept, and a state that round-trips through named
+//! tensors and JSON for checkpoints. No I/O: the caller saves what [`Hooks`] hands it.
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Tensor, TensorData};
-use fuselab_shared::pose::eval::Prediction;
-use fuselab_shared::pose::heatmap::{HeatmapSpec, decode, encode};
-use fuselab_shared::pose::score::{Scores, person, score};
-use fuselab_shared::pose::{
-    Clip, Frame, NUM_KEYPOINTS, PoseDataError, Split, SyntheticConfig, generate_clip,
-};
+use burn::tensor::Tensor;
+use fuselab_shared::pose::score::Scores;
+use fuselab_shared::pose::{Clip, PoseDataError, Split, SyntheticConfig, generate_clip};
 use fuselab_shared::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::config::{PoseConfig, STRIDE};
+use super::batch::{Batch, batch};
 use super::model::PoseModel;
+use super::predict::{predict_split, score_clips};
 use crate::optim::{Adam, Best, load_state, save_state};
 use crate::tensors::NamedTensors;
 
@@ -125,148 +121,6 @@ impl TrainOptions {
     }
 }
 
-/// A batch on the device.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    /// `[n, t, 3, H, W]`, RGB in `[0, 1]`.
-    pub frames: Tensor<5>,
-    /// Gaussian targets of every frame, `[n, t, 17, H/4, W/4]`.
-    pub targets: Tensor<5>,
-    /// 1 for a labelled joint whose peak is on the heatmap, `[n, t, 17]`.
-    pub weights: Tensor<3>,
-}
-
-/// The heatmap layout of frames `width × height` for `config`.
-///
-/// # Errors
-/// [`TrainError::Data`] when a side is not a multiple of the stride.
-pub fn heatmap_spec(
-    config: &PoseConfig,
-    width: usize,
-    height: usize,
-) -> Result<HeatmapSpec, TrainError> {
-    if !width.is_multiple_of(STRIDE) || !height.is_multiple_of(STRIDE) || width == 0 || height == 0
-    {
-        return Err(TrainError::Data(format!(
-            "frames are {width}×{height} pixels; the model needs sides that are positive multiples of {STRIDE}"
-        )));
-    }
-    #[allow(clippy::cast_precision_loss)] // the stride is 4
-    let stride = STRIDE as f32;
-    Ok(HeatmapSpec {
-        width: width / STRIDE,
-        height: height / STRIDE,
-        stride,
-        sigma: config.sigma,
-    })
-}
-
-/// The frames a model reads from `clip`: a window of `config.frames()` centred on the clip's
-/// middle frame (the key frame).
-///
-/// # Errors
-/// [`TrainError::Data`] when the clip is shorter than the window.
-pub fn window(clip: &Clip, config: &PoseConfig) -> Result<std::ops::Range<usize>, TrainError> {
-    let (len, need) = (clip.frames.len(), config.frames());
-    if len < need {
-        return Err(TrainError::Data(format!(
-            "clip {} of {} has {len} frames; the model reads {need}",
-            clip.index, clip.split
-        )));
-    }
-    let start = len / 2 - need / 2;
-    Ok(start..start + need)
-}
-
-/// Frames as `[t, 3, H, W]` values in `[0, 1]`, appended to `out`.
-fn push_frames(out: &mut Vec<f32>, frames: &[&Frame]) {
-    for frame in frames {
-        for channel in 0..3 {
-            out.extend(
-                frame
-                    .pixels
-                    .iter()
-                    .skip(channel)
-                    .step_by(3)
-                    .map(|&v| f32::from(v) / 255.0),
-            );
-        }
-    }
-}
-
-/// Frames of `clips` as a `[n, t, 3, H, W]` tensor.
-///
-/// # Errors
-/// [`TrainError::Data`] when the clips are too short or of different sizes.
-pub fn frames_tensor(
-    clips: &[Clip],
-    config: &PoseConfig,
-    device: &Device,
-) -> Result<Tensor<5>, TrainError> {
-    let windows = clips
-        .iter()
-        .map(|clip| Ok(clip.frames[window(clip, config)?].iter().collect()))
-        .collect::<Result<Vec<Vec<&Frame>>, TrainError>>()?;
-    windows_tensor(&windows, device)
-}
-
-/// Windows of frames (each `t` frames, key frame in the middle) as a `[n, t, 3, H, W]` tensor.
-///
-/// # Errors
-/// [`TrainError::Data`] when there is no window, or the windows differ in length or frame size.
-pub fn windows_tensor(windows: &[Vec<&Frame>], device: &Device) -> Result<Tensor<5>, TrainError> {
-    let first = windows
-        .first()
-        .and_then(|w| w.first())
-        .ok_or_else(|| TrainError::Data("an empty batch".to_owned()))?;
-    let (width, height) = (first.width, first.height);
-    let t = windows[0].len();
-    let mut values = Vec::with_capacity(windows.len() * t * 3 * width * height);
-    for (i, window) in windows.iter().enumerate() {
-        if window.len() != t
-            || window
-                .iter()
-                .any(|f| f.width != width || f.height != height)
-        {
-            return Err(TrainError::Data(format!(
-                "window {i} of its batch is not {t} frames of {width}×{height} like the first"
-            )));
-        }
-        push_frames(&mut values, window);
-    }
-    Ok(Tensor::from_data(
-        TensorData::new(values, [windows.len(), t, 3, height, width]),
-        device,
-    ))
-}
-
-/// A training batch: frames, targets and weights.
-///
-/// # Errors
-/// [`TrainError::Data`] when the clips do not suit the model.
-pub fn batch(clips: &[Clip], config: &PoseConfig, device: &Device) -> Result<Batch, TrainError> {
-    let frames = frames_tensor(clips, config, device)?;
-    let [n, t, _, height, width] = frames.dims();
-    let spec = heatmap_spec(config, width, height)?;
-    let mut targets = Vec::with_capacity(n * t * NUM_KEYPOINTS * spec.cells());
-    let mut weights = Vec::with_capacity(n * t * NUM_KEYPOINTS);
-    for clip in clips {
-        for label in &clip.labels[window(clip, config)?] {
-            let (maps, w) = encode(&spec, &label.keypoints, &label.visibility);
-            targets.extend(maps);
-            weights.extend(w);
-        }
-    }
-    Ok(Batch {
-        frames,
-        targets: Tensor::from_data(
-            TensorData::new(targets, [n, t, NUM_KEYPOINTS, spec.height, spec.width]),
-            device,
-        ),
-        weights: Tensor::from_data(TensorData::new(weights, [n, t, NUM_KEYPOINTS]), device),
-    })
-}
-
 /// `½ · mean(w · (pred − target)²)` over samples, joints and cells (the usual `JointsMSELoss`).
 ///
 /// # Shapes
@@ -350,98 +204,6 @@ pub fn gradients(
         .filter_map(|(name, leaf)| Some((name.clone(), leaf.grad(&grads)?)))
         .collect();
     Ok((out, loss))
-}
-
-/// The key frame's keypoints of each clip: decoded heatmaps, scored by the mean peak.
-///
-/// # Errors
-/// [`TrainError::Data`] when the clips do not suit the model.
-pub fn predict(model: &PoseModel, clips: &[Clip]) -> Result<Vec<Prediction>, TrainError> {
-    let frames = frames_tensor(clips, &model.config, &model.device())?;
-    Ok(decode_all(model, frames)?
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect())
-}
-
-/// The key frame's keypoints of each window, and each joint's heatmap peak (its confidence).
-///
-/// # Errors
-/// [`TrainError::Data`] when the windows do not suit the model.
-pub fn predict_windows(
-    model: &PoseModel,
-    windows: &[Vec<&Frame>],
-) -> Result<Vec<(Prediction, [f32; NUM_KEYPOINTS])>, TrainError> {
-    if windows
-        .first()
-        .is_some_and(|w| w.len() != model.config.frames())
-    {
-        return Err(TrainError::Data(format!(
-            "windows of {} frames; the model reads {}",
-            windows[0].len(),
-            model.config.frames()
-        )));
-    }
-    decode_all(model, windows_tensor(windows, &model.device())?)
-}
-
-fn decode_all(
-    model: &PoseModel,
-    frames: Tensor<5>,
-) -> Result<Vec<(Prediction, [f32; NUM_KEYPOINTS])>, TrainError> {
-    let [n, _, _, height, width] = frames.dims();
-    let spec = heatmap_spec(&model.config, width, height)?;
-    let maps = crate::llm::values(model.forward(frames).heatmaps);
-    let cells = spec.cells();
-    Ok((0..n)
-        .map(|i| {
-            let mut peaks = [0.0_f32; NUM_KEYPOINTS];
-            let keypoints = std::array::from_fn(|k| {
-                let at = (i * NUM_KEYPOINTS + k) * cells;
-                let ([x, y], peak) = decode(&spec, &maps[at..at + cells]);
-                peaks[k] = peak;
-                [f64::from(x), f64::from(y)]
-            });
-            #[allow(clippy::cast_precision_loss)] // 17
-            let score = peaks.iter().map(|&p| f64::from(p)).sum::<f64>() / NUM_KEYPOINTS as f64;
-            (Prediction { keypoints, score }, peaks)
-        })
-        .collect())
-}
-
-/// Each clip's key-frame prediction beside its label, in batches of `batch_size`.
-///
-/// # Errors
-/// A clip that cannot be produced or does not suit the model.
-pub fn predict_split(
-    model: &PoseModel,
-    source: &dyn ClipSource,
-    split: Split,
-    indices: &[usize],
-    batch_size: usize,
-) -> Result<Vec<(Clip, Prediction)>, TrainError> {
-    let mut out = Vec::with_capacity(indices.len());
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let clips = chunk
-            .iter()
-            .map(|&i| source.clip(split, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let predictions = predict(model, &clips)?;
-        out.extend(clips.into_iter().zip(predictions));
-    }
-    Ok(out)
-}
-
-/// Scores of key-frame predictions against their clips' labels.
-pub fn score_clips(pairs: &[(Clip, Prediction)]) -> Scores {
-    let scored: Vec<_> = pairs
-        .iter()
-        .map(|(clip, prediction)| {
-            let key = clip.labels.len() / 2;
-            (person(&clip.labels[key]), prediction.clone())
-        })
-        .collect();
-    score(&scored)
 }
 
 /// One epoch's record.
@@ -672,8 +434,13 @@ impl TrainState {
 
 #[cfg(test)]
 mod tests {
+    use burn::tensor::Device;
+    use fuselab_shared::pose::NUM_KEYPOINTS;
+
     use super::*;
-    use crate::pose::config::PoseVariant;
+    use crate::pose::batch::window;
+    use crate::pose::config::{PoseConfig, PoseVariant};
+    use crate::pose::predict::predict;
 
     struct Quiet;
 
