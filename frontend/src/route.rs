@@ -17,6 +17,8 @@ pub enum Page {
     Align,
     /// `/ctr`: click-through-rate benchmarks on the server.
     Ctr,
+    /// `/pose`: body keypoints in a clip, in the browser.
+    Pose,
     /// `/signin`: the sign-in form.
     SignIn,
     /// `/account`: the signed-in user's password and API tokens.
@@ -36,6 +38,7 @@ impl Page {
             "/protect" => Self::Protect,
             "/align" => Self::Align,
             "/ctr" => Self::Ctr,
+            "/pose" => Self::Pose,
             SIGN_IN => Self::SignIn,
             "/account" => Self::Account,
             _ => Self::Ensembles,
@@ -112,6 +115,7 @@ mod tests {
         assert_eq!(Page::of("/protect/"), Page::Protect);
         assert_eq!(Page::of("/align"), Page::Align);
         assert_eq!(Page::of("/ctr/"), Page::Ctr);
+        assert_eq!(Page::of("/pose"), Page::Pose);
         assert_eq!(Page::of("/signin"), Page::SignIn);
         assert_eq!(Page::of("/account"), Page::Account);
         assert_eq!(Page::of("/reports/ab12/"), Page::Saved("ab12".into()));

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
 
 use crate::{
-    account, align, api, cofailure, ctr, ensembles, faces, gpu, protect, route::Page, session,
-    signin,
+    account, align, api, cofailure, ctr, ensembles, faces, gpu, pose, protect, route::Page,
+    session, signin,
 };
 
 /// Entry point called by the JS glue once the module is instantiated.
@@ -32,6 +32,7 @@ fn App() -> impl IntoView {
             <a href="/protect" aria-current=current(page == Page::Protect)>"Protect photos"</a>
             <a href="/align" aria-current=current(page == Page::Align)>"Alignment"</a>
             <a href="/ctr" aria-current=current(page == Page::Ctr)>"CTR"</a>
+            <a href="/pose" aria-current=current(page == Page::Pose)>"Pose"</a>
         </nav>
     };
     let device = gpu::start();
@@ -43,7 +44,7 @@ fn App() -> impl IntoView {
             </div>
             {nav}
             <p class="tagline">
-                "Focal-diversity ensembles, face-privacy masks, alignment fusion and CTR studies, self-hosted."
+                "Focal-diversity ensembles, face-privacy masks, alignment fusion, CTR and video-pose studies, self-hosted."
             </p>
         </header>
         <main>
@@ -57,6 +58,7 @@ fn App() -> impl IntoView {
                 Page::Protect => view! { <protect::ProtectPage /> }.into_any(),
                 Page::Align => view! { <align::AlignPage /> }.into_any(),
                 Page::Ctr => view! { <ctr::CtrPage /> }.into_any(),
+                Page::Pose => view! { <pose::PosePage /> }.into_any(),
                 Page::SignIn => view! { <signin::SignInPage /> }.into_any(),
                 Page::Account => view! { <account::AccountPage /> }.into_any(),
                 Page::Ensembles => view! {

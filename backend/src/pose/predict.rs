@@ -1,7 +1,8 @@
 //! `fuselab pose predict INPUT --model DIR --out DIR`: keypoints for every frame of a real clip.
 //!
 //! INPUT is a video file, decoded by the `ffmpeg` program (Debian's package, which
-//! `scripts/setup.sh` installs) into frames of at most [`MAX_SIDE`] pixels, or a folder of PNG
+//! `scripts/setup.sh` installs) into frames of at most
+//! [`MAX_VIDEO_SIDE`](fuselab_shared::pose::video::MAX_VIDEO_SIDE) pixels, or a folder of PNG
 //! or JPEG frames taken in name order. One person is assumed (no boxes): each frame is
 //! letterboxed to the model's frame size, the model reads a window of frames centred on it
 //! (repeating the first and last frames at the ends), and the keypoints are mapped back to the
@@ -14,22 +15,17 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use fuselab_ml::pose::model::PoseModel;
-use fuselab_ml::pose::predict::predict_windows;
-use fuselab_shared::pose::{Frame, KEYPOINT_NAMES, NUM_KEYPOINTS, draw_skeleton};
+use fuselab_ml::pose::predict::video_keypoints;
+use fuselab_shared::pose::video::{FrameKeypoints, Letterbox, Predictions, fit_within, read_size};
+use fuselab_shared::pose::{Frame, draw_skeleton};
 use image::RgbImage;
-use serde::Serialize;
 
 use super::report::{PREDICTED_COLOUR, write_png};
 use super::run::load_model;
 use crate::align::run::write_atomic;
 
-/// Longest side of the frames read from a video (larger ones are scaled down by ffmpeg).
-pub const MAX_SIDE: usize = 640;
 /// Joints whose heatmap peak is below this are not drawn (they stay in `keypoints.json`).
 const DRAW_THRESHOLD: f32 = 0.1;
-/// The format written in `keypoints.json`.
-pub const FORMAT: &str = "fuselab.pose.predictions/v1";
 
 /// `pose predict`.
 #[derive(Debug, Args)]
@@ -47,33 +43,13 @@ pub struct PredictArgs {
     pub max_frames: u32,
 }
 
-/// One frame's keypoints.
-#[derive(Debug, Serialize)]
-struct FrameKeypoints {
-    index: usize,
-    /// `[x, y, confidence]` per joint, in the frame's pixels.
-    keypoints: Vec<[f64; 3]>,
-    score: f64,
-}
-
-/// `keypoints.json`.
-#[derive(Debug, Serialize)]
-struct Predictions<'a> {
-    format: &'static str,
-    input: String,
-    model: String,
-    frame_size: [usize; 2],
-    keypoint_names: [&'a str; NUM_KEYPOINTS],
-    frames: Vec<FrameKeypoints>,
-}
-
 /// Runs `fuselab pose predict`.
 ///
 /// # Errors
 /// An unreadable input or model, a missing ffmpeg, or an unwritable folder.
 pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     let device = fuselab_ml::open(fuselab_ml::Compute::Cpu)?;
-    let (model, [model_width, model_height]) = load_model(&args.model, &device)?;
+    let (model, model_size) = load_model(&args.model, &device)?;
     let limit = args.max_frames as usize;
     let (frames, fps) = if args.input.is_dir() {
         (read_folder(&args.input, limit)?, None)
@@ -84,25 +60,18 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     let first = frames
         .first()
         .with_context(|| format!("{}: no frames", args.input.display()))?;
-    let (width, height) = (first.width, first.height);
-    let fit = Letterbox::new([width, height], [model_width, model_height]);
-    let small: Vec<Frame> = frames.iter().map(|f| fit.apply(f)).collect();
-    let results = keypoints_of(&model, &small, &fit)?;
+    let fit = Letterbox::new([first.width, first.height], model_size);
+    let small = frames
+        .iter()
+        .map(|f| fit.apply(f).context("frames of different sizes"))
+        .collect::<anyhow::Result<Vec<Frame>>>()?;
+    let results = video_keypoints(&model, &small, &fit, 0..small.len())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let out_frames: Vec<FrameKeypoints> = results
-        .iter()
-        .enumerate()
-        .map(|(index, (points, score))| FrameKeypoints {
-            index,
-            keypoints: points.to_vec(),
-            score: *score,
-        })
-        .collect();
     let annotated: Vec<Frame> = frames
         .iter()
         .zip(&results)
-        .map(|(frame, (points, _))| annotate(frame, points))
+        .map(|(frame, points)| annotate(frame, points))
         .collect();
     if let Some(fps) = fps {
         write_video(&args.out.join("annotated.mp4"), &annotated, fps)?;
@@ -114,14 +83,12 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
             write_png(&folder.join(format!("{i:06}.png")), frame)?;
         }
     }
-    let predictions = Predictions {
-        format: FORMAT,
-        input: args.input.display().to_string(),
-        model: args.model.display().to_string(),
-        frame_size: [width, height],
-        keypoint_names: KEYPOINT_NAMES,
-        frames: out_frames,
-    };
+    let predictions = Predictions::new(
+        args.input.display().to_string(),
+        args.model.display().to_string(),
+        fit.frame_size(),
+        results,
+    );
     write_atomic(
         &args.out.join("keypoints.json"),
         &serde_json::to_vec_pretty(&predictions)?,
@@ -134,113 +101,21 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `[x, y, confidence]` per joint and the mean confidence, per frame.
-type FrameResult = ([[f64; 3]; NUM_KEYPOINTS], f64);
-
-fn keypoints_of(
-    model: &PoseModel,
-    small: &[Frame],
-    fit: &Letterbox,
-) -> anyhow::Result<Vec<FrameResult>> {
-    let t = model.config.frames();
-    let last = small.len() - 1;
-    let mut out = Vec::with_capacity(small.len());
-    let indices: Vec<usize> = (0..small.len()).collect();
-    for chunk in indices.chunks(8) {
-        let windows: Vec<Vec<&Frame>> = chunk
-            .iter()
-            .map(|&i| {
-                (0..t)
-                    .map(|j| &small[(i + j).saturating_sub(t / 2).min(last)])
-                    .collect()
-            })
-            .collect();
-        for (prediction, peaks) in predict_windows(model, &windows)? {
-            let points = std::array::from_fn(|k| {
-                let [x, y] = fit.back(prediction.keypoints[k]);
-                [x, y, f64::from(peaks[k])]
-            });
-            out.push((points, prediction.score));
-        }
-    }
-    Ok(out)
-}
-
-/// A frame scaled to fit the model's size, centred, grey around it.
-#[derive(Debug, Clone, Copy)]
-struct Letterbox {
-    scale: f64,
-    offset: [f64; 2],
-    inner: [u32; 2],
-    size: [usize; 2],
-    frame: [usize; 2],
-}
-
-impl Letterbox {
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )] // frame sides ≤ 100 000 pixels
-    fn new([w, h]: [usize; 2], [mw, mh]: [usize; 2]) -> Self {
-        let scale = (mw as f64 / w as f64).min(mh as f64 / h as f64);
-        let inner = [
-            ((w as f64 * scale).round() as u32).clamp(1, mw as u32),
-            ((h as f64 * scale).round() as u32).clamp(1, mh as u32),
-        ];
-        let offset = [
-            f64::from((mw as u32 - inner[0]) / 2),
-            f64::from((mh as u32 - inner[1]) / 2),
-        ];
-        Self {
-            scale,
-            offset,
-            inner,
-            size: [mw, mh],
-            frame: [w, h],
-        }
-    }
-
-    fn apply(&self, frame: &Frame) -> Frame {
-        let mut out = Frame::filled(self.size[0], self.size[1], [128, 128, 128]);
-        let Some(image) = RgbImage::from_raw(
-            u32::try_from(frame.width).unwrap_or(0),
-            u32::try_from(frame.height).unwrap_or(0),
-            frame.pixels.clone(),
-        ) else {
-            return out;
-        };
-        let resized = image::imageops::resize(
-            &image,
-            self.inner[0],
-            self.inner[1],
-            image::imageops::FilterType::Triangle,
-        );
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // offsets are small
-        let [ox, oy] = self.offset.map(|o| o as usize);
-        for (x, y, pixel) in resized.enumerate_pixels() {
-            out.set_pixel(ox + x as usize, oy + y as usize, pixel.0);
-        }
-        out
-    }
-
-    /// A point of the model's frame in the original frame, clamped to it (the model may point
-    /// into the grey margin).
-    #[allow(clippy::cast_precision_loss)] // frame sides are small
-    fn back(&self, [x, y]: [f64; 2]) -> [f64; 2] {
-        [
-            ((x - self.offset[0]) / self.scale).clamp(0.0, self.frame[0] as f64),
-            ((y - self.offset[1]) / self.scale).clamp(0.0, self.frame[1] as f64),
-        ]
-    }
-}
-
-fn annotate(frame: &Frame, points: &[[f64; 3]; NUM_KEYPOINTS]) -> Frame {
+fn annotate(frame: &Frame, points: &FrameKeypoints) -> Frame {
     let mut out = frame.clone();
     #[allow(clippy::cast_possible_truncation)] // pixel coordinates
-    let keypoints = points.map(|[x, y, _]| [x as f32, y as f32]);
+    let keypoints = std::array::from_fn(|k| {
+        let [x, y, _] = points.keypoints[k];
+        [x as f32, y as f32]
+    });
     #[allow(clippy::cast_possible_truncation)]
-    let visibility = points.map(|[_, _, c]| if c as f32 >= DRAW_THRESHOLD { 2 } else { 0 });
+    let visibility = std::array::from_fn(|k| {
+        if points.keypoints[k][2] as f32 >= DRAW_THRESHOLD {
+            2
+        } else {
+            0
+        }
+    });
     draw_skeleton(&mut out, &keypoints, &visibility, PREDICTED_COLOUR);
     out
 }
@@ -288,31 +163,15 @@ fn read_folder(folder: &Path, limit: usize) -> anyhow::Result<Vec<Frame>> {
     Ok(frames)
 }
 
-/// `image` scaled down so that its longer side is at most [`MAX_SIDE`].
+/// `image` at the size a still frame is read at (see [`read_size`]).
 fn shrink(image: RgbImage) -> RgbImage {
     let (w, h) = image.dimensions();
-    let longest = w.max(h) as usize;
-    if longest <= MAX_SIDE {
+    let [nw, nh] =
+        read_size(w as usize, h as usize, false).map(|side| u32::try_from(side).unwrap_or(2));
+    if (nw, nh) == (w, h) {
         return image;
     }
-    let [nw, nh] = fit_within(w, h);
     image::imageops::resize(&image, nw, nh, image::imageops::FilterType::Triangle)
-}
-
-/// Even sides with the aspect of `w × h` and the longer one at most [`MAX_SIDE`].
-fn fit_within(w: u32, h: u32) -> [u32; 2] {
-    let longest = w.max(h).max(1);
-    #[allow(clippy::cast_possible_truncation)] // MAX_SIDE fits
-    let cap = MAX_SIDE as u32;
-    let scale = |side: u32| {
-        let scaled = if longest > cap {
-            u64::from(side) * u64::from(cap) / u64::from(longest)
-        } else {
-            u64::from(side)
-        };
-        u32::try_from(scaled / 2 * 2).unwrap_or(cap).max(2)
-    };
-    [scale(w), scale(h)]
 }
 
 fn tool(name: &str) -> Command {
@@ -341,8 +200,8 @@ fn read_video(path: &Path, limit: usize) -> anyhow::Result<(Vec<Frame>, f64)> {
     let text = String::from_utf8_lossy(&probe.stdout);
     let fields: Vec<&str> = text.trim().split(',').collect();
     let (Some(w), Some(h), Some(rate)) = (
-        fields.first().and_then(|v| v.parse::<u32>().ok()),
-        fields.get(1).and_then(|v| v.parse::<u32>().ok()),
+        fields.first().and_then(|v| v.parse::<usize>().ok()),
+        fields.get(1).and_then(|v| v.parse::<usize>().ok()),
         fields.get(2),
     ) else {
         bail!(
@@ -371,15 +230,15 @@ fn read_video(path: &Path, limit: usize) -> anyhow::Result<(Vec<Frame>, f64)> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| missing_ffmpeg("ffmpeg", &e))?;
-    let frame_bytes = width as usize * height as usize * 3;
+    let frame_bytes = width * height * 3;
     let mut frames = Vec::new();
     let mut stdout = child.stdout.take().context("ffmpeg's output")?;
     loop {
         let mut pixels = vec![0_u8; frame_bytes];
         match stdout.read_exact(&mut pixels) {
             Ok(()) => frames.push(Frame {
-                width: width as usize,
-                height: height as usize,
+                width,
+                height,
                 pixels,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,

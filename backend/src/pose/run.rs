@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use burn::tensor::Device;
-use fuselab_ml::optim::{put_named, take_named};
 use fuselab_ml::pose::config::PoseConfig;
 use fuselab_ml::pose::model::PoseModel;
 use fuselab_ml::pose::predict::{predict_split, score_clips};
+use fuselab_ml::pose::saved;
 use fuselab_ml::pose::train::{
     ClipSource, Control, EpochRecord, Hooks, StateMeta, StepLoss, TrainOptions, TrainState,
 };
@@ -93,20 +93,6 @@ impl RunResult {
             .and_then(|b| b.scores.as_ref())
     }
 }
-
-/// What `model.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedModel {
-    /// The format.
-    pub format: String,
-    /// The architecture.
-    pub config: PoseConfig,
-    /// Frame size the model was trained on, `[width, height]`.
-    pub frame_size: [usize; 2],
-}
-
-/// The format written in `model.json`.
-pub const MODEL_FORMAT: &str = "fuselab.pose.model/v1";
 
 struct Checkpointing<'a> {
     folder: &'a Path,
@@ -318,21 +304,9 @@ pub fn train(
 }
 
 fn save_model(folder: &Path, model: &PoseModel, frame_size: [usize; 2]) -> anyhow::Result<()> {
-    let mut tensors = fuselab_ml::tensors::NamedTensors::new();
-    put_named(&mut tensors, "", &model.params);
-    write_atomic(
-        &folder.join("model.safetensors"),
-        &write_safetensors(&tensors),
-    )?;
-    let saved = SavedModel {
-        format: MODEL_FORMAT.to_owned(),
-        config: model.config.clone(),
-        frame_size,
-    };
-    write_atomic(
-        &folder.join("model.json"),
-        &serde_json::to_vec_pretty(&saved)?,
-    )
+    let (description, weights) = saved::to_bytes(model, frame_size)?;
+    write_atomic(&folder.join(saved::WEIGHTS_FILE), &weights)?;
+    write_atomic(&folder.join(saved::DESCRIPTION_FILE), &description)
 }
 
 /// A saved model from a run folder, and the frame size it was trained on.
@@ -340,31 +314,16 @@ fn save_model(folder: &Path, model: &PoseModel, frame_size: [usize; 2]) -> anyho
 /// # Errors
 /// Missing or mismatched files.
 pub fn load_model(folder: &Path, device: &Device) -> anyhow::Result<(PoseModel, [usize; 2])> {
-    let json_path = folder.join("model.json");
-    let bytes = std::fs::read(&json_path).with_context(|| {
-        format!(
-            "cannot read {} (is it a `pose train` run folder?)",
-            json_path.display()
-        )
-    })?;
-    let saved: SavedModel = serde_json::from_slice(&bytes).with_context(|| {
-        format!(
-            "{} is not a fuselab pose model description",
-            json_path.display()
-        )
-    })?;
-    anyhow::ensure!(
-        saved.format == MODEL_FORMAT,
-        "{}: format `{}`, expected `{MODEL_FORMAT}`",
-        json_path.display(),
-        saved.format
-    );
-    let mut model = PoseModel::init(&saved.config, device, 0)
-        .with_context(|| json_path.display().to_string())?;
-    let path = folder.join("model.safetensors");
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let tensors = read_safetensors(&bytes, &path.display().to_string())?;
-    model.params = take_named(&tensors, "", &model.params, device)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok((model, saved.frame_size))
+    let read = |name: &str| {
+        let path = folder.join(name);
+        std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {} (is it a `pose train` run folder?)",
+                path.display()
+            )
+        })
+    };
+    let (description, weights) = (read(saved::DESCRIPTION_FILE)?, read(saved::WEIGHTS_FILE)?);
+    saved::from_bytes(&description, &weights, device)
+        .map_err(|e| anyhow::anyhow!("{}: {}", folder.join(e.file).display(), e.what))
 }

@@ -15,12 +15,12 @@ use super::{AppError, AppState};
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 /// The app's Content-Security-Policy: its own scripts, workers and WebAssembly, inline style
-/// attributes (the plots and vote bars set some), images from the page's own `blob:` URLs
-/// (previews and downloads), nothing framed and no framing.
+/// attributes (the plots and vote bars set some), images and videos from the page's own
+/// `blob:` URLs (previews, downloads, the Pose page's clip), nothing framed and no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
      worker-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
-     form-action 'self'";
+     media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'; form-action 'self'";
 
 /// The host part (without port) of a `Host` header or an origin's authority, lower-cased.
 fn host_name(authority: &str) -> String {

@@ -150,6 +150,7 @@ pub fn app(config: ServerConfig) -> Router {
         .route("/protect", get(app_page))
         .route("/align", get(app_page))
         .route("/ctr", get(app_page))
+        .route("/pose", get(app_page))
         .route("/signin", get(app_page))
         .route("/account", get(app_page))
         .route("/api/{*rest}", any(api_not_found))

@@ -61,6 +61,7 @@ mod sheet;
 pub mod skeleton;
 #[cfg(test)]
 mod tests;
+pub mod video;
 
 use std::fmt;
 
