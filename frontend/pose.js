@@ -38,6 +38,11 @@ function ask(task, fields = {}, transfer = []) {
 
 const message = (error) => (error instanceof Error ? error.message : String(error));
 
+/** Builds the model in the worker from its two files' bytes; resolves to its description (JSON). */
+function loadModel(json, tensors) {
+  return ask("load", { description: new Uint8Array(json), weights: new Uint8Array(tensors) }, [json, tensors]);
+}
+
 /**
  * Builds the model from the files chosen: the `.json` description and the `.safetensors`
  * weights of a `fuselab pose train` run folder. Calls `onDone(infoJson)` or `onError(message)`.
@@ -54,10 +59,34 @@ export function loadPoseModel(files, onDone, onError) {
     return;
   }
   Promise.all([description.arrayBuffer(), weights.arrayBuffer()])
-    .then(([json, tensors]) =>
-      ask("load", { description: new Uint8Array(json), weights: new Uint8Array(tensors) }, [json, tensors]),
-    )
+    .then(([json, tensors]) => loadModel(json, tensors))
     .then(onDone, (error) => onError(`${description.name}, ${weights.name}: ${message(error)}`));
+}
+
+/** The bytes of one of the server's files; a failure carries the server's message. */
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    let reason = `the server answered HTTP ${response.status}`;
+    try {
+      reason = (await response.json()).error ?? reason;
+    } catch {
+      // Not JSON: keep the status line.
+    }
+    throw new Error(reason);
+  }
+  return response.arrayBuffer();
+}
+
+/**
+ * Builds model `name` of the pose benchmark `run` on this server (the signed-in user's): both
+ * files are fetched, then built in the worker as chosen files are.
+ */
+export function loadServerPoseModel(run, name, onDone, onError) {
+  const base = `/api/align/runs/${encodeURIComponent(run)}/models/${encodeURIComponent(name)}`;
+  Promise.all([fetchBytes(`${base}/model.json`), fetchBytes(`${base}/model.safetensors`)])
+    .then(([json, tensors]) => loadModel(json, tensors))
+    .then(onDone, (error) => onError(`${name}: ${message(error)}`));
 }
 
 function once(target, success, failure = "error") {

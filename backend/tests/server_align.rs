@@ -772,9 +772,50 @@ async fn a_run_whose_server_was_killed_resumes_from_its_checkpoint_on_the_next_o
     let _ = std::fs::remove_dir_all(&data);
 }
 
+/// Each run of a finished pose benchmark serves its model's two files, which load as the model
+/// the run trained; other names and files are 404.
+async fn serves_each_pose_model(app: &Router, id: &str, report: &Value) {
+    let model = |name: &str, file: &str| {
+        let app = app.clone();
+        let uri = format!("/api/align/runs/{id}/models/{name}/{file}");
+        async move { send(&app, get(&uri)).await }
+    };
+    for run in report["runs"].as_array().unwrap() {
+        let name = run["name"].as_str().unwrap();
+        let (status, _, description) = model(name, "model.json").await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let (status, _, weights) = model(name, "model.safetensors").await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let device = fuselab_ml::Device::flex();
+        let (loaded, size) =
+            fuselab_ml::pose::saved::from_bytes(&description, &weights, &device).unwrap();
+        assert_eq!(size, [48, 32]);
+        assert_eq!(
+            serde_json::to_value(&loaded.config).unwrap(),
+            run["model"],
+            "{name}"
+        );
+    }
+    for (name, file) in [
+        ("io-seed2", "checkpoint.safetensors"),
+        ("io-seed9", "model.json"),
+        ("..", "model.json"),
+        ("io-seed2-x", "model.json"),
+    ] {
+        let (status, _, body) = model(name, file).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}/{file}");
+        assert!(
+            error_of(&body).contains("no pose model"),
+            "{}",
+            error_of(&body)
+        );
+    }
+}
+
 /// A pose ablation as a job: two rungs on tiny synthetic clips, one progress event per epoch,
-/// the report's files (tables and sample frames) served; a configuration without
-/// `[benchmark]` is refused before anything is queued.
+/// the report's files (tables and sample frames) served, and each run's trained model (for the
+/// Pose page), which loads as the model it was; a configuration without `[benchmark]` is
+/// refused before anything is queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pose_benchmark_trains_as_a_job_and_serves_its_results() {
     let data = scratch("pose");
@@ -834,6 +875,7 @@ seeds = [2]
         let (status, _, _) = send(&app, get(&format!("/api/align/runs/{id}/files/{file}"))).await;
         assert_eq!(status, StatusCode::OK, "{file}");
     }
+    serves_each_pose_model(&app, &id, &report).await;
     let without = config.split("[benchmark]").next().unwrap();
     let (status, _, body) = send(
         &app,

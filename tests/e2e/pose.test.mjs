@@ -2,14 +2,15 @@
 // worker (wasm, burn's CPU backend) over a synthetic clip, as still frames and as a video the
 // browser decodes; the keypoints are checked against `fuselab pose predict` on the same input,
 // the skeletons are drawn over the clip and follow the slider and playback, and no request
-// carries the clip or the model.
+// carries the clip or the model. Signed in, a model trained by a pose benchmark on the server is
+// listed and runs in the page the same way.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, assertText, startApp } from "./harness.mjs";
+import { ADMIN, BIN, assertText, signIn, startApp } from "./harness.mjs";
 
 // The generated clip: 12 frames of 96×64, shown at 12 frames per second.
 const [WIDTH, HEIGHT, FRAMES, FPS] = [96, 64, 12, 12];
@@ -194,4 +195,35 @@ test("a video is decoded in the browser, its skeletons follow the slider and pla
   const writes = requests.filter((r) => r.method !== "GET" || (r.body && r.body.length > 0));
   assert.deepEqual(writes, [], "no request sends anything");
   assert.ok(!requests.some((r) => r.url.includes("clip") || r.url.includes("model.")), "no request names the clip or the model");
+});
+
+test("a model a pose benchmark trained on the server is listed and runs in the page", async () => {
+  await signIn(app.context, app.baseUrl, ADMIN);
+  const config = readFileSync(join(dir, "train.toml"), "utf8").replace('out = "model"\n', "") +
+    '\n[benchmark]\nrungs = ["io"]\nseeds = [2]\n';
+  const started = await app.context.request.post(`${app.baseUrl}/api/align/runs`, {
+    data: { action: "pose-benchmark", config },
+  });
+  assert.equal(started.status(), 202, await started.text());
+  const { id } = await started.json();
+  const deadline = Date.now() + 300_000;
+  let status;
+  do {
+    await page.waitForTimeout(500);
+    ({ status } = await (await app.context.request.get(`${app.baseUrl}/api/align/runs/${id}`)).json());
+  } while (!["done", "failed"].includes(status) && Date.now() < deadline);
+  assert.equal(status, "done");
+
+  await page.goto(`${app.baseUrl}/pose`);
+  await page.locator("#pose-server-models summary").click();
+  await page.locator('#pose-server-table tr[data-model="io-seed2"] button').click();
+  await assertText(
+    page,
+    "#pose-model-status",
+    new RegExp(`^io-seed2 of benchmark ${id.slice(0, 8)}: JM-Pose reading 3 frames of 48×32 pixels`),
+  );
+  const found = await pageKeypoints(frameFiles());
+  assert.equal(found.model, `io-seed2 of benchmark ${id.slice(0, 8)}`);
+  assert.equal(found.frames.length, FRAMES);
+  assert.deepEqual(app.problems, []);
 });

@@ -144,6 +144,10 @@ pub fn app(config: ServerConfig) -> Router {
         )
         .route("/api/align/runs/{id}/events", get(align::events))
         .route("/api/align/runs/{id}/files/{name}", get(align::file))
+        .route(
+            "/api/align/runs/{id}/models/{name}/{file}",
+            get(align::pose_model),
+        )
         .route("/api/align/runs/{id}/resume", post(align::resume))
         .route("/reports/{id}", get(app_page))
         .route("/faces", get(app_page))

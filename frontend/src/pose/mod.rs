@@ -4,6 +4,7 @@
 //! wasm, and the skeletons are drawn over the clip, frame by frame, scrubbable. Neither the clip
 //! nor the model is uploaded.
 
+mod server;
 mod worker;
 
 use fuselab_shared::pose::SKELETON;
@@ -29,6 +30,8 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = loadPoseModel)]
     fn load_pose_model(files: &js_sys::Array, on_done: JsValue, on_error: JsValue);
+    #[wasm_bindgen(js_name = loadServerPoseModel)]
+    fn load_server_pose_model(run: &str, name: &str, on_done: JsValue, on_error: JsValue);
     #[wasm_bindgen(js_name = runPose)]
     fn run_pose(
         files: &js_sys::Array,
@@ -137,27 +140,37 @@ fn drawing() -> String {
     serde_json::json!({ "edges": SKELETON, "threshold": DRAW_THRESHOLD }).to_string()
 }
 
+/// Marks the model as loading and returns the worker's callbacks: its description (JSON) makes
+/// the model `names` ready; a message makes it failed.
+fn loading(
+    model: RwSignal<ModelState>,
+    clip: RwSignal<ClipState>,
+    names: String,
+) -> (JsValue, JsValue) {
+    model.set(ModelState::Loading);
+    clip.set(ClipState::Idle);
+    let on_done = Closure::<dyn FnMut(String)>::new(move |json: String| {
+        model.set(match serde_json::from_str::<ModelInfo>(&json) {
+            Ok(info) => ModelState::Ready {
+                info,
+                names: names.clone(),
+            },
+            Err(e) => ModelState::Failed(format!("the worker's answer could not be read: {e}")),
+        });
+    });
+    let on_error = Closure::<dyn FnMut(String)>::new(move |message: String| {
+        model.set(ModelState::Failed(message));
+    });
+    (on_done.into_js_value(), on_error.into_js_value())
+}
+
 /// The model's files and what the worker made of them.
 #[component]
 fn ModelChooser(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl IntoView {
     let on_model = move |event: web_sys::Event| {
         let files = files_of(&event);
-        let names = names_of(&files).join(" + ");
-        model.set(ModelState::Loading);
-        clip.set(ClipState::Idle);
-        let on_done = Closure::<dyn FnMut(String)>::new(move |json: String| {
-            model.set(match serde_json::from_str::<ModelInfo>(&json) {
-                Ok(info) => ModelState::Ready {
-                    info,
-                    names: names.clone(),
-                },
-                Err(e) => ModelState::Failed(format!("the worker's answer could not be read: {e}")),
-            });
-        });
-        let on_error = Closure::<dyn FnMut(String)>::new(move |message: String| {
-            model.set(ModelState::Failed(message));
-        });
-        load_pose_model(&files, on_done.into_js_value(), on_error.into_js_value());
+        let (on_done, on_error) = loading(model, clip, names_of(&files).join(" + "));
+        load_pose_model(&files, on_done, on_error);
     };
 
     view! {
@@ -166,6 +179,7 @@ fn ModelChooser(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl 
             " from a "<code>"fuselab pose train"</code>" run folder"
         </label>
         <input id="pose-model" type="file" accept=".json,.safetensors" multiple on:change=on_model />
+        <server::ServerModels model=model clip=clip />
         <p id="pose-model-status" class=move || if matches!(model.get(), ModelState::Failed(_)) { "error" } else { "note" }>
             {move || model_line(&model.get())}
         </p>

@@ -13,6 +13,9 @@
 //! - `GET /api/align/runs/{id}/files/{name}`: `hs.svg`, `fa.svg`, `report.html`, `results.csv`,
 //!   `results.md`, `results.json`, `metrics.jsonl` (every stage's lines, in order),
 //!   `samples.png` (a pose benchmark's frames with true and predicted skeletons).
+//! - `GET /api/align/runs/{id}/models/{name}/{file}`: a pose benchmark's trained model, `name`
+//!   one of its runs (`<rung>-seed<s>`, as `results.json` lists them) and `file` `model.json` or
+//!   `model.safetensors`, for the Pose page to run in the browser.
 //! - `POST /api/align/runs/{id}/resume`: queues a failed or interrupted run again; it continues
 //!   from its last checkpoint.
 //! - `DELETE /api/align/runs/{id}`: cancels a queued or running run (training stops after its
@@ -32,8 +35,9 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
+use fuselab_ml::pose::saved;
 use fuselab_shared::api::{
-    AlignRunCreated, AlignRunDetail, AlignRunStatus, AlignRunSummary, StartAlignRun,
+    AlignAction, AlignRunCreated, AlignRunDetail, AlignRunStatus, AlignRunSummary, StartAlignRun,
 };
 
 pub use events::events;
@@ -368,6 +372,67 @@ pub async fn detail(
         config: config.config,
         files,
     }))
+}
+
+/// The files of a pose model, with their content types.
+const MODEL_FILES: [(&str, &str); 2] = [
+    (saved::DESCRIPTION_FILE, "application/json"),
+    (saved::WEIGHTS_FILE, "application/octet-stream"),
+];
+
+/// Whether `name` is a run name of a pose benchmark (`<rung>-seed<s>`).
+fn is_pose_run_name(name: &str) -> bool {
+    name.split_once("-seed").is_some_and(|(rung, seed)| {
+        !rung.is_empty()
+            && rung.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && (1..=20).contains(&seed.len())
+            && seed.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// `GET /api/align/runs/{id}/models/{name}/{file}`: one file of a pose benchmark's trained
+/// model.
+///
+/// # Errors
+/// 404 for a run that is not the caller's, not a pose benchmark, or has no such model.
+pub async fn pose_model(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((id, name, file)): Path<(String, String, String)>,
+) -> Result<Response, AppError> {
+    let queue = queue(&state)?;
+    let (_, config) = get(queue, &id, &actor).await?;
+    let missing = || {
+        AppError::client(
+            StatusCode::NOT_FOUND,
+            format!(
+                "run {id} has no pose model `{name}` with a file `{file}`; a pose benchmark's \
+                 models are named as its results.json lists its runs, each with {}",
+                MODEL_FILES.map(|(n, _)| n).join(" and ")
+            ),
+        )
+    };
+    let content_type = MODEL_FILES
+        .iter()
+        .find(|(n, _)| *n == file)
+        .map(|(_, t)| *t)
+        .filter(|_| config.action == AlignAction::PoseBenchmark && is_pose_run_name(&name))
+        .ok_or_else(missing)?;
+    let key = format!("{}/runs/{name}/{file}", out_prefix(&id));
+    let bytes = match queue.artifacts.get(&key, MAX_FILE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(crate::artifacts::ArtifactError::Missing { .. }) => return Err(missing()),
+        Err(e) => return Err(internal("reading a pose model", e)),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `GET /api/align/runs/{id}/files/{name}`.
