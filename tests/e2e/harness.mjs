@@ -2,7 +2,7 @@
 // free port, and headless Chromium (apt) with WebGPU on SwiftShader, in fresh folders.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -130,4 +130,19 @@ export async function assertText(page, selector, pattern) {
     await page.waitForTimeout(100);
   }
   assert.fail(`${selector}: expected ${pattern}, found ${JSON.stringify(text)}`);
+}
+
+const AXE = readFileSync(new URL("../../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+/**
+ * The serious and critical accessibility violations axe-core (npm) finds on the page as it
+ * stands, as `impact id: selector` lines. axe runs through the DevTools protocol, which the
+ * app's CSP does not restrict.
+ */
+export async function seriousViolations(page) {
+  await page.evaluate(AXE);
+  const { violations } = await page.evaluate(() => axe.run(document, { resultTypes: ["violations"] }));
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .flatMap((v) => v.nodes.map((n) => `${v.impact} ${v.id}: ${n.target.join(" ")} (${v.help})`));
 }

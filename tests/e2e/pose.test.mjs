@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ADMIN, BIN, assertText, signIn, startApp } from "./harness.mjs";
+import { ADMIN, BIN, assertText, seriousViolations, signIn, startApp } from "./harness.mjs";
 
 // The generated clip: 12 frames of 96×64, shown at 12 frames per second.
 const [WIDTH, HEIGHT, FRAMES, FPS] = [96, 64, 12, 12];
@@ -190,6 +190,7 @@ test("a video is decoded in the browser, its skeletons follow the slider and pla
     timeout: 10_000,
   });
   await page.locator("#pose-play").click();
+  assert.deepEqual(await seriousViolations(page), [], "the player passes axe's checks");
 
   assert.deepEqual(app.problems, []);
   const writes = requests.filter((r) => r.method !== "GET" || (r.body && r.body.length > 0));
