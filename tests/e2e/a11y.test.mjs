@@ -1,5 +1,6 @@
-// Accessibility: axe-core finds no serious or critical violation on any page, anonymous and
-// signed in, in the light theme at 1280 px and in the dark theme at a phone's 390 px.
+// Accessibility and layout: axe-core finds no serious or critical violation on any page,
+// anonymous and signed in, in the light theme at 1280 px and in the dark theme at a phone's
+// 390 px, and no page scrolls sideways at either width.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { ADMIN, seriousViolations, signIn, startApp } from "./harness.mjs";
@@ -25,6 +26,11 @@ async function checkEveryPage(label) {
     await page.locator("main h2").first().waitFor();
     await page.waitForLoadState("networkidle");
     found.push(...(await seriousViolations(page)).map((v) => `${label} ${path}: ${v}`));
+    const { scroll, width } = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      width: document.documentElement.clientWidth,
+    }));
+    if (scroll > width) found.push(`${label} ${path}: ${scroll} px wide in a ${width} px window`);
   }
   assert.deepEqual(found, []);
 }
