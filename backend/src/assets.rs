@@ -21,3 +21,11 @@ pub fn find(path: &str) -> Option<&'static Asset> {
     let path = if path == "/" { "/index.html" } else { path };
     ASSETS.iter().find(|asset| asset.path == path)
 }
+
+/// The gzipped twin of the asset at `path` (`scripts/build-web.sh` writes one for the files that
+/// compress: wasm, scripts, styles, pages and SVG).
+pub fn find_gzip(path: &str) -> Option<&'static Asset> {
+    let path = if path == "/" { "/index.html" } else { path };
+    let twin = format!("{path}.gz");
+    ASSETS.iter().find(|asset| asset.path == twin)
+}

@@ -89,6 +89,46 @@ async fn serves_the_embedded_app() {
 
     let (status, _, _) = send(app(ServerConfig::default()), get("/pkg/missing.js")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A browser that takes gzip gets the precompressed twin: same type, its own ETag, the
+    // same bytes once inflated; `q=0` refuses it.
+    let with_encoding = |path: &str, encoding: &str| {
+        Request::get(path)
+            .header(header::ACCEPT_ENCODING, encoding)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for path in ["/pkg/fuselab_frontend_bg.wasm", "/"] {
+        let (_, plain_headers, plain) = send(app(ServerConfig::default()), get(path)).await;
+        let (status, headers, zipped) = send(
+            app(ServerConfig::default()),
+            with_encoding(path, "deflate, gzip;q=0.8, br"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers[header::CONTENT_ENCODING], "gzip", "{path}");
+        assert_eq!(headers[header::VARY], "accept-encoding");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            plain_headers[header::CONTENT_TYPE]
+        );
+        assert_ne!(headers[header::ETAG], plain_headers[header::ETAG]);
+        assert!(zipped.len() < plain.len(), "{path}");
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&zipped[..]),
+            &mut inflated,
+        )
+        .unwrap();
+        assert_eq!(inflated, plain, "{path}");
+        let (_, headers, body) = send(
+            app(ServerConfig::default()),
+            with_encoding(path, "gzip;q=0"),
+        )
+        .await;
+        assert!(headers.get(header::CONTENT_ENCODING).is_none(), "{path}");
+        assert_eq!(body, plain);
+    }
 }
 
 #[tokio::test]

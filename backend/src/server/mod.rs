@@ -313,26 +313,63 @@ async fn app_page(headers: HeaderMap) -> Response {
 }
 
 async fn asset(uri: Uri, headers: HeaderMap) -> Response {
-    let Some(asset) = assets::find(uri.path()) else {
+    let Some(plain) = assets::find(uri.path()) else {
         return (StatusCode::NOT_FOUND, "Not found").into_response();
     };
+    // The gzipped twin where the browser takes gzip: its own ETag, the plain file's type.
+    let gzip = accepts_gzip(&headers)
+        .then(|| assets::find_gzip(uri.path()))
+        .flatten();
+    let asset = gzip.unwrap_or(plain);
     let etag = HeaderValue::from_static(asset.etag);
     // Asset names are not content-hashed, so the browser revalidates; the ETag keeps that cheap.
     let cache = HeaderValue::from_static("no-cache");
+    let vary = HeaderValue::from_static("accept-encoding");
     if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
         return (
             StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag), (header::CACHE_CONTROL, cache)],
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, cache),
+                (header::VARY, vary),
+            ],
         )
             .into_response();
     }
-    (
+    let mut response = (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.mime)),
+            (header::CONTENT_TYPE, HeaderValue::from_static(plain.mime)),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache),
+            (header::VARY, vary),
         ],
         asset.bytes,
     )
-        .into_response()
+        .into_response();
+    if gzip.is_some() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// Whether `Accept-Encoding` takes gzip (named or `*`, without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
