@@ -244,7 +244,15 @@ async fn anonymous_callers_get_401_from_everything_that_stores_or_computes() {
         let answer = send(app, request(Method::GET, uri, None, None)).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}: not 401");
     }
-    for uri in ["/", "/signin", "/account", "/align", "/ctr", "/pose"] {
+    for uri in [
+        "/",
+        "/ensembles",
+        "/signin",
+        "/account",
+        "/align",
+        "/ctr",
+        "/pose",
+    ] {
         let answer = send(app, request(Method::GET, uri, None, None)).await;
         assert_eq!(answer.status, StatusCode::OK, "{uri}");
     }

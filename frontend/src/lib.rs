@@ -24,6 +24,8 @@ mod faces;
 #[cfg(target_arch = "wasm32")]
 mod gpu;
 #[cfg(target_arch = "wasm32")]
+mod home;
+#[cfg(target_arch = "wasm32")]
 mod pose;
 #[cfg(target_arch = "wasm32")]
 mod protect;

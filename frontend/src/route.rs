@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 /// The pages, by address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
-    /// `/`: the ensemble tools.
+    /// `/`: what each tool does, with a way into each.
+    Home,
+    /// `/ensembles`: the ensemble tools.
     Ensembles,
     /// `/faces`: face detection and comparison in the browser.
     Faces,
@@ -28,12 +30,13 @@ pub enum Page {
 }
 
 impl Page {
-    /// The page at `path` (the address without its query); unknown paths show the Ensembles page.
+    /// The page at `path` (the address without its query); unknown paths show the home page.
     pub fn of(path: &str) -> Self {
         if let Some(id) = path.strip_prefix("/reports/") {
             return Self::Saved(id.trim_end_matches('/').to_owned());
         }
         match path.trim_end_matches('/') {
+            "/ensembles" => Self::Ensembles,
             "/faces" => Self::Faces,
             "/protect" => Self::Protect,
             "/align" => Self::Align,
@@ -41,7 +44,7 @@ impl Page {
             "/pose" => Self::Pose,
             SIGN_IN => Self::SignIn,
             "/account" => Self::Account,
-            _ => Self::Ensembles,
+            _ => Self::Home,
         }
     }
 }
@@ -110,7 +113,8 @@ mod tests {
 
     #[test]
     fn paths_name_their_pages() {
-        assert_eq!(Page::of("/"), Page::Ensembles);
+        assert_eq!(Page::of("/"), Page::Home);
+        assert_eq!(Page::of("/ensembles/"), Page::Ensembles);
         assert_eq!(Page::of("/faces"), Page::Faces);
         assert_eq!(Page::of("/protect/"), Page::Protect);
         assert_eq!(Page::of("/align"), Page::Align);
@@ -119,7 +123,7 @@ mod tests {
         assert_eq!(Page::of("/signin"), Page::SignIn);
         assert_eq!(Page::of("/account"), Page::Account);
         assert_eq!(Page::of("/reports/ab12/"), Page::Saved("ab12".into()));
-        assert_eq!(Page::of("/nowhere"), Page::Ensembles);
+        assert_eq!(Page::of("/nowhere"), Page::Home);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
 
 use crate::{
-    account, align, api, cofailure, ctr, ensembles, faces, gpu, pose, protect, route::Page,
+    account, align, api, cofailure, ctr, ensembles, faces, gpu, home, pose, protect, route::Page,
     session, signin,
 };
 
@@ -27,7 +27,7 @@ fn App() -> impl IntoView {
     let current = |here: bool| if here { "page" } else { "false" };
     let nav = view! {
         <nav aria-label="Pages">
-            <a href="/" aria-current=current(page == Page::Ensembles)>"Ensembles"</a>
+            <a href="/ensembles" aria-current=current(page == Page::Ensembles)>"Ensembles"</a>
             <a href="/faces" aria-current=current(page == Page::Faces)>"Faces"</a>
             <a href="/protect" aria-current=current(page == Page::Protect)>"Protect photos"</a>
             <a href="/align" aria-current=current(page == Page::Align)>"Alignment"</a>
@@ -39,7 +39,7 @@ fn App() -> impl IntoView {
     view! {
         <header>
             <div class="masthead">
-                <h1>"fuselab"</h1>
+                <h1><a class="brand" href="/" aria-current=current(page == Page::Home)>"fuselab"</a></h1>
                 <session::UserMenu />
             </div>
             {nav}
@@ -54,6 +54,7 @@ fn App() -> impl IntoView {
             </section>
             {match page {
                 Page::Saved(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
+                Page::Home => view! { <home::HomePage /> }.into_any(),
                 Page::Faces => view! { <faces::FacesPage /> }.into_any(),
                 Page::Protect => view! { <protect::ProtectPage /> }.into_any(),
                 Page::Align => view! { <align::AlignPage /> }.into_any(),

@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { ADMIN, seriousViolations, signIn, startApp } from "./harness.mjs";
 
-const PAGES = ["/", "/faces", "/protect", "/align", "/ctr", "/pose", "/signin", "/account"];
+const PAGES = ["/", "/ensembles", "/faces", "/protect", "/align", "/ctr", "/pose", "/signin", "/account"];
 
 let app;
 

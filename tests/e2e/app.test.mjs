@@ -8,7 +8,7 @@ import { assertText as waitForText, startApp } from "./harness.mjs";
 let app, page, baseUrl;
 
 before(async () => {
-  app = await startApp();
+  app = await startApp({ path: "/ensembles" });
   ({ page, baseUrl } = app);
 });
 
@@ -75,6 +75,32 @@ test("the example can be loaded and computed", async () => {
   await page.getByRole("button", { name: "Compute" }).click();
   await assertText("#compute-status", /identical to the CPU result/);
   assert.equal(await page.locator("#cofailure-table tbody tr").count(), 3);
+});
+
+test("the home page says what each tool does, where its data goes, and leads into each", async () => {
+  await page.goto(baseUrl + "/");
+  await page.getByRole("heading", { name: "What you can do here", level: 2 }).waitFor();
+  const cards = await page.locator("#home .card").evaluateAll((list) =>
+    list.map((card) => ({
+      name: card.querySelector("h3").textContent,
+      href: card.querySelector("h3 a").getAttribute("href"),
+      where: card.dataset.where,
+      text: card.querySelector(".where").textContent,
+    })));
+  assert.deepEqual(cards.map((c) => [c.name, c.href, c.where]), [
+    ["Protect photos", "/protect", "both"],
+    ["Faces", "/faces", "device"],
+    ["Ensembles", "/ensembles", "both"],
+    ["Pose", "/pose", "device"],
+    ["Alignment", "/align", "server"],
+    ["CTR", "/ctr", "server"],
+  ]);
+  for (const card of cards.filter((c) => c.where === "device")) assert.match(card.text, /^On this device\. /);
+  await page.getByRole("link", { name: "Pose", exact: true }).first().click();
+  await page.waitForURL(`${baseUrl}/pose`);
+  await page.getByRole("heading", { name: "Pose", level: 2 }).waitFor();
+  await page.getByRole("link", { name: "fuselab" }).click();
+  await page.waitForURL(`${baseUrl}/`);
 });
 
 test("nothing went wrong in the page", () => {

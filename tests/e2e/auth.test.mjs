@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { ADMIN, BIN, assertText, signIn, startApp } from "./harness.mjs";
 
 const VECTORS = new URL("../../shared/tests/vectors/focal/", import.meta.url);
-const PAGES = ["/", "/faces", "/protect", "/align", "/signin", "/account"];
+const PAGES = ["/", "/ensembles", "/faces", "/protect", "/align", "/signin", "/account"];
 // Endpoints an anonymous page must not call (they answer 401).
 const PROTECTED = /\/api\/(reports$|ensemble\/analyze|cofailure|masks|align|tokens|account)/;
 
@@ -23,7 +23,7 @@ const requests = [];
 const violations = [];
 
 before(async () => {
-  app = await startApp();
+  app = await startApp({ path: "/ensembles" });
   ({ page, baseUrl } = app);
   dir = mkdtempSync(join(tmpdir(), "fuselab-e2e-auth-"));
   app.context.on("request", (request) => requests.push(`${request.method()} ${request.url()}`));
@@ -77,7 +77,7 @@ test("every answer carries the security headers", async () => {
 });
 
 test("an anonymous visitor analyses in the browser and is asked to sign in to save", async () => {
-  await page.goto(baseUrl + "/");
+  await page.goto(baseUrl + "/ensembles");
   await assertText(page, "#user-menu", /^Sign in$/);
   await assertText(page, ".tool", /Sign in to save reports and see yours/);
   await page.locator("#pool-files").setInputFiles([poolFile()]);
@@ -85,7 +85,7 @@ test("an anonymous visitor analyses in the browser and is asked to sign in to sa
   await assertText(page, "#analysis-summary", /^6 models, 500 samples, 10 classes; analysed in this browser/);
   assert.equal(await page.locator("#save-report").count(), 0);
   const save = page.getByRole("link", { name: "Sign in to save this report" });
-  assert.equal(await save.getAttribute("href"), "/signin?next=/");
+  assert.equal(await save.getAttribute("href"), "/signin?next=/ensembles");
 
   // The server's analysis needs a user: the page says so instead of calling it.
   await page.locator("#run-on").selectOption("server");
@@ -143,7 +143,7 @@ test("signing in on the page: a wrong password is refused with the server's mess
 });
 
 test("a report saved while signed in opens from its link after signing out", async () => {
-  await page.goto(baseUrl + "/");
+  await page.goto(baseUrl + "/ensembles");
   await page.locator("#pool-files").setInputFiles([poolFile()]);
   await page.locator("#analyze").click();
   await assertText(page, "#analysis-summary", /^6 models, 500 samples/);
@@ -167,7 +167,7 @@ test("a report saved while signed in opens from its link after signing out", asy
 
 test("an expired session shows the sign-in prompt instead of an error", async () => {
   await signIn(app.context, baseUrl);
-  await page.goto(baseUrl + "/");
+  await page.goto(baseUrl + "/ensembles");
   await page.locator("#saved-reports").waitFor();
   // The session ends behind the page's back (as when it expires); the next call gets 401.
   await app.context.clearCookies();
@@ -224,7 +224,7 @@ test("a user who may not train is told so on the Alignment page", async () => {
   assert.equal(await page.locator("#align-start").count(), 0);
   await page.locator("#align-empty").waitFor();
   // A user's report list holds only their own: none.
-  await page.goto(baseUrl + "/");
+  await page.goto(baseUrl + "/ensembles");
   await page.locator("#saved-empty").waitFor();
   // The server refuses the start too.
   const config = readFileSync(new URL("../../examples/attack-small.toml", import.meta.url), "utf8");

@@ -16,7 +16,7 @@ const VECTORS = new URL("../../shared/tests/vectors/focal/", import.meta.url);
 let app, page, dir;
 
 before(async () => {
-  app = await startApp({ signedIn: ADMIN });
+  app = await startApp({ path: "/ensembles", signedIn: ADMIN });
   page = app.page;
   dir = mkdtempSync(join(tmpdir(), "fuselab-e2e-pools-"));
 });
@@ -210,7 +210,7 @@ test("a report is saved, its share URL shows the same report read-only, and it c
   assert.equal(await page.locator("#save-report").count(), 0);
   assert.equal(await page.locator("#plot-scatter circle.point").count(), 57);
 
-  await page.goto(app.baseUrl);
+  await page.goto(`${app.baseUrl}/ensembles`);
   const row = page.locator("#saved-reports tbody tr", { has: page.locator(`a[href="${url}"]`) });
   await row.waitFor();
   await assertText(page, "#saved-reports", /6 models: m0, m1, m2, m3, m4, m5/);
@@ -229,7 +229,7 @@ test("a report is saved, its share URL shows the same report read-only, and it c
     `HTTP 404: ${app.baseUrl}/api/reports/${id}`,
   ].sort());
   app.problems.length = before;
-  await page.goto(app.baseUrl);
+  await page.goto(`${app.baseUrl}/ensembles`);
 });
 
 test("Try the demo: eight classifiers trained on scikit-learn's digits, with the CLI's numbers", async () => {

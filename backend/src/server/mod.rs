@@ -150,6 +150,7 @@ pub fn app(config: ServerConfig) -> Router {
         )
         .route("/api/align/runs/{id}/resume", post(align::resume))
         .route("/reports/{id}", get(app_page))
+        .route("/ensembles", get(app_page))
         .route("/faces", get(app_page))
         .route("/protect", get(app_page))
         .route("/align", get(app_page))
