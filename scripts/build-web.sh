@@ -13,7 +13,7 @@ wasm-bindgen --target web --no-typescript --out-dir "$stage/pkg" \
   "$TARGET_DIR/wasm32-unknown-unknown/web/fuselab_frontend.wasm"
 wasm-opt -Oz "$stage/pkg/fuselab_frontend_bg.wasm" -o "$stage/pkg/fuselab_frontend_bg.wasm"
 cp index.html "$stage/"
-cp frontend/main.js frontend/style.css frontend/favicon.svg frontend/worker.js frontend/face-worker.js \
+cp frontend/main.js frontend/theme.js frontend/style.css frontend/favicon.svg frontend/worker.js frontend/face-worker.js \
   frontend/pose-worker.js "$stage/"
 
 # Gzipped twins of what compresses, for browsers that accept gzip (`-n`: no name or time, so an

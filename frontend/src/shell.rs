@@ -19,6 +19,32 @@ pub fn start() {
     }
 }
 
+#[wasm_bindgen(module = "/theme.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = currentTheme)]
+    fn current_theme() -> String;
+    #[wasm_bindgen(js_name = chooseTheme)]
+    fn choose_theme(theme: &str);
+}
+
+/// The colour theme: the system's, light or dark, remembered by this browser.
+#[component]
+fn ThemePicker() -> impl IntoView {
+    let chosen = current_theme();
+    let options = [
+        ("system", "System theme"),
+        ("light", "Light"),
+        ("dark", "Dark"),
+    ];
+    view! {
+        <select id="theme" aria-label="Colour theme" on:change=move |e| choose_theme(&event_target_value(&e))>
+            {options.map(|(value, label)| view! {
+                <option value=value selected=chosen == value>{label}</option>
+            }).collect_view()}
+        </select>
+    }
+}
+
 /// The header with the navigation and the signed-in user, and the page of the address.
 #[component]
 fn App() -> impl IntoView {
@@ -40,7 +66,10 @@ fn App() -> impl IntoView {
         <header>
             <div class="masthead">
                 <h1><a class="brand" href="/" aria-current=current(page == Page::Home)>"fuselab"</a></h1>
-                <session::UserMenu />
+                <div class="masthead-end">
+                    <ThemePicker />
+                    <session::UserMenu />
+                </div>
             </div>
             {nav}
             <p class="tagline">

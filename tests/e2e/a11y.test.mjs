@@ -1,6 +1,6 @@
 // Accessibility and layout: axe-core finds no serious or critical violation on any page,
 // anonymous and signed in, in the light theme at 1280 px and in the dark theme at a phone's
-// 390 px, and no page scrolls sideways at either width.
+// 390 px, and with a theme chosen in the header; and no page scrolls sideways.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { ADMIN, seriousViolations, signIn, startApp } from "./harness.mjs";
@@ -48,4 +48,26 @@ test("signed in, light theme at 1280 px and dark theme at 390 px", async () => {
   await app.page.emulateMedia({ colorScheme: "dark" });
   await checkEveryPage("signed-in dark 390");
   assert.deepEqual(app.problems, []);
+});
+
+test("a theme chosen in the header is used on every page, remembered, and passes the checks", async () => {
+  const { page } = app;
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.goto(`${app.baseUrl}/`);
+  const background = () =>
+    page.evaluate(() => {
+      const [r, g, b] = getComputedStyle(document.documentElement).backgroundColor.match(/\d+/g).map(Number);
+      return r + g + b;
+    });
+  assert.ok((await background()) > 600, "the system's light theme");
+  await page.locator("#theme").selectOption("dark");
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+  assert.ok((await background()) < 150, "dark, although the system prefers light");
+  await checkEveryPage("chosen dark");
+  assert.equal(await page.locator("#theme").inputValue(), "dark", "remembered across pages");
+  await page.locator("#theme").selectOption("system");
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), undefined);
+  await page.reload();
+  assert.ok((await background()) > 600, "the system's theme again after a reload");
 });

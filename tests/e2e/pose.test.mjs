@@ -187,7 +187,7 @@ test("a video is decoded in the browser, its skeletons follow the slider and pla
   await page.locator("#pose-scrub").fill("0");
   await page.locator("#pose-play").click();
   await page.waitForFunction(() => Number(document.querySelector("#pose-frame").dataset.frame) > 2, null, {
-    timeout: 10_000,
+    timeout: 30_000,
   });
   await page.locator("#pose-play").click();
   assert.deepEqual(await seriousViolations(page), [], "the player passes axe's checks");
