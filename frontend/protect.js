@@ -52,7 +52,7 @@ async function previewUrl(canvas) {
 /**
  * Previews of the photo before and after, and the protected photo at full resolution in its
  * original format (JPEG and WebP at quality 0.95; PNG lossless). Re-encoding through a canvas
- * carries no metadata (location, camera, date). Resolves to `{ before, after, download, bytes }`.
+ * carries no metadata (location, camera, date). Resolves to `{ before, after, download, blob, bytes }`.
  */
 export async function renderProtected(original, masked, width, height, type) {
   const before = canvasOf(original, width, height);
@@ -63,6 +63,7 @@ export async function renderProtected(original, masked, width, height, type) {
     before: await previewUrl(before),
     after: await previewUrl(after),
     download: URL.createObjectURL(blob),
+    blob,
     bytes: blob.size,
   };
 }
@@ -72,14 +73,23 @@ export function revoke(urls) {
   for (const url of urls) URL.revokeObjectURL(url);
 }
 
-/** `name` with `-protected` before its extension, and the extension of `type`. */
-export function protectedName(name, type) {
-  const dot = name.lastIndexOf(".");
-  const stem = dot > 0 ? name.slice(0, dot) : name;
-  const original = dot > 0 ? name.slice(dot + 1) : "";
-  const wanted = { "image/jpeg": ["jpg", "jpeg"], "image/png": ["png"], "image/webp": ["webp"] }[type];
-  const extension = wanted.includes(original.toLowerCase()) ? original : wanted[0];
-  return `${stem}-protected.${extension}`;
+/** The bytes of a `Blob` (a protected photo, for the zip). */
+export async function blobBytes(blob) {
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
+/** Downloads `bytes` as a file called `name` of MIME type `type`. */
+export function saveBytes(bytes, name, type) {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // After the browser has taken the download.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** An error with the server's message and the answer's HTTP `status` (401: sign in). */

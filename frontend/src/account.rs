@@ -207,24 +207,26 @@ fn Tokens(auth: Auth) -> impl IntoView {
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
             {move || tokens.get().map(|result| match result {
                 Err(failure) => view! { <p class="note">{format!("Tokens are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="note" id="tokens-empty">"No tokens yet."</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="empty" id="tokens-empty">"No tokens yet."</p> }.into_any(),
                 Ok(list) => view! {
-                    <table id="tokens">
-                        <thead><tr><th>"name"</th><th>"created"</th><th>"last used"</th><th></th></tr></thead>
-                        <tbody>
-                            {list.into_iter().map(|t| {
-                                let id = t.id.clone();
-                                view! {
-                                    <tr data-id=t.id.clone()>
-                                        <td>{t.name}</td>
-                                        <td>{local_time(t.created)}</td>
-                                        <td>{t.last_used.map_or_else(|| "never".to_owned(), local_time)}</td>
-                                        <td><button class="secondary" on:click=move |_| revoke(id.clone())>"Revoke"</button></td>
-                                    </tr>
-                                }
-                            }).collect_view()}
-                        </tbody>
-                    </table>
+                    <div class="table-wrap" tabindex="0">
+                        <table id="tokens">
+                            <thead><tr><th>"name"</th><th>"created"</th><th>"last used"</th><th></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|t| {
+                                    let id = t.id.clone();
+                                    view! {
+                                        <tr data-id=t.id.clone()>
+                                            <td>{t.name}</td>
+                                            <td>{local_time(t.created)}</td>
+                                            <td>{t.last_used.map_or_else(|| "never".to_owned(), local_time)}</td>
+                                            <td><button class="secondary" on:click=move |_| revoke(id.clone())>"Revoke"</button></td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
                 }.into_any(),
             })}
         </Suspense>

@@ -208,7 +208,7 @@ fn Runs() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
             {move || runs.get().map(|result| match result {
                 Err(failure) => view! { <p class="note">{format!("Runs are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="note" id="align-empty">{
+                Ok(list) if list.is_empty() => view! { <p class="empty" id="align-empty">{
                     if may_train { "None yet: start one above." } else { "None yet." }
                 }</p> }.into_any(),
                 Ok(list) => view! {
@@ -292,24 +292,26 @@ fn ResultsTable(rows: Vec<AlignResultRow>) -> impl IntoView {
     seeds.dedup();
     let seeded = seeds.len() > 1;
     view! {
-        <table class="align-results">
-            <thead><tr>
-                {seeded.then(|| view! { <th>"seed"</th> })}
-                <th>"defence"</th><th>"p"</th><th>"n"</th><th>"HS %"</th><th>"HS+ %"</th><th>"FA %"</th>
-            </tr></thead>
-            <tbody>
-                {rows.into_iter().map(|r| view! {
-                    <tr>
-                        {seeded.then(|| view! { <td class="number">{r.seed.map(|s| s.to_string())}</td> })}
-                        <td>{r.defence}</td>
-                        <td class="number">{r.p.map_or_else(|| "aligned".to_owned(), |p| p.to_string())}</td>
-                        <td class="number">{r.n.map_or_else(|| "–".to_owned(), |n| n.to_string())}</td>
-                        <td class="number">{format!("{:.1}", r.hs)}</td>
-                        <td class="number">{format!("{:.1}", r.hs_plus)}</td>
-                        <td class="number">{format!("{:.1}", r.fa)}</td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
+        <div class="table-wrap" tabindex="0">
+            <table class="align-results">
+                <thead><tr>
+                    {seeded.then(|| view! { <th>"seed"</th> })}
+                    <th>"defence"</th><th>"p"</th><th>"n"</th><th>"HS %"</th><th>"HS+ %"</th><th>"FA %"</th>
+                </tr></thead>
+                <tbody>
+                    {rows.into_iter().map(|r| view! {
+                        <tr>
+                            {seeded.then(|| view! { <td class="number">{r.seed.map(|s| s.to_string())}</td> })}
+                            <td>{r.defence}</td>
+                            <td class="number">{r.p.map_or_else(|| "aligned".to_owned(), |p| p.to_string())}</td>
+                            <td class="number">{r.n.map_or_else(|| "–".to_owned(), |n| n.to_string())}</td>
+                            <td class="number">{format!("{:.1}", r.hs)}</td>
+                            <td class="number">{format!("{:.1}", r.hs_plus)}</td>
+                            <td class="number">{format!("{:.1}", r.fa)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }

@@ -107,34 +107,38 @@ fn Results(outcome: Outcome) -> impl IntoView {
     view! {
         <p id="compute-status" class:warning=outcome.warning>{outcome.note}</p>
         <h3>"Models"</h3>
-        <table id="models-table">
-            <thead><tr><th>"Model"</th><th>"Accuracy"</th><th>"Failures"</th></tr></thead>
-            <tbody>
-                {report.models.into_iter().map(|m| view! {
-                    <tr>
-                        <td>{m.name}</td>
-                        <td class="number">{format!("{:.1} %", 100.0 * m.accuracy)}</td>
-                        <td class="number">{format!("{} of {samples}", m.failures)}</td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
+        <div class="table-wrap" tabindex="0">
+            <table id="models-table">
+                <thead><tr><th>"Model"</th><th>"Accuracy"</th><th>"Failures"</th></tr></thead>
+                <tbody>
+                    {report.models.into_iter().map(|m| view! {
+                        <tr>
+                            <td>{m.name}</td>
+                            <td class="number">{format!("{:.1} %", 100.0 * m.accuracy)}</td>
+                            <td class="number">{format!("{} of {samples}", m.failures)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
         <h3>"Samples both models fail"</h3>
-        <table id="cofailure-table">
-            <thead>
-                <tr>
-                    <th></th>
-                    {names.iter().map(|n| view! { <th scope="col">{n.clone()}</th> }).collect_view()}
-                </tr>
-            </thead>
-            <tbody>
-                {report.cofailures.into_iter().zip(names.clone()).map(|(row, name)| view! {
+        <div class="table-wrap" tabindex="0">
+            <table id="cofailure-table">
+                <thead>
                     <tr>
-                        <th scope="row">{name}</th>
-                        {row.into_iter().map(|c| view! { <td class="number">{c}</td> }).collect_view()}
+                        <th></th>
+                        {names.iter().map(|n| view! { <th scope="col">{n.clone()}</th> }).collect_view()}
                     </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
+                </thead>
+                <tbody>
+                    {report.cofailures.into_iter().zip(names.clone()).map(|(row, name)| view! {
+                        <tr>
+                            <th scope="row">{name}</th>
+                            {row.into_iter().map(|c| view! { <td class="number">{c}</td> }).collect_view()}
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
     }
 }

@@ -190,7 +190,7 @@ fn Runs() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
             {move || runs.get().map(|result| match result {
                 Err(failure) => view! { <p class="note">{format!("Benchmarks are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="note" id="ctr-empty">"None yet."</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="empty" id="ctr-empty">"None yet."</p> }.into_any(),
                 Ok(list) => view! {
                     <div id="ctr-runs">
                         {list.into_iter().map(|run| view! {
@@ -262,22 +262,24 @@ fn SummaryTable(results: Results) -> impl IntoView {
     };
     view! {
         <p class="note">{format!("Data: {}", results.data)}</p>
-        <table class="ctr-results">
-            <thead><tr><th>"model"</th><th>"seeds"</th><th>"test AUC"</th><th>"test GAUC"</th><th>"test logloss"</th></tr></thead>
-            <tbody>
-                {results.summary.iter().map(|row| view! {
-                    <tr>
-                        <td>{label(row)}</td>
-                        <td class="number">{row.seeds}</td>
-                        <td class="number">{format!("{:.4} ± {:.4}", row.auc.mean, row.auc.std)}</td>
-                        <td class="number">{format!("{:.4} ± {:.4}", row.gauc.mean, row.gauc.std)}</td>
-                        <td class="number">{format!("{:.4} ± {:.4}", row.logloss.mean, row.logloss.std)}</td>
-                    </tr>
-                }).collect_view()}
-                {results.ceiling.map(|c| view! {
-                    <tr class="ceiling"><td>"true click probabilities (ceiling)"</td><td></td><td class="number">{format!("{c:.4}")}</td><td></td><td></td></tr>
-                })}
-            </tbody>
-        </table>
+        <div class="table-wrap" tabindex="0">
+            <table class="ctr-results">
+                <thead><tr><th>"model"</th><th>"seeds"</th><th>"test AUC"</th><th>"test GAUC"</th><th>"test logloss"</th></tr></thead>
+                <tbody>
+                    {results.summary.iter().map(|row| view! {
+                        <tr>
+                            <td>{label(row)}</td>
+                            <td class="number">{row.seeds}</td>
+                            <td class="number">{format!("{:.4} ± {:.4}", row.auc.mean, row.auc.std)}</td>
+                            <td class="number">{format!("{:.4} ± {:.4}", row.gauc.mean, row.gauc.std)}</td>
+                            <td class="number">{format!("{:.4} ± {:.4}", row.logloss.mean, row.logloss.std)}</td>
+                        </tr>
+                    }).collect_view()}
+                    {results.ceiling.map(|c| view! {
+                        <tr class="ceiling"><td>"true click probabilities (ceiling)"</td><td></td><td class="number">{format!("{c:.4}")}</td><td></td><td></td></tr>
+                    })}
+                </tbody>
+            </table>
+        </div>
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Computations run on this device: on WebGPU when the browser offers it, with the CPU twin of
 //! every kernel as the reference and the fallback. The app is built for wasm32 only; the plain
-//! logic (`access`, `route`) also builds natively, where its unit tests run.
+//! logic (`access`, `route`, `protection`) also builds natively, where its unit tests run.
 
 pub mod access;
+pub mod protection;
 pub mod route;
 
 #[cfg(target_arch = "wasm32")]
@@ -37,3 +38,5 @@ mod session;
 mod shell;
 #[cfg(target_arch = "wasm32")]
 mod signin;
+#[cfg(target_arch = "wasm32")]
+mod ui;

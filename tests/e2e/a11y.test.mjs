@@ -1,9 +1,15 @@
 // Accessibility and layout: axe-core finds no serious or critical violation on any page,
-// anonymous and signed in, in the light theme at 1280 px and in the dark theme at a phone's
-// 390 px, and with a theme chosen in the header; and no page scrolls sideways.
+// anonymous and signed in, light and dark, at 1280 px and at a phone's 390 px, and with a
+// theme chosen in the header; and no page scrolls sideways. With FUSELAB_SCREENSHOTS=folder,
+// the signed-in passes save each page's screenshot there as `{page}-{width}-{theme}.png` (the
+// docs' screenshots: `FUSELAB_SCREENSHOTS=docs/screenshots`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { ADMIN, seriousViolations, signIn, startApp } from "./harness.mjs";
+
+const SCREENSHOTS = process.env.FUSELAB_SCREENSHOTS;
 
 const PAGES = ["/", "/ensembles", "/faces", "/protect", "/align", "/ctr", "/pose", "/signin", "/account"];
 
@@ -17,7 +23,8 @@ after(async () => {
   await app?.close();
 });
 
-async function checkEveryPage(label) {
+/** Checks every page; `shot` (`{width}-{theme}`) names the screenshots, when they are asked for. */
+async function checkEveryPage(label, shot) {
   const { page } = app;
   const found = [];
   for (const path of PAGES) {
@@ -25,6 +32,11 @@ async function checkEveryPage(label) {
     // Drawn, and the session asked for (the header and the parts for signed-in users follow).
     await page.locator("main h2").first().waitFor();
     await page.waitForLoadState("networkidle");
+    if (SCREENSHOTS && shot) {
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      const name = path === "/" ? "home" : path.slice(1);
+      await page.screenshot({ path: join(SCREENSHOTS, `${name}-${shot}.png`), animations: "disabled" });
+    }
     found.push(...(await seriousViolations(page)).map((v) => `${label} ${path}: ${v}`));
     const { scroll, width } = await page.evaluate(() => ({
       scroll: document.documentElement.scrollWidth,
@@ -41,12 +53,15 @@ test("anonymous, light theme, 1280 px", async () => {
   await checkEveryPage("anonymous light");
 });
 
-test("signed in, light theme at 1280 px and dark theme at 390 px", async () => {
+test("signed in, light and dark, at 1280 px and at 390 px", async () => {
   await signIn(app.context, app.baseUrl, ADMIN);
-  await checkEveryPage("signed-in light");
-  await app.page.setViewportSize({ width: 390, height: 800 });
+  await checkEveryPage("signed-in light", "1280-light");
   await app.page.emulateMedia({ colorScheme: "dark" });
-  await checkEveryPage("signed-in dark 390");
+  await checkEveryPage("signed-in dark", "1280-dark");
+  await app.page.setViewportSize({ width: 390, height: 844 });
+  await checkEveryPage("signed-in dark 390", "390-dark");
+  await app.page.emulateMedia({ colorScheme: "light" });
+  await checkEveryPage("signed-in light 390", "390-light");
   assert.deepEqual(app.problems, []);
 });
 

@@ -1,7 +1,8 @@
-// Photo protection in the browser: a key trained by the CLI is loaded (with its passphrase), a
-// test photo is protected on the page (WebGPU, or the CPU twin) and the download equals the
-// CLI's `mask apply` output pixel for pixel; no request carries the photo, and no sign-in is
-// needed. Then "Create my mask", which asks an anonymous visitor to sign in, trains a key on the
+// Photo protection in the browser, a guided flow: a key trained by the CLI is loaded (with its
+// passphrase), a test photo is protected on the page (WebGPU, or the CPU twin), its face is
+// outlined on its thumbnail, the comparison slider moves, and the download (alone or in the
+// zip of all) equals the CLI's `mask apply` output pixel for pixel; no request carries the
+// photo, and no sign-in is needed. Then "Create my mask", which asks an anonymous visitor to sign in, trains a key on the
 // server from three photos once signed in, streams progress, hands the key back and leaves
 // nothing on the server's disk.
 import { after, before, test } from "node:test";
@@ -46,6 +47,16 @@ after(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** The files of a zip, name to base64 content (Python's zipfile reads it). */
+function unzip(path) {
+  const script = "import base64, json, sys, zipfile\n" +
+    "z = zipfile.ZipFile(sys.argv[1])\n" +
+    "print(json.dumps({i.filename: base64.b64encode(z.read(i)).decode() for i in z.infolist()}))";
+  const run = spawnSync("python3", ["-c", script, path], { encoding: "utf8" });
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout);
+}
+
 /** Decodes image bytes in the page to RGBA (no colour conversion), as an array. */
 async function pixels(bytes) {
   return page.evaluate(async (data) => {
@@ -63,6 +74,7 @@ async function pixels(bytes) {
 test("a key protects a photo in the browser exactly as the CLI does, without uploading it", async () => {
   await page.getByRole("heading", { name: "Protect photos", level: 2 }).waitFor();
   assert.ok(await page.locator("#protect-photos").isDisabled(), "photos wait for a key");
+  await assertText(page, '.steps li[aria-current="step"]', /^Your key/);
   await page.locator("#mask-key").setInputFiles(key);
   await assertText(page, "#mask-status", /encrypted: enter its passphrase/);
   await page.locator("#mask-passphrase").fill("not it");
@@ -84,11 +96,34 @@ test("a key protects a photo in the browser exactly as the CLI does, without upl
   console.log(`protected on ${on}: ${await article.locator(".protect-summary").innerText()}`);
   const ssim = Number(await article.locator(".face-ssim").first().innerText());
   assert.ok(ssim > 0.5 && ssim < 1, `SSIM ${ssim}`);
+  await assertText(page, '.steps li[aria-current="step"]', /^Download/);
+
+  // The thumbnail outlines each face the review lists, and links to the review.
+  const thumb = page.locator(".thumbs .thumb");
+  assert.equal(await thumb.count(), 1);
+  const faces = await article.locator(".protect-faces tbody tr").count();
+  assert.ok(faces >= 1);
+  assert.equal(await thumb.locator("svg.faces-found rect").count(), faces);
+  await assertText(page, ".thumbs .thumb .thumb-badge", /^1 faces? protected$|^\d+ faces protected$/);
+  assert.equal(await thumb.locator("a").getAttribute("href"), `#${await article.getAttribute("id")}`);
+
+  // The comparison slider moves the line between before and after.
+  await article.locator(".compare-slider").fill("20");
+  assert.equal(await article.locator(".compare").evaluate((el) => el.style.getPropertyValue("--split")), "20%");
 
   // The download, through the browser's own download path.
   const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
   const saved = join(work, "browser.png");
   await download.saveAs(saved);
+  assert.equal(await page.locator('.steps li[aria-current="step"]').count(), 0, "every step done");
+
+  // The zip of all holds the same file.
+  const [zipped] = await Promise.all([page.waitForEvent("download"), page.locator("#protect-zip").click()]);
+  assert.equal(zipped.suggestedFilename(), "protected-photos.zip");
+  const zip = join(work, "all.zip");
+  await zipped.saveAs(zip);
+  assert.deepEqual(unzip(zip), { "astronaut-protected.png": readFileSync(saved).toString("base64") });
+  await assertText(page, ".toasts .toast span", /^protected-photos\.zip saved: 1 photo, [\d.]+ MB\.$/);
 
   // Nothing after loading the page carried a body; the only requests were the detector's models.
   const during = requests.slice(before);
@@ -135,6 +170,12 @@ test("a photo without a face is reported and nothing is offered for download", a
   const article = page.locator('.protect-photo[data-name="wall.png"]');
   await assertText(page, '.protect-photo[data-name="wall.png"] .error', /^No face found: this photo is not protected/);
   assert.equal(await article.locator(".protect-download").count(), 0);
+  await assertText(page, ".thumbs .thumb.problem .thumb-badge", /^No face found$/);
+  // The zip holds the protected photos only.
+  const [zipped] = await Promise.all([page.waitForEvent("download"), page.locator("#protect-zip").click()]);
+  const zip = join(work, "all-again.zip");
+  await zipped.saveAs(zip);
+  assert.deepEqual(Object.keys(unzip(zip)), ["astronaut-protected.png"]);
 });
 
 test("Create my mask asks to sign in, then trains a key on the server, streams progress and keeps nothing", async () => {
@@ -144,6 +185,11 @@ test("Create my mask asks to sign in, then trains a key on the server, streams p
   assert.equal(await page.locator("#create-start").count(), 0);
   await signIn(app.context, app.baseUrl);
   await page.reload();
+  // The key's second tab, reached from the keyboard.
+  await page.locator("#key-tab-0").focus();
+  await page.keyboard.press("ArrowRight");
+  assert.equal(await page.locator("#key-tab-1").getAttribute("aria-selected"), "true");
+  assert.ok(await page.locator("#key-panel-0").isHidden());
   const signedIn = requests.length;
   const files = ["obama.jpg", "obama2.jpg", "obama3.jpg"].map((name) => join(photoDir, name));
   await page.locator("#create-photos").setInputFiles(files);

@@ -198,16 +198,18 @@ fn results(result: &CombineResult, method: Method) -> impl IntoView {
                 sizes.train, sizes.val, sizes.test, result.millis
             )}
         </p>
-        <table id="combine-table">
-            <thead>
-                <tr><th></th><th>"accuracy"</th><th>"95 % interval"</th><th>"NLL"</th><th>"ECE"</th></tr>
-            </thead>
-            <tbody>
-                {score_row(combiner, &team.combined, "combined")}
-                {votes}
-                {members}
-            </tbody>
-        </table>
+        <div class="table-wrap" tabindex="0">
+            <table id="combine-table">
+                <thead>
+                    <tr><th></th><th>"accuracy"</th><th>"95 % interval"</th><th>"NLL"</th><th>"ECE"</th></tr>
+                </thead>
+                <tbody>
+                    {score_row(combiner, &team.combined, "combined")}
+                    {votes}
+                    {members}
+                </tbody>
+            </table>
+        </div>
         {(!team.curve.is_empty()).then(|| curve(&team.curve, team.best_epoch))}
     }
 }

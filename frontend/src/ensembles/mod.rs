@@ -499,10 +499,12 @@ pub fn Results(analysis: Analysis, origin: Origin) -> impl IntoView {
                 {save}
             </div>
             <h3>"Models"</h3>
-            <table id="ensemble-models">
-                <thead><tr><th>"model"</th><th>"accuracy"</th><th>"negatives"</th></tr></thead>
-                <tbody>{models}</tbody>
-            </table>
+            <div class="table-wrap" tabindex="0">
+                <table id="ensemble-models">
+                    <thead><tr><th>"model"</th><th>"accuracy"</th><th>"negatives"</th></tr></thead>
+                    <tbody>{models}</tbody>
+                </table>
+            </div>
             <TopTeams report=report.clone() picked=picked set_picked=set_picked combinable=combinable />
             <TeamDetail report=report.clone() picked=picked combinable=combinable />
             <Plots analysis=analysis set_picked=set_picked />

@@ -119,29 +119,31 @@ fn ReportList() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
             {move || reports.get().map(|result| match result {
                 Err(failure) => view! { <p class="note">{format!("Saved reports are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="note" id="saved-empty">"None yet: analyse a pool and press Save report."</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="empty" id="saved-empty">"None yet: analyse a pool and press Save report."</p> }.into_any(),
                 Ok(list) => view! {
-                    <table id="saved-reports">
-                        <thead><tr>
-                            <th>"report"</th>
-                            {owners.then(|| view! { <th>"owner"</th> })}
-                            <th>"models"</th><th>"samples"</th><th></th>
-                        </tr></thead>
-                        <tbody>
-                            {list.into_iter().map(|r| {
-                                let id = r.id.clone();
-                                view! {
-                                    <tr>
-                                        <td><a href=format!("/reports/{}", r.id)>{r.title.clone()}</a></td>
-                                        {owners.then(|| view! { <td class="owner">{r.owner.clone().unwrap_or_else(|| "–".to_owned())}</td> })}
-                                        <td class="number">{r.n_models}</td>
-                                        <td class="number">{r.n_samples}</td>
-                                        <td><button class="secondary" on:click=move |_| remove(id.clone())>"Delete"</button></td>
-                                    </tr>
-                                }
-                            }).collect_view()}
-                        </tbody>
-                    </table>
+                    <div class="table-wrap" tabindex="0">
+                        <table id="saved-reports">
+                            <thead><tr>
+                                <th>"report"</th>
+                                {owners.then(|| view! { <th>"owner"</th> })}
+                                <th>"models"</th><th>"samples"</th><th></th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|r| {
+                                    let id = r.id.clone();
+                                    view! {
+                                        <tr>
+                                            <td><a href=format!("/reports/{}", r.id)>{r.title.clone()}</a></td>
+                                            {owners.then(|| view! { <td class="owner">{r.owner.clone().unwrap_or_else(|| "–".to_owned())}</td> })}
+                                            <td class="number">{r.n_models}</td>
+                                            <td class="number">{r.n_samples}</td>
+                                            <td><button class="secondary" on:click=move |_| remove(id.clone())>"Delete"</button></td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
                 }.into_any(),
             })}
         </Suspense>

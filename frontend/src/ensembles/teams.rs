@@ -61,20 +61,22 @@ pub(super) fn TopTeams(
         <h3>{format!("Top {count} teams")}</h3>
         <p class="note">"Click a column to sort, a row for its details. Accuracies are fractions."</p>
         {combinable.then(|| view! { <combine_all::CombineAll teams=teams column=column /> })}
-        <table id="top-teams">
-            <thead>
-                <tr>
-                    <th>"members"</th>
-                    <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Size)>"size"</button></th>
-                    <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Focal)>"focal diversity"</button></th>
-                    <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Plurality)>"plurality"</button></th>
-                    <th>"majority"</th>
-                    <th>"soft vote"</th>
-                    {combinable.then(|| view! { <th title="on test, after training on train and choosing on val">"combined"</th> })}
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <div class="table-wrap" tabindex="0">
+            <table id="top-teams">
+                <thead>
+                    <tr>
+                        <th>"members"</th>
+                        <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Size)>"size"</button></th>
+                        <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Focal)>"focal diversity"</button></th>
+                        <th><button class="link" on:click=move |_| set_sort_by.set(SortBy::Plurality)>"plurality"</button></th>
+                        <th>"majority"</th>
+                        <th>"soft vote"</th>
+                        {combinable.then(|| view! { <th title="on test, after training on train and choosing on val">"combined"</th> })}
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
     }
 }
 
@@ -141,10 +143,12 @@ pub(super) fn TeamDetail(
                 })
                 .collect_view();
             view! {
-                <table id="vote-breakdown">
-                    <thead><tr><th>"members"</th><th>"samples"</th><th></th></tr></thead>
-                    <tbody>{rows}</tbody>
-                </table>
+                <div class="table-wrap" tabindex="0">
+                    <table id="vote-breakdown">
+                        <thead><tr><th>"members"</th><th>"samples"</th><th></th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </div>
             }
         });
         Some(view! {
@@ -159,18 +163,20 @@ pub(super) fn TeamDetail(
                         number(team.soft_vote_accuracy)
                     )}
                 </p>
-                <table>
-                    <thead>
-                        <tr>
-                            <th>"focal model"</th>
-                            <th>"GD on its negatives"</th>
-                            <th>"CK"</th>
-                            <th>"1 − BD"</th>
-                            <th>"1 − KW"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{per_focal}</tbody>
-                </table>
+                <div class="table-wrap" tabindex="0">
+                    <table>
+                        <thead>
+                            <tr>
+                                <th>"focal model"</th>
+                                <th>"GD on its negatives"</th>
+                                <th>"CK"</th>
+                                <th>"1 − BD"</th>
+                                <th>"1 − KW"</th>
+                            </tr>
+                        </thead>
+                        <tbody>{per_focal}</tbody>
+                    </table>
+                </div>
                 <p class="note">{diversity}</p>
                 <p class="note">"How the members' votes split: on how many samples so many members are right."</p>
                 {breakdown}

@@ -163,10 +163,12 @@ fn photo_view(photo: Photo) -> impl IntoView {
             view! {
                 <img class="face-preview" src=preview alt=alt />
                 <p class="face-summary">{summary}</p>
-                <table class="face-list">
-                    <thead><tr><th>"face"</th><th>"score"</th><th>"box"</th></tr></thead>
-                    <tbody>{rows}</tbody>
-                </table>
+                <div class="table-wrap" tabindex="0">
+                    <table class="face-list">
+                        <thead><tr><th>"face"</th><th>"score"</th><th>"box"</th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </div>
                 <details>
                     <summary>"JSON (boxes, landmarks, descriptors)"</summary>
                     <pre class="face-json">{json}</pre>
@@ -215,10 +217,12 @@ fn comparisons_view(photos: RwSignal<Vec<Photo>>) -> impl IntoView {
                 "The largest face of each photo, compared by each model: dlib's distance with its own
                 threshold of 0.6 (as face_recognition uses it), faceres's angle."
             </p>
-            <table id="face-comparisons">
-                <thead><tr><th>"photo"</th><th>"photo"</th><th>"dlib"</th><th>"faceres"</th></tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            <div class="table-wrap" tabindex="0">
+                <table id="face-comparisons">
+                    <thead><tr><th>"photo"</th><th>"photo"</th><th>"dlib"</th><th>"faceres"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
         }
     })
 }

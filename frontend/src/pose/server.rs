@@ -106,31 +106,33 @@ fn List(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl IntoView
                     <p class="note">{format!("Your pose benchmarks are unavailable: {failure}")}</p>
                 }.into_any(),
                 Ok(list) if list.is_empty() => view! {
-                    <p class="note" id="pose-server-empty">
+                    <p class="empty" id="pose-server-empty">
                         "No finished pose benchmark yet. A benchmark is the "<code>"pose-benchmark"</code>
                         " action of the server's training runs ("<code>"POST /api/align/runs"</code>")."
                     </p>
                 }.into_any(),
                 Ok(list) => view! {
-                    <table id="pose-server-table">
-                        <thead><tr><th>"benchmark"</th><th>"model"</th><th>"test AP"</th><th></th></tr></thead>
-                        <tbody>
-                            {list.into_iter().flat_map(|run| {
-                                let (id, created) = (run.id, run.created);
-                                run.models.into_iter().map(move |(name, ap)| {
-                                    let (id, key) = (id.clone(), name.clone());
-                                    view! {
-                                        <tr data-model=name.clone()>
-                                            <td>{local_time(created)}</td>
-                                            <td>{name.clone()}</td>
-                                            <td class="number">{ap.map_or_else(String::new, |ap| format!("{:.1}", ap * 100.0))}</td>
-                                            <td><button class="secondary" on:click=move |_| use_model(id.clone(), key.clone())>"Use"</button></td>
-                                        </tr>
-                                    }
-                                })
-                            }).collect_view()}
-                        </tbody>
-                    </table>
+                    <div class="table-wrap" tabindex="0">
+                        <table id="pose-server-table">
+                            <thead><tr><th>"benchmark"</th><th>"model"</th><th>"test AP"</th><th></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().flat_map(|run| {
+                                    let (id, created) = (run.id, run.created);
+                                    run.models.into_iter().map(move |(name, ap)| {
+                                        let (id, key) = (id.clone(), name.clone());
+                                        view! {
+                                            <tr data-model=name.clone()>
+                                                <td>{local_time(created)}</td>
+                                                <td>{name.clone()}</td>
+                                                <td class="number">{ap.map_or_else(String::new, |ap| format!("{:.1}", ap * 100.0))}</td>
+                                                <td><button class="secondary" on:click=move |_| use_model(id.clone(), key.clone())>"Use"</button></td>
+                                            </tr>
+                                        }
+                                    })
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
                 }.into_any(),
             })}
         </Suspense>

@@ -1,4 +1,4 @@
-//! "Create my mask": choose photos of yourself, agree to send them, and the server learns your
+//! "Create my key": choose photos of yourself, agree to send them, and the server learns your
 //! mask (progress streamed back); the key comes back to this page and to a download link.
 
 use fuselab_shared::api::MaskJobStatus as Status;
@@ -53,7 +53,7 @@ fn describe(status: &Status) -> String {
             dssim,
             seconds,
         } => format!(
-            "Your mask {}… is ready ({seconds:.0} s, mean DSSIM {dssim:.4}). It is loaded above; download the key and keep it safe: the server has forgotten it.",
+            "Your mask {}… is ready ({seconds:.0} s, mean DSSIM {dssim:.4}). It is loaded; download the key and keep it safe: the server has forgotten it.",
             &sha256[..12.min(sha256.len())]
         ),
         Status::Failed { error } => format!("The mask could not be made: {error}"),
@@ -74,14 +74,13 @@ fn failure(error: &JsValue) -> Failure {
     }
 }
 
-/// The "Create my mask" section; `sink` takes the finished key (bytes, passphrase) to the
-/// Protect section. Mask jobs need a signed-in user; others see the sign-in link.
+/// "Create my key": the photos, consent and job; `sink` takes the finished key (bytes,
+/// passphrase) to step 1. Mask jobs need a signed-in user; others see the sign-in link.
 #[component]
 pub fn CreateMask(sink: UnsyncCallback<(Vec<u8>, Option<String>)>) -> impl IntoView {
     let sink = StoredValue::new_local(sink);
     view! {
-        <section id="create-mask" class="tool" aria-labelledby="create-title">
-            <h2 id="create-title">"Create my mask"</h2>
+        <div id="create-mask">
             <p>
                 "Choose 5 to 20 photos of yourself (at least 3), each showing your face clearly. The
                 server learns your personal mask from them against two face-recognition models; on
@@ -90,7 +89,7 @@ pub fn CreateMask(sink: UnsyncCallback<(Vec<u8>, Option<String>)>) -> impl IntoV
             <SignedIn what="create your mask on this server">
                 <CreateForm sink=sink.get_value() />
             </SignedIn>
-        </section>
+        </div>
     }
 }
 

@@ -1,43 +1,26 @@
-//! The Protect page: load your mask key, drop photos, and every face in them gets the mask, on
-//! WebGPU (`shaders/apply_mask.wgsl`) or on the CPU twin, in this browser; the protected photo
-//! downloads at its original size and format. "Create my mask" sends a few photos of you to the
-//! server, which learns the mask and hands the key back.
+//! The Protect page, a guided flow in four steps: 1) your key (load it, or create it on the
+//! server from a few selfies), 2) your photos (many at once; their faces found and marked),
+//! 3) review (before/after, strength, SSIM), 4) download one or all (a zip). Photos being
+//! protected never leave this browser; only the selfies chosen for "Create my key" are sent.
 
 mod create;
+mod photos;
+mod review;
 
-use std::collections::HashMap;
-
-use fuselab_ml::face::mtcnn::Detection;
-use fuselab_shared::mask::{
-    FaceCanvas, apply,
-    key::{MaskKey, read_header, read_key},
-    quality,
-};
+use fuselab_shared::mask::key::{read_header, read_key};
 use leptos::{callback::UnsyncCallback, prelude::*};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::faces::{files_of, set_face_status};
+use crate::protection::{Progress, STEPS, StepState, steps};
+use crate::ui::{TabPanel, Tabs, Tone, use_toasts};
+use photos::{Photo, PhotoState, Shared, Store, protect, start_photo};
 
 #[wasm_bindgen(module = "/protect.js")]
 extern "C" {
     #[wasm_bindgen(js_name = fileBytes)]
     fn file_bytes(file: &JsValue) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = decodeForProtection)]
-    fn decode_for_protection(file: &JsValue) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = detectFaces)]
-    fn detect_faces(rgba: &JsValue, width: u32, height: u32) -> js_sys::Promise;
-    #[wasm_bindgen(js_name = renderProtected)]
-    fn render_protected(
-        original: &[u8],
-        masked: &[u8],
-        width: u32,
-        height: u32,
-        kind: &str,
-    ) -> js_sys::Promise;
-    fn revoke(urls: Vec<String>);
-    #[wasm_bindgen(js_name = protectedName)]
-    fn protected_name(name: &str, kind: &str) -> String;
 }
 
 fn message(error: &JsValue) -> String {
@@ -52,302 +35,75 @@ fn field(object: &JsValue, name: &str) -> JsValue {
     js_sys::Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// One face's figures after protection.
-#[derive(Debug, Clone, PartialEq)]
-struct FaceFigures {
-    face: [usize; 4],
-    ssim: Option<f64>,
-    psnr: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum PhotoState {
-    Working(&'static str),
-    Done {
-        faces: Vec<FaceFigures>,
-        before: String,
-        after: String,
-        download: String,
-        bytes: f64,
-        millis: f64,
-        on: &'static str,
-    },
-    NoFace,
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Photo {
-    name: String,
-    kind: String,
-    state: PhotoState,
-}
-
-/// A decoded photo and its faces, kept so the strength slider can redo the protection.
-struct Decoded {
-    width: u32,
-    height: u32,
-    rgba: Vec<u8>,
-    detections: Vec<Detection>,
-}
-
-/// The key in use and the page's photos.
-#[derive(Default)]
-struct Store {
-    key: Option<MaskKey>,
-    decoded: HashMap<usize, Decoded>,
-}
-
-type Shared = StoredValue<Store, LocalStorage>;
-
-/// Adds the mask to every face of `rgba` (WebGPU when it is running, else the CPU twin).
-async fn mask_pixels(
-    rgba: &mut [u8],
-    width: usize,
-    canvases: &[FaceCanvas],
-    delta: &[f32],
-    strength: f32,
-) -> &'static str {
-    if let Some(kernels) = crate::gpu::kernels() {
-        let mut ok = true;
-        for canvas in canvases {
-            if let Err(error) = kernels
-                .apply_mask
-                .run(&kernels.gpu, rgba, width, canvas, delta, strength)
-                .await
-            {
-                web_sys::console::warn_1(
-                    &format!("WebGPU mask failed, using the CPU: {error}").into(),
-                );
-                ok = false;
-                break;
-            }
-        }
-        if ok {
-            return "WebGPU";
-        }
-    }
-    for canvas in canvases {
-        apply(rgba, width, 4, canvas, delta, strength);
-    }
-    "CPU"
-}
-
-fn crop_rgb(rgba: &[u8], width: usize, [left, top, w, h]: [usize; 4]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(w * h * 3);
-    for row in top..top + h {
-        for col in left..left + w {
-            let at = (row * width + col) * 4;
-            out.extend(rgba[at..at + 3].iter().map(|&v| f32::from(v)));
-        }
-    }
-    out
-}
-
-/// Protects photo `index` at `strength` and shows the result.
-async fn protect(store: Shared, photos: RwSignal<Vec<Photo>>, index: usize, strength: f32) {
-    let set = move |state: PhotoState| {
-        photos.update(|list| {
-            if let Some(photo) = list.get_mut(index) {
-                if let PhotoState::Done {
-                    before,
-                    after,
-                    download,
-                    ..
-                } = &photo.state
-                {
-                    revoke(vec![before.clone(), after.clone(), download.clone()]);
-                }
-                photo.state = state;
-            }
-        });
-    };
-    let kind = photos.with_untracked(|list| list.get(index).map(|p| p.kind.clone()));
-    let Some(kind) = kind else { return };
-    let job = store.with_value(|store| {
-        let (Some(key), Some(decoded)) = (&store.key, store.decoded.get(&index)) else {
-            return None;
-        };
-        let canvases: Vec<FaceCanvas> = decoded
-            .detections
-            .iter()
-            .filter_map(|d| {
-                FaceCanvas::from_box(d.bbox, decoded.width as usize, decoded.height as usize)
-            })
-            .collect();
-        Some((
-            key.delta.clone(),
-            decoded.rgba.clone(),
-            decoded.width,
-            decoded.height,
-            canvases,
-        ))
-    });
-    let Some((delta, original, width, height, canvases)) = job else {
-        return;
-    };
-    if canvases.is_empty() {
-        set(PhotoState::NoFace);
-        return;
-    }
-    let started = js_sys::Date::now();
-    let mut masked = original.clone();
-    let on = mask_pixels(&mut masked, width as usize, &canvases, &delta, strength).await;
-    let millis = js_sys::Date::now() - started;
-    let faces = canvases
-        .iter()
-        .map(|c| {
-            let (a, b) = (
-                crop_rgb(&masked, width as usize, c.face),
-                crop_rgb(&original, width as usize, c.face),
-            );
-            FaceFigures {
-                face: c.face,
-                ssim: quality::ssim(&a, &b, c.face[3], c.face[2]),
-                psnr: quality::psnr(&a, &b),
-            }
-        })
-        .collect();
-    match JsFuture::from(render_protected(&original, &masked, width, height, &kind)).await {
-        Ok(urls) => set(PhotoState::Done {
-            faces,
-            before: field(&urls, "before").as_string().unwrap_or_default(),
-            after: field(&urls, "after").as_string().unwrap_or_default(),
-            download: field(&urls, "download").as_string().unwrap_or_default(),
-            bytes: field(&urls, "bytes").as_f64().unwrap_or(0.0),
-            millis,
-            on,
-        }),
-        Err(error) => set(PhotoState::Failed(message(&error))),
+/// What the page holds, as the step indicator sees it.
+fn progress_of(key: bool, photos: &[Photo], downloaded: bool) -> Progress {
+    let count = |f: fn(&PhotoState) -> bool| photos.iter().filter(|p| f(&p.state)).count();
+    Progress {
+        key,
+        photos: photos.len(),
+        working: count(|s| matches!(s, PhotoState::Working(_))),
+        protected: count(|s| matches!(s, PhotoState::Done(_))),
+        downloaded,
     }
 }
 
-/// Decodes photo `index`, finds its faces, and protects it.
-async fn start_photo(
-    store: Shared,
-    photos: RwSignal<Vec<Photo>>,
-    index: usize,
-    file: JsValue,
-    strength: f32,
-) {
-    let fail = move |text: String| {
-        photos.update(|list| {
-            if let Some(photo) = list.get_mut(index) {
-                photo.state = PhotoState::Failed(text);
-            }
-        });
-    };
-    let decoded = match JsFuture::from(decode_for_protection(&file)).await {
-        Ok(decoded) => decoded,
-        Err(error) => return fail(message(&error)),
-    };
-    // Sizes of a decoded bitmap: whole, non-negative numbers.
-    #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-    let (width, height) = (
-        field(&decoded, "width").as_f64().unwrap_or(0.0) as u32,
-        field(&decoded, "height").as_f64().unwrap_or(0.0) as u32,
-    );
-    let rgba_js = field(&decoded, "rgba");
-    let kind = field(&decoded, "type")
-        .as_string()
-        .unwrap_or_else(|| "image/png".to_owned());
-    photos.update(|list| {
-        if let Some(photo) = list.get_mut(index) {
-            photo.kind = kind;
-            photo.state = PhotoState::Working("Finding faces…");
-        }
-    });
-    let detections = match JsFuture::from(detect_faces(&rgba_js, width, height)).await {
-        Ok(json) => serde_json::from_str::<Vec<Detection>>(&json.as_string().unwrap_or_default()),
-        Err(error) => return fail(message(&error)),
-    };
-    let detections = match detections {
-        Ok(d) => d,
-        Err(error) => return fail(format!("the detector's answer could not be read: {error}")),
-    };
-    let rgba = js_sys::Uint8Array::new(&rgba_js).to_vec();
-    store.update_value(|s| {
-        s.decoded.insert(
-            index,
-            Decoded {
-                width,
-                height,
-                rgba,
-                detections,
-            },
-        );
-    });
-    protect(store, photos, index, strength).await;
-}
-
-fn photo_view(photo: Photo) -> impl IntoView {
-    let body = match photo.state {
-        PhotoState::Working(text) => view! { <p class="note">{text}</p> }.into_any(),
-        PhotoState::Failed(text) => view! { <p class="error">{text}</p> }.into_any(),
-        PhotoState::NoFace => view! {
-            <p class="error">"No face found: this photo is not protected, and there is nothing to download."</p>
-        }
-        .into_any(),
-        PhotoState::Done {
-            faces,
-            before,
-            after,
-            download,
-            bytes,
-            millis,
-            on,
-        } => {
-            let name = protected_name(&photo.name, &photo.kind);
-            let rows = faces
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let [l, t, w, h] = f.face;
-                    view! {
-                        <tr>
-                            <td class="number">{i + 1}</td>
-                            <td>{format!("{w}×{h} at ({l}, {t})")}</td>
-                            <td class="number face-ssim">{f.ssim.map_or("–".to_owned(), |s| format!("{s:.4}"))}</td>
-                            <td class="number">{f.psnr.map_or("–".to_owned(), |p| format!("{p:.1} dB"))}</td>
-                        </tr>
-                    }
-                })
-                .collect_view();
-            let summary = format!(
-                "{} face{} protected on {on} in {millis:.0} ms · {:.1} MB",
-                faces.len(),
-                if faces.len() == 1 { "" } else { "s" },
-                bytes / 1e6
-            );
-            view! {
-                <div class="before-after">
-                    <figure><img class="protect-before" src=before alt="before" /><figcaption>"Before"</figcaption></figure>
-                    <figure><img class="protect-after" src=after alt="after" /><figcaption>"After"</figcaption></figure>
-                </div>
-                <p class="protect-summary" data-on=on>{summary}</p>
-                <table class="protect-faces">
-                    <thead><tr><th>"face"</th><th>"box"</th><th>"SSIM"</th><th>"PSNR"</th></tr></thead>
-                    <tbody>{rows}</tbody>
-                </table>
-                <a class="protect-download button" href=download download=name.clone()>{format!("Download {name}")}</a>
-            }
-            .into_any()
-        }
-    };
-    let name = photo.name.clone();
+/// The four steps and where each stands.
+#[component]
+fn StepIndicator(progress: Signal<Progress>) -> impl IntoView {
     view! {
-        <article class="protect-photo" data-name=name>
-            <h3>{photo.name}</h3>
-            {body}
-        </article>
+        <ol class="steps" aria-label="Steps">
+            {STEPS.iter().enumerate().map(|(i, name)| {
+                let state = move || steps(&progress.get())[i];
+                view! {
+                    <li
+                        class=move || if state() == StepState::Done { "done" } else { "" }
+                        aria-current=move || (state() == StepState::Current).then_some("step")
+                    >
+                        {*name}
+                        <span class="visually-hidden">{move || match state() {
+                            StepState::Done => " (done)",
+                            StepState::Current => " (now)",
+                            StepState::Waiting => "",
+                        }}</span>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
+    }
+}
+
+/// What the mask does and does not do, in plain words.
+#[component]
+fn Explanation() -> impl IntoView {
+    view! {
+        <details class="explain">
+            <summary>"What your mask does, and what it does not"</summary>
+            <ul>
+                <li>"It changes the pixels of each face very slightly, in a pattern learned from
+                    your selfies, so that face-recognition systems that collect photos from the web
+                    match your face less often."</li>
+                <li>"It does not hide that someone is in the photo, and people still recognise
+                    you. It makes recognition harder but is not a guarantee: against models it
+                    was not trained on it works less well, and the measured figures are in the
+                    protection guide."</li>
+                <li>"It cannot help with photos already online, and heavy editing or
+                    re-compression (screenshots, filters, resizing) weakens it."</li>
+                <li>"Your key is what takes the protection off again: keep it private, like a
+                    password. Whoever has it can remove your mask from your photos."</li>
+                <li>"Protecting happens here, in this browser: your photos are not uploaded.
+                    Only creating a key sends the selfies you choose, and the server deletes them
+                    when your key is made."</li>
+            </ul>
+        </details>
     }
 }
 
 /// The page.
-// One page's wiring: its signals, the key, photo and slider handlers, and the view.
+// One page's wiring: its signals, the key, photo and slider handlers, and the four steps' view.
 #[allow(clippy::too_many_lines)]
 #[component]
 pub fn ProtectPage() -> impl IntoView {
+    let toasts = use_toasts();
     let store: Shared = StoredValue::new_local(Store::default());
     let photos = RwSignal::new(Vec::<Photo>::new());
     let key_status = RwSignal::new("Load your mask key (.p3m) to start.".to_owned());
@@ -356,10 +112,17 @@ pub fn ProtectPage() -> impl IntoView {
     let passphrase = RwSignal::new(String::new());
     let strength = RwSignal::new(100.0_f64);
     let detector_status = RwSignal::new(String::new());
+    let key_tab = RwSignal::new(0_usize);
+    let downloaded = RwSignal::new(false);
+    let zipping = RwSignal::new(false);
+    let dragging = RwSignal::new(false);
     set_face_status(
         Closure::<dyn FnMut(String)>::new(move |line: String| detector_status.set(line))
             .into_js_value(),
     );
+    let progress = Signal::derive(move || {
+        photos.with(|list| progress_of(loaded.get(), list, downloaded.get()))
+    });
 
     let reprotect_all = move || {
         let count = photos.with_untracked(Vec::len);
@@ -399,7 +162,6 @@ pub fn ProtectPage() -> impl IntoView {
         if file.is_undefined() {
             return;
         }
-
         leptos::task::spawn_local(async move {
             let bytes = match JsFuture::from(file_bytes(&file)).await {
                 Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
@@ -421,7 +183,11 @@ pub fn ProtectPage() -> impl IntoView {
         }
     };
 
-    let on_photos = move |event: web_sys::Event| {
+    // A change event of the file input, or a drop on its zone.
+    let add_photos = move |event: JsValue| {
+        if !loaded.get_untracked() {
+            return;
+        }
         let files = files_of(&event);
         let first = photos.with_untracked(Vec::len);
         photos.update(|list| {
@@ -443,38 +209,136 @@ pub fn ProtectPage() -> impl IntoView {
             reprotect_all();
         }
     };
+    let on_download = Callback::new(move |()| downloaded.set(true));
+    let download_all = move |_| {
+        zipping.set(true);
+        leptos::task::spawn_local(async move {
+            match review::download_all(photos.get_untracked()).await {
+                Ok((count, bytes)) => {
+                    downloaded.set(true);
+                    #[allow(clippy::cast_precision_loss)]
+                    let megabytes = bytes as f64 / 1e6;
+                    toasts.show(
+                        Tone::Done,
+                        format!(
+                            "{} saved: {count} photo{}, {megabytes:.1} MB.",
+                            review::ZIP_NAME,
+                            if count == 1 { "" } else { "s" }
+                        ),
+                    );
+                }
+                Err(error) => toasts.show(Tone::Failed, error),
+            }
+            zipping.set(false);
+        });
+    };
+    let protected = move || progress.get().protected;
 
     view! {
         <section id="protect" class="tool" aria-labelledby="protect-title">
             <h2 id="protect-title">"Protect photos"</h2>
-            <p>
-                "Your mask makes face-recognition systems that scrape your photos fail to match you
-                (Chameleon's P3-Mask). It is applied here, in this browser: the photos you protect
-                are not uploaded. Keep the key secret: whoever holds it can take the protection off."
+            <p class="lead">
+                "Add your personal mask to the faces in your photos, so that face-recognition
+                systems that scrape the web find it harder to match you (Chameleon's P3-Mask).
+                It happens here, in this browser: the photos you protect are not uploaded."
             </p>
-            <label for="mask-key">"Mask key (.p3m)"</label>
-            <input id="mask-key" type="file" accept=".p3m,application/octet-stream" on:change=on_key />
-            <Show when=move || locked.get().is_some()>
-                <label for="mask-passphrase">"Passphrase"</label>
-                <input id="mask-passphrase" type="password" autocomplete="off"
-                    on:input=move |e| passphrase.set(event_target_value(&e)) />
-                <button id="mask-unlock" on:click=unlock>"Unlock"</button>
+            <Explanation />
+            <StepIndicator progress=progress />
+
+            <section class="step" aria-labelledby="step-key-title">
+                <h3 id="step-key-title">"1. Your key"</h3>
+                <Tabs id="key" label="Your key" labels=vec!["I have my key", "Create my key"] selected=key_tab />
+                <TabPanel id="key" index=0 selected=key_tab>
+                    <label for="mask-key">"Mask key (.p3m)"</label>
+                    <input id="mask-key" type="file" accept=".p3m,application/octet-stream" on:change=on_key />
+                    <Show when=move || locked.get().is_some()>
+                        <label for="mask-passphrase">"Passphrase"</label>
+                        <div class="actions">
+                            <input id="mask-passphrase" type="password" autocomplete="off"
+                                on:input=move |e| passphrase.set(event_target_value(&e)) />
+                            <button id="mask-unlock" on:click=unlock>"Unlock"</button>
+                        </div>
+                    </Show>
+                    <p class="help">
+                        "No key yet? "
+                        <button class="link" on:click=move |_| key_tab.set(1)>"Create one"</button>
+                        " from a few selfies, once."
+                    </p>
+                </TabPanel>
+                <TabPanel id="key" index=1 selected=key_tab>
+                    <create::CreateMask sink=sink />
+                </TabPanel>
+                <p id="mask-status" class=move || if loaded.get() { "success" } else { "note" } role="status">
+                    {move || key_status.get()}
+                </p>
+            </section>
+
+            <section class="step" aria-labelledby="step-photos-title">
+                <h3 id="step-photos-title">"2. Your photos"</h3>
+                <div
+                    class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
+                    on:dragover=move |ev: web_sys::DragEvent| {
+                        ev.prevent_default();
+                        dragging.set(loaded.get_untracked());
+                    }
+                    on:dragleave=move |_| dragging.set(false)
+                    on:drop=move |ev: web_sys::DragEvent| {
+                        ev.prevent_default();
+                        dragging.set(false);
+                        add_photos(ev.into());
+                    }
+                >
+                    <label for="protect-photos">"Photos to protect (JPEG, PNG or WebP): drop them here, or choose"</label>
+                    <input id="protect-photos" type="file" accept="image/jpeg,image/png,image/webp" multiple
+                        prop:disabled=move || !loaded.get() on:change=move |e: web_sys::Event| add_photos(e.into()) />
+                    <p class="help">{move || if loaded.get() {
+                        "As many as you like; each face found is outlined."
+                    } else {
+                        "Load or create your key first."
+                    }}</p>
+                </div>
+                <p id="detector-status" class="note">{move || detector_status.get()}</p>
+                <ul class="thumbs" aria-label="Your photos">
+                    {move || photos.get().into_iter().enumerate()
+                        .map(|(i, p)| review::thumbnail(i, &p)).collect_view()}
+                </ul>
+            </section>
+
+            <Show when=move || !photos.with(Vec::is_empty)>
+                <section class="step" aria-labelledby="step-review-title">
+                    <h3 id="step-review-title">"3. Review"</h3>
+                    <p class="help">
+                        "Drag across each photo to compare it before and after. SSIM says how alike
+                        the protected face looks to the original (1 is identical)."
+                    </p>
+                    <label for="protect-strength">{move || format!("Strength: {:.0} %", strength.get())}</label>
+                    <input id="protect-strength" type="range" min="0" max="100" step="5"
+                        prop:value=move || strength.get().to_string() on:change=on_strength />
+                    <p class="help">"Less strength is harder to see and protects less."</p>
+                    {move || photos.get().into_iter().enumerate()
+                        .map(|(i, p)| review::review(i, p, on_download)).collect_view()}
+                </section>
             </Show>
-            <p id="mask-status" class="note">{move || key_status.get()}</p>
-            <label for="protect-strength">{move || format!("Strength: {:.0} %", strength.get())}</label>
-            <input id="protect-strength" type="range" min="0" max="100" step="5"
-                prop:value=move || strength.get().to_string() on:change=on_strength />
-            <label for="protect-photos">"Photos to protect (JPEG, PNG or WebP)"</label>
-            <input id="protect-photos" type="file" accept="image/jpeg,image/png,image/webp" multiple
-                prop:disabled=move || !loaded.get() on:change=on_photos />
-            <p class="note">
-                "Downloads keep the photo's size and format, without its metadata (location, camera,
-                date). JPEG and WebP are saved at quality 95; every further re-compression weakens
-                the mask a little, so share the downloaded file as it is."
-            </p>
-            <p id="detector-status" class="note">{move || detector_status.get()}</p>
-            {move || photos.get().into_iter().map(photo_view).collect_view()}
+
+            <Show when=move || { protected() > 0 }>
+                <section class="step" aria-labelledby="step-download-title">
+                    <h3 id="step-download-title">"4. Download"</h3>
+                    <div class="actions">
+                        <button id="protect-zip" prop:disabled=move || zipping.get() on:click=download_all>
+                            {move || match protected() {
+                                1 => "Download the protected photo (zip)".to_owned(),
+                                n => format!("Download all {n} protected photos (zip)"),
+                            }}
+                        </button>
+                    </div>
+                    <p class="help">
+                        "Downloads keep each photo's size and format, without its metadata
+                        (location, camera, date). JPEG and WebP are saved at quality 95; every
+                        further re-compression weakens the mask a little, so share the downloaded
+                        files as they are."
+                    </p>
+                </section>
+            </Show>
         </section>
-        <create::CreateMask sink=sink />
     }
 }
