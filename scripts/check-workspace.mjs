@@ -1,4 +1,4 @@
-// Checks what the README and ARCHITECTURE.md promise about the workspace:
+// Checks what ARCHITECTURE.md and docs/testing.md promise about the workspace:
 // - ARCHITECTURE.md has exactly one table row per crate, naming the crate and its folder;
 // - Cargo.lock holds one version of burn, wgpu, leptos and wasm-bindgen.
 import { execFileSync } from "node:child_process";

@@ -1,4 +1,4 @@
-//! The harmful fine-tuning benchmark end to end with the README's configuration
+//! The harmful fine-tuning benchmark end to end with the guide's configuration
 //! (`examples/attack-synthetic.toml`, synthetic data, a tiny Llama trained here): the default
 //! grid writes its table and charts and Booster and Lisa lower the harmful score against SFT; a
 //! run killed with SIGKILL resumes from its checkpoint with every step logged once.
@@ -18,7 +18,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The README's configuration with its run folder moved to `dir/run`.
+/// The guide's configuration (docs/guide/alignment.md) with its run folder moved to `dir/run`.
 fn config_in(dir: &Path) -> PathBuf {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/attack-synthetic.toml");
     let text = std::fs::read_to_string(example).unwrap();

@@ -1,4 +1,5 @@
-//! H3Fusion end to end on the synthetic data, with the README's configuration: a tiny Llama
+//! H3Fusion end to end on the synthetic data, with the guide's configuration
+//! (`examples/h3fusion-synthetic.toml`, docs/guide/alignment.md): a tiny Llama
 //! trained from scratch, three LoRA experts, the fused mixture of experts, the report; then
 //! the run resumed, and bad configurations refused with the key named.
 

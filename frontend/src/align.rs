@@ -34,7 +34,7 @@ fn example(action: AlignAction) -> &'static str {
 }
 
 /// Every kind of run but CTR benchmarks (the CTR page lists those) and pose benchmarks
-/// (started from the API or `fuselab pose benchmark` until a Pose page exists).
+/// (started from the API or `fuselab pose benchmark`; the Pose page runs their models).
 fn shown(action: AlignAction) -> bool {
     !matches!(
         action,

@@ -39,7 +39,8 @@ const TOOLS: [Tool; 6] = [
         what: "Add your personal, nearly invisible mask to the faces in your photos, so that \
                face-recognition systems find it harder to recognise you. Your mask is made once \
                from a few selfies; your key removes the protection again. It makes recognition \
-               harder but does not yet reliably defeat it: the measured figures are in the README.",
+               harder but does not yet reliably defeat it: the measured figures are in the \
+               protection guide (docs/guide/faces-and-masks.md).",
         place: Where::Both,
         data: "Photos you protect stay on this device. Making your mask sends the selfies you \
                choose to this server, which forgets them when the mask is made.",
