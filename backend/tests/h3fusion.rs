@@ -10,6 +10,7 @@ use fuselab::align::h3fusion::{H3FusionConfig, run};
 use fuselab::align::read_config;
 use fuselab::align::results::H3FusionReport;
 use fuselab_shared::align::{SYNTHETIC_LABEL, Task};
+use fuselab_shared::api::H3FusionReportView;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -105,6 +106,15 @@ fn h3fusion_routes_each_task_to_its_expert_and_beats_every_single_expert() {
     let saved: H3FusionReport =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(saved.models.len(), 5);
+    // The web app's reading of the same file.
+    let view: H3FusionReportView =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(view.format, "fuselab.h3fusion.report/v1");
+    for (model, seen) in saved.models.iter().zip(&view.models) {
+        assert_eq!(model.name, seen.name);
+        assert_eq!(model.evaluation.scores, seen.evaluation.scores);
+        assert_eq!(model.evaluation.routing, seen.evaluation.routing);
+    }
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert!(
         metrics

@@ -14,8 +14,11 @@ use leptos::prelude::*;
 use crate::{
     access::{Access, Training},
     api::local_time,
+    h3fusion::H3FusionResults,
     runs::{self, RunActions, Tracker},
     session::{SignedIn, use_auth},
+    settings::Settings,
+    ui::{TabPanel, Tabs},
 };
 
 /// The configuration the form starts with: a benchmark of about 15 s on 2 cores.
@@ -24,12 +27,15 @@ const EXAMPLE: &str = include_str!("../../examples/attack-small.toml");
 /// under the server's `align-data/llm-study/`.
 const SUMMARY_EXAMPLE: &str = include_str!("../../examples/llm-study/summary-server.toml");
 
+/// The starting configuration of an H3Fusion run: about half a minute on 2 cores.
+const H3FUSION_EXAMPLE: &str = include_str!("../../examples/h3fusion-small.toml");
+
 /// The example configuration of `action`.
 fn example(action: AlignAction) -> &'static str {
-    if action == AlignAction::ToplaSummary {
-        SUMMARY_EXAMPLE
-    } else {
-        EXAMPLE
+    match action {
+        AlignAction::ToplaSummary => SUMMARY_EXAMPLE,
+        AlignAction::H3Fusion => H3FUSION_EXAMPLE,
+        _ => EXAMPLE,
     }
 }
 
@@ -56,6 +62,10 @@ fn what(action: AlignAction) -> &'static str {
         AlignAction::Lisa => "one attack on the SFT-aligned model, fine-tuned with Lisa",
         AlignAction::CtrBenchmark => "a CTR benchmark (started from the CTR page)",
         AlignAction::PoseBenchmark => "a JM-Pose ablation on the synthetic video benchmark",
+        AlignAction::H3Fusion => {
+            "H3Fusion: three LoRA experts (helpful, harmless, honest) fused into a mixture of \
+             experts; its report gives every model's scores and the routing heat-maps"
+        }
         AlignAction::ToplaSummary => {
             "an LLM-ensemble run: LLM-TOPLA-Summary fine-tunes a model that reads every member's \
              answers and writes the fused one; its report sets it beside the members, the votes, \
@@ -78,7 +88,9 @@ pub fn AlignPage() -> impl IntoView {
                 configuration is the one "<code>"fuselab align … --config FILE"</code>" reads (the
                 server sets "<code>"out"</code>" and reads data files from its "
                 <code>"align-data"</code>" folder). An LLM-ensemble run ("<code>"topla-summary"</code>")
-                trains LLM-TOPLA-Summary on a team's answer sets, as "<code>"fuselab llm topla summary"</code>" does."
+                trains LLM-TOPLA-Summary on a team's answer sets, as "<code>"fuselab llm topla summary"</code>" does;
+                an H3Fusion run ("<code>"h3fusion"</code>") fuses helpful, harmless and honest experts,
+                as "<code>"fuselab align h3fusion"</code>" does."
             </p>
             <SignedIn what="start and follow training runs">
                 <Runs />
@@ -99,6 +111,7 @@ fn Runs() -> impl IntoView {
     let action = RwSignal::new(AlignAction::Benchmark);
     let config = RwSignal::new(EXAMPLE.to_owned());
     let starting = RwSignal::new(false);
+    let view_tab = RwSignal::new(0_usize);
     let state = Tracker::<AlignMetrics>::new(auth, "Run");
     let (live, feedback, version) = (state.live, state.feedback, state.version);
     let runs = LocalResource::new(move || {
@@ -168,7 +181,7 @@ fn Runs() -> impl IntoView {
                 let name = event_target_value(&e);
                 if let Some(a) = actions().find(|a| a.name() == name) {
                     // Switching between kinds of run starts from that kind's example.
-                    if (a == AlignAction::ToplaSummary) != (action.get_untracked() == AlignAction::ToplaSummary) {
+                    if example(a) != example(action.get_untracked()) {
                         config.set(example(a).to_owned());
                     }
                     action.set(a);
@@ -179,9 +192,19 @@ fn Runs() -> impl IntoView {
                 }).collect_view()}
             </select>
             <p class="note">{move || what(action.get())}</p>
-            <label for="align-config">"Configuration (TOML)"</label>
-            <textarea id="align-config" rows="18" spellcheck="false" prop:value=move || config.get()
-                on:input=move |e| config.set(event_target_value(&e))></textarea>
+            <Tabs id="align-view" label="Configuration" labels=vec!["Settings", "TOML (advanced)"] selected=view_tab />
+            <TabPanel id="align-view" index=0 selected=view_tab>
+                <Settings action=action config=config />
+            </TabPanel>
+            <TabPanel id="align-view" index=1 selected=view_tab>
+                <label for="align-config">"Configuration (TOML)"</label>
+                <p class="help">
+                    "Every key of the run, as "<code>"fuselab align … --config FILE"</code>" reads
+                    it; the settings are the same keys."
+                </p>
+                <textarea id="align-config" rows="18" spellcheck="false" prop:value=move || config.get()
+                    on:input=move |e| config.set(event_target_value(&e))></textarea>
+            </TabPanel>
             <div class="actions">
                 <button id="align-start" prop:disabled=move || starting.get() on:click=start>"Start"</button>
                 <button class="secondary" on:click=move |_| config.set(example(action.get_untracked()).to_owned())>"Reset to the example"</button>
@@ -241,7 +264,19 @@ fn RunView(
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
     let fusion = run.action == AlignAction::ToplaSummary;
-    let done = (run.status == AlignRunStatus::Done && fusion).then(|| {
+    let h3fusion = run.action == AlignAction::H3Fusion;
+    let h3fusion_done = (run.status == AlignRunStatus::Done && h3fusion).then(|| {
+        view! {
+            <H3FusionResults url=format!("{files}/report.json") />
+            <p class="files">
+                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
+                <a href=format!("{files}/report.json") download="report.json">"JSON"</a>" · "
+                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+            </p>
+        }
+        .into_any()
+    });
+    let done = h3fusion_done.or_else(|| (run.status == AlignRunStatus::Done && fusion).then(|| {
         view! {
             <p class="files">
                 <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
@@ -250,7 +285,7 @@ fn RunView(
             </p>
         }
         .into_any()
-    }).or_else(|| (run.status == AlignRunStatus::Done).then(|| {
+    })).or_else(|| (run.status == AlignRunStatus::Done).then(|| {
         view! {
             <ResultsTable rows=run.results.clone() />
             {attacked.then(|| view! {
@@ -268,7 +303,13 @@ fn RunView(
         }
         .into_any()
     }));
-    let kind = if fusion { "LLM ensemble" } else { "alignment" };
+    let kind = if fusion {
+        "LLM ensemble"
+    } else if h3fusion {
+        "fusion"
+    } else {
+        "alignment"
+    };
     view! {
         <article class="align-run" id=format!("run-{id}") data-status=run.status.name()>
             <h4>

@@ -2,11 +2,13 @@
 //!
 //! Computations run on this device: on WebGPU when the browser offers it, with the CPU twin of
 //! every kernel as the reference and the fallback. The app is built for wasm32 only; the plain
-//! logic (`access`, `route`, `protection`) also builds natively, where its unit tests run.
+//! logic (`access`, `heatmap`, `protection`, `route`, `run_form`) also builds natively, where its unit tests run.
 
 pub mod access;
+pub mod heatmap;
 pub mod protection;
 pub mod route;
+pub mod run_form;
 
 #[cfg(target_arch = "wasm32")]
 mod account;
@@ -25,6 +27,8 @@ mod faces;
 #[cfg(target_arch = "wasm32")]
 mod gpu;
 #[cfg(target_arch = "wasm32")]
+mod h3fusion;
+#[cfg(target_arch = "wasm32")]
 mod home;
 #[cfg(target_arch = "wasm32")]
 mod pose;
@@ -34,6 +38,8 @@ mod protect;
 mod runs;
 #[cfg(target_arch = "wasm32")]
 mod session;
+#[cfg(target_arch = "wasm32")]
+mod settings;
 #[cfg(target_arch = "wasm32")]
 mod shell;
 #[cfg(target_arch = "wasm32")]

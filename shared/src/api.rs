@@ -148,11 +148,14 @@ pub enum AlignAction {
     /// (`fuselab pose benchmark`).
     #[serde(rename = "pose-benchmark")]
     PoseBenchmark,
+    /// H3Fusion: three `LoRA` experts (helpful, harmless, honest) fused into a mixture of
+    /// experts, evaluated with its routing heat-maps (`fuselab align h3fusion`).
+    H3Fusion,
 }
 
 impl AlignAction {
     /// Every action, in the order the page offers them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Benchmark,
         Self::Attack,
         Self::Booster,
@@ -161,6 +164,7 @@ impl AlignAction {
         Self::ToplaSummary,
         Self::CtrBenchmark,
         Self::PoseBenchmark,
+        Self::H3Fusion,
     ];
 
     /// The subcommand's name.
@@ -174,6 +178,7 @@ impl AlignAction {
             Self::ToplaSummary => "topla-summary",
             Self::CtrBenchmark => "ctr-benchmark",
             Self::PoseBenchmark => "pose-benchmark",
+            Self::H3Fusion => "h3fusion",
         }
     }
 }
@@ -443,4 +448,40 @@ pub struct CtrProgress {
     pub valid_auc: f64,
     /// Validation GAUC after the epoch.
     pub valid_gauc: f64,
+}
+
+/// What the web app reads of an H3Fusion run's `report.json` (`fuselab.h3fusion.report/v1`):
+/// each model's scores and the fused model's routing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct H3FusionReportView {
+    /// `fuselab.h3fusion.report/v1`.
+    pub format: String,
+    /// The base model.
+    pub base: String,
+    /// The data's label (synthetic stand-ins or the named datasets).
+    pub data: String,
+    /// `base`, the experts, `fused`, in the report's order.
+    pub models: Vec<H3FusionModelView>,
+    /// Seconds the run took.
+    pub seconds: f64,
+}
+
+/// One model of an [`H3FusionReportView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct H3FusionModelView {
+    /// `base`, `expert:helpful`, …, `fused`.
+    pub name: String,
+    /// Its scores and routing.
+    pub evaluation: H3FusionEvaluationView,
+}
+
+/// A model's evaluation in an [`H3FusionReportView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct H3FusionEvaluationView {
+    /// Share of outputs each task's judge passes.
+    pub scores: crate::align::TaskScores,
+    /// For a mixture of experts, per task: layer × expert mean router probability (empty for
+    /// dense models).
+    #[serde(default)]
+    pub routing: Vec<(crate::align::Task, Vec<Vec<f64>>)>,
 }

@@ -1,9 +1,12 @@
-// Harmful fine-tuning runs in the browser: the Alignment page (`/align`) starts the example
-// benchmark (examples/attack-small.toml, prefilled) on the real server, shows its training
+// Harmful fine-tuning runs in the browser: the Alignment page (`/align`) shows the example
+// benchmark (examples/attack-small.toml, prefilled) as a form over its TOML (a change in the
+// form is a change in the TOML; a wrong value is refused naming the field), starts it on the
+// real server, shows its training
 // progress live (stage, step, loss), then the run's results table, both charts and its report;
 // after a reload the run is still listed with its results. Delete removes a finished run, and
 // Cancel stops a training one and deletes it with its folder. An LLM-ensemble run
-// (LLM-TOPLA-Summary on the tiny model) starts from its own example and lists its report. The browser is signed in as the
+// (LLM-TOPLA-Summary on the tiny model) starts from its own example and lists its report; an
+// H3Fusion run shows its scores and routing heat-maps. The browser is signed in as the
 // administrator (tests/e2e/auth.test.mjs covers anonymous visitors and users who may not train).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -38,6 +41,21 @@ test("the Alignment page runs the example benchmark live and shows its results, 
   await assertText(page, "#align-empty", /None yet/);
   assert.equal(await page.locator("#align-action").inputValue(), "benchmark");
   assert.match(await page.locator("#align-config").inputValue(), /\[grid\][^]*defences = \["sft", "booster", "vaccine", "lisa"\]/);
+
+  // The settings form reads and writes the TOML.
+  assert.equal(await page.locator("#align-p").inputValue(), "0, 0.5");
+  assert.equal(await page.locator("#align-device").inputValue(), "cpu");
+  const example = await page.locator("#align-config").inputValue();
+  await page.locator('#align-defences input[value="vaccine"]').uncheck();
+  assert.match(await page.locator("#align-config").inputValue(), /defences = \["sft", "booster", "lisa"\]/);
+  await page.locator("#align-p").fill("0, 1.5");
+  await page.locator("#align-p").press("Enter");
+  await assertText(page, '[data-field="p"] .field-error', /^Poison ratios p: "1\.5" is not a share between 0 and 1$/);
+  await page.locator("#align-p").fill("0,0.5");
+  await page.locator("#align-p").press("Enter");
+  assert.equal(await page.locator('[data-field="p"] .field-error').count(), 0);
+  await page.locator('#align-defences input[value="vaccine"]').check();
+  assert.equal(await page.locator("#align-config").inputValue(), example, "back to the example, comments and all");
 
   const started = Date.now();
   await page.click("#align-start");
@@ -145,6 +163,8 @@ test("an LLM-ensemble run starts from its example and lists its report", async (
   writeStudy(join(app.dataDir, "align-data", "study"));
   await page.selectOption("#align-action", "topla-summary");
   assert.match(await page.locator("#align-config").inputValue(), /task = "gsm8k"[^]*name = "smollm2"/);
+  assert.equal(await page.locator("#align-model").inputValue(), "smollm2");
+  await page.locator("#align-view-tab-1").click();
   await page.locator("#align-config").fill(`device = "cpu"
 seed = 5
 task = "gsm8k"
@@ -172,5 +192,46 @@ max_new_tokens = 8
   assert.match(await report.text(), /LLM-TOPLA-Summary[^]*TOPLA-Summary \(generated\)/);
   const json = await page.request.get(app.baseUrl + (await run.getByRole("link", { name: "JSON" }).getAttribute("href")));
   assert.equal((await json.json()).schema, "fuselab.topla.summary/v1");
+  assert.deepEqual(app.problems, []);
+});
+
+test("an H3Fusion run starts from its example and shows every model's scores and the routing heat-maps", async () => {
+  await page.selectOption("#align-action", "h3fusion");
+  assert.match(await page.locator("#align-config").inputValue(), /\[stage3\][^]*top_k = 2/);
+  await page.locator("#align-view-tab-0").click();
+  assert.equal(await page.locator("#align-model").inputValue(), "tiny");
+  await page.click("#align-start");
+  await assertText(page, "#align-feedback", /^Run [0-9a-f]{32} started\.$/);
+  const id = (await page.locator("#align-feedback").innerText()).match(/Run ([0-9a-f]{32})/)[1];
+  await assertText(page, "#align-stage", /^Stage \S+ · step \d+\/\d+ · loss \d+\.\d{4}$/);
+  const run = page.locator(`#run-${id}`);
+  await run.locator("table.h3fusion-scores").waitFor({ timeout: 240_000 });
+  assert.match(await run.locator("h4").innerText(), /^fusion · h3fusion · /);
+  const models = await run.locator("table.h3fusion-scores tbody tr td:first-child").allInnerTexts();
+  assert.deepEqual(models, ["base", "expert:helpful", "expert:harmless", "expert:honest", "fused"]);
+  for (const cell of await run.locator("table.h3fusion-scores tbody td.number").allInnerTexts()) {
+    assert.match(cell, /^\d{1,3}$/);
+  }
+  // One heat-map per task: a row per layer, a column per expert, each cell shaded by its share.
+  assert.deepEqual(
+    await run.locator("table.heatmap").evaluateAll((t) => t.map((x) => x.dataset.task)),
+    ["helpful", "harmless", "honest"],
+  );
+  const heat = run.locator('table.heatmap[data-task="harmless"]');
+  assert.ok((await heat.locator("tbody tr").count()) >= 1);
+  const cells = await heat.locator("tbody tr").first().locator("td").evaluateAll((tds) =>
+    tds.map((td) => ({ p: Number(td.textContent), background: td.style.backgroundColor })));
+  assert.equal(cells.length, 3);
+  for (const { p, background } of cells) {
+    const shade = Math.round(255 * (1 - p));
+    // The two decimals shown round p; the shade comes from the exact value.
+    const [r] = background.match(/\d+/g).map(Number);
+    assert.ok(Math.abs(r - shade) <= 2, `${p}: ${background}`);
+  }
+  const sum = cells.reduce((s, c) => s + c.p, 0);
+  assert.ok(Math.abs(sum - 1) < 0.02, `router probabilities of a layer sum to 1: ${sum}`);
+  const report = await page.request.get(app.baseUrl + (await run.getByRole("link", { name: "Report" }).getAttribute("href")));
+  assert.equal(report.status(), 200);
+  assert.match(await report.text(), /<svg[^]*routing of harmless prompts/);
   assert.deepEqual(app.problems, []);
 });

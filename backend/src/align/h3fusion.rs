@@ -126,11 +126,7 @@ impl FusionConfig {
 /// # Errors
 /// A bad configuration or data, or a failed stage.
 pub fn command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
-    let mut config: H3FusionConfig = super::read_config(&args.config)?;
-    config.data = resolve_data(&config.data, &args.config);
-    let out = super::relative_to(&args.config, &config.out);
-    let device = super::run::device(config.device, args.device)?;
-    let report = run(&config, &out, data_dir, &device)?;
+    let (report, out) = run_config(args, data_dir)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -148,6 +144,20 @@ pub fn command(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads the configuration `args` name and runs it (the CLI's command and the server's
+/// `h3fusion` runs); returns the report and the run folder.
+///
+/// # Errors
+/// A bad configuration or data, or a failed stage.
+pub fn run_config(args: &ConfigArgs, data_dir: &Path) -> anyhow::Result<(H3FusionReport, PathBuf)> {
+    let mut config: H3FusionConfig = super::read_config(&args.config)?;
+    config.data = resolve_data(&config.data, &args.config);
+    let out = super::relative_to(&args.config, &config.out);
+    let device = super::run::device(config.device, args.device)?;
+    let report = run(&config, &out, data_dir, &device)?;
+    Ok((report, out))
 }
 
 /// Runs the whole pipeline in `out` (resuming what is there) and writes `report.json` and

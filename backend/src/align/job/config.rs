@@ -19,9 +19,12 @@ pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 /// The line put before a configuration without `out`, so that it parses as a run's.
 const OUT_LINE: &str = "out = \"out\"\n";
 /// Configuration keys that name a file or folder to read: `(table, key)`, `""` for the root.
-const PATH_KEYS: [(&str, &str); 13] = [
+const PATH_KEYS: [(&str, &str); 16] = [
     ("base", "model"),
     ("data", "refusals"),
+    ("data", "alpaca"),
+    ("data", "alpaca_eval"),
+    ("data", "truthfulqa"),
     ("data", "beavertails_train"),
     ("data", "beavertails_test"),
     ("data", "benign_train"),
@@ -98,6 +101,9 @@ pub fn check_config(
                 ));
             }
             config.device
+        }
+        AlignAction::H3Fusion => {
+            parsed::<crate::align::h3fusion::H3FusionConfig>(text, root)?.device
         }
         _ => parsed::<AttackConfig>(text, root)?.device,
     };
@@ -297,6 +303,50 @@ mod tests {
             check_config(AlignAction::Attack, &stored).unwrap().0,
             stored
         );
+    }
+
+    #[test]
+    fn an_h3fusion_run_reads_its_datasets_inside_the_data_folder() {
+        let text = include_str!("../../../../examples/h3fusion-small.toml");
+        let (stored, device) = check_config(AlignAction::H3Fusion, text).unwrap();
+        assert_eq!(device, Some(fuselab_ml::Compute::Cpu));
+        let with_files = stored.replace(
+            "synthetic = true",
+            "alpaca = \"alpaca/train.jsonl\"\ntruthfulqa = \"tqa.parquet\"",
+        );
+        let (with_files, _) = check_config(AlignAction::H3Fusion, &with_files).unwrap();
+        let resolved = resolve_config(
+            &with_files,
+            Path::new("/w/out"),
+            Path::new("/srv/align-data"),
+        )
+        .unwrap();
+        let config: crate::align::h3fusion::H3FusionConfig = toml::from_str(&resolved).unwrap();
+        assert_eq!(config.out, Path::new("/w/out"));
+        assert_eq!(
+            config.data.alpaca.as_deref(),
+            Some(Path::new("/srv/align-data/alpaca/train.jsonl"))
+        );
+        assert_eq!(
+            config.data.truthfulqa.as_deref(),
+            Some(Path::new("/srv/align-data/tqa.parquet"))
+        );
+        for key in ["alpaca", "alpaca_eval", "truthfulqa", "beavertails_train"] {
+            let outside =
+                stored.replace("synthetic = true", &format!("{key} = \"../../etc/passwd\""));
+            let message = check_config(AlignAction::H3Fusion, &outside)
+                .unwrap_err()
+                .message;
+            assert!(
+                message.contains(&format!("[data] {key}")),
+                "{key}: {message}"
+            );
+        }
+        // An attack's configuration is not H3Fusion's.
+        let message = check_config(AlignAction::H3Fusion, SMALL)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("does not fit"), "{message}");
     }
 
     #[test]

@@ -230,8 +230,8 @@ impl AlignHandler {
 }
 
 /// Runs `action`'s command on the resolved configuration; the rows of an attack's results
-/// (none for LLM-TOPLA-Summary, whose report is its folder's `report.json`, nor for a CTR or
-/// pose benchmark, whose report is `results.json`).
+/// (none for LLM-TOPLA-Summary or H3Fusion, whose report is their folder's `report.json`, nor
+/// for a CTR or pose benchmark, whose report is `results.json`).
 fn run_action(
     action: AlignAction,
     args: &ConfigArgs,
@@ -249,6 +249,10 @@ fn run_action(
         }
         AlignAction::PoseBenchmark => {
             crate::pose::benchmark(args)?;
+            return Ok(Vec::new());
+        }
+        AlignAction::H3Fusion => {
+            crate::align::h3fusion::run_config(args, data_dir)?;
             return Ok(Vec::new());
         }
         AlignAction::Benchmark => Action::Benchmark,
