@@ -2,7 +2,8 @@
 # Sets up what is missing and runs every test: format, lints (native and wasm32), Rust unit and
 # integration tests (server, shader validation, wgpu on lavapipe, burn on CPU and wgpu, the job
 # system on SQLite and on a throwaway PostgreSQL cluster with real worker processes), and the
-# browser end-to-end test against the real binary in headless Chromium.
+# browser app's DOM components (wasm-bindgen-test) and end-to-end tests against the real binary
+# in headless Chromium.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 scripts/setup.sh test
 
@@ -31,6 +32,12 @@ FUSELAB_DATA_DIR="$MODELS_DATA_DIR" scripts/with-postgres.sh cargo test "${NATIV
 step "cargo test: the browser app's plain logic (addresses, access, forms), natively"
 cargo clippy -p fuselab-frontend --no-deps --lib --tests -- -D warnings
 cargo test -p fuselab-frontend --lib
+
+step "wasm-bindgen-test: the browser app's components that need a DOM (fuselab-ui), in headless Chromium"
+# frontend/ui/webdriver.json gives Chromium its flags (headless; no sandbox, for root in CI).
+cargo clippy -p fuselab-ui --no-deps --lib --tests --target wasm32-unknown-unknown -- -D warnings
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver \
+  cargo test -p fuselab-ui --lib --target wasm32-unknown-unknown
 
 step "python: the fuselab wheel (maturin, abi3), installed in a virtual environment and tested with pytest"
 cargo clippy -p fuselab-python --release -- -D warnings

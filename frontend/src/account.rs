@@ -2,8 +2,7 @@
 //! `Authorization: Bearer <token>`): list, create (the secret is shown once, with a copy
 //! button), revoke.
 
-use fuselab_shared::api::{CreatedToken, Role, TokenInfo};
-use gloo_net::http::Request;
+use fuselab_shared::api::{CreatedToken, Role};
 use leptos::prelude::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
@@ -70,9 +69,9 @@ fn PasswordForm() -> impl IntoView {
         outcome.set(None);
         leptos::task::spawn_local(async move {
             // Not `auth.watch`: here a 401 means a wrong current password, not an ended session.
-            let sent = api::send(Request::post("/api/account/password").json(&body)).await;
+            let sent = api::change_password(&body).await;
             outcome.set(Some(match sent {
-                Ok(_) => {
+                Ok(()) => {
                     for field in [current, new, repeated] {
                         field.set(String::new());
                     }
@@ -121,7 +120,7 @@ fn Tokens(auth: Auth) -> impl IntoView {
     let version = RwSignal::new(0_u32);
     let tokens = LocalResource::new(move || {
         version.track();
-        async move { auth.watch(api::call::<Vec<TokenInfo>>(Request::get("/api/tokens").build()).await) }
+        async move { auth.watch(api::tokens().await) }
     });
     let name = RwSignal::new(String::new());
     let created = RwSignal::new(None::<Result<CreatedToken, String>>);
@@ -134,7 +133,7 @@ fn Tokens(auth: Auth) -> impl IntoView {
         };
         copied.set(false);
         leptos::task::spawn_local(async move {
-            let answer = api::call::<CreatedToken>(Request::post("/api/tokens").json(&body)).await;
+            let answer = api::create_token(&body).await;
             let answer = auth.watch(answer).map_err(|f| f.to_string());
             if answer.is_ok() {
                 name.set(String::new());
@@ -145,7 +144,7 @@ fn Tokens(auth: Auth) -> impl IntoView {
     };
     let revoke = move |id: String| {
         leptos::task::spawn_local(async move {
-            let gone = api::send(Request::delete(&format!("/api/tokens/{id}")).build()).await;
+            let gone = api::revoke_token(&id).await;
             if let Err(failure) = auth.watch(gone) {
                 leptos::logging::error!("revoking a token: {failure}");
             }

@@ -9,16 +9,16 @@
 use fuselab_shared::api::{
     AlignAction, AlignMetrics, AlignResultRow, AlignRunStatus, AlignRunSummary, StartAlignRun,
 };
+use fuselab_ui::{TabPanel, Tabs};
 use leptos::prelude::*;
 
 use crate::{
     access::{Access, Training},
-    api::local_time,
+    api::{self, local_time},
     h3fusion::H3FusionResults,
     runs::{self, RunActions, Tracker},
     session::{SignedIn, use_auth},
     settings::Settings,
-    ui::{TabPanel, Tabs},
 };
 
 /// The configuration the form starts with: a benchmark of about 15 s on 2 cores.
@@ -260,49 +260,55 @@ fn RunView(
     remove: impl Fn(String) + Copy + 'static,
 ) -> impl IntoView {
     let id = run.id.clone();
-    let files = format!("/api/align/runs/{id}/files");
+    let file = |name: &str| api::run_file_url(&id, name);
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
     let fusion = run.action == AlignAction::ToplaSummary;
     let h3fusion = run.action == AlignAction::H3Fusion;
     let h3fusion_done = (run.status == AlignRunStatus::Done && h3fusion).then(|| {
         view! {
-            <H3FusionResults url=format!("{files}/report.json") />
+            <H3FusionResults id=id.clone() />
             <p class="files">
-                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
-                <a href=format!("{files}/report.json") download="report.json">"JSON"</a>" · "
-                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+                <a href=file("report.html") target="_blank">"Report"</a>" · "
+                <a href=file("report.json") download="report.json">"JSON"</a>" · "
+                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
             </p>
         }
         .into_any()
     });
-    let done = h3fusion_done.or_else(|| (run.status == AlignRunStatus::Done && fusion).then(|| {
-        view! {
+    let done = h3fusion_done
+        .or_else(|| {
+            (run.status == AlignRunStatus::Done && fusion).then(|| {
+                view! {
             <p class="files">
-                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
-                <a href=format!("{files}/report.json") download="report.json">"JSON"</a>" · "
-                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+                <a href=file("report.html") target="_blank">"Report"</a>" · "
+                <a href=file("report.json") download="report.json">"JSON"</a>" · "
+                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
             </p>
         }
         .into_any()
-    })).or_else(|| (run.status == AlignRunStatus::Done).then(|| {
-        view! {
+            })
+        })
+        .or_else(|| {
+            (run.status == AlignRunStatus::Done).then(|| {
+                view! {
             <ResultsTable rows=run.results.clone() />
             {attacked.then(|| view! {
                 <div class="charts">
-                    <img src=format!("{files}/hs.svg") alt="Harmful score against the poison ratio p" />
-                    <img src=format!("{files}/fa.svg") alt="Fine-tune accuracy against the poison ratio p" />
+                    <img src=file("hs.svg") alt="Harmful score against the poison ratio p" />
+                    <img src=file("fa.svg") alt="Fine-tune accuracy against the poison ratio p" />
                 </div>
             })}
             <p class="files">
-                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
-                <a href=format!("{files}/results.csv") download="results.csv">"CSV"</a>" · "
-                <a href=format!("{files}/results.json") download="results.json">"JSON"</a>" · "
-                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+                <a href=file("report.html") target="_blank">"Report"</a>" · "
+                <a href=file("results.csv") download="results.csv">"CSV"</a>" · "
+                <a href=file("results.json") download="results.json">"JSON"</a>" · "
+                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
             </p>
         }
         .into_any()
-    }));
+            })
+        });
     let kind = if fusion {
         "LLM ensemble"
     } else if h3fusion {

@@ -7,13 +7,12 @@
 use fuselab_shared::api::{
     AlignAction, AlignRunStatus, AlignRunSummary, CtrProgress, StartAlignRun,
 };
-use gloo_net::http::Request;
 use leptos::prelude::*;
 use serde::Deserialize;
 
 use crate::{
     access::{Access, Training},
-    api::{call, local_time},
+    api::{self, local_time},
     runs::{self, RunActions, Tracker},
     session::{SignedIn, use_auth},
 };
@@ -214,13 +213,13 @@ fn RunView(
     remove: impl Fn(String) + Copy + 'static,
 ) -> impl IntoView {
     let id = run.id.clone();
-    let files = format!("/api/align/runs/{id}/files");
+    let file = |name: &str| api::run_file_url(&id, name);
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let done = (run.status == AlignRunStatus::Done).then(|| {
-        let url = format!("{files}/results.json");
+        let run_id = id.clone();
         let results = LocalResource::new(move || {
-            let url = url.clone();
-            async move { call::<Results>(Request::get(&url).build()).await }
+            let run_id = run_id.clone();
+            async move { api::run_file::<Results>(&run_id, "results.json").await }
         });
         view! {
             <Suspense fallback=|| view! { <p class="note">"Loading the results…"</p> }>
@@ -230,10 +229,10 @@ fn RunView(
                 })}
             </Suspense>
             <p class="files">
-                <a href=format!("{files}/report.html") target="_blank">"Report"</a>" · "
-                <a href=format!("{files}/results.csv") download="results.csv">"CSV"</a>" · "
-                <a href=format!("{files}/results.json") download="results.json">"JSON"</a>" · "
-                <a href=format!("{files}/metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+                <a href=file("report.html") target="_blank">"Report"</a>" · "
+                <a href=file("results.csv") download="results.csv">"CSV"</a>" · "
+                <a href=file("results.json") download="results.json">"JSON"</a>" · "
+                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
             </p>
         }
     });

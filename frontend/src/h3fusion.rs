@@ -3,17 +3,16 @@
 
 use fuselab_shared::align::Task;
 use fuselab_shared::api::{H3FusionModelView, H3FusionReportView};
-use gloo_net::http::Request;
 use leptos::prelude::*;
 
-use crate::{api::call, heatmap::cell_colours};
+use crate::{api, heatmap::cell_colours};
 
-/// The scores table and the routing heat-maps of the run whose `report.json` is at `url`.
+/// The scores table and the routing heat-maps of run `id`.
 #[component]
-pub fn H3FusionResults(url: String) -> impl IntoView {
+pub fn H3FusionResults(id: String) -> impl IntoView {
     let report = LocalResource::new(move || {
-        let url = url.clone();
-        async move { call::<H3FusionReportView>(Request::get(&url).build()).await }
+        let id = id.clone();
+        async move { api::run_file::<H3FusionReportView>(&id, "report.json").await }
     });
     view! {
         <Suspense fallback=|| view! { <p class="note">"Loading the report…"</p> }>

@@ -44,5 +44,3 @@ mod settings;
 mod shell;
 #[cfg(target_arch = "wasm32")]
 mod signin;
-#[cfg(target_arch = "wasm32")]
-mod ui;

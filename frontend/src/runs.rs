@@ -5,13 +5,12 @@
 use fuselab_shared::api::{
     AlignAction, AlignRunCreated, AlignRunStatus, AlignRunSummary, StartAlignRun,
 };
-use gloo_net::http::Request;
 use leptos::prelude::*;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::access::Failure;
-use crate::api::{call, send};
+use crate::api;
 use crate::session::Auth;
 
 #[wasm_bindgen(module = "/align.js")]
@@ -22,7 +21,7 @@ extern "C" {
 
 /// The runs whose action `keep` accepts, newest first.
 pub async fn list(keep: fn(AlignAction) -> bool) -> Result<Vec<AlignRunSummary>, Failure> {
-    let runs: Vec<AlignRunSummary> = call(Request::get("/api/align/runs").build()).await?;
+    let runs = api::runs().await?;
     Ok(runs.into_iter().filter(|r| keep(r.action)).collect())
 }
 
@@ -163,9 +162,8 @@ impl<P: Clone + Send + Sync + for<'de> Deserialize<'de> + 'static> Tracker<P> {
     pub fn start(self, body: StartAlignRun, done: impl FnOnce() + 'static) {
         self.feedback.set(None);
         leptos::task::spawn_local(async move {
-            let created: Result<AlignRunCreated, Failure> = self
-                .auth
-                .watch(call(Request::post("/api/align/runs").json(&body)).await);
+            let created: Result<AlignRunCreated, Failure> =
+                self.auth.watch(api::start_run(&body).await);
             match created {
                 Ok(created) => {
                     self.feedback
@@ -182,9 +180,8 @@ impl<P: Clone + Send + Sync + for<'de> Deserialize<'de> + 'static> Tracker<P> {
     /// Queues a failed or interrupted run again and follows it.
     pub fn resume(self, id: String) {
         leptos::task::spawn_local(async move {
-            let resumed: Result<AlignRunCreated, Failure> = self
-                .auth
-                .watch(call(Request::post(&format!("/api/align/runs/{id}/resume")).build()).await);
+            let resumed: Result<AlignRunCreated, Failure> =
+                self.auth.watch(api::resume_run(&id).await);
             match resumed {
                 Ok(resumed) => self.follow(&resumed.id),
                 Err(failure) => self.feedback.set(Some(Err(failure.to_string()))),
@@ -203,12 +200,11 @@ impl<P: Clone + Send + Sync + for<'de> Deserialize<'de> + 'static> Tracker<P> {
             self.live.set(None);
         }
         leptos::task::spawn_local(async move {
-            let deleted = send(Request::delete(&format!("/api/align/runs/{id}")).build()).await;
-            self.feedback
-                .set(Some(match self.auth.watch(deleted.map(drop)) {
-                    Ok(()) => Ok(format!("{} {id} deleted.", self.noun)),
-                    Err(failure) => Err(failure.to_string()),
-                }));
+            let deleted = api::delete_run(&id).await;
+            self.feedback.set(Some(match self.auth.watch(deleted) {
+                Ok(()) => Ok(format!("{} {id} deleted.", self.noun)),
+                Err(failure) => Err(failure.to_string()),
+            }));
             self.changed();
         });
     }

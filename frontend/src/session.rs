@@ -3,7 +3,6 @@
 //! prompt that takes the place of whatever needs the server's storage or computation.
 
 use fuselab_shared::api::Session;
-use gloo_net::http::Request;
 use leptos::prelude::*;
 
 use crate::{
@@ -66,7 +65,7 @@ pub fn provide() {
     let auth = Auth { session, access };
     provide_context(auth);
     leptos::task::spawn_local(async move {
-        let known: Result<Session, Failure> = api::call(Request::get("/api/session").build()).await;
+        let known = api::session().await;
         auth.set(known.unwrap_or_else(|failure| {
             leptos::logging::warn!("who is signed in is unknown ({failure}); acting as anonymous");
             ANONYMOUS
@@ -95,8 +94,8 @@ pub fn UserMenu() -> impl IntoView {
         Page::of(&window().location().pathname().unwrap_or_default()) == Page::SignIn;
     let sign_out = move |_| {
         leptos::task::spawn_local(async move {
-            match api::send(Request::delete("/api/session").build()).await {
-                Ok(_) | Err(Failure::SignIn(_)) => auth.expired(),
+            match api::sign_out().await {
+                Ok(()) | Err(Failure::SignIn(_)) => auth.expired(),
                 Err(failure) => leptos::logging::error!("signing out: {failure}"),
             }
         });

@@ -6,7 +6,7 @@ use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
 
 use crate::{
     account, align, api, cofailure, ctr, ensembles, faces, gpu, home, pose, protect, route::Page,
-    session, signin, ui,
+    session, signin,
 };
 
 /// Entry point called by the JS glue once the module is instantiated.
@@ -50,7 +50,7 @@ fn ThemePicker() -> impl IntoView {
 fn App() -> impl IntoView {
     let page = Page::of(&window().location().pathname().unwrap_or_default());
     session::provide();
-    ui::provide_toasts();
+    fuselab_ui::provide_toasts();
     let current = |here: bool| if here { "page" } else { "false" };
     let nav = view! {
         <nav aria-label="Pages">
@@ -98,6 +98,6 @@ fn App() -> impl IntoView {
                 }.into_any(),
             }}
         </main>
-        <ui::ToastRegion />
+        <fuselab_ui::ToastRegion />
     }
 }

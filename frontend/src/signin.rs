@@ -1,12 +1,10 @@
 //! The sign-in page (`/signin?next=/path`): name and password, the server's message when they
 //! are wrong (or when it asks to wait), and back to `next` once signed in.
 
-use fuselab_shared::api::Session;
-use gloo_net::http::Request;
 use leptos::prelude::*;
 
 use crate::{
-    access::{self, Access, Failure},
+    access::{self, Access},
     api,
     route::next_after_sign_in,
     session::use_auth,
@@ -32,8 +30,7 @@ pub fn SignInPage() -> impl IntoView {
         problem.set(None);
         let target = target.clone();
         leptos::task::spawn_local(async move {
-            let answer: Result<Session, Failure> =
-                api::call(Request::post("/api/session").json(&body)).await;
+            let answer = api::sign_in(&body).await;
             match answer {
                 Ok(session) => {
                     auth.set(session);

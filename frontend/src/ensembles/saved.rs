@@ -2,16 +2,15 @@
 //! page at `/reports/{id}`. They live in the server's SQLite database.
 
 use fuselab_shared::{
-    api::{ReportSummary, SaveReport, SavedReport},
+    api::{SaveReport, SavedReport},
     ensemble::Analysis,
 };
-use gloo_net::http::Request;
 use leptos::prelude::*;
 
 use super::{Origin, Results};
 use crate::{
     access::Failure,
-    api::{call, send},
+    api,
     session::{SignedIn, use_auth},
 };
 
@@ -24,21 +23,7 @@ async fn save(analysis: Analysis) -> Result<SavedReport, Failure> {
         analysis,
         title: None,
     };
-    call(Request::post("/api/reports").json(&body)).await
-}
-
-async fn list() -> Result<Vec<ReportSummary>, Failure> {
-    call(Request::get("/api/reports").build()).await
-}
-
-async fn delete(id: String) -> Result<(), Failure> {
-    send(Request::delete(&format!("/api/reports/{id}")).build())
-        .await
-        .map(drop)
-}
-
-async fn fetch(id: &str) -> Result<Analysis, Failure> {
-    call(Request::get(&format!("/api/reports/{id}")).build()).await
+    api::save_report(&body).await
 }
 
 /// Stores the analysis on the server and shows the share address; a visitor who is not signed
@@ -105,11 +90,11 @@ fn ReportList() -> impl IntoView {
     let version = use_context::<Saved>().map_or_else(|| RwSignal::new(0), |s| s.0);
     let reports = LocalResource::new(move || {
         version.track();
-        async move { auth.watch(list().await) }
+        async move { auth.watch(api::reports().await) }
     });
     let remove = move |id: String| {
         leptos::task::spawn_local(async move {
-            if let Err(failure) = auth.watch(delete(id).await) {
+            if let Err(failure) = auth.watch(api::delete_report(&id).await) {
                 leptos::logging::error!("deleting a report: {failure}");
             }
             version.update(|v| *v += 1);
@@ -156,7 +141,7 @@ pub fn SavedReportPage(id: String) -> impl IntoView {
     let key = id.clone();
     let analysis = LocalResource::new(move || {
         let id = key.clone();
-        async move { fetch(&id).await }
+        async move { api::report(&id).await }
     });
     view! {
         <section class="tool" aria-labelledby="saved-title">

@@ -3,14 +3,13 @@
 //! model comes from the server; the clip still stays in the browser.
 
 use fuselab_shared::api::{AlignAction, AlignRunStatus};
-use gloo_net::http::Request;
 use leptos::prelude::*;
 use serde::Deserialize;
 
 use super::{ClipState, ModelState, load_server_pose_model, loading};
 use crate::{
     access::Failure,
-    api::{call, local_time},
+    api::{self, local_time},
     runs,
     session::{SignedIn, use_auth},
 };
@@ -53,8 +52,7 @@ async fn finished_runs() -> Result<Vec<ServerRun>, Failure> {
         .into_iter()
         .filter(|r| r.status == AlignRunStatus::Done)
     {
-        let url = format!("/api/align/runs/{}/files/results.json", run.id);
-        let results: Results = call(Request::get(&url).build()).await?;
+        let results: Results = api::run_file(&run.id, "results.json").await?;
         let models = results
             .runs
             .into_iter()

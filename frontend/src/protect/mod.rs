@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::faces::{files_of, set_face_status};
 use crate::protection::{Progress, STEPS, StepState, steps};
-use crate::ui::{TabPanel, Tabs, Tone, use_toasts};
+use fuselab_ui::{TabPanel, Tabs, Tone, use_toasts};
 use photos::{Photo, PhotoState, Shared, Store, protect, start_photo};
 
 #[wasm_bindgen(module = "/protect.js")]
