@@ -39,8 +39,8 @@ fn example(action: AlignAction) -> &'static str {
     }
 }
 
-/// Every kind of run but CTR benchmarks (the CTR page lists those) and pose benchmarks
-/// (started from the API or `fuselab pose benchmark`; the Pose page runs their models).
+/// Every kind of run but CTR benchmarks and pose benchmarks (the CTR and Pose pages list
+/// those).
 fn shown(action: AlignAction) -> bool {
     !matches!(
         action,

@@ -485,3 +485,19 @@ pub struct H3FusionEvaluationView {
     #[serde(default)]
     pub routing: Vec<(crate::align::Task, Vec<Vec<f64>>)>,
 }
+
+/// A pose benchmark's progress line (a `metrics` event of a `pose-benchmark` run): one epoch of
+/// one run of its rungs × seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoseProgress {
+    /// The run's name (`io-seed2`).
+    pub run: String,
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Epochs of the run.
+    pub epochs: usize,
+    /// Mean joint-weighted heat-map loss over the epoch.
+    pub heatmap_loss: f64,
+    /// Validation AP after the epoch (`None` where it is not a number).
+    pub valid_ap: Option<f64>,
+}

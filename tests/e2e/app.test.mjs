@@ -98,7 +98,7 @@ test("the home page says what each tool does, where its data goes, and leads int
   for (const card of cards.filter((c) => c.where === "device")) assert.match(card.text, /^On this device\. /);
   await page.getByRole("link", { name: "Pose", exact: true }).first().click();
   await page.waitForURL(`${baseUrl}/pose`);
-  await page.getByRole("heading", { name: "Pose", level: 2 }).waitFor();
+  await page.getByRole("heading", { name: "Pose", level: 2, exact: true }).waitFor();
   await page.getByRole("link", { name: "fuselab" }).click();
   await page.waitForURL(`${baseUrl}/`);
 });

@@ -2,8 +2,9 @@
 // worker (wasm, burn's CPU backend) over a synthetic clip, as still frames and as a video the
 // browser decodes; the keypoints are checked against `fuselab pose predict` on the same input,
 // the skeletons are drawn over the clip and follow the slider and playback, and no request
-// carries the clip or the model. Signed in, a model trained by a pose benchmark on the server is
-// listed and runs in the page the same way.
+// carries the clip or the model. Signed in, a pose benchmark started from the page trains on the
+// server, is followed epoch by epoch, and its model is then listed and runs in the page the same
+// way.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -120,7 +121,7 @@ const overlayPainted = () =>
   });
 
 test("a wrong model choice is refused with what to choose", async () => {
-  await page.getByRole("heading", { name: "Pose", level: 2 }).waitFor();
+  await page.getByRole("heading", { name: "Pose", level: 2, exact: true }).waitFor();
   await page.locator("#pose-model").setInputFiles([join(dir, "model", "model.json")]);
   await assertText(page, "#pose-model-status", /Choose the two files of a model together: model\.json and model\.safetensors/);
   await page.locator("#pose-model").setInputFiles([join(dir, "model", "model.json"), join(dir, "train.toml")]);
@@ -198,25 +199,27 @@ test("a video is decoded in the browser, its skeletons follow the slider and pla
   assert.ok(!requests.some((r) => r.url.includes("clip") || r.url.includes("model.")), "no request names the clip or the model");
 });
 
-test("a model a pose benchmark trained on the server is listed and runs in the page", async () => {
+test("a pose benchmark trained from the page is listed, and its model runs in the page", async () => {
   await signIn(app.context, app.baseUrl, ADMIN);
+  await page.goto(`${app.baseUrl}/pose`);
+  await assertText(page, "#pose-runs-empty", /^None yet\.$/);
   const config = readFileSync(join(dir, "train.toml"), "utf8").replace('out = "model"\n', "") +
     '\n[benchmark]\nrungs = ["io"]\nseeds = [2]\n';
-  const started = await app.context.request.post(`${app.baseUrl}/api/align/runs`, {
-    data: { action: "pose-benchmark", config },
-  });
-  assert.equal(started.status(), 202, await started.text());
-  const { id } = await started.json();
-  const deadline = Date.now() + 300_000;
-  let status;
-  do {
-    await page.waitForTimeout(500);
-    ({ status } = await (await app.context.request.get(`${app.baseUrl}/api/align/runs/${id}`)).json());
-  } while (!["done", "failed"].includes(status) && Date.now() < deadline);
-  assert.equal(status, "done");
+  await page.locator("#pose-train details summary").click();
+  assert.match(await page.locator("#pose-config").inputValue(), /\[benchmark\][^]*rungs = \["single_frame", "io"\]/);
+  await page.locator("#pose-config").fill(config);
+  await page.click("#pose-start");
+  await assertText(page, "#pose-feedback", /^Benchmark [0-9a-f]{32} started\.$/);
+  const id = (await page.locator("#pose-feedback").innerText()).match(/Benchmark ([0-9a-f]{32})/)[1];
+  await assertText(page, "#pose-train-stage", /^Run io-seed2 · epoch \d+\/\d+ · heat-map loss \S+ · validation AP (\d+\.\d|–)$/);
+  await page.locator(`#run-${id} .files a`, { hasText: "Report" }).waitFor({ timeout: 300_000 });
+  assert.equal(await page.locator(`#run-${id}`).getAttribute("data-status"), "done");
+  const report = await page.request.get(app.baseUrl + (await page.locator(`#run-${id} .files a`, { hasText: "Report" }).getAttribute("href")));
+  assert.equal(report.status(), 200);
 
-  await page.goto(`${app.baseUrl}/pose`);
+  // The finished benchmark's model is offered above without a reload.
   await page.locator("#pose-server-models summary").click();
+  await page.locator('#pose-server-table tr[data-model="io-seed2"] button').waitFor();
   await page.locator('#pose-server-table tr[data-model="io-seed2"] button').click();
   await assertText(
     page,

@@ -166,14 +166,16 @@ impl Hooks for Checkpointing<'_> {
             seconds = format!("{:.0}", self.seconds()),
             "epoch"
         );
-        let line = serde_json::json!({
-            "run": self.name,
-            "epoch": record.epoch,
-            "epochs": self.epochs,
-            "heatmap_loss": record.loss.heatmap,
-            "valid_ap": record.valid.ap,
-        });
-        observe::metrics(&line.to_string());
+        let line = fuselab_shared::api::PoseProgress {
+            run: self.name.to_owned(),
+            epoch: record.epoch,
+            epochs: self.epochs,
+            heatmap_loss: record.loss.heatmap,
+            valid_ap: Some(record.valid.ap).filter(|ap| ap.is_finite()),
+        };
+        if let Ok(line) = serde_json::to_string(&line) {
+            observe::metrics(&line);
+        }
         observe::checkpoint();
         if observe::check().is_err() {
             Control::Stop

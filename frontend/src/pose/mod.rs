@@ -5,6 +5,7 @@
 //! nor the model is uploaded.
 
 mod server;
+mod train;
 mod worker;
 
 use fuselab_shared::pose::SKELETON;
@@ -166,7 +167,11 @@ fn loading(
 
 /// The model's files and what the worker made of them.
 #[component]
-fn ModelChooser(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl IntoView {
+fn ModelChooser(
+    model: RwSignal<ModelState>,
+    clip: RwSignal<ClipState>,
+    trained: RwSignal<u32>,
+) -> impl IntoView {
     let on_model = move |event: web_sys::Event| {
         let files = files_of(&event);
         let (on_done, on_error) = loading(model, clip, names_of(&files).join(" + "));
@@ -179,7 +184,7 @@ fn ModelChooser(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl 
             " from a "<code>"fuselab pose train"</code>" run folder"
         </label>
         <input id="pose-model" type="file" accept=".json,.safetensors" multiple on:change=on_model />
-        <server::ServerModels model=model clip=clip />
+        <server::ServerModels model=model clip=clip trained=trained />
         <p id="pose-model-status" class=move || if matches!(model.get(), ModelState::Failed(_)) { "error" } else { "note" }>
             {move || model_line(&model.get())}
         </p>
@@ -226,6 +231,7 @@ fn Player(clip: RwSignal<ClipState>) -> impl IntoView {
 pub fn PosePage() -> impl IntoView {
     let model = RwSignal::new(ModelState::None);
     let clip = RwSignal::new(ClipState::Idle);
+    let trained = RwSignal::new(0_u32);
     let fps = RwSignal::new(30.0_f64);
     let max_frames = RwSignal::new(300_usize);
     let clip_files = StoredValue::new_local(None::<js_sys::Array>);
@@ -301,7 +307,7 @@ pub fn PosePage() -> impl IntoView {
                 ", compiled to WebAssembly and run in a worker. The clip and the model stay on this
                 device; nothing is uploaded."
             </p>
-            <ModelChooser model=model clip=clip />
+            <ModelChooser model=model clip=clip trained=trained />
             <label for="pose-clip">"Clip: a video (MP4, WebM) or its frames as PNG or JPEG images"</label>
             <input id="pose-clip" type="file" accept="video/*,image/png,image/jpeg" multiple on:change=on_clip />
             <div class="actions">
@@ -325,5 +331,6 @@ pub fn PosePage() -> impl IntoView {
             </p>
             <Player clip=clip />
         </section>
+        <train::TrainOnServer trained=trained />
     }
 }

@@ -77,21 +77,33 @@ async fn finished_runs() -> Result<Vec<ServerRun>, Failure> {
 
 /// The table of models, with a button each.
 #[component]
-pub fn ServerModels(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl IntoView {
+pub fn ServerModels(
+    model: RwSignal<ModelState>,
+    clip: RwSignal<ClipState>,
+    /// Changes when a benchmark started from this page changes, so the list reloads.
+    trained: RwSignal<u32>,
+) -> impl IntoView {
     view! {
         <details id="pose-server-models">
             <summary>"Or a model from your pose benchmarks on this server"</summary>
             <SignedIn what="use the models your pose benchmarks trained on this server">
-                <List model=model clip=clip />
+                <List model=model clip=clip trained=trained />
             </SignedIn>
         </details>
     }
 }
 
 #[component]
-fn List(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl IntoView {
+fn List(
+    model: RwSignal<ModelState>,
+    clip: RwSignal<ClipState>,
+    trained: RwSignal<u32>,
+) -> impl IntoView {
     let auth = use_auth();
-    let runs = LocalResource::new(move || async move { auth.watch(finished_runs().await) });
+    let runs = LocalResource::new(move || {
+        trained.track();
+        async move { auth.watch(finished_runs().await) }
+    });
     let use_model = move |id: String, name: String| {
         let short: String = id.chars().take(8).collect();
         let (on_done, on_error) = loading(model, clip, format!("{name} of benchmark {short}"));
@@ -105,8 +117,7 @@ fn List(model: RwSignal<ModelState>, clip: RwSignal<ClipState>) -> impl IntoView
                 }.into_any(),
                 Ok(list) if list.is_empty() => view! {
                     <p class="empty" id="pose-server-empty">
-                        "No finished pose benchmark yet. A benchmark is the "<code>"pose-benchmark"</code>
-                        " action of the server's training runs ("<code>"POST /api/align/runs"</code>")."
+                        "No finished pose benchmark yet: start one below, in "<em>"Train pose models on the server"</em>"."
                     </p>
                 }.into_any(),
                 Ok(list) => view! {
