@@ -106,11 +106,26 @@ function once(target, success, failure = "error") {
   });
 }
 
+/**
+ * Seeks and waits until the frame at `time` is ready to draw: `seeked` can come before the
+ * decoder has the new frame when the machine is busy (the previous one is drawn then), so the
+ * next presented frame is awaited too, or at most `FRAME_WAIT_MS` where the browser presents
+ * none for a video outside the page.
+ */
 async function seek(video, time) {
   const seeked = once(video, "seeked");
+  const presented = "requestVideoFrameCallback" in video
+    ? new Promise((resolve) => {
+        video.requestVideoFrameCallback(resolve);
+        setTimeout(resolve, FRAME_WAIT_MS);
+      })
+    : Promise.resolve();
   video.currentTime = time;
   await seeked;
+  await presented;
 }
+
+const FRAME_WAIT_MS = 250;
 
 /** A video element for `url` with its metadata read and a finite duration. */
 async function openVideo(url) {
