@@ -222,10 +222,7 @@ fn Runs() -> impl IntoView {
     };
     view! {
         {form}
-        {move || feedback.get().map(|f| match f {
-            Ok(text) => view! { <p id="align-feedback" role="status">{text}</p> }.into_any(),
-            Err(text) => view! { <p id="align-feedback" class="error" role="alert">{text}</p> }.into_any(),
-        })}
+        <runs::Feedback id="align-feedback" feedback=feedback />
         {progress}
         <h3>"Runs"</h3>
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
@@ -263,52 +260,41 @@ fn RunView(
     let file = |name: &str| api::run_file_url(&id, name);
     let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
-    let fusion = run.action == AlignAction::ToplaSummary;
-    let h3fusion = run.action == AlignAction::H3Fusion;
-    let h3fusion_done = (run.status == AlignRunStatus::Done && h3fusion).then(|| {
-        view! {
-            <H3FusionResults id=id.clone() />
-            <p class="files">
-                <a href=file("report.html") target="_blank">"Report"</a>" · "
-                <a href=file("report.json") download="report.json">"JSON"</a>" · "
-                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
-            </p>
+    let (fusion, h3fusion) = (
+        run.action == AlignAction::ToplaSummary,
+        run.action == AlignAction::H3Fusion,
+    );
+    // Fusion runs report in `report.json`; attack runs in their results table and charts.
+    let done = (run.status == AlignRunStatus::Done).then(|| {
+        if fusion || h3fusion {
+            view! {
+                {h3fusion.then(|| view! { <H3FusionResults id=id.clone() /> })}
+                <p class="files">
+                    <a href=file("report.html") target="_blank">"Report"</a>" · "
+                    <a href=file("report.json") download="report.json">"JSON"</a>" · "
+                    <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+                </p>
+            }
+            .into_any()
+        } else {
+            view! {
+                <ResultsTable rows=run.results.clone() />
+                {attacked.then(|| view! {
+                    <div class="charts">
+                        <img src=file("hs.svg") alt="Harmful score against the poison ratio p" />
+                        <img src=file("fa.svg") alt="Fine-tune accuracy against the poison ratio p" />
+                    </div>
+                })}
+                <p class="files">
+                    <a href=file("report.html") target="_blank">"Report"</a>" · "
+                    <a href=file("results.csv") download="results.csv">"CSV"</a>" · "
+                    <a href=file("results.json") download="results.json">"JSON"</a>" · "
+                    <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
+                </p>
+            }
+            .into_any()
         }
-        .into_any()
     });
-    let done = h3fusion_done
-        .or_else(|| {
-            (run.status == AlignRunStatus::Done && fusion).then(|| {
-                view! {
-            <p class="files">
-                <a href=file("report.html") target="_blank">"Report"</a>" · "
-                <a href=file("report.json") download="report.json">"JSON"</a>" · "
-                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
-            </p>
-        }
-        .into_any()
-            })
-        })
-        .or_else(|| {
-            (run.status == AlignRunStatus::Done).then(|| {
-                view! {
-            <ResultsTable rows=run.results.clone() />
-            {attacked.then(|| view! {
-                <div class="charts">
-                    <img src=file("hs.svg") alt="Harmful score against the poison ratio p" />
-                    <img src=file("fa.svg") alt="Fine-tune accuracy against the poison ratio p" />
-                </div>
-            })}
-            <p class="files">
-                <a href=file("report.html") target="_blank">"Report"</a>" · "
-                <a href=file("results.csv") download="results.csv">"CSV"</a>" · "
-                <a href=file("results.json") download="results.json">"JSON"</a>" · "
-                <a href=file("metrics.jsonl") download="metrics.jsonl">"Training metrics"</a>
-            </p>
-        }
-        .into_any()
-            })
-        });
     let kind = if fusion {
         "LLM ensemble"
     } else if h3fusion {

@@ -180,10 +180,7 @@ fn Runs() -> impl IntoView {
     };
     view! {
         {form}
-        {move || feedback.get().map(|f| match f {
-            Ok(text) => view! { <p id="ctr-feedback" role="status">{text}</p> }.into_any(),
-            Err(text) => view! { <p id="ctr-feedback" class="error" role="alert">{text}</p> }.into_any(),
-        })}
+        <runs::Feedback id="ctr-feedback" feedback=feedback />
         {progress}
         <h3>"Benchmarks"</h3>
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>

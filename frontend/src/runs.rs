@@ -251,3 +251,17 @@ pub fn RunActions(
         </div>
     }
 }
+
+/// The line saying what the last start, resume or delete did (`id`: the element's id).
+#[component]
+pub fn Feedback(
+    id: &'static str,
+    feedback: RwSignal<Option<Result<String, String>>>,
+) -> impl IntoView {
+    move || {
+        feedback.get().map(|f| match f {
+            Ok(text) => view! { <p id=id role="status">{text}</p> }.into_any(),
+            Err(text) => view! { <p id=id class="error" role="alert">{text}</p> }.into_any(),
+        })
+    }
+}

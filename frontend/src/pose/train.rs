@@ -151,10 +151,7 @@ fn Runs(trained: RwSignal<u32>) -> impl IntoView {
     };
     view! {
         {form}
-        {move || feedback.get().map(|f| match f {
-            Ok(text) => view! { <p id="pose-feedback" role="status">{text}</p> }.into_any(),
-            Err(text) => view! { <p id="pose-feedback" class="error" role="alert">{text}</p> }.into_any(),
-        })}
+        <runs::Feedback id="pose-feedback" feedback=feedback />
         {progress}
         <h3>"Benchmarks"</h3>
         <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
