@@ -1,7 +1,7 @@
 // The face pages' Web Worker: fetches the face models from the server once, builds them in the
-// same wasm module as the page, and runs them on the pixels the page posts. `detect` needs only
+// workers' wasm module, and runs them on the pixels the page posts. `detect` needs only
 // MTCNN (the Protect page); `find` needs the whole stack (the Faces page).
-import init, { loadDetector, detectFaces, loadFaceStack, findFaces } from "/pkg/fuselab_frontend.js";
+import init, { loadDetector, detectFaces, loadFaceStack, findFaces } from "/pkg/fuselab_workers.js";
 
 const DETECTOR = ["pnet.safetensors", "rnet.safetensors", "onet.safetensors"];
 // The order `loadFaceStack` takes them in.

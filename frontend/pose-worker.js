@@ -1,7 +1,7 @@
-// The Pose page's Web Worker: builds the pose model in the same wasm module as the page, keeps
+// The Pose page's Web Worker: builds the pose model in the workers' wasm module, keeps
 // the clip's frames (letterboxed to the model's size) as they arrive, and runs the model over
 // a range of frames at a time, so the page can show progress. Nothing leaves the browser.
-import init, { poseLoadModel, poseBegin, poseAddFrame, posePredict } from "/pkg/fuselab_frontend.js";
+import init, { poseLoadModel, poseBegin, poseAddFrame, posePredict } from "/pkg/fuselab_workers.js";
 
 const ready = init();
 

@@ -1,7 +1,7 @@
-// The Ensembles page's Web Worker: loads the same wasm module as the page and runs the analysis
-// (or a combiner's training) off the page's thread, so the page stays responsive and a run can
-// be cancelled (terminated).
-import init, { analyzeFiles, combineFiles } from "/pkg/fuselab_frontend.js";
+// The Ensembles page's Web Worker: loads the workers' wasm module (fetched on first use) and
+// runs the analysis (or a combiner's training) off the page's thread, so the page stays
+// responsive and a run can be cancelled (terminated).
+import init, { analyzeFiles, combineFiles } from "/pkg/fuselab_workers.js";
 
 const ready = init();
 

@@ -13,7 +13,7 @@ export XDG_CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}"
 # The native crates, built and tested as one set with one profile so features never re-unify.
 NATIVE_PACKAGES=(-p fuselab-shared -p fuselab-shaders -p fuselab-ml -p fuselab)
 # The crates that are compiled to wasm32 for the browser.
-WEB_PACKAGES=(-p fuselab-frontend -p fuselab-shared -p fuselab-shaders -p fuselab-ml -p fuselab-ui)
+WEB_PACKAGES=(-p fuselab-frontend -p fuselab-workers -p fuselab-shared -p fuselab-shaders -p fuselab-ml -p fuselab-ui)
 export FUSELAB_T0="${FUSELAB_T0:-$(date +%s)}"
 # Prints a step heading with the seconds since the outermost script started.
 step() { printf '\n== [%4ss] %s\n' "$(($(date +%s) - FUSELAB_T0))" "$*" >&2; }

@@ -42,6 +42,13 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen" ]; 
   cargo install wasm-bindgen-cli --version "$wasm_bindgen"
 fi
 
+# wasm-split-cli splits the app's wasm into the shell and one lazily fetched part per page (the
+# pages' `#[lazy]` functions); its format must match the `wasm_split_helpers` leptos pins (0.2.3).
+if ! cargo install --list | grep -q '^wasm_split_cli_support v0.2.3:'; then
+  step "cargo: installing wasm-split-cli 0.2.3 (a minute or two, once)"
+  cargo install --locked wasm_split_cli_support --version 0.2.3 --features build-binary
+fi
+
 # npm: wasm-opt (binaryen) and playwright-core, exactly as package-lock.json pins them.
 if ! cmp -s package-lock.json node_modules/.fuselab-installed 2>/dev/null; then
   step "npm: installing build and test tools"

@@ -14,6 +14,12 @@ step "workspace: ARCHITECTURE.md rows and single versions of pinned crates"
 node scripts/check-workspace.mjs
 
 scripts/build-web.sh
+step "the app's first load: its shell wasm under 600 KB gzipped (pages and workers load later)"
+shell_gz=$(stat -c %s frontend/dist/pkg/fuselab_frontend_bg.wasm.gz)
+if [ "$shell_gz" -ge $((600 * 1024)) ]; then
+  echo "frontend/dist/pkg/fuselab_frontend_bg.wasm.gz is $shell_gz bytes, over the 600 KB budget" >&2
+  exit 1
+fi
 
 step "clippy: wasm32"
 cargo clippy "${WEB_PACKAGES[@]}" --lib --target wasm32-unknown-unknown --profile web -- -D warnings

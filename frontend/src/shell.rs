@@ -2,7 +2,7 @@
 //! the address names.
 
 use leptos::prelude::*;
-use wasm_bindgen::{JsCast as _, prelude::wasm_bindgen};
+use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::{
     account, align, api, cofailure, ctr, ensembles, faces, gpu, home, pose, protect, route::Page,
@@ -13,10 +13,7 @@ use crate::{
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
-    // The Ensembles page's Web Worker loads this module too; it has no page to mount.
-    if js_sys::global().is_instance_of::<web_sys::Window>() {
-        leptos::mount::mount_to_body(App);
-    }
+    leptos::mount::mount_to_body(App);
 }
 
 #[wasm_bindgen(module = "/theme.js")]
@@ -82,22 +79,77 @@ fn App() -> impl IntoView {
                 <api::ServerStatus />
                 <gpu::DeviceStatus device=device />
             </section>
-            {match page {
-                Page::Saved(id) => view! { <ensembles::SavedReportPage id=id /> }.into_any(),
-                Page::Home => view! { <home::HomePage /> }.into_any(),
-                Page::Faces => view! { <faces::FacesPage /> }.into_any(),
-                Page::Protect => view! { <protect::ProtectPage /> }.into_any(),
-                Page::Align => view! { <align::AlignPage /> }.into_any(),
-                Page::Ctr => view! { <ctr::CtrPage /> }.into_any(),
-                Page::Pose => view! { <pose::PosePage /> }.into_any(),
-                Page::SignIn => view! { <signin::SignInPage /> }.into_any(),
-                Page::Account => view! { <account::AccountPage /> }.into_any(),
-                Page::Ensembles => view! {
-                    <ensembles::EnsemblesPage />
-                    <cofailure::CofailureTool />
-                }.into_any(),
-            }}
+            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the page…"</p> }>
+                {move || Suspend::new(page_view(page.clone()))}
+            </Suspense>
         </main>
         <fuselab_ui::ToastRegion />
     }
+}
+
+/// The page of the address. Each tool's page is a separate wasm chunk (`#[lazy]`, split off by
+/// `wasm-split-cli` in `scripts/build-web.sh`), fetched when the address names it, so the first
+/// load carries only the shell and the home page.
+async fn page_view(page: Page) -> AnyView {
+    match page {
+        Page::Home => view! { <home::HomePage /> }.into_any(),
+        Page::Saved(id) => saved_page(id).await,
+        Page::Faces => faces_page().await,
+        Page::Protect => protect_page().await,
+        Page::Align => align_page().await,
+        Page::Ctr => ctr_page().await,
+        Page::Pose => pose_page().await,
+        Page::SignIn => sign_in_page().await,
+        Page::Account => account_page().await,
+        Page::Ensembles => ensembles_page().await,
+    }
+}
+
+#[lazy]
+fn saved_page(id: String) -> AnyView {
+    view! { <ensembles::SavedReportPage id=id /> }.into_any()
+}
+
+#[lazy]
+fn faces_page() -> AnyView {
+    view! { <faces::FacesPage /> }.into_any()
+}
+
+#[lazy]
+fn protect_page() -> AnyView {
+    view! { <protect::ProtectPage /> }.into_any()
+}
+
+#[lazy]
+fn align_page() -> AnyView {
+    view! { <align::AlignPage /> }.into_any()
+}
+
+#[lazy]
+fn ctr_page() -> AnyView {
+    view! { <ctr::CtrPage /> }.into_any()
+}
+
+#[lazy]
+fn pose_page() -> AnyView {
+    view! { <pose::PosePage /> }.into_any()
+}
+
+#[lazy]
+fn sign_in_page() -> AnyView {
+    view! { <signin::SignInPage /> }.into_any()
+}
+
+#[lazy]
+fn account_page() -> AnyView {
+    view! { <account::AccountPage /> }.into_any()
+}
+
+#[lazy]
+fn ensembles_page() -> AnyView {
+    view! {
+        <ensembles::EnsemblesPage />
+        <cofailure::CofailureTool />
+    }
+    .into_any()
 }

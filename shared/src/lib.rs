@@ -9,6 +9,7 @@ pub mod api;
 pub mod cofailure;
 pub mod ctr;
 pub mod ensemble;
+pub mod face;
 pub mod mask;
 pub mod npy;
 pub mod pose;
@@ -16,6 +17,7 @@ pub mod predictions;
 pub mod rng;
 pub mod table;
 pub mod topla;
+pub mod worker;
 
 pub use cofailure::{CofailureReport, FailureMasks, ModelSummary};
 pub use predictions::{ModelPredictions, PredictionError, PredictionTable};

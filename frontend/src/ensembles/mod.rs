@@ -2,14 +2,13 @@
 //! a Web Worker with the same engine as the CLI (or on the server for large pools), explore
 //! tables and plots, export everything, save and share reports.
 
-mod analysis;
 mod combine;
 mod combine_all;
 mod plots;
 mod saved;
 mod teams;
 
-use analysis::{Compute, WorkerOptions, WorkerResult};
+use fuselab_shared::worker::ensemble::{Compute, WorkerOptions, WorkerResult};
 pub use saved::SavedReportPage;
 use teams::{TeamDetail, TopTeams};
 

@@ -2,11 +2,10 @@
 //! dlib's ResNet and faceres), all in this browser. The models come from the server once; the
 //! photos are decoded, analysed and previewed here and never uploaded.
 
-mod worker;
-
-use fuselab_ml::face::{Face, Verdict};
+use fuselab_shared::face::{Face, Verdict};
+use fuselab_shared::worker::face::FoundFaces;
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
+
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/glue.js")]
@@ -23,43 +22,6 @@ extern "C" {
     pub(crate) fn set_face_status(callback: JsValue);
     #[wasm_bindgen(js_name = findFacesInFile)]
     fn find_faces_in_file(file: &JsValue, on_done: JsValue, on_error: JsValue);
-}
-
-/// A face-recognition model's name and verification threshold, as the worker reports them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// `dlib` or `faceres`.
-    pub name: String,
-    /// Same person below this distance; `None` when the model ships without one.
-    pub threshold: Option<f32>,
-}
-
-/// What the worker found in one photo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FoundFaces {
-    /// The photo's columns, after EXIF orientation.
-    pub width: u32,
-    /// Its rows.
-    pub height: u32,
-    /// Largest first.
-    pub faces: Vec<Face>,
-    /// The embedders, in the order of [`FaceStack::compare`](fuselab_ml::face::FaceStack::compare).
-    pub models: Vec<ModelInfo>,
-    /// Where the time went.
-    pub millis: Millis,
-}
-
-/// Milliseconds per stage, summed over the faces.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Millis {
-    /// MTCNN on the whole photo.
-    pub detect: f64,
-    /// dlib's landmarks and chips.
-    pub align: f64,
-    /// dlib's descriptors.
-    pub dlib: f64,
-    /// faceres's descriptors.
-    pub faceres: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

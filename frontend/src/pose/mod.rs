@@ -6,18 +6,16 @@
 
 mod server;
 mod train;
-mod worker;
 
 use fuselab_shared::pose::SKELETON;
 use fuselab_shared::pose::video::{FrameKeypoints, Predictions};
+use fuselab_shared::worker::pose::{MAX_FRAMES, ModelInfo};
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::faces::files_of;
 
-/// Most frames the page reads from one clip (longer clips: `fuselab pose predict`).
-pub(crate) const MAX_FRAMES: usize = 600;
 /// Joints whose heatmap peak is below this are not drawn (as `pose predict` draws them).
 const DRAW_THRESHOLD: f64 = 0.1;
 
@@ -44,19 +42,6 @@ extern "C" {
     );
     #[wasm_bindgen(js_name = showPose)]
     fn show_pose(frames_json: &str, drawing_json: &str);
-}
-
-/// A loaded model, as the worker describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// `single_frame`, `fusion` or `jm_pose`.
-    pub variant: String,
-    /// Frames per window.
-    pub frames: usize,
-    /// The model's frame size, `[width, height]`.
-    pub frame_size: [usize; 2],
-    /// Trainable numbers.
-    pub parameters: usize,
 }
 
 /// What `runPose` reports besides the keypoints.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use fuselab_ml::face::mtcnn::Detection;
+use fuselab_shared::face::Detection;
 use fuselab_shared::mask::{FaceCanvas, apply, key::MaskKey, quality};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;

@@ -12,6 +12,7 @@ use thiserror::Error;
 use super::RgbImage;
 
 pub use crate::tensors::NamedTensors;
+pub use fuselab_shared::face::Detection;
 
 /// A checkpoint that is not the MTCNN network it should be.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -36,19 +37,6 @@ pub enum MtcnnError {
         /// The shape the network needs.
         expected: Vec<usize>,
     },
-}
-
-/// One detected face, in pixel coordinates of the photo.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Detection {
-    /// Left, top, right, bottom.
-    #[serde(rename = "box")]
-    pub bbox: [f32; 4],
-    /// O-Net's face probability.
-    pub score: f32,
-    /// Left eye, right eye (as seen in the photo, left to right), nose, left and right mouth
-    /// corner: `(x, y)` each.
-    pub landmarks: [[f32; 2]; 5],
 }
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //! embedders describe it.
 
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{
@@ -14,6 +13,12 @@ use super::{
     shape::ShapePredictor,
 };
 use crate::tensors::NamedTensors;
+pub use fuselab_shared::face::{Face, Verdict};
+
+/// Compares two raw embeddings of the model described by `info`.
+fn verdict(info: &EmbedderInfo, a: &[f32], b: &[f32]) -> Verdict {
+    Verdict::between(info.name, info.same_person_below, a, b)
+}
 
 /// The weight files of the face stack, as loaded from disk or fetched by the browser.
 #[derive(Debug)]
@@ -57,61 +62,6 @@ pub struct FaceStack {
     pub dlib: DlibResNet,
     /// The second, different descriptor (MobileNet-v1, 1024-d).
     pub faceres: Faceres,
-}
-
-/// One face: the detection, dlib's landmarks and the descriptors of its chip.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Face {
-    /// What MTCNN found.
-    #[serde(flatten)]
-    pub detection: Detection,
-    /// dlib's 5 landmarks, `(x, y)`.
-    pub parts: Vec<[i64; 2]>,
-    /// dlib's raw 128-d descriptor.
-    pub dlib: Vec<f32>,
-    /// faceres's 1024-d descriptor of the same chip, resized to 224×224.
-    pub faceres: Vec<f32>,
-}
-
-/// How one model compares two faces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// The model's name.
-    pub model: String,
-    /// Euclidean distance between the raw embeddings.
-    pub distance: f32,
-    /// Angle between the embeddings, radians.
-    pub angle: f32,
-    /// The model's own threshold on `distance`, when it has one.
-    pub threshold: Option<f32>,
-    /// `None` when the model has no threshold to decide with.
-    pub same_person: Option<bool>,
-}
-
-impl Verdict {
-    /// Compares two raw embeddings of the model described by `info`.
-    pub fn new(info: &EmbedderInfo, a: &[f32], b: &[f32]) -> Self {
-        Self::between(info.name, info.same_person_below, a, b)
-    }
-
-    /// Compares two raw embeddings of `model`, deciding with its `threshold` when it has one.
-    pub fn between(model: &str, threshold: Option<f32>, a: &[f32], b: &[f32]) -> Self {
-        let distance = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f32>()
-            .sqrt();
-        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b)).max(1e-12);
-        Self {
-            model: model.to_owned(),
-            distance,
-            angle: cos.clamp(-1.0, 1.0).acos(),
-            threshold,
-            same_person: threshold.map(|t| distance < t),
-        }
-    }
 }
 
 impl FaceStack {
@@ -185,8 +135,8 @@ impl FaceStack {
     /// Each model's verdict on two faces: dlib first, then faceres.
     pub fn compare(&self, a: &Face, b: &Face) -> [Verdict; 2] {
         [
-            Verdict::new(self.dlib.info(), &a.dlib, &b.dlib),
-            Verdict::new(self.faceres.info(), &a.faceres, &b.faceres),
+            verdict(self.dlib.info(), &a.dlib, &b.dlib),
+            verdict(self.faceres.info(), &a.faceres, &b.faceres),
         ]
     }
 }

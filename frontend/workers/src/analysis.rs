@@ -1,5 +1,5 @@
-//! The Ensembles page's Web Worker entry: parse the dropped files and validate the pool with the
-//! shared engine, then analyse here — every team's focal diversity on WebGPU when the browser
+//! The Ensembles page's analysis in the worker: parse the dropped files and validate the pool
+//! with the shared engine, then analyse here — every team's focal diversity on WebGPU when the browser
 //! has it and the pool is large, on the CPU otherwise — or hand the parsed pool back for the
 //! server when it has more teams than the page's limit. Results go back as JSON so the page
 //! thread only deserialises them.
@@ -10,59 +10,15 @@ use fuselab_shaders::{Gpu, team_sums::TeamSumsKernel};
 use fuselab_shared::{
     api::AnalyzeRequest,
     ensemble::{
-        Analysis, AnalysisError, FocalTable, InputFile, OverviewOptions, Pool, PoolFiles,
-        SplitChoice, Teams, analysis, analysis_with,
+        AnalysisError, FocalTable, InputFile, OverviewOptions, Pool, PoolFiles, Teams, analysis,
+        analysis_with,
     },
+    worker::ensemble::{Compute, GPU_TEAMS, WorkerOptions, WorkerResult},
 };
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
-
-/// Where the teams' focal diversity is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compute {
-    /// WebGPU for pools of at least [`GPU_TEAMS`] teams when the browser has a hardware GPU.
-    Auto,
-    /// Always the CPU.
-    Cpu,
-    /// WebGPU whatever the size (the CPU if it fails).
-    Gpu,
-}
-
-/// From this many teams on, `Auto` uses WebGPU.
-pub const GPU_TEAMS: u64 = 4_096;
 
 /// Masks per kernel dispatch.
 const CHUNK: u32 = 1 << 16;
-
-/// What the page asks the worker for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerOptions {
-    /// Top-K and team sizes.
-    pub overview: OverviewOptions,
-    /// Above this many teams the pool goes to the server (`None`: always here).
-    pub local_limit: Option<u64>,
-    /// Where focal diversity is computed.
-    pub compute: Compute,
-    /// Which samples of a pool with splits to analyse (the test split by default).
-    #[serde(default)]
-    pub split: SplitChoice,
-}
-
-/// What the worker gives back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum WorkerResult {
-    /// Analysed in the worker.
-    Analysis(Box<Analysis>),
-    /// Parsed and valid, but too large for the device: the request for the server.
-    Server {
-        /// Teams in the size range.
-        teams: u64,
-        /// The server's request body.
-        request: Box<AnalyzeRequest>,
-    },
-}
 
 thread_local! {
     // The worker's WebGPU device and kernel, opened on first use (wgpu handles are not Send).
@@ -212,12 +168,12 @@ async fn run(
 }
 
 /// The contents of the files the page handed the worker.
-pub(super) fn file_bytes(contents: &[js_sys::Uint8Array]) -> Vec<Vec<u8>> {
+pub(crate) fn file_bytes(contents: &[js_sys::Uint8Array]) -> Vec<Vec<u8>> {
     contents.iter().map(js_sys::Uint8Array::to_vec).collect()
 }
 
 /// The files as the pool readers take them: each name with its contents.
-pub(super) fn input_files<'a>(names: &'a [String], bytes: &'a [Vec<u8>]) -> Vec<InputFile<'a>> {
+pub(crate) fn input_files<'a>(names: &'a [String], bytes: &'a [Vec<u8>]) -> Vec<InputFile<'a>> {
     names
         .iter()
         .zip(bytes)

@@ -11,7 +11,7 @@ use fuselab_shared::pose::Frame;
 use fuselab_shared::pose::video::{Letterbox, read_size};
 use wasm_bindgen::prelude::*;
 
-use super::{MAX_FRAMES, ModelInfo};
+use fuselab_shared::worker::pose::{MAX_FRAMES, ModelInfo};
 
 struct Session {
     model: PoseModel,

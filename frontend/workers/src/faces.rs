@@ -10,7 +10,7 @@ use fuselab_ml::{
 };
 use wasm_bindgen::prelude::*;
 
-use super::{FoundFaces, Millis, ModelInfo};
+use fuselab_shared::worker::face::{FoundFaces, Millis, ModelInfo};
 
 /// Milliseconds since the last lap.
 struct Stopwatch(f64);
