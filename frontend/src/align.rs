@@ -14,9 +14,9 @@ use leptos::prelude::*;
 
 use crate::{
     access::{Access, Training},
-    api::{self, local_time},
+    api,
     h3fusion::H3FusionResults,
-    runs::{self, RunActions, Tracker},
+    runs::{self, RunCard, RunList, Tracker},
     session::{SignedIn, use_auth},
     settings::Settings,
 };
@@ -113,21 +113,10 @@ fn Runs() -> impl IntoView {
     let starting = RwSignal::new(false);
     let view_tab = RwSignal::new(0_usize);
     let state = Tracker::<AlignMetrics>::new(auth, "Run");
-    let (live, feedback, version) = (state.live, state.feedback, state.version);
-    let runs = LocalResource::new(move || {
-        version.track();
-        async move { auth.watch(runs::list(shown).await) }
-    });
-    let follow = move |id: String| state.follow(&id);
+    let (live, feedback) = (state.live, state.feedback);
     // A run already training when the page opens is followed.
-    Effect::new(move |_| {
-        if let Some(Ok(list)) = runs.get()
-            && live.get_untracked().is_none()
-            && let Some(run) = list.iter().find(|r| !r.status.finished())
-        {
-            follow(run.id.clone());
-        }
-    });
+    let runs = state.runs(shown);
+    let follow = move |id: String| state.follow(&id);
     let start = move |_| {
         starting.set(true);
         let body = StartAlignRun {
@@ -224,22 +213,11 @@ fn Runs() -> impl IntoView {
         {form}
         <runs::Feedback id="align-feedback" feedback=feedback />
         {progress}
-        <h3>"Runs"</h3>
-        <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
-            {move || runs.get().map(|result| match result {
-                Err(failure) => view! { <p class="note">{format!("Runs are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="empty" id="align-empty">{
-                    if may_train { "None yet: start one above." } else { "None yet." }
-                }</p> }.into_any(),
-                Ok(list) => view! {
-                    <div id="align-runs">
-                        {list.into_iter().map(|run| view! {
-                            <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
-                        }).collect_view()}
-                    </div>
-                }.into_any(),
-            })}
-        </Suspense>
+        <RunList runs=runs title="Runs" id="align-runs" empty_id="align-empty"
+            empty=if may_train { "None yet: start one above." } else { "None yet." }
+            item=move |run| view! {
+                <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
+            }.into_any() />
     }
 }
 
@@ -258,7 +236,6 @@ fn RunView(
 ) -> impl IntoView {
     let id = run.id.clone();
     let file = |name: &str| api::run_file_url(&id, name);
-    let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let attacked = run.results.iter().any(|r| r.p.is_some());
     let (fusion, h3fusion) = (
         run.action == AlignAction::ToplaSummary,
@@ -302,18 +279,12 @@ fn RunView(
     } else {
         "alignment"
     };
+    let title = format!("{kind} · {}", run.action.name());
     view! {
-        <article class="align-run" id=format!("run-{id}") data-status=run.status.name()>
-            <h4>
-                {format!("{kind} · {} · {} · ", run.action.name(), local_time(run.created))}
-                <span class="run-status">{run.status.name()}</span>
-                <span class="note">{format!(" · {id}")}</span>
-                {owner.map(|o| view! { <span class="owner">{o}</span> })}
-            </h4>
-            {run.error.map(|e| view! { <p class="error">{e}</p> })}
-            <RunActions id=id.clone() status=run.status may_train=may_train resume=resume follow=follow remove=remove />
+        <RunCard run=run class="" title=title owners=owners may_train=may_train
+            resume=resume follow=follow remove=remove>
             {done}
-        </article>
+        </RunCard>
     }
 }
 

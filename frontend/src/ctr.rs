@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use crate::{
     access::{Access, Training},
-    api::{self, local_time},
-    runs::{self, RunActions, Tracker},
+    api,
+    runs::{self, RunCard, RunList, Tracker},
     session::{SignedIn, use_auth},
 };
 
@@ -109,21 +109,10 @@ fn Runs() -> impl IntoView {
     let config = RwSignal::new(EXAMPLES[0].1.to_owned());
     let starting = RwSignal::new(false);
     let state = Tracker::<CtrProgress>::new(auth, "Benchmark");
-    let (live, feedback, version) = (state.live, state.feedback, state.version);
-    let runs = LocalResource::new(move || {
-        version.track();
-        async move { auth.watch(runs::list(shown).await) }
-    });
-    let follow = move |id: String| state.follow(&id);
+    let (live, feedback) = (state.live, state.feedback);
     // A benchmark already training when the page opens is followed.
-    Effect::new(move |_| {
-        if let Some(Ok(list)) = runs.get()
-            && live.get_untracked().is_none()
-            && let Some(run) = list.iter().find(|r| !r.status.finished())
-        {
-            follow(run.id.clone());
-        }
-    });
+    let runs = state.runs(shown);
+    let follow = move |id: String| state.follow(&id);
     let start = move |_| {
         starting.set(true);
         let body = StartAlignRun {
@@ -182,20 +171,10 @@ fn Runs() -> impl IntoView {
         {form}
         <runs::Feedback id="ctr-feedback" feedback=feedback />
         {progress}
-        <h3>"Benchmarks"</h3>
-        <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
-            {move || runs.get().map(|result| match result {
-                Err(failure) => view! { <p class="note">{format!("Benchmarks are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="empty" id="ctr-empty">"None yet."</p> }.into_any(),
-                Ok(list) => view! {
-                    <div id="ctr-runs">
-                        {list.into_iter().map(|run| view! {
-                            <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
-                        }).collect_view()}
-                    </div>
-                }.into_any(),
-            })}
-        </Suspense>
+        <RunList runs=runs title="Benchmarks" id="ctr-runs" empty_id="ctr-empty" empty="None yet."
+            item=move |run| view! {
+                <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
+            }.into_any() />
     }
 }
 
@@ -211,7 +190,6 @@ fn RunView(
 ) -> impl IntoView {
     let id = run.id.clone();
     let file = |name: &str| api::run_file_url(&id, name);
-    let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let done = (run.status == AlignRunStatus::Done).then(|| {
         let run_id = id.clone();
         let results = LocalResource::new(move || {
@@ -234,17 +212,10 @@ fn RunView(
         }
     });
     view! {
-        <article class="align-run ctr-run" id=format!("run-{id}") data-status=run.status.name()>
-            <h4>
-                {format!("CTR benchmark · {} · ", local_time(run.created))}
-                <span class="run-status">{run.status.name()}</span>
-                <span class="note">{format!(" · {id}")}</span>
-                {owner.map(|o| view! { <span class="owner">{o}</span> })}
-            </h4>
-            {run.error.map(|e| view! { <p class="error">{e}</p> })}
-            <RunActions id=id.clone() status=run.status may_train=may_train resume=resume follow=follow remove=remove />
+        <RunCard run=run class="ctr-run" title="CTR benchmark".to_owned() owners=owners may_train=may_train
+            resume=resume follow=follow remove=remove>
             {done}
-        </article>
+        </RunCard>
     }
 }
 

@@ -1,6 +1,7 @@
-//! The server's training runs (`/api/align/runs`), shared by the Alignment and CTR pages: the
-//! calls (list, start, resume, delete) and following one run's events (`align.js`: an
-//! `EventSource`), with the page's state updated the same way on both pages.
+//! The server's training runs (`/api/align/runs`), shared by the Alignment, CTR and Pose pages:
+//! the calls (list, start, resume, delete), following one run's events (`align.js`: an
+//! `EventSource`) with the page's state updated the same way on every page, and the list of runs
+//! (`RunList`, each a `RunCard`).
 
 use fuselab_shared::api::{
     AlignAction, AlignRunCreated, AlignRunStatus, AlignRunSummary, StartAlignRun,
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::access::Failure;
-use crate::api;
+use crate::api::{self, local_time};
 use crate::session::Auth;
 
 #[wasm_bindgen(module = "/align.js")]
@@ -24,6 +25,9 @@ pub async fn list(keep: fn(AlignAction) -> bool) -> Result<Vec<AlignRunSummary>,
     let runs = api::runs().await?;
     Ok(runs.into_iter().filter(|r| keep(r.action)).collect())
 }
+
+/// A page's list of runs, as the server gave it.
+pub type Runs = LocalResource<Result<Vec<AlignRunSummary>, Failure>>;
 
 /// `{"status": …}` of a `status` event.
 #[derive(Debug, Deserialize)]
@@ -82,6 +86,25 @@ impl<P: Clone + Send + Sync + for<'de> Deserialize<'de> + 'static> Tracker<P> {
             auth,
             noun,
         }
+    }
+
+    /// The page's runs (those `keep` accepts), reloaded after every change; the first unfinished
+    /// one is followed when the page follows none.
+    pub fn runs(self, keep: fn(AlignAction) -> bool) -> Runs {
+        let (auth, version, live) = (self.auth, self.version, self.live);
+        let runs = LocalResource::new(move || {
+            version.track();
+            async move { auth.watch(list(keep).await) }
+        });
+        Effect::new(move |_| {
+            if let Some(Ok(list)) = runs.get()
+                && live.get_untracked().is_none()
+                && let Some(run) = list.iter().find(|r| !r.status.finished())
+            {
+                self.follow(&run.id);
+            }
+        });
+        runs
     }
 
     /// Marks the list as changed.
@@ -263,5 +286,64 @@ pub fn Feedback(
             Ok(text) => view! { <p id=id role="status">{text}</p> }.into_any(),
             Err(text) => view! { <p id=id class="error" role="alert">{text}</p> }.into_any(),
         })
+    }
+}
+
+/// A page's list of runs under its heading: loading, unavailable, empty (`empty_id`, `empty`), or
+/// each run drawn by `item` inside `<div id=id>`.
+#[component]
+pub fn RunList(
+    runs: Runs,
+    /// The heading, also how the unavailable note names the runs ("Runs", "Benchmarks").
+    title: &'static str,
+    id: &'static str,
+    empty_id: &'static str,
+    empty: &'static str,
+    item: impl Fn(AlignRunSummary) -> AnyView + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <h3>{title}</h3>
+        <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
+            {move || runs.get().map(|result| match result {
+                Err(failure) => view! { <p class="note">{format!("{title} are unavailable: {failure}")}</p> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="empty" id=empty_id>{empty}</p> }.into_any(),
+                Ok(list) => view! { <div id=id>{list.into_iter().map(item).collect_view()}</div> }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+/// One listed run: `title` with its start time, state, id (and owner, for an administrator), why
+/// it failed, its buttons ([`RunActions`]) and then `children` (its results and files).
+#[component]
+pub fn RunCard(
+    run: AlignRunSummary,
+    /// Classes besides `align-run`.
+    class: &'static str,
+    /// What the run is, e.g. "CTR benchmark".
+    title: String,
+    /// Whether the list holds every user's runs, so each names its owner.
+    owners: bool,
+    /// Whether interrupted and failed runs may be resumed.
+    may_train: bool,
+    resume: impl Fn(String) + Copy + 'static,
+    follow: impl Fn(String) + Copy + 'static,
+    remove: impl Fn(String) + Copy + 'static,
+    children: Children,
+) -> impl IntoView {
+    let id = run.id;
+    let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
+    view! {
+        <article class=format!("align-run {class}").trim_end().to_owned() id=format!("run-{id}") data-status=run.status.name()>
+            <h4>
+                {title}{format!(" · {} · ", local_time(run.created))}
+                <span class="run-status">{run.status.name()}</span>
+                <span class="note">{format!(" · {id}")}</span>
+                {owner.map(|o| view! { <span class="owner">{o}</span> })}
+            </h4>
+            {run.error.map(|e| view! { <p class="error">{e}</p> })}
+            <RunActions id=id.clone() status=run.status may_train=may_train resume=resume follow=follow remove=remove />
+            {children()}
+        </article>
     }
 }

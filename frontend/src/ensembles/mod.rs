@@ -13,6 +13,7 @@ pub use saved::SavedReportPage;
 use teams::{TeamDetail, TopTeams};
 
 use fuselab_shared::ensemble::{Analysis, OverviewOptions, SCATTER_LIMIT, SizeRange, SplitChoice};
+use fuselab_ui::DropZone;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
@@ -226,31 +227,12 @@ fn read_options(top_k: &str, sizes: &str) -> Result<OverviewOptions, String> {
 /// The drop zone and file picker; `on_files` gets the change or drop event.
 #[component]
 fn FileDrop(chosen: ReadSignal<String>, on_files: Callback<JsValue>) -> impl IntoView {
-    let (dragging, set_dragging) = signal(false);
     view! {
-        <div
-            class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
-            on:dragover=move |ev: web_sys::DragEvent| {
-                ev.prevent_default();
-                set_dragging.set(true);
-            }
-            on:dragleave=move |_| set_dragging.set(false)
-            on:drop=move |ev: web_sys::DragEvent| {
-                ev.prevent_default();
-                set_dragging.set(false);
-                on_files.run(ev.into());
-            }
-        >
-            <label for="pool-files">"Prediction files (drop them here, or choose)"</label>
-            <input
-                id="pool-files"
-                type="file"
-                multiple
-                accept=".json,.csv,.npz,.npy,.jsonl"
-                on:change=move |ev| on_files.run(ev.into())
-            />
+        <DropZone id="pool-files" label="Prediction files (drop them here, or choose)"
+            accept=".json,.csv,.npz,.npy,.jsonl" multiple=true
+            on_files=Callback::new(move |e: web_sys::Event| on_files.run(e.into()))>
             <p class="chosen">{move || chosen.get()}</p>
-        </div>
+        </DropZone>
     }
 }
 
@@ -258,30 +240,32 @@ fn FileDrop(chosen: ReadSignal<String>, on_files: Callback<JsValue>) -> impl Int
 #[component]
 fn WhereToRun(set_run_on: WriteSignal<RunOn>, set_compute: WriteSignal<Compute>) -> impl IntoView {
     view! {
-        <label>
-            "Run on "
-            <select id="run-on" on:change=move |ev| set_run_on.set(match event_target_value(&ev).as_str() {
+        <div class="field">
+            <label for="run-on">"Run on"</label>
+            <select id="run-on" aria-describedby="run-on-help" on:change=move |ev| set_run_on.set(match event_target_value(&ev).as_str() {
                 "device" => RunOn::Device,
                 "server" => RunOn::Server,
                 _ => RunOn::Auto,
             })>
-                <option value="auto">"this device (server above 100,000 teams)"</option>
+                <option value="auto">"automatic"</option>
                 <option value="device">"this device"</option>
                 <option value="server">"the server"</option>
             </select>
-        </label>
-        <label>
-            "Compute on "
-            <select id="compute-on" on:change=move |ev| set_compute.set(match event_target_value(&ev).as_str() {
+            <p class="help" id="run-on-help">"Automatic: this device, the server above 100,000 teams. On this device nothing is uploaded."</p>
+        </div>
+        <div class="field">
+            <label for="compute-on">"Compute on"</label>
+            <select id="compute-on" aria-describedby="compute-on-help" on:change=move |ev| set_compute.set(match event_target_value(&ev).as_str() {
                 "cpu" => Compute::Cpu,
                 "gpu" => Compute::Gpu,
                 _ => Compute::Auto,
             })>
-                <option value="auto">"WebGPU from 4,096 teams, on a hardware GPU"</option>
+                <option value="auto">"automatic"</option>
                 <option value="cpu">"the CPU"</option>
                 <option value="gpu">"WebGPU"</option>
             </select>
-        </label>
+            <p class="help" id="compute-on-help">"Automatic: WebGPU from 4,096 teams on a hardware GPU. The numbers are the same either way."</p>
+        </div>
     }
 }
 
@@ -361,16 +345,20 @@ pub fn EnsemblesPage() -> impl IntoView {
                  is uploaded, unless the pool has more than 100,000 teams (or you choose the server)."
             </p>
             <FileDrop chosen=chosen on_files=Callback::new(take_files) />
-            <div class="options">
-                <label>
-                    "Top K "
-                    <input id="top-k" type="number" min="1" prop:value=top_k on:input=move |ev| set_top_k.set(event_target_value(&ev)) />
-                </label>
+            <div class="grid-fields">
+                <div class="field">
+                    <label for="top-k">"Top K"</label>
+                    <input id="top-k" type="number" min="1" aria-describedby="top-k-help" prop:value=top_k
+                        on:input=move |ev| set_top_k.set(event_target_value(&ev)) />
+                    <p class="help" id="top-k-help">"How many of the best teams to list."</p>
+                </div>
+                <div class="field">
+                    <label for="team-sizes">"Team sizes"</label>
+                    <input id="team-sizes" type="text" spellcheck="false" aria-describedby="team-sizes-help"
+                        prop:value=size_text on:input=move |ev| set_size_text.set(event_target_value(&ev)) />
+                    <p class="help" id="team-sizes-help">"2.. for every size from 2, 2..4, or one size such as 3."</p>
+                </div>
                 <WhereToRun set_run_on=set_run_on set_compute=set_compute />
-                <label>
-                    "Team sizes "
-                    <input id="team-sizes" type="text" size="6" prop:value=size_text on:input=move |ev| set_size_text.set(event_target_value(&ev)) />
-                </label>
             </div>
             <div class="actions">
                 <button id="analyze" on:click=move |_| start(false) disabled=move || matches!(run.get(), Run::Running { .. })>

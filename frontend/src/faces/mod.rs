@@ -4,6 +4,7 @@
 
 use fuselab_shared::face::{Face, Verdict};
 use fuselab_shared::worker::face::FoundFaces;
+use fuselab_ui::DropZone;
 use leptos::prelude::*;
 
 use wasm_bindgen::prelude::*;
@@ -251,8 +252,8 @@ pub fn FacesPage() -> impl IntoView {
                 MTCNN, dlib's ResNet face descriptor and faceres running in this browser. The photos
                 are not uploaded."
             </p>
-            <label for="face-photos">"Photos (JPEG, PNG or WebP)"</label>
-            <input id="face-photos" type="file" accept="image/jpeg,image/png,image/webp" multiple on:change=on_files />
+            <DropZone id="face-photos" label="Photos (JPEG, PNG or WebP): drop them here, or choose"
+                accept="image/jpeg,image/png,image/webp" multiple=true on_files=Callback::new(on_files) />
             <p id="face-status" class="note">{move || status.get()}</p>
             {move || photos.get().into_iter().map(photo_view).collect_view()}
             {move || comparisons_view(photos)}

@@ -10,8 +10,8 @@ use leptos::prelude::*;
 
 use crate::{
     access::{Access, Training},
-    api::{self, local_time},
-    runs::{self, RunActions, Tracker},
+    api,
+    runs::{self, RunCard, RunList, Tracker},
     session::{SignedIn, use_auth},
 };
 
@@ -79,19 +79,8 @@ fn Runs(trained: RwSignal<u32>) -> impl IntoView {
         version.track();
         trained.update(|t| *t += 1);
     });
-    let runs = LocalResource::new(move || {
-        version.track();
-        async move { auth.watch(runs::list(shown).await) }
-    });
+    let runs = state.runs(shown);
     let follow = move |id: String| state.follow(&id);
-    Effect::new(move |_| {
-        if let Some(Ok(list)) = runs.get()
-            && live.get_untracked().is_none()
-            && let Some(run) = list.iter().find(|r| !r.status.finished())
-        {
-            follow(run.id.clone());
-        }
-    });
     let start = move |_| {
         starting.set(true);
         let body = StartAlignRun {
@@ -153,20 +142,10 @@ fn Runs(trained: RwSignal<u32>) -> impl IntoView {
         {form}
         <runs::Feedback id="pose-feedback" feedback=feedback />
         {progress}
-        <h3>"Benchmarks"</h3>
-        <Suspense fallback=|| view! { <p class="note">"Loading…"</p> }>
-            {move || runs.get().map(|result| match result {
-                Err(failure) => view! { <p class="note">{format!("Benchmarks are unavailable: {failure}")}</p> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="empty" id="pose-runs-empty">"None yet."</p> }.into_any(),
-                Ok(list) => view! {
-                    <div id="pose-runs">
-                        {list.into_iter().map(|run| view! {
-                            <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
-                        }).collect_view()}
-                    </div>
-                }.into_any(),
-            })}
-        </Suspense>
+        <RunList runs=runs title="Benchmarks" id="pose-runs" empty_id="pose-runs-empty" empty="None yet."
+            item=move |run| view! {
+                <RunView run=run owners=owners may_train=may_train resume=resume follow=follow remove=remove />
+            }.into_any() />
     }
 }
 
@@ -182,7 +161,6 @@ fn RunView(
 ) -> impl IntoView {
     let id = run.id.clone();
     let file = |name: &str| api::run_file_url(&id, name);
-    let owner = owners.then(|| format!(" · {}", run.owner.as_deref().unwrap_or("–")));
     let done = (run.status == fuselab_shared::api::AlignRunStatus::Done).then(|| {
         view! {
             <p class="files">
@@ -193,16 +171,9 @@ fn RunView(
         }
     });
     view! {
-        <article class="align-run pose-run" id=format!("run-{id}") data-status=run.status.name()>
-            <h4>
-                {format!("pose benchmark · {} · ", local_time(run.created))}
-                <span class="run-status">{run.status.name()}</span>
-                <span class="note">{format!(" · {id}")}</span>
-                {owner.map(|o| view! { <span class="owner">{o}</span> })}
-            </h4>
-            {run.error.map(|e| view! { <p class="error">{e}</p> })}
-            <RunActions id=id.clone() status=run.status may_train=may_train resume=resume follow=follow remove=remove />
+        <RunCard run=run class="pose-run" title="pose benchmark".to_owned() owners=owners may_train=may_train
+            resume=resume follow=follow remove=remove>
             {done}
-        </article>
+        </RunCard>
     }
 }

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::faces::{files_of, set_face_status};
 use crate::protection::{Progress, STEPS, StepState, steps};
-use fuselab_ui::{TabPanel, Tabs, Tone, use_toasts};
+use fuselab_ui::{DropZone, TabPanel, Tabs, Tone, use_toasts};
 use photos::{Photo, PhotoState, Shared, Store, protect, start_photo};
 
 #[wasm_bindgen(module = "/protect.js")]
@@ -115,7 +115,6 @@ pub fn ProtectPage() -> impl IntoView {
     let key_tab = RwSignal::new(0_usize);
     let downloaded = RwSignal::new(false);
     let zipping = RwSignal::new(false);
-    let dragging = RwSignal::new(false);
     set_face_status(
         Closure::<dyn FnMut(String)>::new(move |line: String| detector_status.set(line))
             .into_js_value(),
@@ -275,28 +274,15 @@ pub fn ProtectPage() -> impl IntoView {
 
             <section class="step" aria-labelledby="step-photos-title">
                 <h3 id="step-photos-title">"2. Your photos"</h3>
-                <div
-                    class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
-                    on:dragover=move |ev: web_sys::DragEvent| {
-                        ev.prevent_default();
-                        dragging.set(loaded.get_untracked());
-                    }
-                    on:dragleave=move |_| dragging.set(false)
-                    on:drop=move |ev: web_sys::DragEvent| {
-                        ev.prevent_default();
-                        dragging.set(false);
-                        add_photos(ev.into());
-                    }
-                >
-                    <label for="protect-photos">"Photos to protect (JPEG, PNG or WebP): drop them here, or choose"</label>
-                    <input id="protect-photos" type="file" accept="image/jpeg,image/png,image/webp" multiple
-                        prop:disabled=move || !loaded.get() on:change=move |e: web_sys::Event| add_photos(e.into()) />
+                <DropZone id="protect-photos" label="Photos to protect (JPEG, PNG or WebP): drop them here, or choose"
+                    accept="image/jpeg,image/png,image/webp" multiple=true enabled=loaded
+                    on_files=Callback::new(move |e: web_sys::Event| add_photos(e.into()))>
                     <p class="help">{move || if loaded.get() {
                         "As many as you like; each face found is outlined."
                     } else {
                         "Load or create your key first."
                     }}</p>
-                </div>
+                </DropZone>
                 <p id="detector-status" class="note">{move || detector_status.get()}</p>
                 <ul class="thumbs" aria-label="Your photos">
                     {move || photos.get().into_iter().enumerate()

@@ -1,5 +1,5 @@
-//! The small components every page of the fuselab app shares, styled by its `style.css`: tabs
-//! and toasts. Buttons, fields, drop zones, progress bars, cards, tables (`table-wrap`) and empty
+//! The small components every page of the fuselab app shares, styled by its `style.css`: tabs,
+//! toasts and drop zones. Buttons, fields, progress bars, cards, tables (`table-wrap`) and empty
 //! states (`empty`) are plain elements with the stylesheet's classes.
 //!
 //! Built for wasm32 only; its tests run in headless Chromium with `wasm-bindgen-test`.
@@ -162,6 +162,53 @@ pub fn ToastRegion() -> impl IntoView {
     }
 }
 
+/// A drop zone around a labelled file input: files dropped on it, or chosen, go to `on_files`
+/// as the `drop` or `change` event (read them with the event's `dataTransfer` or `target`). It
+/// is marked `over` while files are dragged over it, and refuses them while `enabled` is false.
+#[component]
+pub fn DropZone(
+    /// The file input's id.
+    id: &'static str,
+    label: &'static str,
+    /// The input's `accept`: the types offered in the file chooser.
+    accept: &'static str,
+    /// Whether several files may be chosen at once.
+    #[prop(optional)]
+    multiple: bool,
+    /// Whether it takes files now (always when not given).
+    #[prop(optional, into)]
+    enabled: Option<Signal<bool>>,
+    on_files: Callback<web_sys::Event>,
+    /// Shown under the input: what happens to the files, what was chosen.
+    #[prop(optional)]
+    children: Option<Children>,
+) -> impl IntoView {
+    let dragging = RwSignal::new(false);
+    let enabled = move || enabled.is_none_or(|e| e.get());
+    view! {
+        <div
+            class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
+            on:dragover=move |ev: web_sys::DragEvent| {
+                ev.prevent_default();
+                dragging.set(enabled());
+            }
+            on:dragleave=move |_| dragging.set(false)
+            on:drop=move |ev: web_sys::DragEvent| {
+                ev.prevent_default();
+                dragging.set(false);
+                if enabled() {
+                    on_files.run(ev.into());
+                }
+            }
+        >
+            <label for=id>{label}</label>
+            <input id=id type="file" accept=accept multiple=multiple prop:disabled=move || !enabled()
+                on:change=move |ev| on_files.run(ev) />
+            {children.map(|c| c())}
+        </div>
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use leptos::prelude::*;
@@ -220,6 +267,15 @@ mod tests {
             .unwrap()
             .dispatch_event(&event)
             .unwrap();
+    }
+
+    /// Dispatches a drag event of `kind` at element `on`.
+    fn drag(on: &web_sys::Element, kind: &str) {
+        let init = web_sys::DragEventInit::new();
+        init.set_bubbles(true);
+        init.set_cancelable(true);
+        let event = web_sys::DragEvent::new_with_event_init_dict(kind, &init).unwrap();
+        on.dispatch_event(&event).unwrap();
     }
 
     fn shown() -> Vec<usize> {
@@ -314,6 +370,58 @@ mod tests {
         assert_eq!(items(), 1);
         let left = host.query_selector(".toast span").unwrap().unwrap();
         assert_eq!(left.text_content().as_deref(), Some("Not saved."));
+        drop(mounted);
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_drop_zone_marks_a_drag_over_it_and_hands_on_dropped_files() {
+        let host = host();
+        let enabled = RwSignal::new(true);
+        let received = RwSignal::new(Vec::<String>::new());
+        let mounted = leptos::mount::mount_to(host.clone(), move || {
+            view! {
+                <DropZone id="d-files" label="Photos" accept="image/png" multiple=true
+                    enabled=enabled
+                    on_files=Callback::new(move |e: web_sys::Event| received.update(|r| r.push(e.type_())))>
+                    <p class="help">"help"</p>
+                </DropZone>
+            }
+        });
+        settle().await;
+        let zone = host.query_selector(".dropzone").unwrap().unwrap();
+        assert_eq!(attr("d-files", "accept").as_deref(), Some("image/png"));
+        assert!(attr("d-files", "multiple").is_some());
+        assert!(zone.query_selector("label[for=d-files]").unwrap().is_some());
+        assert!(zone.query_selector(".help").unwrap().is_some());
+
+        drag(&zone, "dragover");
+        settle().await;
+        assert_eq!(zone.class_name(), "dropzone over");
+        drag(&zone, "dragleave");
+        settle().await;
+        assert_eq!(zone.class_name(), "dropzone");
+        drag(&zone, "dragover");
+        drag(&zone, "drop");
+        settle().await;
+        assert_eq!(zone.class_name(), "dropzone", "a drop ends the drag");
+        assert_eq!(received.get_untracked(), ["drop"]);
+
+        enabled.set(false);
+        settle().await;
+        let input: web_sys::HtmlInputElement = document()
+            .get_element_by_id("d-files")
+            .unwrap()
+            .unchecked_into();
+        assert!(input.disabled());
+        drag(&zone, "dragover");
+        drag(&zone, "drop");
+        settle().await;
+        assert_eq!(
+            zone.class_name(),
+            "dropzone",
+            "a disabled zone is not marked"
+        );
+        assert_eq!(received.get_untracked(), ["drop"], "nor does it take files");
         drop(mounted);
     }
 }
