@@ -406,6 +406,112 @@ fn top_k_summary_table_and_csv() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `--all-teams` on a pool of 13 models (8,178 teams, so many ranges on several threads):
+/// every team once in rank order in all three formats, the same top-K as the ranking without
+/// `--all-teams`, and the per-team warnings of a model without negatives capped.
+#[test]
+fn all_teams_streams_every_team_in_rank_order() {
+    let dir = scratch("all-teams");
+    let labels: Vec<u32> = (0..240).map(|n| n % 4).collect();
+    let models: Vec<Value> = (0..13_u32)
+        .map(|m| {
+            // Model 12 is never wrong; the others fail a spread of samples.
+            let predictions: Vec<u32> = labels
+                .iter()
+                .enumerate()
+                .map(|(n, &y)| {
+                    let n = n as u32;
+                    if m < 12 && (n + m * 5).is_multiple_of(3 + m % 5) {
+                        (y + 1 + (n + m) % 3) % 4
+                    } else {
+                        y
+                    }
+                })
+                .collect();
+            json!({"name": format!("model-{m}"), "predictions": predictions})
+        })
+        .collect();
+    let path = dir.join("pool.json");
+    std::fs::write(
+        &path,
+        json!({"labels": labels, "models": models}).to_string(),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+
+    let out = fuselab(&[
+        "ensemble",
+        "analyze",
+        path,
+        "--all-teams",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let teams = report["teams"].as_array().unwrap();
+    assert_eq!(teams.len(), 8178);
+    let members = |t: &Value| -> Vec<u64> {
+        t["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_u64().unwrap())
+            .collect()
+    };
+    for pair in teams.windows(2) {
+        let (a, b) = (members(&pair[0]), members(&pair[1]));
+        assert!((a.len(), &a) < (b.len(), &b), "{a:?} before {b:?}");
+    }
+    let ranked = fuselab(&["ensemble", "analyze", path, "--format", "json"]);
+    assert_eq!(ranked.code, Some(0), "{}", ranked.stderr);
+    let ranked: Value = serde_json::from_str(&ranked.stdout).unwrap();
+    assert_eq!(report["top_k"], ranked["top_k"]);
+    assert_eq!(report["top_k"].as_array().unwrap().len(), 10);
+    let warnings = report["warnings"].as_array().unwrap();
+    // The model line's warning, 1,000 team warnings (4,095 teams have model 12), the rest counted.
+    assert_eq!(warnings.len(), 1 + 1000 + 1, "{:?}", &warnings[..3]);
+    assert!(
+        warnings[1001]
+            .as_str()
+            .unwrap()
+            .contains("and 3095 more warnings"),
+        "{}",
+        warnings[1001]
+    );
+
+    let out = fuselab(&[
+        "ensemble",
+        "analyze",
+        path,
+        "--all-teams",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(rows.len(), 1 + 8178);
+    assert!(rows[1].starts_with("model-0+model-1,2,"), "{}", rows[1]);
+    assert!(
+        rows[8178].starts_with("model-0+model-1+model-2"),
+        "{}",
+        rows[8178]
+    );
+
+    let out = fuselab(&["ensemble", "analyze", path, "--all-teams"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\n8178 teams (accuracies"),
+        "{}",
+        &out.stdout[..400]
+    );
+    let widest = "model-10+model-11+model-12".len() + 10 * "model-0+".len();
+    let last = out.stdout.lines().find(|l| l.starts_with("model-0+model-1+model-2+model-3+model-4+model-5+model-6+model-7+model-8+model-9+model-10+model-11+model-12")).unwrap();
+    // The name column is as wide as the widest team, then two spaces and the size.
+    assert_eq!(last.find("  13  "), Some(widest + 2), "{last}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Runs `analyze` on `args` and expects exit code 2 with every `needle` in the message.
 fn rejects(args: &[&str], needles: &[&str]) {
     let mut all = vec!["ensemble", "analyze"];

@@ -5,8 +5,12 @@
 mod common;
 
 use common::{per_sample_majority, per_sample_plurality};
+use fuselab_shared::ensemble::compat::{
+    FocalRows, FusionShotTable, RowFailures, Sampling, eb_focal_scores, fs_generalized_div,
+};
 use fuselab_shared::ensemble::{
-    FocalTable, ModelInput, Pool, PoolInput, Teams, VoteTable, soft_vote_accuracies,
+    AnalysisOptions, Compat, FocalTable, ModelInput, Pool, PoolInput, TeamLines, TeamListing,
+    Teams, VoteTable, analyze, soft_vote_accuracies, soft_vote_of_teams, top_k_of,
 };
 
 /// xorshift32: deterministic and dependency-free.
@@ -235,21 +239,170 @@ fn precomputed_tables_match_per_sample_results() {
             );
         }
         let focal = FocalTable::new(&pool);
-        let plurality = VoteTable::new(&pool).unwrap();
-        assert!(plurality.patterns() < samples);
+        // With per-subset counts, and pattern by pattern.
+        let tables = [
+            VoteTable::new(&pool).unwrap(),
+            VoteTable::with_table_limit(&pool, 0).unwrap(),
+        ];
+        assert!(tables[0].patterns() < samples);
         for members in Teams::new(models, 2, models) {
             let view = pool.team(&members).unwrap();
             assert_eq!(focal.focal_diversity(&members), view.focal_diversity());
+            for votes in &tables {
+                assert_eq!(
+                    votes.accuracies(&members),
+                    (
+                        per_sample_plurality(&pool, &members),
+                        per_sample_majority(&pool, &members)
+                    ),
+                    "{members:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The bulk paths agree exactly with the per-team ones: soft votes of any team list (sharing
+/// prefixes or not), and the report lines of any cut of the ranks into ranges.
+#[test]
+fn bulk_lines_match_one_team_at_a_time() {
+    let mut rng = Rng(0x0bad_cafe);
+    for (models, samples, classes) in [(7, 300, 3), (6, 700, 10)] {
+        let input = random_input(&mut rng, models, samples, classes);
+        let pool = Pool::new(input).unwrap();
+        let mut teams: Vec<Vec<usize>> = Teams::new(models, 2, models).collect();
+        // Neighbours out of order, and a repeat.
+        teams.swap(3, 40);
+        teams.push(teams[5].clone());
+        let soft = soft_vote_of_teams(&pool, &teams).unwrap();
+        for (members, accuracy) in teams.iter().zip(&soft) {
             assert_eq!(
-                Some(plurality.plurality_accuracy(&members)),
-                Some(per_sample_plurality(&pool, &members)),
-                "{members:?}"
+                Some(*accuracy),
+                pool.team(members).unwrap().soft_vote_accuracy()
             );
-            assert_eq!(
-                Some(plurality.majority_accuracy(&members)),
-                Some(per_sample_majority(&pool, &members)),
-                "{members:?}"
-            );
+        }
+
+        for compat in [Compat::Canonical, Compat::FusionShot] {
+            let options = AnalysisOptions {
+                min_size: 2,
+                max_size: models,
+                top_k: 5,
+                listing: TeamListing::All,
+                full_detail: false,
+                compat,
+            };
+            let whole = analyze(&pool, &options, &mut |_, _| {}).unwrap();
+            let lines = TeamLines::new(&pool, &options);
+            let mut cut = Vec::new();
+            let mut ranked = Vec::new();
+            for range in [0..1, 1..17, 17..18, 18..lines.total() + 3] {
+                let part = lines.lines(range).unwrap();
+                cut.extend(part.teams);
+                ranked.extend(
+                    part.ranked
+                        .into_iter()
+                        .map(|t| (t.members, Some(t.focal_diversity))),
+                );
+            }
+            assert_eq!(cut, whole.teams, "{compat:?}");
+            let merged: Vec<Vec<usize>> =
+                top_k_of(ranked, 5).into_iter().map(|t| t.members).collect();
+            assert_eq!(merged, whole.top_k, "{compat:?}");
+        }
+    }
+}
+
+/// The per-focal row tables of the reference modes against their row-by-row twins, on random
+/// pools with repeats in the rows, teams wider than a counter of 4 bits, and a model with
+/// fewer negatives than a team has members; and the vote table on teams of up to 40 models.
+#[test]
+fn reference_tables_match_row_by_row() {
+    let mut rng = Rng(0x5eed_0042);
+    for (models, samples, classes) in [(40, 120, 3), (8, 400, 10)] {
+        let mut input = random_input(&mut rng, models, samples, classes);
+        // Model 0 fails only two samples.
+        let labels = input.labels.clone();
+        input.models[0].predictions = Some(
+            labels
+                .iter()
+                .enumerate()
+                .map(|(n, &y)| if n < 2 { (y + 1) % classes } else { y })
+                .collect(),
+        );
+        input.models[0].probabilities = None;
+        input.models.iter_mut().for_each(|m| m.probabilities = None);
+        let pool = Pool::new(input).unwrap();
+        let rows: Vec<usize> = (0..samples)
+            .map(|_| rng.below(samples as u32) as usize)
+            .collect();
+        let failures = RowFailures::new(&pool, &rows);
+        let fusionshot = FusionShotTable::new(&pool);
+        let exact = FocalRows::new(&pool, Sampling::Exact);
+        let bootstrap = FocalRows::new(&pool, Sampling::Bootstrap2021);
+        let votes = [
+            VoteTable::new(&pool).unwrap(),
+            VoteTable::with_table_limit(&pool, 0).unwrap(),
+        ];
+        let teams: Vec<Vec<usize>> = (0..60)
+            .map(|t| {
+                let size = 2 + t % (models - 1);
+                let mut members: Vec<usize> = (0..models).collect();
+                for i in 0..size {
+                    members.swap(i, i + rng.below((models - i) as u32) as usize);
+                }
+                let mut members = members[..size].to_vec();
+                members.sort_unstable();
+                members
+            })
+            .chain([vec![0, 1, 2], (0..models).collect()])
+            .collect();
+        for members in &teams {
+            let mut histogram = vec![0_u64; members.len() + 1];
+            for &r in &rows {
+                let wrong = members
+                    .iter()
+                    .filter(|&&m| !pool.correct(m).unwrap().contains(r))
+                    .count();
+                histogram[wrong] += 1;
+            }
+            assert_eq!(failures.histogram(members), histogram, "{members:?}");
+            for votes in &votes {
+                assert_eq!(
+                    votes.accuracies(members),
+                    (
+                        per_sample_plurality(&pool, members),
+                        per_sample_majority(&pool, members)
+                    ),
+                    "{members:?}"
+                );
+            }
+            for &f in members {
+                let negatives: Vec<usize> = pool.negatives(f).unwrap().iter().collect();
+                assert_eq!(
+                    fusionshot.focal(members, f),
+                    fs_generalized_div(&pool, members, &negatives),
+                    "{members:?} focal {f}"
+                );
+                for (sampling, table) in [
+                    (Sampling::Exact, &exact),
+                    (Sampling::Bootstrap2021, &bootstrap),
+                ] {
+                    let by_rows = eb_focal_scores(&pool, members, f, sampling);
+                    let by_table = table.scores(&pool, members, f);
+                    match (&by_rows, &by_table) {
+                        (Ok(a), Ok(b)) => {
+                            for (x, y) in a.iter().zip(b) {
+                                assert!(
+                                    (x.is_nan() && y.is_nan())
+                                        || (x - y).abs() <= 1e-13 * x.abs().max(1.0),
+                                    "{members:?} focal {f} {sampling:?}: {a:?} vs {b:?}"
+                                );
+                            }
+                        }
+                        _ => assert_eq!(by_rows, by_table, "{members:?} focal {f} {sampling:?}"),
+                    }
+                }
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod input;
 mod select;
 pub mod sharded;
+mod stream;
 mod sweep;
 
 use std::{
@@ -19,8 +20,8 @@ use clap::{Args, Subcommand, ValueEnum};
 pub use combine::CombineArgs;
 use fuselab_shared::ensemble::compat::Sampling;
 use fuselab_shared::ensemble::{
-    AnalysisOptions, Compat, Limits, Pool, PoolInput, Report, SizeRange, SplitChoice, TeamListing,
-    analyze,
+    AnalysisOptions, Compat, Limits, ModelReport, Pool, PoolInput, Report, SizeRange, SplitChoice,
+    TeamLines, TeamListing, TeamReport, analyze, report_of_ranking, team_names,
 };
 pub use select::SelectArgs;
 pub use sweep::SweepArgs;
@@ -264,10 +265,40 @@ fn analyze_command(args: &AnalyzeArgs) -> anyhow::Result<()> {
             _ => Compat::Canonical,
         },
     };
-    let mut bar = ProgressBar::new();
-    let report = analyze(&pool, &options, &mut |done, total| bar.update(done, total))
-        .context("the analysis failed")?;
-    bar.finish();
+    if args.all_teams && !matches!(options.compat, Compat::EnsembleBench { .. }) {
+        // EnsembleBench's scores are scaled over all teams of a size, so only its mode needs
+        // every line in memory.
+        return match args.out.as_ref() {
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("cannot write the output to {}", path.display()))?;
+                stream::write_all_teams(
+                    &pool,
+                    &options,
+                    args.format,
+                    &mut std::io::BufWriter::new(file),
+                )
+                .with_context(|| format!("writing {}", path.display()))
+            }
+            None => stream::write_all_teams(
+                &pool,
+                &options,
+                args.format,
+                &mut std::io::BufWriter::new(std::io::stdout().lock()),
+            ),
+        };
+    }
+    let report = if args.all_teams {
+        let mut bar = ProgressBar::new();
+        let report = analyze(&pool, &options, &mut |done, total| bar.update(done, total))
+            .context("the analysis failed")?;
+        bar.finish();
+        report
+    } else {
+        let lines = TeamLines::new(&pool, &options);
+        let (ranked, unscored) = stream::rank(&lines, options.top_k);
+        report_of_ranking(&lines, &options, ranked, unscored).context("the analysis failed")?
+    };
     let text = match args.format {
         Format::Json => {
             let mut json = serde_json::to_string_pretty(&report).context("encoding the report")?;
@@ -358,31 +389,20 @@ fn number(value: Option<f64>) -> String {
 }
 
 fn table(report: &Report) -> String {
-    let mut out = format!(
-        "pool: {} models, {} samples, {} classes\n\n",
-        report.n_models, report.n_samples, report.n_classes
+    let mut out = table_head(
+        report.n_models,
+        report.n_samples,
+        report.n_classes,
+        &report.models,
     );
+    let names = report.names();
     let width = report
-        .models
-        .iter()
-        .map(|m| m.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let _ = writeln!(out, "{:<width$}  accuracy  negatives", "model");
-    for model in &report.models {
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>8.4}  {:>9}",
-            model.name, model.accuracy, model.n_negatives
-        );
-    }
-    let rows: Vec<(String, &fuselab_shared::ensemble::TeamReport)> = report
         .teams
         .iter()
-        .map(|team| (report.team_names(&team.members), team))
-        .collect();
-    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(7);
+        .map(|team| team_names(&names, &team.members).len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
     let is_top_k = report
         .teams
         .iter()
@@ -393,24 +413,65 @@ fn table(report: &Report) -> String {
     } else {
         format!("{} teams", report.teams.len())
     };
-    let _ = writeln!(
-        out,
-        "\n{heading} (accuracies are fractions; - = undefined)\n{:<width$}  size  focal div.  plurality  majority  soft vote",
-        "members"
-    );
-    for (members, team) in rows {
-        let _ = writeln!(
-            out,
-            "{members:<width$}  {:>4}  {:>10}  {:>9.4}  {:>8.4}  {:>9}",
-            team.members.len(),
-            number(team.focal_diversity),
-            team.plurality_accuracy,
-            team.majority_accuracy,
-            number(team.soft_vote_accuracy),
-        );
+    out.push_str(&table_heading(&heading, width));
+    for team in &report.teams {
+        out.push_str(&table_row(&team_names(&names, &team.members), width, team));
     }
     for warning in &report.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
     out
+}
+
+/// The table's pool line and per-model lines.
+fn table_head(
+    n_models: usize,
+    n_samples: usize,
+    n_classes: usize,
+    models: &[ModelReport],
+) -> String {
+    let mut out = format!("pool: {n_models} models, {n_samples} samples, {n_classes} classes\n\n");
+    let width = models
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(out, "{:<width$}  accuracy  negatives", "model");
+    for model in models {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8.4}  {:>9}",
+            model.name, model.accuracy, model.n_negatives
+        );
+    }
+    out
+}
+
+/// The heading of the teams' part of the table.
+fn table_heading(heading: &str, width: usize) -> String {
+    format!(
+        "\n{heading} (accuracies are fractions; - = undefined)\n{:<width$}  size  focal div.  plurality  majority  soft vote\n",
+        "members"
+    )
+}
+
+/// One team's line of the table.
+fn table_row(members: &str, width: usize, team: &TeamReport) -> String {
+    format!(
+        "{members:<width$}  {:>4}  {:>10}  {:>9.4}  {:>8.4}  {:>9}\n",
+        team.members.len(),
+        number(team.focal_diversity),
+        team.plurality_accuracy,
+        team.majority_accuracy,
+        number(team.soft_vote_accuracy),
+    )
+}
+
+/// The width of the widest team name of up to `max_size` members: the longest names joined.
+fn team_width(names: &[String], max_size: usize) -> usize {
+    let mut lengths: Vec<usize> = names.iter().map(String::len).collect();
+    lengths.sort_unstable_by(|a, b| b.cmp(a));
+    let size = max_size.min(lengths.len());
+    (lengths[..size].iter().sum::<usize>() + size.saturating_sub(1)).max(7)
 }

@@ -14,6 +14,7 @@ mod ga;
 mod input;
 mod kmeans;
 mod limits;
+mod lines;
 mod overview;
 mod pool;
 mod report;
@@ -36,6 +37,7 @@ pub use ga::{
 pub use input::{ANSWER_SPLIT_SEED, InputError, InputFile, PoolFiles};
 pub use kmeans::{TwoMeans, two_means};
 pub use limits::{Limit, LimitError, Limits};
+pub use lines::{Lines, TeamLines};
 pub use overview::{
     ANALYSIS_SCHEMA, Analysis, AnalysisError, OverviewOptions, PairMatrix, Point, SCATTER_LIMIT,
     SizeSummary, analysis, analysis_with, analyze_files,
@@ -44,8 +46,10 @@ pub use pool::{
     ModelInput, PROBABILITY_SUM_TOLERANCE, Pool, PoolError, PoolInput, softmax_in_place,
 };
 pub use report::{
-    AnalysisOptions, Compat, EnsembleBenchScores, FocalScores, ModelReport, REPORT_SCHEMA, Report,
-    TeamListing, TeamReport, analyze, analyze_with,
+    AnalysisOptions, CSV_HEADER, Compat, EnsembleBenchScores, FocalScores, ModelReport,
+    REPORT_SCHEMA, Report, TeamListing, TeamReport, analyze, analyze_with, csv_row,
+    fusionshot_error_warning, fusionshot_unscored_warning, model_lines, no_sizes_warning,
+    null_focal_warnings, report_of_ranking, team_names,
 };
 pub use select::{RankedTeam, SizeRange, Teams, top_k_by_focal_diversity, top_k_of};
 pub use selection::{
@@ -59,5 +63,5 @@ pub use threshold::{
     ClusterFailure, TeamStatistics, cluster_center_threshold, cluster_min_threshold, hq_prune,
     std_threshold, team_statistics,
 };
-pub use vote::soft_vote_accuracies;
+pub use vote::{soft_vote_accuracies, soft_vote_of_teams};
 pub use vote_table::VoteTable;

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    compat::{CompatError, EbMetric, FocalScoreTable, FocalWeights, Sampling, fs_generalized_div},
+    compat::{CompatError, EbMetric, FocalScoreTable, FocalWeights, Sampling},
     focal_table::FocalTable,
+    lines::TeamLines,
     pool::Pool,
     select::{RankedTeam, Teams, top_k_of},
     team::{DiversityMetrics, TeamError},
-    vote::soft_vote_accuracies,
 };
 
 /// The value of the report's `schema` field.
@@ -183,56 +183,9 @@ pub struct Report {
     pub compat: Option<Compat>,
 }
 
-/// The report line of one team; `soft_vote` when it was computed in bulk.
-fn describe(
-    pool: &Pool,
-    table: &FocalTable,
-    members: &[usize],
-    full_detail: bool,
-    soft_vote: Option<f64>,
-) -> Result<TeamReport, TeamError> {
-    let view = pool.team(members)?;
-    let focal = table.focal_diversity(view.members());
-    // A validated pool has samples, so these accuracies are defined.
-    let accuracy = |value: Option<f64>| value.unwrap_or(0.0);
-    Ok(TeamReport {
-        members: view.members().to_vec(),
-        focal_diversity: focal.mean,
-        per_focal: focal.per_focal,
-        plurality_accuracy: accuracy(view.plurality_accuracy()),
-        majority_accuracy: accuracy(view.majority_accuracy()),
-        soft_vote_accuracy: soft_vote.or_else(|| view.soft_vote_accuracy()),
-        diversity: full_detail.then(|| view.diversity()),
-        failures: full_detail.then(|| view.failure_histogram()),
-        focal_metrics: if full_detail {
-            Some(focal_metrics(pool, view.members())?)
-        } else {
-            None
-        },
-        ensemblebench: None,
-    })
-}
-
 /// A finite value, or `None` for NaN.
 fn finite(value: f64) -> Option<f64> {
     value.is_finite().then_some(value)
-}
-
-/// `FusionShot`'s focal diversity: per member its `calc_generalized_div` on the member's
-/// negatives, and their mean when none raised.
-fn fusionshot_focal(
-    pool: &Pool,
-    negatives: &[Vec<usize>],
-    members: &[usize],
-) -> (Option<f64>, Vec<Result<f64, CompatError>>) {
-    let per_focal: Vec<Result<f64, CompatError>> = members
-        .iter()
-        .map(|&f| fs_generalized_div(pool, members, &negatives[f]))
-        .collect();
-    let values: Option<Vec<f64>> = per_focal.iter().map(|r| r.as_ref().ok().copied()).collect();
-    // FusionShot sums in a Python loop, then divides.
-    let mean = values.map(|v| v.iter().fold(0.0, |sum, x| sum + x) / v.len() as f64);
-    (mean, per_focal)
 }
 
 /// Attaches `EnsembleBench`'s scores to the described teams, warning about every value its
@@ -300,7 +253,7 @@ fn attach_ensemblebench(
     }
 }
 
-fn focal_metrics(
+pub(super) fn focal_metrics(
     pool: &Pool,
     members: &[usize],
 ) -> Result<BTreeMap<String, FocalScores>, TeamError> {
@@ -317,47 +270,28 @@ fn focal_metrics(
         .collect()
 }
 
-/// Replaces or adds the scores of the described teams for a compatibility mode.
-fn apply_compat(
+/// Adds `EnsembleBench`'s scores to the described teams in its mode.
+fn apply_ensemblebench(
     pool: &Pool,
     options: &AnalysisOptions,
-    negatives: &[Vec<usize>],
     teams: &mut [TeamReport],
     warnings: &mut Vec<String>,
 ) {
-    let names = pool.names();
-    match options.compat {
-        Compat::Canonical => {}
-        Compat::FusionShot => {
-            for team in teams {
-                let (focal, per_focal) = fusionshot_focal(pool, negatives, &team.members);
-                team.focal_diversity = focal;
-                team.per_focal = per_focal.iter().map(|r| r.as_ref().ok().copied()).collect();
-                for (&f, result) in team.members.iter().zip(&per_focal) {
-                    if let Err(error) = result {
-                        warnings.push(format!(
-                            "FusionShot cannot score team {:?} on the negatives of `{}`: {error}",
-                            team.members, names[f]
-                        ));
-                    }
-                }
-            }
-        }
-        Compat::EnsembleBench { sampling } => {
-            let table = FocalScoreTable::new(
-                pool,
-                sampling,
-                options.min_size,
-                options.max_size.min(pool.models()),
-                &mut |_, _| {},
-            );
-            attach_ensemblebench(pool, teams, &table, warnings);
-        }
+    if let Compat::EnsembleBench { sampling } = options.compat {
+        let table = FocalScoreTable::new(
+            pool,
+            sampling,
+            options.min_size,
+            options.max_size.min(pool.models()),
+            &mut |_, _| {},
+        );
+        attach_ensemblebench(pool, teams, &table, warnings);
     }
 }
 
 /// Each model's line, and a warning for each model without negative samples.
-fn model_lines(pool: &Pool) -> (Vec<ModelReport>, Vec<String>) {
+#[must_use]
+pub fn model_lines(pool: &Pool) -> (Vec<ModelReport>, Vec<String>) {
     let names = pool.names();
     let models: Vec<ModelReport> = (0..pool.models())
         .map(|m| ModelReport {
@@ -410,90 +344,119 @@ pub fn analyze_with(
     focal: &dyn Fn(&[usize]) -> Option<f64>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, TeamError> {
-    let names = pool.names();
+    let lines = TeamLines::new(pool, options);
+    let total = lines.total();
+    let fusionshot = options.compat == Compat::FusionShot;
+    match options.listing {
+        TeamListing::All => {
+            let all = lines.lines(0..total)?;
+            progress(total, total);
+            let unscored = all
+                .teams
+                .iter()
+                .filter(|t| fusionshot && t.focal_diversity.is_none())
+                .count() as u64;
+            Ok(finish(
+                pool,
+                options,
+                all.teams,
+                all.ranked,
+                &all.fusionshot_errors,
+                unscored,
+            ))
+        }
+        TeamListing::TopK => {
+            let mut done = 0_u64;
+            let mut unscored = 0_u64;
+            let scored =
+                Teams::new(pool.models(), options.min_size, options.max_size).map(|members| {
+                    done += 1;
+                    if done.is_multiple_of(4096) {
+                        progress(done, total);
+                    }
+                    let score = if fusionshot {
+                        lines.score(&members)
+                    } else {
+                        focal(&members)
+                    };
+                    unscored += u64::from(score.is_none());
+                    (members, score)
+                });
+            let ranked = top_k_of(scored, options.top_k);
+            progress(total, total);
+            report_of_ranking(&lines, options, ranked, unscored)
+        }
+    }
+}
+
+/// The top-K report from a ranking made elsewhere (for example on several threads with
+/// [`TeamLines::rank`]): `ranked` best first, and `unscored` teams without a focal diversity.
+///
+/// # Errors
+/// [`TeamError`] for a ranked team the pool cannot form.
+pub fn report_of_ranking(
+    lines: &TeamLines<'_>,
+    options: &AnalysisOptions,
+    ranked: Vec<RankedTeam>,
+    unscored: u64,
+) -> Result<Report, TeamError> {
+    let mut errors = Vec::new();
+    let teams = ranked
+        .iter()
+        .map(|t| {
+            let (line, failed) = lines.describe(&t.members, None)?;
+            errors.extend(failed.into_iter().map(|(f, e)| (t.members.clone(), f, e)));
+            Ok(line)
+        })
+        .collect::<Result<Vec<_>, TeamError>>()?;
+    // Only FusionShot's mode leaves teams unscored on purpose; canonical nulls are warned
+    // about per described team.
+    let unscored = if options.compat == Compat::FusionShot {
+        unscored
+    } else {
+        0
+    };
+    Ok(finish(
+        lines.pool(),
+        options,
+        teams,
+        ranked,
+        &errors,
+        unscored,
+    ))
+}
+
+/// The report around its described teams, with every warning.
+fn finish(
+    pool: &Pool,
+    options: &AnalysisOptions,
+    mut teams: Vec<TeamReport>,
+    ranked: Vec<RankedTeam>,
+    errors: &[(Vec<usize>, usize, CompatError)],
+    unscored: u64,
+) -> Report {
     let (models, mut warnings) = model_lines(pool);
     let total = Teams::total(pool.models(), options.min_size, options.max_size);
     if total == 0 {
-        warnings.push(format!(
-            "no team size in the requested range fits a pool of {} models (sizes 2 to {})",
-            pool.models(),
-            pool.models()
-        ));
+        warnings.push(no_sizes_warning(pool));
     }
-    let table = FocalTable::new(pool);
-    let negatives: Vec<Vec<usize>> = (0..pool.models())
-        .map(|m| {
-            pool.negatives(m)
-                .map(|n| n.iter().collect())
-                .unwrap_or_default()
-        })
-        .collect();
-    let fusionshot = options.compat == Compat::FusionShot;
-    let mut unscored = 0_u64;
-    let mut done = 0_u64;
-    let scored = Teams::new(pool.models(), options.min_size, options.max_size).map(|members| {
-        done += 1;
-        if done.is_multiple_of(4096) {
-            progress(done, total);
-        }
-        let score = if fusionshot {
-            let score = fusionshot_focal(pool, &negatives, &members).0;
-            unscored += u64::from(score.is_none());
-            score
-        } else {
-            focal(&members)
-        };
-        (members, score)
-    });
-    let mut all = Vec::new();
-    let ranked: Vec<RankedTeam> = match options.listing {
-        TeamListing::TopK => top_k_of(scored, options.top_k),
-        TeamListing::All => top_k_of(
-            scored.inspect(|(members, _)| all.push(members.clone())),
-            options.top_k,
-        ),
-    };
-    progress(total, total);
     if unscored > 0 {
-        warnings.push(format!(
-            "FusionShot's calc_generalized_div raises IndexError on {unscored} of {total} teams (divergence 1: a failure count missing on a focal model's negatives); they are unscored and left out of top_k"
-        ));
+        warnings.push(fusionshot_unscored_warning(unscored, total));
     }
-
-    let described: Vec<Vec<usize>> = match options.listing {
-        TeamListing::TopK => ranked.iter().map(|t| t.members.clone()).collect(),
-        TeamListing::All => all,
-    };
-    // Every team: soft votes in one depth-first pass (same order as `described`).
-    let soft_votes: Vec<Option<f64>> = match options.listing {
-        TeamListing::All => soft_vote_accuracies(pool, options.min_size, options.max_size)
-            .map_or_else(
-                || vec![None; described.len()],
-                |all| {
-                    all.into_iter()
-                        .map(|(_, accuracy)| Some(accuracy))
-                        .collect()
-                },
-            ),
-        TeamListing::TopK => vec![None; described.len()],
-    };
-    let mut teams = described
-        .iter()
-        .zip(soft_votes)
-        .map(|(members, soft_vote)| describe(pool, &table, members, options.full_detail, soft_vote))
-        .collect::<Result<Vec<_>, _>>()?;
-    apply_compat(pool, options, &negatives, &mut teams, &mut warnings);
-    for team in teams.iter().filter(|_| !fusionshot) {
-        for (&member, value) in team.members.iter().zip(&team.per_focal) {
-            if value.is_none() {
-                warnings.push(format!(
-                    "team {:?}: model `{}` has no negative samples, so its per-focal GD and the team's focal diversity are null",
-                    team.members, names[member]
-                ));
-            }
-        }
+    warnings.extend(
+        errors
+            .iter()
+            .map(|(members, f, error)| fusionshot_error_warning(pool, members, *f, error)),
+    );
+    apply_ensemblebench(pool, options, &mut teams, &mut warnings);
+    if options.compat != Compat::FusionShot {
+        warnings.extend(
+            teams
+                .iter()
+                .flat_map(|team| null_focal_warnings(pool, team)),
+        );
     }
-    Ok(Report {
+    Report {
         schema: REPORT_SCHEMA.to_owned(),
         n_models: pool.models(),
         n_samples: pool.samples(),
@@ -503,41 +466,103 @@ pub fn analyze_with(
         top_k: ranked.into_iter().map(|t| t.members).collect(),
         warnings,
         compat: (options.compat != Compat::Canonical).then_some(options.compat),
-    })
+    }
+}
+
+/// The warning for a size range without teams.
+pub fn no_sizes_warning(pool: &Pool) -> String {
+    format!(
+        "no team size in the requested range fits a pool of {} models (sizes 2 to {})",
+        pool.models(),
+        pool.models()
+    )
+}
+
+/// The warning for the teams `FusionShot`'s code cannot score.
+pub fn fusionshot_unscored_warning(unscored: u64, total: u64) -> String {
+    format!(
+        "FusionShot's calc_generalized_div raises IndexError on {unscored} of {total} teams (divergence 1: a failure count missing on a focal model's negatives); they are unscored and left out of top_k"
+    )
+}
+
+/// The warning for one focal model of a team that `FusionShot`'s code cannot score.
+pub fn fusionshot_error_warning(
+    pool: &Pool,
+    members: &[usize],
+    focal: usize,
+    error: &CompatError,
+) -> String {
+    format!(
+        "FusionShot cannot score team {members:?} on the negatives of `{}`: {error}",
+        pool.names()[focal]
+    )
+}
+
+/// The warnings for a described team's members without negative samples.
+pub fn null_focal_warnings<'a>(
+    pool: &'a Pool,
+    team: &'a TeamReport,
+) -> impl Iterator<Item = String> + 'a {
+    team.members
+        .iter()
+        .zip(&team.per_focal)
+        .filter(|(_, value)| value.is_none())
+        .map(move |(&member, _)| {
+            format!(
+                "team {:?}: model `{}` has no negative samples, so its per-focal GD and the team's focal diversity are null",
+                team.members,
+                pool.names()[member]
+            )
+        })
 }
 
 impl Report {
     /// A team's member names joined with `+`.
     pub fn team_names(&self, members: &[usize]) -> String {
-        members
-            .iter()
-            .filter_map(|&m| self.models.get(m).map(|model| model.name.as_str()))
-            .collect::<Vec<_>>()
-            .join("+")
+        team_names(&self.names(), members)
     }
 
     /// One CSV row per described team (the CLI's `--format csv`; the browser's export).
     pub fn to_csv(&self) -> String {
-        let cell = |value: Option<f64>| value.map_or_else(String::new, |v| v.to_string());
-        let header = [
-            "members",
-            "size",
-            "focal_diversity",
-            "plurality_accuracy",
-            "majority_accuracy",
-            "soft_vote_accuracy",
-        ]
-        .map(str::to_owned);
-        let rows = self.teams.iter().map(|team| {
-            [
-                self.team_names(&team.members),
-                team.members.len().to_string(),
-                cell(team.focal_diversity),
-                team.plurality_accuracy.to_string(),
-                team.majority_accuracy.to_string(),
-                cell(team.soft_vote_accuracy),
-            ]
-        });
-        crate::table::write(std::iter::once(header).chain(rows))
+        let names = self.names();
+        let rows = self.teams.iter().map(|team| csv_row(&names, team));
+        crate::table::write(std::iter::once(CSV_HEADER.map(str::to_owned)).chain(rows))
     }
+
+    /// The models' names, by index.
+    pub fn names(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.name.clone()).collect()
+    }
+}
+
+/// The header of [`Report::to_csv`].
+pub const CSV_HEADER: [&str; 6] = [
+    "members",
+    "size",
+    "focal_diversity",
+    "plurality_accuracy",
+    "majority_accuracy",
+    "soft_vote_accuracy",
+];
+
+/// A team's member names (by model index) joined with `+`.
+pub fn team_names(names: &[String], members: &[usize]) -> String {
+    members
+        .iter()
+        .filter_map(|&m| names.get(m).map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// A team's row of [`Report::to_csv`], given the models' names.
+pub fn csv_row(names: &[String], team: &TeamReport) -> [String; 6] {
+    let cell = |value: Option<f64>| value.map_or_else(String::new, |v| v.to_string());
+    [
+        team_names(names, &team.members),
+        team.members.len().to_string(),
+        cell(team.focal_diversity),
+        team.plurality_accuracy.to_string(),
+        team.majority_accuracy.to_string(),
+        cell(team.soft_vote_accuracy),
+    ]
 }

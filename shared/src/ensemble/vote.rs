@@ -140,6 +140,65 @@ pub fn soft_vote_accuracies(
     Some(out)
 }
 
+/// Soft-vote accuracy on all samples of each team of `teams` (each ascending and distinct, of
+/// at least one member below the pool's model count), in the given order; `None` without
+/// probabilities. Consecutive teams that share leading members (as neighbours in
+/// [`super::Teams`] order do) share those members' probability sums, so a team usually costs
+/// one pass over one model's probabilities. The additions happen in the same order as in
+/// [`TeamView::soft_vote_accuracy`], so the results are identical.
+pub fn soft_vote_of_teams(pool: &Pool, teams: &[Vec<usize>]) -> Option<Vec<f64>> {
+    const BLOCK: usize = 256;
+    let probs = pool.probability_rows()?;
+    let classes = pool.classes();
+    let samples = pool.samples();
+    let deepest = teams.iter().map(Vec::len).max().unwrap_or(0);
+    let mut levels = vec![vec![0.0_f64; BLOCK * classes]; deepest];
+    let mut right = vec![0_u64; teams.len()];
+    for first in (0..samples).step_by(BLOCK) {
+        let last = (first + BLOCK).min(samples);
+        let block = (last - first) * classes;
+        let labels = &pool.labels()[first..last];
+        let mut previous: &[usize] = &[];
+        for (team, right) in teams.iter().zip(&mut right) {
+            let shared = team
+                .iter()
+                .zip(previous)
+                .take_while(|(a, b)| a == b)
+                .count();
+            for depth in shared..team.len() {
+                let next = &probs[team[depth]][first * classes..first * classes + block];
+                let (done, rest) = levels.split_at_mut(depth);
+                let sums = &mut rest[0][..block];
+                match done.last() {
+                    // 0.0 + p = p: the same first addition as the per-team sum.
+                    None => sums.copy_from_slice(next),
+                    Some(prefix) => {
+                        for ((acc, a), p) in sums.iter_mut().zip(prefix).zip(next) {
+                            *acc = a + p;
+                        }
+                    }
+                }
+            }
+            previous = team;
+            let Some(sums) = team.len().checked_sub(1).map(|d| &levels[d][..block]) else {
+                continue;
+            };
+            let size = team.len() as f64;
+            *right += sums
+                .chunks_exact(classes)
+                .zip(labels)
+                .filter(|(row, label)| label_wins(row, **label as usize, size))
+                .count() as u64;
+        }
+    }
+    Some(
+        right
+            .into_iter()
+            .map(|right| right as f64 / samples as f64)
+            .collect(),
+    )
+}
+
 impl TeamView<'_> {
     /// Votes per class on sample `s`.
     fn votes(&self, s: usize, counts: &mut [u32]) {

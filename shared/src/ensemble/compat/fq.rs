@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::counts::FocalRows;
 use super::numpy::{argsort, normalize01, np_average, np_mean};
-use super::{CompatError, EbMetric, EbScores, Sampling, eb_focal_scores};
+use super::{CompatError, EbMetric, EbScores, Sampling};
 use crate::ensemble::{Pool, Teams};
 
 /// How the members' scaled focal scores are weighted into a team score.
@@ -81,12 +82,13 @@ impl FocalScoreTable {
         let models = pool.models();
         let total = Teams::total(models, min_size, max_size);
         let teams: Vec<Vec<usize>> = Teams::new(models, min_size, max_size).collect();
+        let rows = FocalRows::new(pool, sampling);
         let mut scores = Vec::with_capacity(teams.len());
         for (done, members) in teams.iter().enumerate() {
             scores.push(
                 members
                     .iter()
-                    .map(|&f| eb_focal_scores(pool, members, f, sampling))
+                    .map(|&f| rows.scores(pool, members, f))
                     .collect::<Vec<_>>(),
             );
             if done % 64 == 63 {

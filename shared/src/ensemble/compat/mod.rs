@@ -3,6 +3,7 @@
 //! for number. Where the reference raises an exception, these functions return a typed
 //! [`CompatError`]; the canonical engine (the parent module) fixes those cases instead.
 
+mod counts;
 mod ensemblebench;
 mod fq;
 mod fusionshot;
@@ -14,11 +15,12 @@ use thiserror::Error;
 
 use super::threshold::ClusterFailure;
 
+pub use counts::{FocalRows, RowFailures, RowLabels};
 pub use ensemblebench::{
     EPS, EbMetric, EbScores, Sampling, bootstrap_positions, eb_focal_scores, eb_scores,
 };
 pub use fq::{FocalScoreTable, FocalWeights, FqScores};
-pub use fusionshot::fs_generalized_div;
+pub use fusionshot::{FusionShotTable, fs_generalized_div};
 pub use pipeline::{NotebookSelection, notebook_pipeline};
 
 /// Where and why a reference computation fails; each variant names the reference exception
