@@ -63,7 +63,11 @@ impl VoteTable {
             return None;
         }
         let predictions = pool.prediction_rows();
-        let mut counts: HashMap<(u64, Vec<u64>, Vec<u64>), u64> = HashMap::new();
+        // Key: the label's mask, how many wrong classes are below the label, then their masks
+        // and those of the classes above, each part sorted (only the split matters, not which
+        // wrong class each group chose). One buffer, copied only for a new pattern.
+        let mut counts: HashMap<Vec<u64>, u64> = HashMap::new();
+        let mut key: Vec<u64> = Vec::with_capacity(pool.models() + 2);
         let mut unanimous = 0;
         let mut by_class: Vec<(u32, u64)> = Vec::with_capacity(pool.models());
         for (n, &label) in pool.labels().iter().enumerate() {
@@ -87,38 +91,36 @@ impl VoteTable {
                 unanimous += 1;
                 continue;
             }
-            let mut smaller: Vec<u64> = by_class
-                .iter()
-                .filter(|(c, _)| *c < label)
-                .map(|&(_, m)| m)
-                .collect();
-            let mut larger: Vec<u64> = by_class
-                .iter()
-                .filter(|(c, _)| *c > label)
-                .map(|&(_, m)| m)
-                .collect();
-            // Only the split matters, not which wrong class each group chose.
-            smaller.sort_unstable();
-            larger.sort_unstable();
-            *counts.entry((label_mask, smaller, larger)).or_default() += 1;
+            key.clear();
+            key.push(label_mask);
+            key.push(0);
+            key.extend(by_class.iter().filter(|(c, _)| *c < label).map(|&(_, m)| m));
+            let smaller = key.len() - 2;
+            key[1] = smaller as u64;
+            key.extend(by_class.iter().filter(|(c, _)| *c > label).map(|&(_, m)| m));
+            key[2..2 + smaller].sort_unstable();
+            key[2 + smaller..].sort_unstable();
+            match counts.get_mut(key.as_slice()) {
+                Some(count) => *count += 1,
+                None => {
+                    counts.insert(key.clone(), 1);
+                }
+            }
         }
         // Most wrong models first: a team can only lose a pattern whose wrong models could
         // outvote the right ones, so small teams need only a prefix. The full key makes the
         // order (and so the table) independent of the hash map's.
-        let mut counts: Vec<_> = counts.into_iter().collect();
-        counts.sort_unstable_by_key(|((label, smaller, larger), _)| {
-            let wrong = smaller.iter().chain(larger).fold(0_u64, |all, m| all | m);
-            (
-                std::cmp::Reverse(wrong.count_ones()),
-                *label,
-                smaller.clone(),
-                larger.clone(),
-            )
-        });
+        let wrong_of = |key: &[u64]| key[2..].iter().fold(0_u64, |all, m| all | m);
+        let mut counts: Vec<(u32, Vec<u64>, u64)> = counts
+            .into_iter()
+            .map(|(key, weight)| (wrong_of(&key).count_ones(), key, weight))
+            .collect();
+        counts.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let mut patterns: Vec<Pattern> = Vec::with_capacity(counts.len());
         let mut others = Vec::new();
-        for ((_, smaller, larger), weight) in counts {
-            let wrong = smaller.iter().chain(&larger).fold(0, |all, m| all | m);
+        for (_, key, weight) in counts {
+            let (smaller, larger) = key[2..].split_at(key[1] as usize);
+            let wrong = smaller.iter().chain(larger).fold(0, |all, m| all | m);
             // The wrong class with the most models is the likeliest to beat the label.
             let (big, big_smaller) = smaller
                 .iter()
