@@ -64,15 +64,17 @@ impl FocalTable {
         let sums: Vec<(u64, u64)> = members
             .iter()
             .map(|&f| {
+                // Σc² = Σ_j Σ_k count(f, j, k), symmetric in j and k: the diagonal (Σc) plus
+                // twice the pairs.
                 let mut sum = 0_u64;
-                let mut sum_squares = 0_u64;
-                for &j in members {
+                let mut pairs = 0_u64;
+                for (i, &j) in members.iter().enumerate() {
                     sum += self.count(f, j, j);
-                    for &k in members {
-                        sum_squares += self.count(f, j, k);
+                    for &k in &members[i + 1..] {
+                        pairs += self.count(f, j, k);
                     }
                 }
-                (sum, sum_squares)
+                (sum, sum + 2 * pairs)
             })
             .collect();
         self.from_sums(members, &sums)

@@ -137,8 +137,14 @@ impl VoteTable {
                 larger: larger.len() as u16,
                 weight,
             });
-            others.extend(smaller);
-            others.extend(larger);
+            // Biggest classes first: a label that loses mostly loses to one of them.
+            let by_size = |part: &[u64]| {
+                let mut part = part.to_vec();
+                part.sort_unstable_by_key(|m| std::cmp::Reverse(m.count_ones()));
+                part
+            };
+            others.extend(by_size(smaller));
+            others.extend(by_size(larger));
         }
         let mut suffix = vec![0; patterns.len() + 1];
         for (i, p) in patterns.iter().enumerate().rev() {
