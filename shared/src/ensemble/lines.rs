@@ -63,11 +63,6 @@ impl<'a> TeamLines<'a> {
         Teams::total(self.pool.models(), self.min_size, self.max_size)
     }
 
-    /// The triple-count table the canonical focal diversity comes from.
-    pub fn focal_table(&self) -> &FocalTable {
-        &self.focal
-    }
-
     /// The lines of the teams with ranks in `range` (clamped to [`Self::total`]).
     ///
     /// # Errors

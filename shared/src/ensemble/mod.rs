@@ -63,5 +63,5 @@ pub use threshold::{
     ClusterFailure, TeamStatistics, cluster_center_threshold, cluster_min_threshold, hq_prune,
     std_threshold, team_statistics,
 };
-pub use vote::{soft_vote_accuracies, soft_vote_of_teams};
+pub use vote::soft_vote_of_teams;
 pub use vote_table::VoteTable;

@@ -450,6 +450,14 @@ impl Pool {
         self.wrong.get(m)
     }
 
+    /// The indices of model `m`'s negative samples, ascending; empty past the last model.
+    pub fn negative_rows(&self, m: usize) -> Vec<usize> {
+        self.wrong
+            .get(m)
+            .map(|n| n.iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Share of samples model `m` gets right, in `[0, 1]`; `None` past the last model.
     pub fn accuracy(&self, m: usize) -> Option<f64> {
         let right = self.correct.get(m)?.count();

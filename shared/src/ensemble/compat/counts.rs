@@ -12,9 +12,9 @@
 //! the same integer counts enter the same floating-point formulas, except Fleiss' κ, whose mean
 //! of per-row agreements is taken from their integer sum (a rounding apart, ~1e-16).
 
+use super::ensemblebench::assemble;
 use super::{CompatError, EPS, EbScores, Sampling, bootstrap_positions, eb_scores};
 use crate::ensemble::Pool;
-use crate::ensemble::compat::numpy::np_mean;
 
 /// Each model's failures over the positions of a row list.
 #[derive(Debug, Clone)]
@@ -213,23 +213,13 @@ impl RowLabels {
             .enumerate()
             .map(|(wrong, &rows)| rows * (wrong * (size - wrong)) as u64)
             .sum();
-        let l = size as f64;
-        let (mut p1, mut p2) = (0.0_f64, 0.0_f64);
-        for (i, &count) in histogram.iter().enumerate() {
-            let share = count as f64 / nf;
-            p1 += i as f64 * share / l;
-            p2 += (i * i.saturating_sub(1)) as f64 * share / (l * (l - 1.0));
-        }
-        let generalized = 1.0 - p2 / p1;
-
-        Ok([
-            np_mean(&kappas),
-            np_mean(&qs),
-            1.0 - np_mean(&disagreements),
+        Ok(assemble(
+            [&kappas, &qs, &disagreements],
             self.fleiss_kappa(members),
-            1.0 - kw as f64 / (nf * l * l),
-            1.0 - generalized,
-        ])
+            kw,
+            &histogram,
+            size,
+        ))
     }
 
     /// statsmodels' Fleiss κ of the members' labels on the rows: the sum over rows of `Σ_c n_c²` is
@@ -271,10 +261,7 @@ impl FocalRows {
     pub fn new(pool: &Pool, sampling: Sampling) -> Self {
         let per_model = (0..pool.models())
             .map(|f| {
-                let negatives: Vec<usize> = pool
-                    .negatives(f)
-                    .map(|n| n.iter().collect())
-                    .unwrap_or_default();
+                let negatives = pool.negative_rows(f);
                 match sampling {
                     Sampling::Exact => Some(vec![RowLabels::new(pool, &negatives)]),
                     Sampling::Bootstrap2021 => bootstrap_positions(negatives.len()).map(|draws| {

@@ -192,23 +192,42 @@ pub fn eb_scores(pool: &Pool, members: &[usize], rows: &[usize]) -> Result<EbSco
         }
         histogram[wrong] += 1;
     }
+    Ok(assemble(
+        [&kappas, &qs, &disagreements],
+        fleiss_kappa(&columns, classes),
+        kw,
+        &histogram[..histogram.len().min(size + 1)],
+        size,
+    ))
+}
+
+/// The six scores from the pairwise values (Cohen's κ, Q, disagreement), Fleiss' κ, the KW sum
+/// `Σ right·wrong` and the histogram of failing members per row, `0..=size`, as
+/// `calAllDiversityMetrics` combines them.
+pub(super) fn assemble(
+    [kappas, qs, disagreements]: [&[f64]; 3],
+    fleiss: f64,
+    kw: u64,
+    histogram: &[u64],
+    size: usize,
+) -> EbScores {
+    let n = histogram.iter().sum::<u64>() as f64;
     let l = size as f64;
     let (mut p1, mut p2) = (0.0_f64, 0.0_f64);
-    for (i, &count) in histogram.iter().enumerate().take(size + 1) {
-        let share = count as f64 / n as f64;
+    for (i, &count) in histogram.iter().enumerate() {
+        let share = count as f64 / n;
         p1 += i as f64 * share / l;
         p2 += (i * i.saturating_sub(1)) as f64 * share / (l * (l - 1.0));
     }
     let generalized = 1.0 - p2 / p1;
-
-    Ok([
-        np_mean(&kappas),
-        np_mean(&qs),
-        1.0 - np_mean(&disagreements),
-        fleiss_kappa(&columns, classes),
-        1.0 - kw as f64 / (n as f64 * l * l),
+    [
+        np_mean(kappas),
+        np_mean(qs),
+        1.0 - np_mean(disagreements),
+        fleiss,
+        1.0 - kw as f64 / (n * l * l),
         1.0 - generalized,
-    ])
+    ]
 }
 
 /// `calFocalDiversityScores(focal, members, ...)`: the six scores of a team on the focal
@@ -223,10 +242,7 @@ pub fn eb_focal_scores(
     focal: usize,
     sampling: Sampling,
 ) -> Result<EbScores, CompatError> {
-    let negatives: Vec<usize> = pool
-        .negatives(focal)
-        .map(|n| n.iter().collect())
-        .unwrap_or_default();
+    let negatives = pool.negative_rows(focal);
     match sampling {
         Sampling::Exact => eb_scores(pool, members, &negatives),
         Sampling::Bootstrap2021 => {

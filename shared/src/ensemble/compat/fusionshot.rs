@@ -66,13 +66,7 @@ impl FusionShotTable {
     /// Counts the pool's failures on each model's negatives.
     pub fn new(pool: &Pool) -> Self {
         let negatives = (0..pool.models())
-            .map(|f| {
-                let rows: Vec<usize> = pool
-                    .negatives(f)
-                    .map(|n| n.iter().collect())
-                    .unwrap_or_default();
-                RowFailures::new(pool, &rows)
-            })
+            .map(|f| RowFailures::new(pool, &pool.negative_rows(f)))
             .collect();
         Self { negatives }
     }
