@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use fuselab_shared::ctr::exposure::{Dataset, ExtraKind, Split};
 use fuselab_shared::ctr::movielens::{self, MovielensFiles, MovielensOptions};
 use fuselab_shared::ctr::schema::Schema;
-use fuselab_shared::ctr::synthetic::{self, SyntheticConfig};
+use fuselab_shared::ctr::synthetic::{self, SyntheticConfig, TriggerSource};
 
 use super::config::{DataConfig, FilesConfig};
 use crate::align::run::write_atomic;
@@ -52,9 +52,19 @@ pub struct SyntheticArgs {
     /// Seed of every draw
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Probability that a page's entry is driven by its trigger rather than its scenario
+    /// Probability that a visit's entry is driven by its trigger rather than its scenario
     #[arg(long, default_value_t = 0.5)]
     pub trigger_weight: f64,
+    /// Where a visit's trigger comes from: `theme` (the scenario's items) or `history` (the
+    /// user's behaviour sequence)
+    #[arg(long, default_value = "theme")]
+    pub trigger_from: TriggerSource,
+    /// Pages per visit (user, scenario, trigger and driver shared)
+    #[arg(long, default_value_t = 1)]
+    pub pages_per_visit: usize,
+    /// Scenarios entered only in the valid and test splits
+    #[arg(long, default_value_t = 0)]
+    pub held_out_scenarios: usize,
     /// Pages
     #[arg(long)]
     pub pages: Option<usize>,
@@ -81,6 +91,9 @@ pub fn command(command: &DataCommand, data_dir: &Path) -> anyhow::Result<()> {
             let config = SyntheticConfig {
                 seed: args.seed,
                 trigger_weight: args.trigger_weight,
+                trigger_from: args.trigger_from,
+                pages_per_visit: args.pages_per_visit,
+                held_out_scenarios: args.held_out_scenarios,
                 pages: args.pages.unwrap_or(defaults.pages),
                 users: args.users.unwrap_or(defaults.users),
                 ..defaults

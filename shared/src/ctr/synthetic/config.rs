@@ -18,6 +18,8 @@ pub const MAX_SCENARIOS: usize = 100_000;
 pub const MAX_DIM: usize = 256;
 /// Most pages.
 pub const MAX_PAGES: usize = 5_000_000;
+/// Most pages in one visit.
+pub const MAX_PAGES_PER_VISIT: usize = 1_000;
 /// Most candidates on one page.
 pub const MAX_PAGE_SIZE: usize = 100;
 /// Longest behaviour sequence.
@@ -29,6 +31,32 @@ pub const MAX_ROWS: usize = 5_000_000;
 pub const MAX_HISTORY_CELLS: usize = 25_000_000;
 /// Most latent multiply-adds (`(users + pages) × items × dim`).
 pub const MAX_WORK: u128 = 2_000_000_000;
+
+/// Where a visit's trigger item is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerSource {
+    /// The scenario's themed items, by the user's taste: trigger and theme agree.
+    Theme,
+    /// The user's behaviour sequence, uniformly (spec §1: the icon shows an item of the user's
+    /// past preferences), so the trigger may lie outside the scenario's theme and the two
+    /// drivers ask for different items.
+    History,
+}
+
+impl std::str::FromStr for TriggerSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "theme" => Ok(Self::Theme),
+            "history" => Ok(Self::History),
+            other => Err(format!(
+                "unknown trigger source `{other}` (expected `theme` or `history`)"
+            )),
+        }
+    }
+}
 
 /// The benchmark's configuration; every field has a default (`SyntheticConfig::default()`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,16 +72,24 @@ pub struct SyntheticConfig {
     pub categories: usize,
     /// Scenarios (mini-apps).
     pub scenarios: usize,
+    /// Scenarios never shown in training: the valid and test visits enter only these (spec §0:
+    /// v2's test in a scenario never seen in training). 0: every split draws from all.
+    pub held_out_scenarios: usize,
     /// Latent dimensions `d`.
     pub dim: usize,
     /// Pages.
     pub pages: usize,
     /// Candidates per page, an inclusive range.
     pub page_size: [usize; 2],
+    /// Pages per visit: a visit's pages share its user, scenario, trigger and driver, so the
+    /// exposure log of its earlier pages shows what drove the entry. 1: every page a visit.
+    pub pages_per_visit: usize,
     /// Length of every user's behaviour sequence.
     pub history_len: usize,
-    /// Probability that a page's entry is driven by its trigger rather than its scenario.
+    /// Probability that a visit's entry is driven by its trigger rather than its scenario.
     pub trigger_weight: f64,
+    /// Where a visit's trigger item comes from.
+    pub trigger_from: TriggerSource,
     /// Categories in a scenario's theme, an inclusive range.
     pub theme_size: [usize; 2],
     /// `η`: the spread of items around their category's centroid.
@@ -84,11 +120,14 @@ impl Default for SyntheticConfig {
             items: 1000,
             categories: 20,
             scenarios: 10,
+            held_out_scenarios: 0,
             dim: 8,
             pages: 12_000,
             page_size: [6, 10],
+            pages_per_visit: 1,
             history_len: 20,
             trigger_weight: 0.5,
+            trigger_from: TriggerSource::Theme,
             theme_size: [2, 3],
             item_noise: 0.5,
             temperature: 4.0,
@@ -194,8 +233,20 @@ impl SyntheticConfig {
             MAX_CATEGORIES.min(self.items),
         )?;
         count("scenarios", self.scenarios, 1, MAX_SCENARIOS)?;
+        count(
+            "held_out_scenarios",
+            self.held_out_scenarios,
+            0,
+            self.scenarios - 1,
+        )?;
         count("dim", self.dim, 1, MAX_DIM)?;
         count("pages", self.pages, 1, MAX_PAGES)?;
+        count(
+            "pages_per_visit",
+            self.pages_per_visit,
+            1,
+            MAX_PAGES_PER_VISIT,
+        )?;
         let [lo, hi] = self.page_size;
         count("page_size[0]", lo, 1, MAX_PAGE_SIZE.min(self.items - 1))?;
         count("page_size[1]", hi, lo, MAX_PAGE_SIZE.min(self.items - 1))?;
@@ -205,6 +256,14 @@ impl SyntheticConfig {
             0,
             MAX_HISTORY_LEN.min(self.items),
         )?;
+        if self.trigger_from == TriggerSource::History {
+            count(
+                "history_len (with trigger_from = \"history\")",
+                self.history_len,
+                1,
+                MAX_HISTORY_LEN,
+            )?;
+        }
         let [lo, hi] = self.theme_size;
         count("theme_size[0]", lo, 1, self.categories)?;
         count("theme_size[1]", hi, lo, self.categories)

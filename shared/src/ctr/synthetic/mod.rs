@@ -21,10 +21,15 @@
 //!   pages; the negative sequence (`neg_item_id`) is the exposure log: the user's unclicked
 //!   candidates on the user's earlier pages (page ids are the time order), the last
 //!   `history_len` of them (earlier pages are earlier in time, and in the same or an earlier split).
-//! - **Pages**: a user and a scenario, each uniform; a trigger `t` drawn with probability
-//!   `∝ exp(τ · ⟨u, v_i⟩)` among the items of the themed categories `T_σ`; the driver
-//!   `~ Bernoulli(trigger_weight)`. The page's intent is
-//!   `q = v_t` when the trigger drove the entry, else
+//! - **Visits**: runs of `pages_per_visit` consecutive pages (1 by default; a visit never
+//!   crosses a split) that share a user and a scenario, each uniform, a trigger `t` and a driver
+//!   `~ Bernoulli(trigger_weight)`. The trigger is drawn with probability `∝ exp(τ · ⟨u, v_i⟩)`
+//!   among the items of the themed categories `T_σ` (`trigger_from = "theme"`, the default), or
+//!   uniformly from the user's behaviour sequence (`"history"`: spec §1's icon showing an item of
+//!   the user's past preferences, which may lie outside the theme). With
+//!   `held_out_scenarios = h`, training visits enter the first `scenarios − h` scenarios and valid
+//!   and test visits only the last `h` (v2's test in a scenario never seen in training). The
+//!   visit's intent is `q = v_t` when the trigger drove the entry, else
 //!   `q = n(s_σ + ρ · P_σ u)`, with `P_σ` the orthogonal projection on the span of the theme's
 //!   centroids and `ρ = scenario_taste`: a scenario-driven intent is the scenario's theme tilted
 //!   towards the user's own taste within it, so it differs between users and the same page's
@@ -42,7 +47,7 @@
 //!
 //! Each stage draws from its own [`SplitMix64`] stream derived from `seed` (world, pages,
 //! drivers, clicks), so changing `trigger_weight` changes only the drivers (coupled: a
-//! page trigger-driven at weight `w` stays so at every weight above `w`), the intents, the clicks
+//! visit trigger-driven at weight `w` stays so at every weight above `w`), the intents, the clicks
 //! and the negative sequences made of them; the users, behaviour sequences, triggers and
 //! candidates stay the same. Transcendental functions come from `libm`, so the same
 //! configuration gives byte-identical CSV natively and in wasm.
@@ -51,13 +56,15 @@ mod config;
 mod world;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 pub use config::{
     MAX_CATEGORIES, MAX_DIM, MAX_HISTORY_CELLS, MAX_HISTORY_LEN, MAX_ITEMS, MAX_PAGE_SIZE,
-    MAX_PAGES, MAX_ROWS, MAX_SCENARIOS, MAX_USERS, MAX_WORK, SyntheticConfig, SyntheticError,
+    MAX_PAGES, MAX_PAGES_PER_VISIT, MAX_ROWS, MAX_SCENARIOS, MAX_USERS, MAX_WORK, SyntheticConfig,
+    SyntheticError, TriggerSource,
 };
 
-use self::world::World;
+use self::world::{Visit, World};
 use super::exposure::{Dataset, Driver, Exposure, ExtraKind, split_sizes};
 use crate::rng::SplitMix64;
 
@@ -78,10 +85,21 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset, SyntheticError> {
     let mut drivers = [0_u64; 2];
     // Each user's unclicked candidates so far (pages in page order), the most recent last.
     let mut unclicked: Vec<Vec<u32>> = vec![Vec::new(); config.users];
+    // The current visit, its split and how many of its pages are made: a visit never crosses
+    // a split, so held-out scenarios stay out of training.
+    let mut visit: Option<(Visit, usize, usize)> = None;
     for (page_id, &label) in labels.iter().enumerate() {
-        let page = world.page(config, page_id as u32, page_rng, driver_rng);
-        drivers[usize::from(page.driver == Driver::Scenario)] += 1;
-        let seen = &mut unclicked[page.user];
+        let (current, made) = match visit {
+            Some((v, split, made)) if split == label && made < config.pages_per_visit => (v, made),
+            _ => (
+                world.visit(config, scenarios_of(config, label), page_rng, driver_rng),
+                0,
+            ),
+        };
+        visit = Some((current, label, made + 1));
+        let page = world.page(config, page_id as u32, current, page_rng);
+        drivers[usize::from(current.driver == Driver::Scenario)] += 1;
+        let seen = &mut unclicked[current.user];
         let rows = world.exposures(config, &page, seen, click_rng);
         seen.extend(rows.iter().filter(|r| !r.click).map(|r| r.item_id));
         let excess = seen.len().saturating_sub(config.history_len);
@@ -115,6 +133,16 @@ pub fn generate(config: &SyntheticConfig) -> Result<Dataset, SyntheticError> {
         valid,
         test,
     })
+}
+
+/// The scenarios a visit of `split` (0 train) enters.
+fn scenarios_of(config: &SyntheticConfig, split: usize) -> Range<usize> {
+    let seen = config.scenarios - config.held_out_scenarios;
+    match (split, config.held_out_scenarios) {
+        (_, 0) => 0..config.scenarios,
+        (0, _) => 0..seen,
+        _ => seen..config.scenarios,
+    }
 }
 
 /// Each page's split (0 train, 1 valid, 2 test), in time order.
@@ -163,5 +191,114 @@ mod tests {
                 assert!(page.iter().all(|r| r.hist_item_id.len() == 20));
             }
         }
+    }
+
+    /// The first row of every page, in page order, with the page's split.
+    fn first_rows(data: &Dataset) -> Vec<(usize, &Exposure)> {
+        let mut firsts = Vec::new();
+        for (split, rows) in [&data.train, &data.valid, &data.test]
+            .into_iter()
+            .enumerate()
+        {
+            for span in super::super::exposure::pages(rows) {
+                firsts.push((split, &rows[span.start]));
+            }
+        }
+        firsts
+    }
+
+    fn driver(row: &Exposure) -> Driver {
+        match &row.extra {
+            super::super::exposure::Extra::Synthetic(truth) => truth.driver,
+            super::super::exposure::Extra::Movielens(_) => unreachable!("synthetic rows"),
+        }
+    }
+
+    #[test]
+    fn a_visit_shares_its_user_scenario_trigger_and_driver_and_stays_in_one_split() {
+        let config = SyntheticConfig {
+            pages_per_visit: 3,
+            trigger_weight: 0.5,
+            ..small()
+        };
+        let data = generate(&config).unwrap();
+        let firsts = first_rows(&data);
+        // Splits of 160, 20 and 20 pages: visits of 3, 3, …, 1 in train; 3, …, 2 in the others.
+        let mut starts = Vec::new();
+        let mut previous: Option<(usize, &Exposure)> = None;
+        let mut run = 0;
+        for &(split, row) in &firsts {
+            let same = previous.is_some_and(|(s, p)| {
+                s == split
+                    && p.user_id == row.user_id
+                    && p.trigger_id == row.trigger_id
+                    && p.scenario == row.scenario
+                    && driver(p) == driver(row)
+            });
+            if same && run < 3 {
+                run += 1;
+            } else {
+                starts.push(row.page_id);
+                run = 1;
+            }
+            previous = Some((split, row));
+        }
+        let expected: Vec<u32> = (0..160)
+            .step_by(3)
+            .chain((160..180).step_by(3))
+            .chain((180..200).step_by(3))
+            .collect();
+        assert_eq!(starts, expected);
+    }
+
+    #[test]
+    fn history_triggers_come_from_the_users_behaviour_sequence() {
+        let config = SyntheticConfig {
+            trigger_from: TriggerSource::History,
+            ..small()
+        };
+        let data = generate(&config).unwrap();
+        let rows = data.train.iter().chain(&data.valid).chain(&data.test);
+        let mut outside_theme = 0;
+        for row in rows {
+            assert!(row.hist_item_id.contains(&row.trigger_id), "{row:?}");
+            outside_theme += usize::from(row.item_cat != row.trigger_cat);
+        }
+        assert!(outside_theme > 0);
+        let refused = SyntheticConfig {
+            history_len: 0,
+            ..config
+        };
+        assert!(
+            matches!(refused.validate(), Err(SyntheticError::OutOfRange { field, .. }) if field.starts_with("history_len")),
+            "{:?}",
+            refused.validate()
+        );
+    }
+
+    #[test]
+    fn held_out_scenarios_are_entered_only_outside_training() {
+        let config = SyntheticConfig {
+            scenarios: 5,
+            held_out_scenarios: 2,
+            pages_per_visit: 4,
+            ..small()
+        };
+        let data = generate(&config).unwrap();
+        assert!(data.train.iter().all(|r| r.scenario < 3));
+        for rows in [&data.valid, &data.test] {
+            assert!(rows.iter().all(|r| r.scenario >= 3));
+        }
+        let all = SyntheticConfig {
+            held_out_scenarios: 5,
+            ..config
+        };
+        assert!(matches!(
+            all.validate(),
+            Err(SyntheticError::OutOfRange {
+                field: "held_out_scenarios",
+                ..
+            })
+        ));
     }
 }

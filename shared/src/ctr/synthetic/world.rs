@@ -2,7 +2,9 @@
 //! behaviour sequences, and each page's trigger, driver, candidates and clicks (the formulas are
 //! in the module above).
 
-use super::SyntheticConfig;
+use std::ops::Range;
+
+use super::{SyntheticConfig, TriggerSource};
 use crate::ctr::exposure::{Driver, Exposure, Extra, Truth};
 use crate::rng::SplitMix64;
 
@@ -47,16 +49,21 @@ fn gaussian(dim: usize, rng: &mut SplitMix64) -> Vec<f64> {
     (0..dim).map(|_| normal(rng)).collect()
 }
 
-/// One page.
-pub(super) struct Page {
-    id: u32,
+/// One visit: a user entering a scenario through a trigger, for one reason.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Visit {
     pub(super) driver: Driver,
     pub(super) user: usize,
     scenario: usize,
     trigger: usize,
-    candidates: Vec<usize>,
 }
 
+/// One page of a visit.
+pub(super) struct Page {
+    id: u32,
+    pub(super) visit: Visit,
+    candidates: Vec<usize>,
+}
 /// The latent factors.
 pub(super) struct World {
     item_cat: Vec<u32>,
@@ -121,20 +128,57 @@ impl World {
         }
     }
 
-    /// A page's user, scenario, trigger and candidates from `rng`, its driver from `drivers`
-    /// (one draw per page).
+    /// A visit's user, scenario (in `scenarios`) and trigger from `rng`, its driver from
+    /// `drivers` (one draw per visit).
+    pub(super) fn visit(
+        &self,
+        config: &SyntheticConfig,
+        scenarios: Range<usize>,
+        rng: &mut SplitMix64,
+        drivers: &mut SplitMix64,
+    ) -> Visit {
+        let user = rng.below(config.users);
+        let scenario = scenarios.start + rng.below(scenarios.len());
+        let trigger = match config.trigger_from {
+            TriggerSource::Theme => {
+                let theme = &self.themes[scenario].items;
+                preferred(
+                    &self.users[user],
+                    &self.items,
+                    theme,
+                    config.temperature,
+                    1,
+                    rng,
+                )[0]
+            }
+            TriggerSource::History => {
+                let history = &self.histories[user];
+                history[rng.below(history.len())] as usize
+            }
+        };
+        let driver = if drivers.chance(config.trigger_weight) {
+            Driver::Trigger
+        } else {
+            Driver::Scenario
+        };
+        Visit {
+            driver,
+            user,
+            scenario,
+            trigger,
+        }
+    }
+
+    /// A page of `visit`: its candidates from `rng`.
     pub(super) fn page(
         &self,
         config: &SyntheticConfig,
         id: u32,
+        visit: Visit,
         rng: &mut SplitMix64,
-        drivers: &mut SplitMix64,
     ) -> Page {
-        let user = rng.below(config.users);
-        let scenario = rng.below(config.scenarios);
-        let theme = &self.themes[scenario];
-        let u = &self.users[user];
-        let trigger = preferred(u, &self.items, &theme.items, config.temperature, 1, rng)[0];
+        let theme = &self.themes[visit.scenario];
+        let trigger = visit.trigger;
         let size = config.page_size[0] + rng.below(config.page_size[1] - config.page_size[0] + 1);
         let mut candidates: Vec<usize> = Vec::with_capacity(size);
         let near = &self.by_category[self.item_cat[trigger] as usize];
@@ -151,17 +195,9 @@ impl World {
             let item = self.fresh(pool, trigger, &candidates, rng);
             candidates.push(item);
         }
-        let driver = if drivers.chance(config.trigger_weight) {
-            Driver::Trigger
-        } else {
-            Driver::Scenario
-        };
         Page {
             id,
-            driver,
-            user,
-            scenario,
-            trigger,
+            visit,
             candidates,
         }
     }
@@ -194,12 +230,12 @@ impl World {
             .unwrap_or(start)
     }
 
-    fn intent(&self, config: &SyntheticConfig, page: &Page) -> Vec<f64> {
-        match page.driver {
-            Driver::Trigger => self.items[page.trigger].clone(),
+    fn intent(&self, config: &SyntheticConfig, visit: &Visit) -> Vec<f64> {
+        match visit.driver {
+            Driver::Trigger => self.items[visit.trigger].clone(),
             Driver::Scenario => {
-                let theme = &self.themes[page.scenario];
-                let u = &self.users[page.user];
+                let theme = &self.themes[visit.scenario];
+                let u = &self.users[visit.user];
                 let mut q = theme.factor.clone();
                 for e in &theme.basis {
                     let w = config.scenario_taste * dot(u, e);
@@ -217,14 +253,15 @@ impl World {
         unclicked: &[u32],
         rng: &mut SplitMix64,
     ) -> Vec<Exposure> {
-        let q = self.intent(config, page);
-        let u = &self.users[page.user];
+        let visit = &page.visit;
+        let q = self.intent(config, visit);
+        let u = &self.users[visit.user];
         let categories =
             |ids: &[u32]| -> Vec<u32> { ids.iter().map(|&i| self.item_cat[i as usize]).collect() };
-        let hist_item_id = &self.histories[page.user];
+        let hist_item_id = &self.histories[visit.user];
         let hist_cat = categories(hist_item_id);
         let neg_cat = categories(unclicked);
-        let trigger_cat = self.item_cat[page.trigger];
+        let trigger_cat = self.item_cat[visit.trigger];
         page.candidates
             .iter()
             .map(|&i| {
@@ -236,12 +273,12 @@ impl World {
                 let click = ((rng.next_u64() >> 11) as f64) < p_click * (1_u64 << 53) as f64;
                 Exposure {
                     page_id: page.id,
-                    user_id: page.user as u32,
+                    user_id: visit.user as u32,
                     item_id: i as u32,
                     item_cat: self.item_cat[i],
-                    trigger_id: page.trigger as u32,
+                    trigger_id: visit.trigger as u32,
                     trigger_cat,
-                    scenario: page.scenario as u32,
+                    scenario: visit.scenario as u32,
                     hist_item_id: hist_item_id.clone(),
                     hist_cat: hist_cat.clone(),
                     neg_item_id: unclicked.to_vec(),
@@ -249,7 +286,7 @@ impl World {
                     click,
                     extra: Extra::Synthetic(Truth {
                         p_click,
-                        driver: page.driver,
+                        driver: visit.driver,
                     }),
                 }
             })
