@@ -1,4 +1,4 @@
-//! `fuselab ctr` as a process: the synthetic data is seeded and its knob works (a model without
+//! `fuselab ctr` as a process: the synthetic data is seeded, its options reach the data, and its knob works (a model without
 //! the trigger attention loses AUC when entries follow the trigger); a training killed with SIGKILL
 //! resumes with the same command to the numbers of an uninterrupted one; `predict` scores a
 //! file without labels; a changed setting is refused rather than reusing the folder; bad rows
@@ -158,6 +158,78 @@ fn synthetic_data_is_seeded_and_written_with_its_summary() {
         ),
         "{}",
         &header[..120]
+    );
+}
+
+#[test]
+fn the_generator_options_reach_the_data_and_a_bad_one_is_named() {
+    let dir = scratch("options");
+    ok(&fuselab(
+        &dir,
+        &[
+            "ctr",
+            "data",
+            "synthetic",
+            "--seed",
+            "3",
+            "--pages",
+            "200",
+            "--pages-per-visit",
+            "4",
+            "--trigger-from",
+            "history",
+            "--held-out-scenarios",
+            "4",
+            "--out",
+            "d",
+        ],
+    )
+    .output()
+    .unwrap());
+    let column = |split: &str, name: &str| -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(dir.join("d").join(split)).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let at = |c: &str| header.iter().position(|h| *h == c).unwrap();
+        let (k, h) = (at(name), at("hist_item_id"));
+        lines
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                vec![cells[k].to_owned(), cells[h].to_owned()]
+            })
+            .collect()
+    };
+    for row in column("train.csv", "trigger_id") {
+        assert!(row[1].split('^').any(|i| i == row[0]), "{row:?}");
+    }
+    // 10 scenarios by default, the last 4 held out of training.
+    let scenario = |split: &str| -> Vec<u32> {
+        column(split, "scenario")
+            .iter()
+            .map(|r| r[0].trim_start_matches('s').parse().unwrap())
+            .collect()
+    };
+    assert!(scenario("train.csv").iter().all(|&s| s < 6));
+    assert!(scenario("test.csv").iter().all(|&s| s >= 6));
+    let output = fuselab(
+        &dir,
+        &[
+            "ctr",
+            "data",
+            "synthetic",
+            "--trigger-from",
+            "nowhere",
+            "--out",
+            "e",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--trigger-from") && stderr.contains("expected `theme` or `history`"),
+        "{stderr}"
     );
 }
 
