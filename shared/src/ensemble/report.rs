@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     compat::{CompatError, EbMetric, FocalScoreTable, FocalWeights, Sampling},
-    focal_table::FocalTable,
     lines::TeamLines,
     pool::Pool,
     select::{RankedTeam, Teams, top_k_of},
@@ -324,11 +323,12 @@ pub fn analyze(
     options: &AnalysisOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, TeamError> {
-    let table = FocalTable::new(pool);
-    analyze_with(
+    let lines = TeamLines::new(pool, options);
+    analyze_lines(
         pool,
         options,
-        &|members| table.focal_diversity(members).mean,
+        &lines,
+        &|members| lines.score(members),
         progress,
     )
 }
@@ -345,6 +345,24 @@ pub fn analyze_with(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, TeamError> {
     let lines = TeamLines::new(pool, options);
+    let score = |members: &[usize]| {
+        if options.compat == Compat::FusionShot {
+            lines.score(members)
+        } else {
+            focal(members)
+        }
+    };
+    analyze_lines(pool, options, &lines, &score, progress)
+}
+
+/// The analysis over `lines`, each team of the top-K listing ranked by `score`.
+fn analyze_lines(
+    pool: &Pool,
+    options: &AnalysisOptions,
+    lines: &TeamLines<'_>,
+    score: &dyn Fn(&[usize]) -> Option<f64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, TeamError> {
     let total = lines.total();
     let fusionshot = options.compat == Compat::FusionShot;
     match options.listing {
@@ -374,17 +392,13 @@ pub fn analyze_with(
                     if done.is_multiple_of(4096) {
                         progress(done, total);
                     }
-                    let score = if fusionshot {
-                        lines.score(&members)
-                    } else {
-                        focal(&members)
-                    };
+                    let score = score(&members);
                     unscored += u64::from(score.is_none());
                     (members, score)
                 });
             let ranked = top_k_of(scored, options.top_k);
             progress(total, total);
-            report_of_ranking(&lines, options, ranked, unscored)
+            report_of_ranking(lines, options, ranked, unscored)
         }
     }
 }
