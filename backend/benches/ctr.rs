@@ -16,10 +16,6 @@ use fuselab_shared::ctr::pairs::{PairOptions, page_pairs};
 use fuselab_shared::ctr::synthetic::{SyntheticConfig, generate};
 use fuselab_shared::rng::SplitMix64;
 
-// The binary's allocator, as in `fuselab` itself (backend/src/main.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const BATCH: usize = 256;
 const WARMUP: usize = 10;
 const STEPS: usize = 100;

@@ -22,10 +22,6 @@ use fuselab_ml::llm::train::{
 };
 use fuselab_shared::rng::SplitMix64;
 
-// The binary's allocator, as in `fuselab` itself (backend/src/main.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const BATCH: usize = 16;
 const SEQ: usize = 64;
 const STEPS: usize = 50;

@@ -15,10 +15,6 @@ use fuselab_ml::{
     mask::{MaskConfig, MaskTrainer},
 };
 
-// The binary's allocator, as in `fuselab` itself (backend/src/main.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const EPOCHS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
