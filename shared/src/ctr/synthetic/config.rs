@@ -58,6 +58,23 @@ impl std::str::FromStr for TriggerSource {
     }
 }
 
+// The options added after the first release are written only when set, so that the settings a
+// run folder saved before them still compare equal.
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde passes a reference")]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde passes a reference")]
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde passes a reference")]
+fn is_theme(source: &TriggerSource) -> bool {
+    *source == TriggerSource::Theme
+}
+
 /// The benchmark's configuration; every field has a default (`SyntheticConfig::default()`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +91,7 @@ pub struct SyntheticConfig {
     pub scenarios: usize,
     /// Scenarios never shown in training: the valid and test visits enter only these (spec §0:
     /// v2's test in a scenario never seen in training). 0: every split draws from all.
+    #[serde(skip_serializing_if = "is_zero")]
     pub held_out_scenarios: usize,
     /// Latent dimensions `d`.
     pub dim: usize,
@@ -83,12 +101,14 @@ pub struct SyntheticConfig {
     pub page_size: [usize; 2],
     /// Pages per visit: a visit's pages share its user, scenario, trigger and driver, so the
     /// exposure log of its earlier pages shows what drove the entry. 1: every page a visit.
+    #[serde(skip_serializing_if = "is_one")]
     pub pages_per_visit: usize,
     /// Length of every user's behaviour sequence.
     pub history_len: usize,
     /// Probability that a visit's entry is driven by its trigger rather than its scenario.
     pub trigger_weight: f64,
     /// Where a visit's trigger item comes from.
+    #[serde(skip_serializing_if = "is_theme")]
     pub trigger_from: TriggerSource,
     /// Categories in a scenario's theme, an inclusive range.
     pub theme_size: [usize; 2],

@@ -301,4 +301,24 @@ mod tests {
             })
         ));
     }
+
+    #[test]
+    fn the_later_options_are_written_only_when_set() {
+        let json = serde_json::to_value(SyntheticConfig::default()).unwrap();
+        for key in ["pages_per_visit", "trigger_from", "held_out_scenarios"] {
+            assert!(json.get(key).is_none(), "{key} written at its default");
+        }
+        let set = SyntheticConfig {
+            pages_per_visit: 2,
+            trigger_from: TriggerSource::History,
+            held_out_scenarios: 1,
+            ..SyntheticConfig::default()
+        };
+        let json = serde_json::to_value(&set).unwrap();
+        assert_eq!(json["trigger_from"], "history");
+        assert_eq!(
+            serde_json::from_value::<SyntheticConfig>(json).unwrap(),
+            set
+        );
+    }
 }

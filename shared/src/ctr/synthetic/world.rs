@@ -1,6 +1,6 @@
 //! The latent world of the synthetic benchmark: category, item, scenario and user factors, the
-//! behaviour sequences, and each page's trigger, driver, candidates and clicks (the formulas are
-//! in the module above).
+//! behaviour sequences, each visit's trigger and driver, and each page's candidates and clicks
+//! (the formulas are in the module above).
 
 use std::ops::Range;
 
@@ -61,9 +61,10 @@ pub(super) struct Visit {
 /// One page of a visit.
 pub(super) struct Page {
     id: u32,
-    pub(super) visit: Visit,
+    visit: Visit,
     candidates: Vec<usize>,
 }
+
 /// The latent factors.
 pub(super) struct World {
     item_cat: Vec<u32>,
