@@ -73,6 +73,13 @@ seeds = {seeds}
     )
 }
 
+/// `fuselab ctr data synthetic` with `args`, run in `dir`.
+fn synthetic_data(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["ctr", "data", "synthetic"];
+    all.extend_from_slice(args);
+    fuselab(dir, &all).output().unwrap()
+}
+
 fn benchmark(dir: &Path) -> Value {
     let stdout = ok(&fuselab(
         dir,
@@ -98,39 +105,15 @@ fn mean_auc(report: &Value, model: &str) -> f64 {
 fn synthetic_data_is_seeded_and_written_with_its_summary() {
     let dir = scratch("data");
     for out in ["a", "b"] {
-        ok(&fuselab(
+        ok(&synthetic_data(
             &dir,
-            &[
-                "ctr",
-                "data",
-                "synthetic",
-                "--seed",
-                "3",
-                "--pages",
-                "200",
-                "--out",
-                out,
-            ],
-        )
-        .output()
-        .unwrap());
+            &["--seed", "3", "--pages", "200", "--out", out],
+        ));
     }
-    ok(&fuselab(
+    ok(&synthetic_data(
         &dir,
-        &[
-            "ctr",
-            "data",
-            "synthetic",
-            "--seed",
-            "4",
-            "--pages",
-            "200",
-            "--out",
-            "c",
-        ],
-    )
-    .output()
-    .unwrap());
+        &["--seed", "4", "--pages", "200", "--out", "c"],
+    ));
     for split in ["train.csv", "valid.csv", "test.csv"] {
         let a = std::fs::read(dir.join("a").join(split)).unwrap();
         assert_eq!(
@@ -164,12 +147,9 @@ fn synthetic_data_is_seeded_and_written_with_its_summary() {
 #[test]
 fn the_generator_options_reach_the_data_and_a_bad_one_is_named() {
     let dir = scratch("options");
-    ok(&fuselab(
+    ok(&synthetic_data(
         &dir,
         &[
-            "ctr",
-            "data",
-            "synthetic",
             "--seed",
             "3",
             "--pages",
@@ -183,9 +163,7 @@ fn the_generator_options_reach_the_data_and_a_bad_one_is_named() {
             "--out",
             "d",
         ],
-    )
-    .output()
-    .unwrap());
+    ));
     let column = |split: &str, name: &str| -> Vec<Vec<String>> {
         let text = std::fs::read_to_string(dir.join("d").join(split)).unwrap();
         let mut lines = text.lines();
@@ -211,20 +189,7 @@ fn the_generator_options_reach_the_data_and_a_bad_one_is_named() {
     };
     assert!(scenario("train.csv").iter().all(|&s| s < 6));
     assert!(scenario("test.csv").iter().all(|&s| s >= 6));
-    let output = fuselab(
-        &dir,
-        &[
-            "ctr",
-            "data",
-            "synthetic",
-            "--trigger-from",
-            "nowhere",
-            "--out",
-            "e",
-        ],
-    )
-    .output()
-    .unwrap();
+    let output = synthetic_data(&dir, &["--trigger-from", "nowhere", "--out", "e"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -393,22 +358,10 @@ fn a_changed_setting_is_refused_rather_than_reusing_the_folder() {
 #[test]
 fn bad_rows_are_refused_naming_the_file_line_and_column() {
     let dir = scratch("bad");
-    ok(&fuselab(
+    ok(&synthetic_data(
         &dir,
-        &[
-            "ctr",
-            "data",
-            "synthetic",
-            "--seed",
-            "1",
-            "--pages",
-            "60",
-            "--out",
-            "d",
-        ],
-    )
-    .output()
-    .unwrap());
+        &["--seed", "1", "--pages", "60", "--out", "d"],
+    ));
     let valid = std::fs::read_to_string(dir.join("d/valid.csv")).unwrap();
     let mut lines: Vec<String> = valid.lines().map(str::to_owned).collect();
     let header: Vec<&str> = lines[0].split(',').collect();
